@@ -1,0 +1,116 @@
+# opstream build.
+#   make            core library (lib/) and every program into bin/
+#   make deps       install missing Debian 12 packages (no-op when present)
+#   make test       unit + integration tests, then the same under ASan+UBSan
+#   make check-unit / check-integration / check-asan   the parts of make test
+#   make clean
+# Programs are discovered: every producers/opstream-*/, consumers/opstream-*/
+# and tools/opstream-*/ folder is one program built from its *.c files.
+# Tests are discovered: tests/unit/test_*.c and tests/integration/test_*.c,
+# one binary each (integration tests link tests/integration/harness.c).
+
+BUILD   ?= build/release
+BINDIR  ?= bin
+SAN     ?=
+
+PKGS       := rdkafka avro-c hiredis
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN     := -Wall -Wextra -Wformat=2 -Wno-unused-parameter
+ifdef CI
+WARN     += -Werror
+endif
+OPT      ?= -O2 -g
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT      := -O1 -g
+endif
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+CPPFLAGS += -Iinclude -I$(BUILD)/gen -DOPS_VERSION='"$(VERSION)"'
+ALL_CFLAGS  = $(CSTD) $(WARN) $(OPT) $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+LIBS        = $(PKG_LIBS) -lpthread -lm
+
+LIB_SRCS  := $(wildcard lib/*.c)
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/schemas_gen.o
+LIBOPS    := $(BUILD)/libopstream.a
+
+PROG_DIRS := $(patsubst %/,%,$(wildcard producers/opstream-*/ consumers/opstream-*/ tools/opstream-*/))
+PROGRAMS  := $(notdir $(PROG_DIRS))
+PROG_BINS := $(addprefix $(BINDIR)/,$(PROGRAMS))
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
+HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
+
+.PHONY: all deps programs tests test check-unit check-integration check-asan clean
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory programs
+
+deps:
+	@sh mk/deps.sh
+
+programs: $(PROG_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
+
+$(BUILD)/gen/schemas_gen.c: mk/embed-schemas.sh $(wildcard schemas/*)
+	@mkdir -p $(dir $@)
+	sh mk/embed-schemas.sh schemas > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/schemas_gen.o: $(BUILD)/gen/schemas_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/schemas_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBOPS): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+define program_rule
+$(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(2)/*.c))
+$(BINDIR)/$(1): $$($(1)_OBJS) $(LIBOPS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$($(1)_OBJS) $(LIBOPS) $$(LIBS)
+endef
+$(foreach d,$(PROG_DIRS),$(eval $(call program_rule,$(notdir $(d)),$(d))))
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBOPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBOPS) $(LIBS) -lcmocka
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIBOPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBOPS) $(LIBS) -lcmocka
+
+# Test runs. The runner prints one line per test binary and a closing
+# "tests: N passed, N failed" line; it exits non-zero when any failed.
+RUN_ENV = OPSTREAM_BIN_DIR=$(abspath $(BINDIR)) OPSTREAM_SRC_DIR=$(CURDIR)
+
+check-unit: $(UNIT_BINS)
+	@$(RUN_ENV) sh mk/run-tests.sh unit $(UNIT_BINS)
+
+check-integration: $(INTEG_BINS) $(PROG_BINS)
+	@$(RUN_ENV) sh mk/run-tests.sh integration $(INTEG_BINS)
+
+# The same suites built and run with AddressSanitizer (LeakSanitizer
+# included) and UndefinedBehaviorSanitizer.
+check-asan:
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin check-unit check-integration
+
+test: deps
+	@$(MAKE) --no-print-directory check-unit check-integration
+	@$(MAKE) --no-print-directory check-asan
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

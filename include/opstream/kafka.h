@@ -1,0 +1,42 @@
+/*
+ * opstream Kafka adapter: builds producers and consumers from an
+ * ops_config_t with the defaults opstream relies on (producer: idempotence,
+ * acks=all, socket.nagle.disable, a small linger; consumer: no auto commit,
+ * since offsets live in Redis, socket.nagle.disable, auto.offset.reset
+ * earliest), then the user's properties on top.
+ */
+#ifndef OPSTREAM_KAFKA_H
+#define OPSTREAM_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "opstream/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A librdkafka conf with opstream's defaults for the role, then every Kafka
+ * property of cfg. The caller adds callbacks and owns the result (it is
+ * freed by rd_kafka_new on success). NULL with errstr on failure. */
+rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t role, char *errstr,
+                                    size_t errstr_size);
+
+/* A producer. dr_msg_cb (may be NULL) gets delivery reports; opaque is the
+ * rk opaque. NULL with errstr on failure (e.g. no bootstrap.servers). */
+rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
+                                   void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                                   void *opaque, char *errstr, size_t errstr_size);
+
+/* A consumer in group `group` (NULL: group.id from cfg). rebalance_cb may be
+ * NULL for librdkafka's default assign/unassign. The poll queue is
+ * redirected to the consumer queue (rd_kafka_poll_set_consumer). */
+rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
+                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                        rd_kafka_topic_partition_list_t *, void *),
+                                   void *opaque, char *errstr, size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
