@@ -114,3 +114,10 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# docker-compose.yml is checked with Debian's docker-compose (installed when
+# missing); no Docker engine is needed for the check.
+compose-check:
+	@OPSTREAM_DEPS=docker-compose sh mk/deps.sh
+	docker-compose -f docker-compose.yml config -q && echo "compose-check: docker-compose.yml is valid"
+.PHONY: compose-check
