@@ -1,0 +1,93 @@
+/*
+ * opstream common command-line options (-b, -X, -c, --redis, -v, --help,
+ * --version): one handler every program calls from its getopt_long loop,
+ * the help text they all print, and the version line.
+ */
+#include "opstream/cli.h"
+
+#include <stdio.h>
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+
+#ifndef OPS_VERSION
+#define OPS_VERSION "0.1.0"
+#endif
+
+/* Prefixes errors with the option so that the user sees which one was
+ * wrong: "-X foo=1: No such configuration property: \"foo\"". */
+int ops_cli_common_option(ops_config_t *cfg, ops_cli_common_t *common, int opt, const char *arg,
+                          char *errstr, size_t errstr_size) {
+    char inner[512];
+    int rc;
+    const char *name;
+    switch (opt) {
+    case 'b':
+        name = "-b";
+        rc = ops_config_set(cfg, "bootstrap.servers", arg ? arg : "", inner, sizeof(inner));
+        break;
+    case 'X':
+        name = "-X";
+        rc = ops_config_set_kv(cfg, arg ? arg : "", inner, sizeof(inner));
+        break;
+    case 'c':
+        /* The loader's messages already start with FILE:LINE. */
+        name = "-c";
+        rc = ops_config_load_file(cfg, arg ? arg : "", inner, sizeof(inner));
+        break;
+    case OPS_CLI_OPT_REDIS:
+        name = "--redis";
+        rc = ops_config_set(cfg, "opstream.redis.url", arg ? arg : "", inner, sizeof(inner));
+        break;
+    case 'v':
+        if (common)
+            common->verbose++;
+        return 1;
+    case 'h':
+        if (common)
+            common->want_help = 1;
+        return 1;
+    case OPS_CLI_OPT_VERSION:
+        if (common)
+            common->want_version = 1;
+        return 1;
+    default:
+        return 0;
+    }
+    if (rc != 0) {
+        snprintf(errstr, errstr_size, "%s: %s", name, inner);
+        return -1;
+    }
+    return 1;
+}
+
+const char *ops_cli_common_help(void) {
+    return "Common options:\n"
+           "  -b, --brokers BROKERS   Kafka bootstrap servers, host:port[,host:port...]\n"
+           "                          (sets bootstrap.servers; no default)\n"
+           "  -X PROP=VALUE           set a property: opstream.* (application),\n"
+           "                          topic.* (topic property) or any librdkafka property\n"
+           "  -c, --config FILE       load a properties file (key=value lines, # comments)\n"
+           "      --redis URL         Redis server (sets opstream.redis.url; default\n"
+           "                          redis://127.0.0.1:6379/0), also\n"
+           "                          redis://[user:pass@]host:port/db, unix:///path?db=N\n"
+           "  -v, --verbose           more output (repeat for more)\n"
+           "  -h, --help              show this help and exit\n"
+           "      --version           show the version and exit\n"
+           "Options are applied in order after the environment; later ones win.\n"
+           "\n"
+           "Environment:\n"
+           "  OPSTREAM_CONFIG               properties file loaded first\n"
+           "  OPSTREAM_BROKERS              Kafka bootstrap servers (bootstrap.servers)\n"
+           "  OPSTREAM_REDIS                Redis URL (opstream.redis.url)\n"
+           "  OPSTREAM_REDIS_PASSWORD_FILE  file whose first line is the Redis password\n"
+           "                                (opstream.redis.password.file)\n";
+}
+
+void ops_cli_version_string(const char *program, char *buf, size_t bufsize) {
+    if (!buf || bufsize == 0)
+        return;
+    snprintf(buf, bufsize, "%s %s (librdkafka %s, avro-c, hiredis %d.%d.%d)",
+             program ? program : "opstream", OPS_VERSION, rd_kafka_version_str(), HIREDIS_MAJOR,
+             HIREDIS_MINOR, HIREDIS_PATCH);
+}

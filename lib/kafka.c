@@ -1,0 +1,203 @@
+/*
+ * opstream Kafka adapter: librdkafka producers and consumers built from an
+ * ops_config_t, with the defaults the delivery and exactly-once guarantees
+ * rely on, and the user's properties applied on top (the user wins).
+ */
+#include "opstream/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config_priv.h"
+
+typedef struct kv {
+    const char *key, *value;
+} kv_t;
+
+/* Producer: a record counts as sent only on its delivery report, so the
+ * producer must neither duplicate nor reorder on retry (idempotence, which
+ * needs acks=all). message.timeout.ms keeps librdkafka's default. */
+static const kv_t producer_defaults[] = {
+    {"client.id", "opstream"}, {"enable.idempotence", "true"},
+    {"acks", "all"},           {"socket.nagle.disable", "true"},
+    {"linger.ms", "5"},        {"compression.codec", "none"},
+};
+
+/* Consumer: offsets live in Redis next to the counters, so Kafka commits
+ * and the local offset store stay off. The partition assignment strategy
+ * stays librdkafka's eager default: a full revoke before each assignment
+ * makes "flush, then let go" simple. */
+static const kv_t consumer_defaults[] = {
+    {"client.id", "opstream"},
+    {"enable.auto.commit", "false"},
+    {"enable.auto.offset.store", "false"},
+    {"auto.offset.reset", "earliest"},
+    {"socket.nagle.disable", "true"},
+    {"fetch.wait.max.ms", "10"},
+};
+
+typedef struct apply_ctx {
+    rd_kafka_conf_t *conf;
+    rd_kafka_topic_conf_t *tconf;
+    char *errstr;
+    size_t errstr_size;
+} apply_ctx_t;
+
+static int apply_kafka(const char *key, const char *value, void *opaque) {
+    apply_ctx_t *ctx = opaque;
+    char kerr[512];
+    if (rd_kafka_conf_set(ctx->conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(ctx->errstr, ctx->errstr_size, "%s", kerr);
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_topic(const char *key, const char *value, void *opaque) {
+    apply_ctx_t *ctx = opaque;
+    char kerr[512];
+    if (rd_kafka_topic_conf_set(ctx->tconf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(ctx->errstr, ctx->errstr_size, "topic.%s: %s", key, kerr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Defaults first, then the user's Kafka properties in the order they were
+ * set, then topic.* on the default topic conf. The default topic conf that
+ * librdkafka created for topic-level defaults such as acks is kept and
+ * added to, not replaced. */
+rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t role, char *errstr,
+                                    size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_conf_t *tconf = NULL;
+    const kv_t *defs = role == OPS_KAFKA_PRODUCER ? producer_defaults : consumer_defaults;
+    size_t ndefs = role == OPS_KAFKA_PRODUCER
+                       ? sizeof(producer_defaults) / sizeof(producer_defaults[0])
+                       : sizeof(consumer_defaults) / sizeof(consumer_defaults[0]);
+    apply_ctx_t ctx = {conf, NULL, errstr, errstr_size};
+    int ok = 0;
+
+    if (!conf) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < ndefs; i++)
+        if (apply_kafka(defs[i].key, defs[i].value, &ctx) != 0)
+            goto cleanup;
+    if (ops_config_foreach(cfg, OPS_CONFIG_KAFKA, apply_kafka, &ctx) != 0)
+        goto cleanup;
+
+    ctx.tconf = rd_kafka_conf_get_default_topic_conf(conf);
+    if (!ctx.tconf) {
+        if (!(tconf = rd_kafka_topic_conf_new())) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto cleanup;
+        }
+        rd_kafka_conf_set_default_topic_conf(conf, tconf);
+        ctx.tconf = tconf;
+        tconf = NULL; /* now owned by conf */
+    }
+    if (ops_config_foreach(cfg, OPS_CONFIG_TOPIC, apply_topic, &ctx) != 0)
+        goto cleanup;
+    ok = 1;
+cleanup:
+    if (tconf)
+        rd_kafka_topic_conf_destroy(tconf);
+    if (!ok && conf) {
+        rd_kafka_conf_destroy(conf);
+        conf = NULL;
+    }
+    return conf;
+}
+
+/* bootstrap.servers (alias metadata.broker.list) must be set unless
+ * librdkafka is asked to run its own mock cluster. */
+static int check_brokers(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size) {
+    char buf[16] = "";
+    size_t sz = sizeof(buf);
+    if (rd_kafka_conf_get(conf, "bootstrap.servers", buf, &sz) == RD_KAFKA_CONF_OK && sz > 1)
+        return 0;
+    sz = sizeof(buf);
+    if (rd_kafka_conf_get(conf, "test.mock.num.brokers", buf, &sz) == RD_KAFKA_CONF_OK && sz > 1 &&
+        strcmp(buf, "0") != 0)
+        return 0;
+    snprintf(errstr, errstr_size, "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
+    return -1;
+}
+
+/* Creates the client; conf is consumed on success and destroyed here on
+ * failure, so the caller never frees it. */
+static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                              size_t errstr_size) {
+    char kerr[512];
+    rd_kafka_t *rk = NULL;
+    if (check_brokers(conf, errstr, errstr_size) != 0)
+        goto cleanup;
+    rk = rd_kafka_new(type, conf, kerr, sizeof(kerr));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "cannot create Kafka %s: %s",
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer", kerr);
+        goto cleanup;
+    }
+    conf = NULL; /* now owned by rk */
+cleanup:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
+                                   void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *,
+                                                     void *),
+                                   void *opaque, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_PRODUCER, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    if (dr_msg_cb)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    return new_client(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+}
+
+/* The group comes from the argument, else from group.id; a consumer with
+ * no group cannot subscribe, so that is an error here rather than later. */
+rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
+                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                        rd_kafka_topic_partition_list_t *, void *),
+                                   void *opaque, char *errstr, size_t errstr_size) {
+    char kerr[512];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, errstr, errstr_size);
+    if (!conf)
+        goto cleanup;
+    if (group && *group &&
+        rd_kafka_conf_set(conf, "group.id", group, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "group.id: %s", kerr);
+        goto cleanup;
+    }
+    char buf[8] = "";
+    size_t sz = sizeof(buf);
+    rd_kafka_conf_res_t res = rd_kafka_conf_get(conf, "group.id", buf, &sz);
+    if (res != RD_KAFKA_CONF_OK || sz <= 1) {
+        snprintf(errstr, errstr_size, "no consumer group: use -g GROUP or -X group.id=GROUP");
+        goto cleanup;
+    }
+    if (rebalance_cb)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rk = new_client(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    conf = NULL; /* consumed by new_client either way */
+    if (!rk)
+        goto cleanup;
+    rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(rk);
+    if (err) {
+        snprintf(errstr, errstr_size, "cannot redirect the poll queue: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        rk = NULL;
+    }
+cleanup:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
