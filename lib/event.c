@@ -163,11 +163,11 @@ void ops_event_init(ops_event_t *ev) {
     ev->category = OPS_CATEGORY_OTHER;
 }
 
-/* Severity has no catch-all symbol; an alert starts at the least alarming
- * one, INFO, so a rule that forgets to set it never pages anyone. */
+/* Severity starts at the schema default, CRITICAL: the value a reader gives
+ * a severity it does not know, so an unknown level is never played down. */
 void ops_alert_init(ops_alert_t *a) {
     memset(a, 0, sizeof(*a));
-    a->severity = OPS_SEVERITY_INFO;
+    a->severity = OPS_SEVERITY_CRITICAL;
 }
 
 int ops_topic_name(const char *prefix, ops_kind_t kind, char *buf, size_t bufsize) {

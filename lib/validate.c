@@ -121,14 +121,16 @@ bool ops_valid_uuid(const char *s) {
 /*
  * Writes s into buf as a double-quoted, escaped and shortened value, so that
  * an error message can name what was wrong without passing control bytes or
- * a whole oversized field through to a terminal or a rejects file.
+ * a whole oversized field through to a terminal or a rejects file. The
+ * loop keeps room for the longest escape, "...", the quote and the NUL, so
+ * bufsize must be at least 10.
  */
 static const char *quote(const char *s, char *buf, size_t bufsize) {
     enum { SHOWN = 40 };
     size_t o = 0;
     buf[o++] = '"';
     size_t i = 0;
-    for (; s[i] != '\0' && i < SHOWN && o + 6 < bufsize; i++) {
+    for (; s[i] != '\0' && i < SHOWN && o + 9 <= bufsize; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
             o += (size_t)snprintf(buf + o, bufsize - o, "\\x%02x", c);
@@ -136,7 +138,7 @@ static const char *quote(const char *s, char *buf, size_t bufsize) {
             buf[o++] = (char)c;
         }
     }
-    if (s[i] != '\0' && o + 5 < bufsize) {
+    if (s[i] != '\0') {
         memcpy(buf + o, "...", 3);
         o += 3;
     }
