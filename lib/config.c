@@ -230,6 +230,17 @@ static int set_app(ops_config_t *cfg, const ops_config_key_t *k, const char *val
     }
 }
 
+/* librdkafka's message, prefixed with the key as the user wrote it unless
+ * the message already names it (it names aliases by their canonical name:
+ * "linger.ms" fails as "queue.buffering.max.ms"). Returns -1. */
+static int kafka_error(const char *key, const char *kerr, char *errstr, size_t errstr_size) {
+    if (strstr(kerr, key))
+        snprintf(errstr, errstr_size, "%s", kerr);
+    else
+        snprintf(errstr, errstr_size, "%s: %s", key, kerr);
+    return -1;
+}
+
 /* Routes one property (see config.h). librdkafka keys are tried on a
  * scratch conf so that a typo fails here, with librdkafka's own message,
  * and not later when a client is created. */
@@ -259,20 +270,16 @@ int ops_config_set(ops_config_t *cfg, const char *key, const char *value, char *
             return -1;
         }
         if (rd_kafka_topic_conf_set(cfg->tscratch, tkey, value, kerr, sizeof(kerr)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "%s: %s", key, kerr);
-            return -1;
-        }
+            RD_KAFKA_CONF_OK)
+            return kafka_error(key, kerr, errstr, errstr_size);
         return store(cfg, OPS_CONFIG_TOPIC, tkey, value, errstr, errstr_size);
     }
     if (!cfg->scratch && !(cfg->scratch = rd_kafka_conf_new())) {
         snprintf(errstr, errstr_size, "%s: out of memory", key);
         return -1;
     }
-    if (rd_kafka_conf_set(cfg->scratch, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "%s", kerr);
-        return -1;
-    }
+    if (rd_kafka_conf_set(cfg->scratch, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK)
+        return kafka_error(key, kerr, errstr, errstr_size);
     return store(cfg, OPS_CONFIG_KAFKA, key, value, errstr, errstr_size);
 }
 

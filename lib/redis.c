@@ -139,7 +139,8 @@ static int parse_query(const char *q, ops_redis_url_t *out, char *errstr, size_t
     return 0;
 }
 
-/* host[:port] or [v6addr][:port]; empty host means 127.0.0.1. */
+/* host[:port] or [v6addr][:port]; empty host means 127.0.0.1. The host is
+ * percent-decoded too, for IPv6 zones: [fe80::1%25eth0]. */
 static int parse_hostport(const char *s, size_t len, ops_redis_url_t *out, char *errstr,
                           size_t errstr_size) {
     const char *host = s, *port = NULL;
@@ -179,16 +180,10 @@ static int parse_hostport(const char *s, size_t len, ops_redis_url_t *out, char 
             plen = len - hlen - 1;
         }
     }
-    if (hlen >= sizeof(out->host)) {
-        snprintf(errstr, errstr_size, "host name is too long");
-        return -1;
-    }
     if (hlen == 0)
         snprintf(out->host, sizeof(out->host), "%s", OPS_REDIS_DEFAULT_HOST);
-    else {
-        memcpy(out->host, host, hlen);
-        out->host[hlen] = '\0';
-    }
+    else if (pct_decode(host, hlen, out->host, sizeof(out->host), "host", errstr, errstr_size) != 0)
+        return -1;
     if (port) {
         long p;
         if (parse_num(port, plen, 1, 65535, &p) != 0) {

@@ -1,0 +1,186 @@
+/*
+ * Unit tests for ops_redis_url_parse (lib/redis.c): a table of URLs that
+ * must parse to given parts and a table that must fail with a reason, plus
+ * the connect path's password-file and unreachable-server errors. No
+ * server is started.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "opstream/redis.h"
+
+static void good_urls_parse_into_their_parts(void **state) {
+    static const struct {
+        const char *url;
+        const char *host;
+        int port;
+        const char *unix_path, *user, *password;
+        int db;
+    } rows[] = {
+        {"redis://127.0.0.1:6379/0", "127.0.0.1", 6379, "", "", "", 0},
+        {"redis://localhost", "localhost", 6379, "", "", "", 0},
+        {"redis://redis.ops.example:6380/3", "redis.ops.example", 6380, "", "", "", 3},
+        {"redis://localhost/", "localhost", 6379, "", "", "", 0},
+        {"REDIS://Localhost:1", "Localhost", 1, "", "", "", 0},
+        {"redis://:s3cret@10.0.0.5:6379/2", "10.0.0.5", 6379, "", "", "s3cret", 2},
+        {"redis://desk:pw@h:65535/15", "h", 65535, "", "desk", "pw", 15},
+        {"redis://[::1]:6390/1", "::1", 6390, "", "", "", 1},
+        {"redis://[fe80::1%25eth0]", "fe80::1%eth0", 6379, "", "", "", 0},
+        {"redis://u%40x:p%3Aa%2Fss%25@h", "h", 6379, "", "u@x", "p:a/ss%", 0},
+        {"redis://:p@ss@h/4", "h", 6379, "", "", "p@ss", 4}, /* last '@' ends userinfo */
+        {"redis://:@h", "h", 6379, "", "", "", 0},
+        {"redis:///5", "127.0.0.1", 6379, "", "", "", 5},
+        {"redis://h?db=7", "h", 6379, "", "", "", 7},
+        {"redis://h/1?password=x%26y&user=ops", "h", 6379, "", "ops", "x&y", 1},
+        {"unix:///run/redis/redis.sock", "", 6379, "/run/redis/redis.sock", "", "", 0},
+        {"unix:///tmp/r.sock?db=9", "", 6379, "/tmp/r.sock", "", "", 9},
+        {"redis+unix:///tmp/my%20redis.sock?db=2", "", 6379, "/tmp/my redis.sock", "", "", 2},
+        {"unix://:pw@/tmp/r.sock", "", 6379, "/tmp/r.sock", "", "pw", 0},
+        {"redis://h/2147483647", "h", 6379, "", "", "", 2147483647},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ops_redis_url_t u;
+        char err[256] = "";
+        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != 0)
+            fail_msg("row %zu (%s): %s", i, rows[i].url, err);
+        if (strcmp(u.host, rows[i].host) != 0 || u.port != rows[i].port ||
+            strcmp(u.unix_path, rows[i].unix_path) != 0 || strcmp(u.user, rows[i].user) != 0 ||
+            strcmp(u.password, rows[i].password) != 0 || u.db != rows[i].db)
+            fail_msg("row %zu (%s): host '%s' port %d unix '%s' user '%s' password '%s' db %d", i,
+                     rows[i].url, u.host, u.port, u.unix_path, u.user, u.password, u.db);
+    }
+}
+
+static void bad_urls_are_refused_with_a_reason(void **state) {
+    static const struct {
+        const char *url;
+        const char *reason; /* substring of the error */
+    } rows[] = {
+        {"", "empty Redis URL"},
+        {"localhost:6379", "expected redis://, unix:// or redis+unix://"},
+        {"http://localhost", "expected redis://"},
+        {"rediss://h:6379", "TLS"},
+        {"redis://h:0", "port '0' is not a number in 1..65535"},
+        {"redis://h:65536", "port '65536'"},
+        {"redis://h:", "port ''"},
+        {"redis://h:63x9", "port '63x9'"},
+        {"redis://h/-1", "db '-1'"},
+        {"redis://h/2147483648", "db '2147483648'"},
+        {"redis://h/1/2", "db '1/2'"},
+        {"redis://h/x", "db 'x'"},
+        {"redis://h?db=", "db ''"},
+        {"redis://::1:6379", "IPv6 addresses go in brackets"},
+        {"redis://[::1", "missing ']'"},
+        {"redis://[]:6379", "empty IPv6 address"},
+        {"redis://[::1]x", "after IPv6 address"},
+        {"redis://secret@h", "credentials without ':'"},
+        {"redis://:p%zz@h", "bad percent-escape in password"},
+        {"redis://:p%4@h", "bad percent-escape in password"},
+        {"redis://u%00:p@h", "%00 is not allowed in user"},
+        {"redis://h?timeout=5", "unknown URL parameter 'timeout'"},
+        {"redis://h?db", "has no '='"},
+        {"unix://", "absolute socket path"},
+        {"unix:///", "empty socket path"},
+        {"unix://relative.sock", "absolute socket path"},
+        {"unix:///tmp/r.sock?db=x", "db 'x'"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ops_redis_url_t u;
+        char err[256] = "";
+        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
+            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
+        if (!strstr(err, rows[i].reason))
+            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
+                     rows[i].reason);
+    }
+}
+
+static void errors_never_show_the_password(void **state) {
+    ops_redis_url_t u;
+    char err[256] = "";
+    (void)state;
+    assert_int_equal(ops_redis_url_parse("redis://:TopSecret@h:99999", &u, err, sizeof err), -1);
+    assert_null(strstr(err, "TopSecret"));
+    assert_string_equal(u.password, "");
+    assert_int_equal(ops_redis_url_parse("redis+unix://:TopSecret@/s?bad=1", &u, err, sizeof err),
+                     -1);
+    assert_null(strstr(err, "TopSecret"));
+}
+
+static void too_long_parts_are_refused_not_truncated(void **state) {
+    char url[700];
+    ops_redis_url_t u;
+    char err[256] = "";
+    (void)state;
+    memset(url, 0, sizeof url);
+    strcpy(url, "redis://");
+    memset(url + 8, 'h', 300);
+    assert_int_equal(ops_redis_url_parse(url, &u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "host is too long"));
+    strcpy(url, "redis://:");
+    memset(url + 9, 'p', 300);
+    strcpy(url + 309, "@h");
+    assert_int_equal(ops_redis_url_parse(url, &u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "password is too long"));
+}
+
+static void unreadable_password_file_is_named_in_the_error(void **state) {
+    char err[512] = "";
+    (void)state;
+    redisContext *c =
+        ops_redis_connect("redis://127.0.0.1:1/0", "/nonexistent/redis.pw", 200, err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, "redis password file '/nonexistent/redis.pw'"));
+}
+
+static void empty_password_file_is_refused(void **state) {
+    char path[] = "/tmp/opstream-test-redis-pw.XXXXXX";
+    char err[512] = "";
+    (void)state;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    redisContext *c = ops_redis_connect("redis://127.0.0.1:1/0", path, 200, err, sizeof err);
+    unlink(path);
+    assert_null(c);
+    assert_non_null(strstr(err, "first line is empty"));
+}
+
+/* Port 1 on the loopback refuses at once: the error says where. */
+static void refused_connection_names_the_server(void **state) {
+    char err[512] = "";
+    (void)state;
+    redisContext *c = ops_redis_connect("redis://127.0.0.1:1/0", NULL, 500, err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, "redis 127.0.0.1:1: "));
+    c = ops_redis_connect("unix:///nonexistent/redis.sock", NULL, 500, err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, "redis /nonexistent/redis.sock: "));
+    c = ops_redis_connect("bogus", NULL, 500, err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, "expected redis://"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_urls_parse_into_their_parts),
+        cmocka_unit_test(bad_urls_are_refused_with_a_reason),
+        cmocka_unit_test(errors_never_show_the_password),
+        cmocka_unit_test(too_long_parts_are_refused_not_truncated),
+        cmocka_unit_test(unreadable_password_file_is_named_in_the_error),
+        cmocka_unit_test(empty_password_file_is_refused),
+        cmocka_unit_test(refused_connection_names_the_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
