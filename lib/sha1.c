@@ -116,3 +116,35 @@ void ops_sha1(const void *data, size_t len, uint8_t out[OPS_SHA1_DIGEST_LEN]) {
     ops_sha1_update(&s, data, len);
     ops_sha1_final(&s, out);
 }
+
+/*
+ * UUID version 5 (RFC 9562 section 5.5): the first 16 bytes of the digest
+ * with the version nibble set to 5 and the variant bits to 10. The unit
+ * separator (0x1f) keeps "A"+"BC" and "AB"+"C" apart.
+ */
+void ops_sha1_uuid5(const uint8_t ns[16], const char *const *parts, size_t n_parts, char out[37]) {
+    static const char hex[] = "0123456789abcdef";
+    ops_sha1_t s;
+    uint8_t d[OPS_SHA1_DIGEST_LEN];
+
+    ops_sha1_init(&s);
+    ops_sha1_update(&s, ns, 16);
+    for (size_t i = 0; i < n_parts; i++) {
+        if (i > 0)
+            ops_sha1_update(&s, "\x1f", 1);
+        if (parts[i] != NULL)
+            ops_sha1_update(&s, parts[i], strlen(parts[i]));
+    }
+    ops_sha1_final(&s, d);
+    d[6] = (uint8_t)((d[6] & 0x0f) | 0x50);
+    d[8] = (uint8_t)((d[8] & 0x3f) | 0x80);
+
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[d[i] >> 4];
+        out[o++] = hex[d[i] & 0x0f];
+    }
+    out[o] = '\0';
+}

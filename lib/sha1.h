@@ -25,4 +25,9 @@ void ops_sha1_final(ops_sha1_t *s, uint8_t out[OPS_SHA1_DIGEST_LEN]);
 /* One-shot digest of a buffer. */
 void ops_sha1(const void *data, size_t len, uint8_t out[OPS_SHA1_DIGEST_LEN]);
 
+/* A name-based (version 5) UUID in canonical lower-case text: SHA-1 over the
+ * 16 namespace bytes and the n_parts strings joined by 0x1f (NULL parts are
+ * empty). out receives 37 bytes. Shared by event and alert ids. */
+void ops_sha1_uuid5(const uint8_t ns[16], const char *const *parts, size_t n_parts, char out[37]);
+
 #endif

@@ -147,23 +147,28 @@ static const char *quote(const char *s, char *buf, size_t bufsize) {
     return buf;
 }
 
+/* Writes "prefix: message" into errstr (when given), truncating safely. */
+static void vprefixed(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
+                      va_list ap) {
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    int n = snprintf(errstr, errstr_size, "%s: ", prefix);
+    if (n >= 0 && (size_t)n < errstr_size)
+        vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
+}
+
 /* Formats "field: reason" into errstr and reports the field. Returns -1 so
  * rule checks can end with `return fail(...)`. */
 static int fail(const char **fieldp, char *errstr, size_t errstr_size, const char *field,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int fail(const char **fieldp, char *errstr, size_t errstr_size, const char *field,
                 const char *fmt, ...) {
+    va_list ap;
     if (fieldp != NULL)
         *fieldp = field;
-    if (errstr != NULL && errstr_size > 0) {
-        int n = snprintf(errstr, errstr_size, "%s: ", field);
-        if (n >= 0 && (size_t)n < errstr_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_start(ap, fmt);
+    vprefixed(errstr, errstr_size, field, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -345,40 +350,12 @@ int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **field
     return 0;
 }
 
-/*
- * UUID version 5 (RFC 9562 section 5.5): SHA-1 over the namespace bytes
- * followed by the name, the first 16 bytes of the digest, with the version
- * nibble set to 5 and the variant bits to 10. The unit separator (0x1f)
- * keeps "A"+"BC" and "AB"+"C" apart, since no component may contain it.
- */
+/* The name is "operation\x1fcountry\x1fkind\x1fsource_ref"; the separator
+ * cannot occur in a valid component, so distinct records get distinct names. */
 void ops_event_id_derive(const char *operation, const char *country, ops_kind_t kind,
                          const char *source_ref, char out[OPS_EVENT_ID_LEN + 1]) {
-    const char *kind_name = ops_kind_name(kind);
-    const char *parts[4] = {operation, country, kind_name, source_ref};
-    ops_sha1_t s;
-    uint8_t d[OPS_SHA1_DIGEST_LEN];
-
-    ops_sha1_init(&s);
-    ops_sha1_update(&s, event_id_namespace, sizeof(event_id_namespace));
-    for (int i = 0; i < 4; i++) {
-        if (i > 0)
-            ops_sha1_update(&s, "\x1f", 1);
-        if (parts[i] != NULL)
-            ops_sha1_update(&s, parts[i], strlen(parts[i]));
-    }
-    ops_sha1_final(&s, d);
-    d[6] = (uint8_t)((d[6] & 0x0f) | 0x50);
-    d[8] = (uint8_t)((d[8] & 0x3f) | 0x80);
-
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[d[i] >> 4];
-        out[o++] = hex[d[i] & 0x0f];
-    }
-    out[o] = '\0';
+    const char *parts[4] = {operation, country, ops_kind_name(kind), source_ref};
+    ops_sha1_uuid5(event_id_namespace, parts, 4, out);
 }
 
 /* ---- timestamps ---------------------------------------------------------- */
@@ -440,16 +417,11 @@ static bool read_digits(const char **pp, int n, int *vp) {
 static int ts_fail(char *errstr, size_t errstr_size, const char *s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int ts_fail(char *errstr, size_t errstr_size, const char *s, const char *fmt, ...) {
-    if (errstr != NULL && errstr_size > 0) {
-        char q[128];
-        int n = snprintf(errstr, errstr_size, "%s: ", quote(s, q, sizeof(q)));
-        if (n >= 0 && (size_t)n < errstr_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
+    char q[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vprefixed(errstr, errstr_size, quote(s, q, sizeof(q)), fmt, ap);
+    va_end(ap);
     return -1;
 }
 

@@ -103,6 +103,17 @@ static void sha1_padding_boundaries_and_split_updates_agree(void **state) {
     }
 }
 
+/* RFC 9562 appendix A.4: the DNS namespace and "www.example.com". */
+static void uuid5_matches_the_rfc_9562_example(void **state) {
+    (void)state;
+    static const uint8_t dns_ns[16] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                                       0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+    const char *parts[1] = {"www.example.com"};
+    char id[37];
+    ops_sha1_uuid5(dns_ns, parts, 1, id);
+    assert_string_equal(id, "2ed6657d-e927-568b-95e1-2665a8aea6a2");
+}
+
 /* ---- countries, operations, uuids ---------------------------------------- */
 
 static void country_table_is_sorted_with_249_assigned_codes(void **state) {
@@ -686,6 +697,7 @@ int main(void) {
         cmocka_unit_test(sha1_matches_fips_180_vectors),
         cmocka_unit_test(sha1_of_a_million_a_matches_fips_vector),
         cmocka_unit_test(sha1_padding_boundaries_and_split_updates_agree),
+        cmocka_unit_test(uuid5_matches_the_rfc_9562_example),
         cmocka_unit_test(country_table_is_sorted_with_249_assigned_codes),
         cmocka_unit_test(country_codes_accept_assigned_and_refuse_others),
         cmocka_unit_test(operation_codes_follow_the_pattern),
