@@ -402,6 +402,43 @@ static void clients_are_created_when_configured(void **state) {
     rd_kafka_destroy(c);
 }
 
+/* ---- the shipped example ---- */
+
+/* Every "#key = value" line of config/opstream.properties.example, with
+ * its '#' removed, is accepted, and each opstream.* line shows the default
+ * the code really uses. */
+static void example_file_shows_the_real_defaults(void **state) {
+    fixture_t *f = *state;
+    const char *src = getenv("OPSTREAM_SRC_DIR");
+    char path[512], err[512] = "";
+    char *line = NULL;
+    size_t cap = 0;
+    int opstream_lines = 0;
+    snprintf(path, sizeof path, "%s/config/opstream.properties.example", src ? src : ".");
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        fail_msg("cannot open %s", path);
+    while (getline(&line, &cap, fp) > 0) {
+        char key[128], value[256];
+        if (sscanf(line, "#%127[a-z._] = %255s", key, value) != 2 || !strchr(key, '.'))
+            continue;
+        if (ops_config_set(f->cfg, key, value, err, sizeof err) != 0)
+            fail_msg("%s: %s", path, err);
+        if (strncmp(key, "opstream.", 9) == 0) {
+            ops_config_t *fresh = ops_config_new();
+            const char *def = ops_config_get(fresh, key);
+            if (!def || strcmp(def, value) != 0)
+                fail_msg("%s: %s shows '%s', the default is '%s'", path, key, value,
+                         def ? def : "(none)");
+            ops_config_destroy(fresh);
+            opstream_lines++;
+        }
+    }
+    free(line);
+    fclose(fp);
+    assert_true(opstream_lines >= 6);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -423,6 +460,7 @@ int main(void) {
         T(user_properties_override_the_defaults),
         T(client_without_brokers_is_refused_clearly),
         T(clients_are_created_when_configured),
+        T(example_file_shows_the_real_defaults),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
