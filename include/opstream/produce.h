@@ -1,0 +1,99 @@
+/*
+ * opstream produce path, shared by opstream-produce and opstream-simulate:
+ * encodes validated events, produces them to their kind's topic keyed by
+ * country (idempotent producer, acks=all), and accounts for every record by
+ * its delivery report, with a bounded number in flight so memory stays
+ * constant. A record counts as delivered only when its report says so.
+ */
+#ifndef OPSTREAM_PRODUCE_H
+#define OPSTREAM_PRODUCE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opstream/config.h"
+#include "opstream/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ops_produce ops_produce_t;
+
+typedef struct ops_produce_options {
+    /* Records in flight at most (0: 4096); ops_produce_send waits for
+     * delivery reports while the limit is reached. */
+    size_t max_in_flight;
+    /* How often a producer that failed fatally (idempotence broken) is
+     * recreated, re-sending what it had not confirmed (0: 3; -1: never,
+     * such records are reported failed instead). */
+    int max_recreate;
+    /* When *abort becomes non-zero, waits (for room, for a flush) return
+     * early. May be NULL. Typically set by a program's second signal. */
+    const volatile sig_atomic_t *abort;
+    /* Called from the delivery path with the record and where it came from.
+     * ev and file are only valid during the call. All may be NULL. */
+    void (*on_delivered)(void *opaque, const ops_event_t *ev);
+    void (*on_failed)(void *opaque, const ops_event_t *ev, const char *file, long line,
+                      const char *reason);
+    /* Notices worth telling a user ("producer failed fatally: ...;
+     * recreating it"). May be NULL. */
+    void (*on_notice)(void *opaque, const char *msg);
+    void *opaque;
+} ops_produce_options_t;
+
+typedef struct ops_produce_stats {
+    uint64_t sent;      /* handed to Kafka */
+    uint64_t delivered; /* confirmed by a delivery report */
+    uint64_t failed;    /* reported through on_failed */
+    uint64_t in_flight; /* sent, not yet confirmed or failed */
+    int recreated;      /* producers recreated after fatal errors */
+} ops_produce_stats_t;
+
+/* Creates the producer from cfg (brokers, -X properties, topic prefix).
+ * cfg is only read during the call. NULL with errstr on failure (no
+ * brokers configured, a bad property). Free with ops_produce_destroy(). */
+ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_options_t *opts,
+                               char *errstr, size_t errstr_size);
+
+/* Abandons whatever is still in flight (reported failed) and frees p.
+ * Accepts NULL. */
+void ops_produce_destroy(ops_produce_t *p);
+
+/* Encodes ev and hands it to Kafka, to be reported by on_delivered or
+ * on_failed later. file (a string that must outlive p's use of the record,
+ * i.e. until it is reported) and line say where the record came from. Waits
+ * (serving delivery reports) while max_in_flight records are in flight.
+ * Returns 0 when sent; -1 when the record could not be sent (encoding
+ * failed, a non-retriable produce error, or *abort while waiting): it has
+ * then already been reported through on_failed and errstr says why. */
+int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, long line,
+                     char *errstr, size_t errstr_size);
+
+/* Serves delivery reports for up to timeout_ms. */
+void ops_produce_poll(ops_produce_t *p, int timeout_ms);
+
+/* Waits up to timeout_ms (-1: until done, bounded by message.timeout.ms)
+ * for every record in flight to be reported. Returns 0 when nothing is in
+ * flight any more, -1 on timeout or *abort. */
+int ops_produce_flush(ops_produce_t *p, int timeout_ms);
+
+/* Gives up on every record still in flight: each is reported failed with
+ * reason (e.g. "interrupted before delivery was confirmed"). */
+void ops_produce_abandon(ops_produce_t *p, const char *reason);
+
+void ops_produce_stats(const ops_produce_t *p, ops_produce_stats_t *st);
+
+/* The last client-level error seen (e.g. "127.0.0.1:9092/bootstrap:
+ * Connect to ipv4#127.0.0.1:9092 failed: Connection refused"), "" when
+ * none. Valid until the next call on p. */
+const char *ops_produce_last_error(const ops_produce_t *p);
+
+/* Whether any broker connection ever came up. */
+int ops_produce_reached_broker(const ops_produce_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

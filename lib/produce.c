@@ -1,0 +1,411 @@
+/*
+ * opstream produce path: encode, produce keyed by country, and account for
+ * every record through its delivery report. Records in flight live in a
+ * fixed pool of slots (the message opaque), which bounds memory and lets a
+ * producer that failed fatally be replaced and its unconfirmed records sent
+ * again with the same event_id.
+ */
+#include "opstream/produce.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "opstream/codec.h"
+#include "opstream/kafka.h"
+
+#define DEFAULT_MAX_IN_FLIGHT 4096
+#define DEFAULT_MAX_RECREATE 3
+#define POLL_MS 100
+
+typedef struct slot {
+    ops_event_t ev;
+    const char *file;
+    long line;
+    int used;
+    int resend; /* unconfirmed when its producer failed fatally */
+} slot_t;
+
+struct ops_produce {
+    ops_produce_options_t opts;
+    rd_kafka_conf_t *conf_tmpl; /* kept to recreate the producer */
+    rd_kafka_t *rk;
+    ops_codec_t *codec;
+    char prefix[64];
+    slot_t *slots;
+    size_t *free_stack;
+    size_t n_free;
+    size_t n_slots;
+    int recovering;             /* delivery errors mean "send again" while set */
+    int dead;                   /* fatal and no recreation left, or abandoned */
+    const char *abandon_reason; /* set while abandoning */
+    int reached;
+    ops_produce_stats_t st;
+    char last_error[512];
+    char fatal_reason[512];
+    unsigned char frame[OPS_CODEC_MAX_FRAME];
+};
+
+static void notice(ops_produce_t *p, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    if (p->opts.on_notice == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    p->opts.on_notice(p->opts.opaque, msg);
+}
+
+static void slot_release(ops_produce_t *p, slot_t *s) {
+    s->used = 0;
+    s->resend = 0;
+    p->free_stack[p->n_free++] = (size_t)(s - p->slots);
+    p->st.in_flight--;
+}
+
+static void report_failed(ops_produce_t *p, slot_t *s, const char *reason) {
+    p->st.failed++;
+    if (p->opts.on_failed)
+        p->opts.on_failed(p->opts.opaque, &s->ev, s->file, s->line, reason);
+    slot_release(p, s);
+}
+
+static int can_recreate(const ops_produce_t *p) {
+    return !p->dead && p->opts.max_recreate > 0 && p->st.recreated < p->opts.max_recreate;
+}
+
+/* Delivery report: the only place a record becomes delivered. During a
+ * fatal-error recovery every error (purged, fatal) marks the slot to be
+ * sent again by the next producer instead of failing it. */
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    ops_produce_t *p = opaque;
+    slot_t *s = m->_private;
+    if (s == NULL || !s->used)
+        return;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->reached = 1;
+        p->st.delivered++;
+        if (p->opts.on_delivered)
+            p->opts.on_delivered(p->opts.opaque, &s->ev);
+        slot_release(p, s);
+        return;
+    }
+    if (m->err > 0)
+        p->reached = 1; /* a broker answered */
+    if (p->abandon_reason != NULL) {
+        report_failed(p, s, p->abandon_reason);
+        return;
+    }
+    if (p->recovering ||
+        (can_recreate(p) && rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)) {
+        s->resend = 1;
+        return;
+    }
+    report_failed(p, s, rd_kafka_err2str(m->err));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    ops_produce_t *p = opaque;
+    (void)rk;
+    snprintf(p->last_error, sizeof(p->last_error), "%s", reason);
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s", reason);
+}
+
+static int has_brokers(rd_kafka_conf_t *conf) {
+    char buf[16] = "";
+    size_t sz = sizeof(buf);
+    if (rd_kafka_conf_get(conf, "bootstrap.servers", buf, &sz) == RD_KAFKA_CONF_OK && sz > 1)
+        return 1;
+    sz = sizeof(buf);
+    return rd_kafka_conf_get(conf, "test.mock.num.brokers", buf, &sz) == RD_KAFKA_CONF_OK &&
+           sz > 1 && strcmp(buf, "0") != 0;
+}
+
+/* A producer from the kept template (rd_kafka_new consumes its conf, so
+ * each producer gets a copy). */
+static rd_kafka_t *new_rk(ops_produce_t *p, char *errstr, size_t errstr_size) {
+    char kerr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf_tmpl);
+    rd_kafka_t *rk;
+    if (conf == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errstr_size, "cannot create the Kafka producer: %s", kerr);
+    }
+    return rk;
+}
+
+ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_options_t *opts,
+                               char *errstr, size_t errstr_size) {
+    ops_produce_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (opts != NULL)
+        p->opts = *opts;
+    if (p->opts.max_in_flight == 0)
+        p->opts.max_in_flight = DEFAULT_MAX_IN_FLIGHT;
+    if (p->opts.max_recreate == 0)
+        p->opts.max_recreate = DEFAULT_MAX_RECREATE;
+    const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
+    snprintf(p->prefix, sizeof(p->prefix), "%s", prefix ? prefix : "opstream.");
+
+    p->n_slots = p->opts.max_in_flight;
+    p->slots = calloc(p->n_slots, sizeof(*p->slots));
+    p->free_stack = calloc(p->n_slots, sizeof(*p->free_stack));
+    if (p->slots == NULL || p->free_stack == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < p->n_slots; i++)
+        p->free_stack[i] = p->n_slots - 1 - i;
+    p->n_free = p->n_slots;
+
+    p->codec = ops_codec_new(NULL, errstr, errstr_size);
+    if (p->codec == NULL)
+        goto fail;
+    p->conf_tmpl = ops_kafka_conf_new(cfg, OPS_KAFKA_PRODUCER, errstr, errstr_size);
+    if (p->conf_tmpl == NULL)
+        goto fail;
+    if (!has_brokers(p->conf_tmpl)) {
+        snprintf(errstr, errstr_size, "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(p->conf_tmpl, dr_cb);
+    rd_kafka_conf_set_error_cb(p->conf_tmpl, error_cb);
+    rd_kafka_conf_set_opaque(p->conf_tmpl, p);
+    p->rk = new_rk(p, errstr, errstr_size);
+    if (p->rk == NULL)
+        goto fail;
+    return p;
+fail:
+    ops_produce_destroy(p);
+    return NULL;
+}
+
+static int aborted(const ops_produce_t *p) {
+    return p->opts.abort != NULL && *p->opts.abort;
+}
+
+/* Hands one slot's record to the current producer. Waits while librdkafka's
+ * own queue is full. Returns the produce error (0 when queued). */
+static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errstr,
+                                        size_t errstr_size) {
+    char topic[128];
+    size_t len = 0;
+    rd_kafka_resp_err_t err;
+
+    if (ops_topic_name(p->prefix, s->ev.kind, topic, sizeof(topic)) != 0) {
+        snprintf(errstr, errstr_size, "topic name too long");
+        return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+    if (ops_codec_encode_event(p->codec, &s->ev, p->frame, sizeof(p->frame), &len, errstr,
+                               errstr_size) != 0)
+        return RD_KAFKA_RESP_ERR__BAD_MSG;
+    for (;;) {
+        err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
+            RD_KAFKA_V_VALUE(p->frame, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || aborted(p))
+            break;
+        rd_kafka_poll(p->rk, POLL_MS);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
+    return err;
+}
+
+/* The idempotent producer failed fatally (e.g. the broker lost its
+ * sequence state): it cannot send anything any more. Collect the reports of
+ * everything it held, replace it, and send the unconfirmed records again.
+ * They keep their event_id, so a record that did reach the topic before the
+ * failure is absorbed by the consumers' dedupe. */
+static void recover(ops_produce_t *p) {
+    char reason[512], errstr[512];
+    rd_kafka_t *old = p->rk;
+    size_t n_resend = 0;
+
+    if (rd_kafka_fatal_error(old, reason, sizeof(reason)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (p->dead)
+        return;
+    snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s", reason);
+    if (!can_recreate(p)) {
+        notice(p, "producer failed fatally: %s; not recreating it (again)", reason);
+        p->dead = 1;
+        for (size_t i = 0; i < p->n_slots; i++)
+            if (p->slots[i].used && p->slots[i].resend)
+                report_failed(p, &p->slots[i], reason);
+        return;
+    }
+    /* Collect the reports of what the old producer held (bounded wait). */
+    p->recovering = 1;
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && rd_kafka_outq_len(old) > 0; i++)
+        rd_kafka_poll(old, POLL_MS);
+    rd_kafka_poll(old, 0);
+    p->rk = new_rk(p, errstr, sizeof(errstr));
+    if (p->rk == NULL) {
+        p->rk = old;
+        p->recovering = 0;
+        p->dead = 1;
+        notice(p, "producer failed fatally: %s; recreating it failed: %s", reason, errstr);
+        for (size_t i = 0; i < p->n_slots; i++)
+            if (p->slots[i].used)
+                report_failed(p, &p->slots[i], reason);
+        return;
+    }
+    rd_kafka_destroy(old);
+    p->recovering = 0;
+    p->st.recreated++;
+    /* Every record still in a slot was held by the old producer and never
+     * confirmed. */
+    for (size_t i = 0; i < p->n_slots; i++) {
+        if (p->slots[i].used) {
+            p->slots[i].resend = 1;
+            n_resend++;
+        }
+    }
+    notice(p, "producer failed fatally: %s; recreated it, re-sending %zu unconfirmed records",
+           reason, n_resend);
+    for (size_t i = 0; i < p->n_slots; i++) {
+        slot_t *s = &p->slots[i];
+        if (!s->used || !s->resend)
+            continue;
+        s->resend = 0;
+        if (produce_slot(p, s, errstr, sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            report_failed(p, s, errstr);
+    }
+}
+
+static void serve(ops_produce_t *p, int timeout_ms) {
+    rd_kafka_poll(p->rk, timeout_ms);
+    if (rd_kafka_fatal_error(p->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        recover(p);
+}
+
+int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, long line,
+                     char *errstr, size_t errstr_size) {
+    slot_t *s;
+    rd_kafka_resp_err_t err;
+
+    while (p->n_free == 0 && !aborted(p))
+        serve(p, POLL_MS);
+    if (p->n_free == 0) {
+        slot_t tmp = {.ev = *ev, .file = file, .line = line};
+        snprintf(errstr, errstr_size, "interrupted before it could be sent");
+        p->st.failed++;
+        if (p->opts.on_failed)
+            p->opts.on_failed(p->opts.opaque, &tmp.ev, file, line, errstr);
+        return -1;
+    }
+    s = &p->slots[p->free_stack[--p->n_free]];
+    s->ev = *ev;
+    s->file = file;
+    s->line = line;
+    s->used = 1;
+    s->resend = 0;
+    p->st.in_flight++;
+    if (p->dead) {
+        snprintf(errstr, errstr_size, "producer failed fatally: %s", p->fatal_reason);
+        report_failed(p, s, errstr);
+        return -1;
+    }
+    err = produce_slot(p, s, errstr, errstr_size);
+    if (err == RD_KAFKA_RESP_ERR__FATAL && can_recreate(p)) {
+        s->resend = 1; /* the recovery below sends it again */
+        p->st.sent++;
+        recover(p);
+        return 0;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        report_failed(p, s, errstr);
+        return -1;
+    }
+    p->st.sent++;
+    serve(p, 0);
+    return 0;
+}
+
+void ops_produce_poll(ops_produce_t *p, int timeout_ms) {
+    serve(p, timeout_ms);
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rd_kafka_flush in short steps so that an abort is noticed and a fatal
+ * error is recovered from while waiting. */
+int ops_produce_flush(ops_produce_t *p, int timeout_ms) {
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    while (p->st.in_flight > 0) {
+        if (aborted(p))
+            return -1;
+        if (deadline >= 0 && mono_ms() >= deadline)
+            return -1;
+        rd_kafka_flush(p->rk, POLL_MS);
+        serve(p, 0);
+    }
+    return 0;
+}
+
+void ops_produce_abandon(ops_produce_t *p, const char *reason) {
+    p->dead = 1; /* nothing is sent any more */
+    p->abandon_reason = reason;
+    if (p->rk != NULL) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+    }
+    /* Purged in-flight requests may still be reported later by librdkafka;
+     * what is left is failed here, and its slot freed, so a late report
+     * finds the slot unused and is ignored. */
+    for (size_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].used)
+            report_failed(p, &p->slots[i], reason);
+    p->abandon_reason = NULL;
+}
+
+void ops_produce_stats(const ops_produce_t *p, ops_produce_stats_t *st) {
+    *st = p->st;
+}
+
+const char *ops_produce_last_error(const ops_produce_t *p) {
+    return p->last_error;
+}
+
+int ops_produce_reached_broker(const ops_produce_t *p) {
+    return p->reached;
+}
+
+void ops_produce_destroy(ops_produce_t *p) {
+    if (p == NULL)
+        return;
+    if (p->slots != NULL && p->st.in_flight > 0)
+        ops_produce_abandon(p, "not confirmed when the producer was closed");
+    if (p->rk != NULL) {
+        /* librdkafka may still hold purged messages whose opaque points
+         * into the slots: they are all unused now, so dr_cb ignores them. */
+        rd_kafka_destroy(p->rk);
+    }
+    if (p->conf_tmpl != NULL)
+        rd_kafka_conf_destroy(p->conf_tmpl);
+    ops_codec_destroy(p->codec);
+    free(p->slots);
+    free(p->free_stack);
+    free(p);
+}
