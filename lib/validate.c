@@ -149,6 +149,8 @@ static const char *quote(const char *s, char *buf, size_t bufsize) {
 
 /* Writes "prefix: message" into errstr (when given), truncating safely. */
 static void vprefixed(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
+                      va_list ap) __attribute__((format(printf, 4, 0)));
+static void vprefixed(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
                       va_list ap) {
     if (errstr == NULL || errstr_size == 0)
         return;
