@@ -1,0 +1,141 @@
+/*
+ * opstream counter batch: the pure half of the exactly-once counter. It keeps
+ * the consumed positions of the assigned partitions, collects one batch of
+ * decoded events (dropping in-batch duplicates), aggregates them per Redis
+ * key and builds the argument vector of the atomic Redis step (see
+ * counter_redis.h). No I/O, so every rule is unit-tested without servers.
+ */
+#ifndef OPSTREAM_COUNTER_H
+#define OPSTREAM_COUNTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opstream/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OPS_COUNTER_DEFAULT_MAX_EVENTS 5000
+#define OPS_COUNTER_TOPIC_MAX 249 /* Kafka's limit on topic names */
+
+typedef struct ops_counter_options {
+    const char *group;       /* consumer group: names opstream:offsets:{GROUP}; required */
+    size_t max_events;       /* messages that make a batch full; 0: 5000 */
+    int64_t dedupe_window_s; /* 0: 604800 (7 days) */
+    int64_t minute_ttl_s;    /* 0: 172800 (48 h) */
+    int64_t hour_ttl_s;      /* 0: 3024000 (35 days) */
+} ops_counter_options_t;
+
+typedef struct ops_counter ops_counter_t;
+
+/* Creates an empty counter (no partitions, empty batch). The group string is
+ * copied. NULL with errstr on a bad option or out of memory. */
+ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr, size_t errstr_size);
+void ops_counter_destroy(ops_counter_t *c); /* accepts NULL */
+
+/* ---- partitions ---------------------------------------------------------
+ * For each assigned partition the counter knows the value the offsets hash
+ * holds for it ("stored": the next offset to consume, or -1 when the hash has
+ * no field for it). The atomic step only writes when Redis still holds
+ * exactly that value (compare-and-set), so a consumer that lost a partition
+ * can never apply a stale batch. */
+
+/* Adds (or updates) an assigned partition with its stored offset (-1: none;
+ * consumption then starts at the beginning of the partition). Messages of
+ * this partition already in the batch are dropped from it. -1 on a topic name
+ * too long or out of memory. */
+int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, int64_t stored,
+                       char *errstr, size_t errstr_size);
+/* Forgets every partition and drops the pending batch. */
+void ops_counter_unassign_all(ops_counter_t *c);
+/* Number of assigned partitions, and the i-th one (0 <= i < n). */
+size_t ops_counter_partitions(const ops_counter_t *c);
+void ops_counter_partition(const ops_counter_t *c, size_t i, const char **topicp,
+                           int32_t *partitionp, int64_t *storedp);
+
+/* ---- the batch ----------------------------------------------------------- */
+
+typedef enum ops_counter_add_result {
+    OPS_COUNTER_ADDED = 0,    /* will be counted (and its offset passed) */
+    OPS_COUNTER_DUPLICATE,    /* same event_id as an event already in the batch:
+                               * its offset is passed, it is not counted */
+    OPS_COUNTER_SKIPPED,      /* ops_counter_add_skip: offset passed, not counted */
+    OPS_COUNTER_NOT_ASSIGNED, /* partition not assigned: ignored */
+    OPS_COUNTER_STALE,        /* offset at or before one already consumed: ignored */
+    OPS_COUNTER_NO_MEMORY
+} ops_counter_add_result_t;
+
+/* Adds a decoded event consumed at (topic, partition, offset). The event is
+ * copied (only what counting needs). */
+ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
+                                               int32_t partition, int64_t offset,
+                                               const ops_event_t *ev);
+/* Adds a message that is not counted (sent to the DLQ) so that its offset is
+ * passed with the batch. */
+ops_counter_add_result_t ops_counter_add_skip(ops_counter_t *c, const char *topic,
+                                              int32_t partition, int64_t offset);
+
+size_t ops_counter_pending(const ops_counter_t *c);        /* messages in the batch */
+size_t ops_counter_pending_events(const ops_counter_t *c); /* events that will count */
+size_t ops_counter_pending_skips(const ops_counter_t *c);  /* DLQ'd messages in it */
+size_t ops_counter_dupes(const ops_counter_t *c); /* duplicates not counted since creation */
+bool ops_counter_full(const ops_counter_t *c);
+
+/* Removes from the batch the event with this (operation, event_id), because
+ * Redis reports it as already counted; its offset is still passed. Returns 1
+ * when one was removed, 0 when none matched. */
+int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id);
+
+/* The batch was applied: each partition's stored offset becomes the batch's
+ * next offset, and the batch is emptied. */
+void ops_counter_applied(ops_counter_t *c);
+/* The batch is dropped unapplied (fenced, or its DLQ messages could not be
+ * confirmed); positions stay as stored. */
+void ops_counter_discard(ops_counter_t *c);
+
+/* ---- the argument vector of the atomic step ------------------------------
+ * ARGV of the Lua script in counter_redis.c, all values decimal strings:
+ *
+ *   offsets-key  now-s
+ *   P  { field("topic:partition")  expected(stored, "" = none)  next } x P
+ *   D  { operation  mark-key  mark-expireat  K { check-key } x K  N { event_id } x N } x D
+ *   H  { key  expireat(0 = none)  F { field  delta } x F } x H
+ *   S  { key  member } x S
+ *
+ * D: per operation, the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
+ * K slot hashes covering the dedupe window are checked, the ids are marked in
+ * the current slot, which expires at its end plus the window. H: hash
+ * increments (totals and per-country hashes carry all six metrics; bucket
+ * hashes carry the non-zero `metric` and `CC:metric` fields, with EXPIREAT
+ * bucket start + TTL; a bucket already past its TTL is left out, so a very
+ * late event counts in the totals but does not recreate an expired bucket).
+ * S: set members (opstream:operations, opstream:{OP}:countries). */
+typedef struct ops_counter_args {
+    size_t argc;
+    const char **argv; /* argv[i] points into the args' own storage */
+    size_t *argvlen;
+    /* internal */
+    char *buf;
+    size_t buf_len, buf_cap;
+    size_t *off;
+    size_t cap;
+} ops_counter_args_t;
+
+/* Builds the arguments for the current batch at wall-clock now_ms. args must
+ * be zeroed or previously built (it is reused). Returns 0, or -1 with errstr
+ * (out of memory, a key that does not fit). */
+int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *args,
+                      char *errstr, size_t errstr_size);
+void ops_counter_args_free(ops_counter_args_t *args); /* accepts NULL; leaves it zeroed */
+
+/* Dedupe slot width in seconds for a window: ceil(window / 7), at least 1.
+ * An id is remembered for at least the window and at most one slot more. */
+int64_t ops_counter_seen_slot_s(int64_t dedupe_window_s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,57 @@
+/*
+ * opstream counter, Redis half: applies a counter batch (counter.h) to Redis
+ * in one atomic step, a Lua script loaded with SCRIPT LOAD and run with
+ * EVALSHA (reloaded after NOSCRIPT), and reads the stored offsets back on
+ * partition assignment. One round trip per batch in the common case.
+ */
+#ifndef OPSTREAM_COUNTER_REDIS_H
+#define OPSTREAM_COUNTER_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opstream/counter.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ops_counter_redis ops_counter_redis_t;
+
+/* Keeps the URL and password file (copied) and connects lazily: a Redis
+ * that is down is not an error here. timeout_ms bounds connect and each
+ * command (0: 5000). NULL with errstr on a bad URL or out of memory. */
+ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
+                                           int timeout_ms, char *errstr, size_t errstr_size);
+void ops_counter_redis_destroy(ops_counter_redis_t *cr); /* accepts NULL */
+
+typedef enum ops_counter_step {
+    OPS_COUNTER_STEP_APPLIED = 0, /* counters, dedupe marks and next offsets written
+                                   * together; the batch is emptied */
+    OPS_COUNTER_STEP_FENCED,      /* Redis holds other offsets for a partition of the
+                                   * batch (another consumer moved on, or an earlier
+                                   * attempt whose reply was lost did apply): NOTHING
+                                   * was written, the batch is dropped; reload the
+                                   * offsets and seek to them */
+    OPS_COUNTER_STEP_FAILED       /* Redis unreachable or an error: the batch is kept
+                                   * untouched; retry later */
+} ops_counter_step_t;
+
+/* Applies the batch of c at wall-clock now_ms. Events Redis reports as
+ * already counted (dedupe window) are dropped from the batch and the step
+ * is re-run without them; *seenp (may be NULL) gets how many. An empty batch
+ * is APPLIED without a round trip. errstr says why on FENCED and FAILED. */
+ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
+                                           int64_t now_ms, size_t *seenp, char *errstr,
+                                           size_t errstr_size);
+
+/* Reads opstream:offsets:{GROUP} for every partition assigned in c and sets
+ * each one's stored offset (ops_counter_assign). 0, or -1 with errstr when
+ * Redis is unreachable (c unchanged). */
+int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, const char *group,
+                                   char *errstr, size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,717 @@
+/*
+ * opstream counter batch: partition positions, one batch of events with
+ * in-batch duplicates removed, and its aggregation into the argument vector
+ * of the atomic Redis step (totals, per country, sets, minute and hour
+ * buckets, dedupe marks, next offsets). Pure; the Redis half is
+ * counter_redis.c.
+ */
+#include "opstream/counter.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opstream/keys.h"
+
+#define SEEN_SLOTS_PER_WINDOW 7
+
+/* ------------------------------------------------------------------------
+ * A small insertion-ordered hash map: fixed-size string keys, a value blob of
+ * vsize bytes per entry (zeroed when the entry is created). Used for the
+ * in-batch dedupe set and for the per-key aggregation.
+ * ------------------------------------------------------------------------ */
+
+#define SMAP_KEY (OPS_KEY_MAX + 8)
+
+typedef struct smap {
+    uint32_t *slots; /* entry index + 1; 0 = empty */
+    size_t nslots;   /* power of two */
+    char (*keys)[SMAP_KEY];
+    unsigned char *vals;
+    size_t vsize;
+    size_t n, cap;
+} smap_t;
+
+static uint64_t hash_bytes(const char *s, size_t len) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void smap_init(smap_t *m, size_t vsize) {
+    memset(m, 0, sizeof(*m));
+    m->vsize = vsize;
+}
+
+static void smap_free(smap_t *m) {
+    free(m->slots);
+    free(m->keys);
+    free(m->vals);
+    smap_init(m, m->vsize);
+}
+
+static void smap_clear(smap_t *m) {
+    if (m->slots != NULL)
+        memset(m->slots, 0, m->nslots * sizeof(*m->slots));
+    m->n = 0;
+}
+
+static void *smap_val(const smap_t *m, size_t i) {
+    return m->vals + i * m->vsize;
+}
+
+static int smap_rehash(smap_t *m, size_t nslots) {
+    uint32_t *slots = calloc(nslots, sizeof(*slots));
+
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t s = hash_bytes(m->keys[i], strlen(m->keys[i])) & (nslots - 1);
+        while (slots[s] != 0)
+            s = (s + 1) & (nslots - 1);
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->nslots = nslots;
+    return 0;
+}
+
+/* Finds key (a string of at most SMAP_KEY-1 bytes). With create, adds it when
+ * absent (*createdp set). Returns the entry index, -1 when absent (or the key
+ * is too long), -2 when out of memory. */
+static long smap_get(smap_t *m, const char *key, bool create, bool *createdp) {
+    size_t len = strlen(key), s;
+
+    if (createdp != NULL)
+        *createdp = false;
+    if (len >= SMAP_KEY)
+        return -1;
+    if (m->nslots == 0 || (m->n + 1) * 2 > m->nslots) {
+        if (!create && m->nslots == 0)
+            return -1;
+        if (create && smap_rehash(m, m->nslots ? m->nslots * 2 : 64) != 0)
+            return -2;
+    }
+    s = hash_bytes(key, len) & (m->nslots - 1);
+    while (m->slots[s] != 0) {
+        size_t i = m->slots[s] - 1;
+        if (strcmp(m->keys[i], key) == 0)
+            return (long)i;
+        s = (s + 1) & (m->nslots - 1);
+    }
+    if (!create)
+        return -1;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        void *k = realloc(m->keys, cap * sizeof(*m->keys));
+        if (k == NULL)
+            return -2;
+        m->keys = k;
+        void *v = realloc(m->vals, cap * m->vsize);
+        if (v == NULL)
+            return -2;
+        m->vals = v;
+        m->cap = cap;
+    }
+    memcpy(m->keys[m->n], key, len + 1);
+    memset(smap_val(m, m->n), 0, m->vsize);
+    m->slots[s] = (uint32_t)(m->n + 1);
+    if (createdp != NULL)
+        *createdp = true;
+    return (long)m->n++;
+}
+
+/* ------------------------------------------------------------------------ */
+
+typedef struct part {
+    char topic[OPS_COUNTER_TOPIC_MAX + 1];
+    int32_t partition;
+    int64_t stored; /* value in the offsets hash; -1: none */
+    int64_t first;  /* first offset in the batch; -1: none in the batch */
+    int64_t next;   /* offset after the last one in the batch */
+} part_t;
+
+/* What counting needs of one event. */
+typedef struct cev {
+    char op[OPS_OPERATION_MAX + 1];
+    char id[OPS_EVENT_ID_LEN + 1];
+    char cc[3];
+    bool dropped; /* reported as already counted */
+    int64_t at;   /* occurred_at, ms */
+    int64_t m[OPS_METRIC_COUNT];
+} cev_t;
+
+struct ops_counter {
+    char *group;
+    size_t max_events;
+    int64_t window_s, minute_ttl_s, hour_ttl_s;
+
+    part_t *parts;
+    size_t nparts, parts_cap;
+    size_t last_part; /* cache for the common case of runs from one partition */
+
+    cev_t *evs;
+    size_t nevs, evs_cap;
+    smap_t ids; /* "op\x1fid" -> nothing; in-batch dedupe */
+    size_t nmsgs, nskips, ndupes;
+};
+
+static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    va_list ap;
+
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
+                               size_t errstr_size) {
+    ops_counter_t *c = NULL;
+
+    if (opts == NULL || opts->group == NULL || opts->group[0] == '\0') {
+        set_err(errstr, errstr_size, "counter: a consumer group is required");
+        goto fail;
+    }
+    if (opts->dedupe_window_s < 0 || opts->minute_ttl_s < 0 || opts->hour_ttl_s < 0) {
+        set_err(errstr, errstr_size, "counter: windows and TTLs must not be negative");
+        goto fail;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->group = strdup(opts->group)) == NULL) {
+        set_err(errstr, errstr_size, "counter: out of memory");
+        goto fail;
+    }
+    c->max_events = opts->max_events ? opts->max_events : OPS_COUNTER_DEFAULT_MAX_EVENTS;
+    c->window_s = opts->dedupe_window_s ? opts->dedupe_window_s : 604800;
+    c->minute_ttl_s = opts->minute_ttl_s ? opts->minute_ttl_s : 172800;
+    c->hour_ttl_s = opts->hour_ttl_s ? opts->hour_ttl_s : 3024000;
+    smap_init(&c->ids, 1);
+    return c;
+
+fail:
+    ops_counter_destroy(c);
+    return NULL;
+}
+
+void ops_counter_destroy(ops_counter_t *c) {
+    if (c == NULL)
+        return;
+    free(c->group);
+    free(c->parts);
+    free(c->evs);
+    smap_free(&c->ids);
+    free(c);
+}
+
+static long find_part(ops_counter_t *c, const char *topic, int32_t partition) {
+    if (c->last_part < c->nparts && c->parts[c->last_part].partition == partition &&
+        strcmp(c->parts[c->last_part].topic, topic) == 0)
+        return (long)c->last_part;
+    for (size_t i = 0; i < c->nparts; i++) {
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0) {
+            c->last_part = i;
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Empties the batch, keeping the partitions and their stored offsets. */
+static void batch_reset(ops_counter_t *c) {
+    for (size_t i = 0; i < c->nparts; i++)
+        c->parts[i].first = c->parts[i].next = -1;
+    c->nevs = c->nmsgs = c->nskips = 0;
+    smap_clear(&c->ids);
+}
+
+int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, int64_t stored,
+                       char *errstr, size_t errstr_size) {
+    long i;
+
+    if (strlen(topic) > OPS_COUNTER_TOPIC_MAX) {
+        set_err(errstr, errstr_size, "counter: topic name too long: %.40s...", topic);
+        return -1;
+    }
+    i = find_part(c, topic, partition);
+    if (i >= 0) {
+        /* A re-seek: what the batch holds of this partition is void, and the
+         * simplest exact answer is to drop the whole batch. */
+        if (c->parts[i].first >= 0)
+            batch_reset(c);
+        c->parts[i].stored = stored < 0 ? -1 : stored;
+        return 0;
+    }
+    if (c->nparts == c->parts_cap) {
+        size_t cap = c->parts_cap ? c->parts_cap * 2 : 16;
+        part_t *p = realloc(c->parts, cap * sizeof(*p));
+        if (p == NULL) {
+            set_err(errstr, errstr_size, "counter: out of memory");
+            return -1;
+        }
+        c->parts = p;
+        c->parts_cap = cap;
+    }
+    part_t *p = &c->parts[c->nparts++];
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->partition = partition;
+    p->stored = stored < 0 ? -1 : stored;
+    p->first = p->next = -1;
+    return 0;
+}
+
+void ops_counter_unassign_all(ops_counter_t *c) {
+    batch_reset(c);
+    c->nparts = 0;
+    c->last_part = 0;
+}
+
+size_t ops_counter_partitions(const ops_counter_t *c) {
+    return c->nparts;
+}
+
+void ops_counter_partition(const ops_counter_t *c, size_t i, const char **topicp,
+                           int32_t *partitionp, int64_t *storedp) {
+    if (topicp != NULL)
+        *topicp = c->parts[i].topic;
+    if (partitionp != NULL)
+        *partitionp = c->parts[i].partition;
+    if (storedp != NULL)
+        *storedp = c->parts[i].stored;
+}
+
+/* Records the message position; the common gate of both add functions. */
+static ops_counter_add_result_t take_offset(ops_counter_t *c, const char *topic, int32_t partition,
+                                            int64_t offset) {
+    long i = find_part(c, topic, partition);
+    part_t *p;
+
+    if (i < 0)
+        return OPS_COUNTER_NOT_ASSIGNED;
+    p = &c->parts[i];
+    if (offset < 0 || (p->next >= 0 && offset < p->next) ||
+        (p->first < 0 && p->stored >= 0 && offset < p->stored))
+        return OPS_COUNTER_STALE;
+    if (p->first < 0)
+        p->first = offset;
+    p->next = offset + 1;
+    c->nmsgs++;
+    return OPS_COUNTER_ADDED;
+}
+
+ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
+                                               int32_t partition, int64_t offset,
+                                               const ops_event_t *ev) {
+    char key[SMAP_KEY];
+    bool created;
+    long idx;
+    ops_counter_add_result_t r;
+
+    /* Room first, so that a failure leaves the position untouched. */
+    if (c->nevs == c->evs_cap) {
+        size_t cap = c->evs_cap ? c->evs_cap * 2 : 1024;
+        cev_t *e = realloc(c->evs, cap * sizeof(*e));
+        if (e == NULL)
+            return OPS_COUNTER_NO_MEMORY;
+        c->evs = e;
+        c->evs_cap = cap;
+    }
+    snprintf(key, sizeof(key), "%s\x1f%s", ev->operation, ev->event_id);
+    if (smap_get(&c->ids, key, false, NULL) >= 0) {
+        r = take_offset(c, topic, partition, offset);
+        if (r != OPS_COUNTER_ADDED)
+            return r;
+        c->ndupes++;
+        return OPS_COUNTER_DUPLICATE;
+    }
+    r = take_offset(c, topic, partition, offset);
+    if (r != OPS_COUNTER_ADDED)
+        return r;
+    idx = smap_get(&c->ids, key, true, &created);
+    if (idx < 0) {
+        /* The position was taken: keep the batch exact by dropping it whole
+         * (it will be consumed again from the stored offsets). */
+        batch_reset(c);
+        return OPS_COUNTER_NO_MEMORY;
+    }
+    cev_t *e = &c->evs[c->nevs++];
+    snprintf(e->op, sizeof(e->op), "%s", ev->operation);
+    snprintf(e->id, sizeof(e->id), "%s", ev->event_id);
+    snprintf(e->cc, sizeof(e->cc), "%s", ev->country);
+    e->dropped = false;
+    e->at = ev->occurred_at;
+    ops_event_metrics(ev, e->m);
+    return OPS_COUNTER_ADDED;
+}
+
+ops_counter_add_result_t ops_counter_add_skip(ops_counter_t *c, const char *topic,
+                                              int32_t partition, int64_t offset) {
+    ops_counter_add_result_t r = take_offset(c, topic, partition, offset);
+
+    if (r != OPS_COUNTER_ADDED)
+        return r;
+    c->nskips++;
+    return OPS_COUNTER_SKIPPED;
+}
+
+size_t ops_counter_pending(const ops_counter_t *c) {
+    return c->nmsgs;
+}
+
+size_t ops_counter_pending_events(const ops_counter_t *c) {
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->nevs; i++)
+        n += !c->evs[i].dropped;
+    return n;
+}
+
+size_t ops_counter_pending_skips(const ops_counter_t *c) {
+    return c->nskips;
+}
+
+size_t ops_counter_dupes(const ops_counter_t *c) {
+    return c->ndupes;
+}
+
+bool ops_counter_full(const ops_counter_t *c) {
+    return c->nmsgs >= c->max_events;
+}
+
+int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id) {
+    for (size_t i = 0; i < c->nevs; i++) {
+        cev_t *e = &c->evs[i];
+        if (!e->dropped && strcmp(e->id, event_id) == 0 && strcmp(e->op, operation) == 0) {
+            e->dropped = true;
+            c->ndupes++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void ops_counter_applied(ops_counter_t *c) {
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].first >= 0)
+            c->parts[i].stored = c->parts[i].next;
+    batch_reset(c);
+}
+
+void ops_counter_discard(ops_counter_t *c) {
+    batch_reset(c);
+}
+
+int64_t ops_counter_seen_slot_s(int64_t dedupe_window_s) {
+    int64_t w = (dedupe_window_s + SEEN_SLOTS_PER_WINDOW - 1) / SEEN_SLOTS_PER_WINDOW;
+
+    return w < 1 ? 1 : w;
+}
+
+/* ------------------------------------------------------------------------
+ * Argument vector
+ * ------------------------------------------------------------------------ */
+
+void ops_counter_args_free(ops_counter_args_t *a) {
+    if (a == NULL)
+        return;
+    free(a->argv);
+    free(a->argvlen);
+    free(a->buf);
+    free(a->off);
+    memset(a, 0, sizeof(*a));
+}
+
+static int args_push(ops_counter_args_t *a, const char *s, size_t len) {
+    if (a->argc == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        size_t *off = realloc(a->off, cap * sizeof(*off));
+        if (off == NULL)
+            return -1;
+        a->off = off;
+        size_t *lens = realloc(a->argvlen, cap * sizeof(*lens));
+        if (lens == NULL)
+            return -1;
+        a->argvlen = lens;
+        a->cap = cap;
+    }
+    if (a->buf_len + len + 1 > a->buf_cap) {
+        size_t cap = a->buf_cap ? a->buf_cap : 4096;
+        while (a->buf_len + len + 1 > cap)
+            cap *= 2;
+        char *b = realloc(a->buf, cap);
+        if (b == NULL)
+            return -1;
+        a->buf = b;
+        a->buf_cap = cap;
+    }
+    memcpy(a->buf + a->buf_len, s, len);
+    a->buf[a->buf_len + len] = '\0';
+    a->off[a->argc] = a->buf_len;
+    a->argvlen[a->argc] = len;
+    a->buf_len += len + 1;
+    a->argc++;
+    return 0;
+}
+
+static int args_str(ops_counter_args_t *a, const char *s) {
+    return args_push(a, s, strlen(s));
+}
+
+static int args_int(ops_counter_args_t *a, int64_t v) {
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+
+    return args_push(a, num, (size_t)n);
+}
+
+/* Reserves a count argument to fill in later with args_set_count. */
+static int args_count_slot(ops_counter_args_t *a, size_t *slotp) {
+    *slotp = a->argc;
+    return args_push(a, "0000000000", 10);
+}
+
+static void args_set_count(ops_counter_args_t *a, size_t slot, size_t count) {
+    char *p = a->buf + a->off[slot];
+
+    a->argvlen[slot] = (size_t)snprintf(p, 11, "%zu", count);
+}
+
+/* Points argv into the buffer once it stops moving. */
+static int args_finish(ops_counter_args_t *a) {
+    const char **argv = realloc(a->argv, (a->argc + 1) * sizeof(*argv));
+
+    if (argv == NULL)
+        return -1;
+    for (size_t i = 0; i < a->argc; i++)
+        argv[i] = a->buf + a->off[i];
+    argv[a->argc] = NULL;
+    a->argv = argv;
+    return 0;
+}
+
+/* Aggregated increments of one hash (or of one country's fields in it). */
+typedef struct hagg {
+    size_t key_len; /* the Redis key is the map key up to here */
+    char cc[3];     /* "": plain metric fields; else "CC:metric" fields */
+    bool zeros;     /* write zero deltas too (totals, per-country hashes) */
+    int64_t expireat;
+    int64_t m[OPS_METRIC_COUNT];
+} hagg_t;
+
+/* Adds an event's metrics to the entry (key, cc). */
+static int hagg_add(smap_t *h, const char *key, const char *cc, bool zeros, int64_t expireat,
+                    const int64_t m[OPS_METRIC_COUNT]) {
+    char mk[SMAP_KEY];
+    long i;
+
+    snprintf(mk, sizeof(mk), "%s\x1f%s", key, cc);
+    i = smap_get(h, mk, true, NULL);
+    if (i < 0)
+        return -1;
+    hagg_t *v = smap_val(h, (size_t)i);
+    v->key_len = strlen(key);
+    snprintf(v->cc, sizeof(v->cc), "%s", cc);
+    v->zeros = zeros;
+    v->expireat = expireat;
+    for (int k = 0; k < OPS_METRIC_COUNT; k++)
+        v->m[k] += m[k];
+    return 0;
+}
+
+/* Set members: the map key is "key\x1fmember", the value the key length. */
+static int sadd(smap_t *s, const char *key, const char *member) {
+    char mk[SMAP_KEY];
+    long i;
+
+    snprintf(mk, sizeof(mk), "%s\x1f%s", key, member);
+    i = smap_get(s, mk, true, NULL);
+    if (i < 0)
+        return -1;
+    *(size_t *)smap_val(s, (size_t)i) = strlen(key);
+    return 0;
+}
+
+/* Adds one event to every aggregate it touches. Buckets past their TTL at
+ * now_s are left out (see counter.h). */
+static int aggregate_event(const ops_counter_t *c, const cev_t *e, int64_t now_s, smap_t *h,
+                           smap_t *s) {
+    char key[OPS_KEY_MAX];
+    int64_t exp;
+
+    if (ops_key_operations(key, sizeof key) < 0 || sadd(s, key, e->op) != 0)
+        return -1;
+    if (ops_key_countries(e->op, key, sizeof key) < 0 || sadd(s, key, e->cc) != 0)
+        return -1;
+    if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", true, 0, e->m) != 0)
+        return -1;
+    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 ||
+        hagg_add(h, key, "", true, 0, e->m) != 0)
+        return -1;
+    exp = ops_minute_floor(e->at) / 1000 + c->minute_ttl_s;
+    if (exp > now_s) {
+        if (ops_key_minute(e->op, e->at, key, sizeof key) < 0 ||
+            hagg_add(h, key, "", false, exp, e->m) != 0 ||
+            hagg_add(h, key, e->cc, false, exp, e->m) != 0)
+            return -1;
+    }
+    exp = ops_hour_floor(e->at) / 1000 + c->hour_ttl_s;
+    if (exp > now_s) {
+        if (ops_key_hour(e->op, e->at, key, sizeof key) < 0 ||
+            hagg_add(h, key, "", false, exp, e->m) != 0 ||
+            hagg_add(h, key, e->cc, false, exp, e->m) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int build_partitions(const ops_counter_t *c, ops_counter_args_t *a) {
+    size_t slot, n = 0;
+    char field[OPS_COUNTER_TOPIC_MAX + 16];
+
+    if (args_count_slot(a, &slot) != 0)
+        return -1;
+    for (size_t i = 0; i < c->nparts; i++) {
+        const part_t *p = &c->parts[i];
+        if (p->first < 0)
+            continue;
+        snprintf(field, sizeof(field), "%s:%d", p->topic, (int)p->partition);
+        if (args_str(a, field) != 0)
+            return -1;
+        if ((p->stored < 0 ? args_str(a, "") : args_int(a, p->stored)) != 0)
+            return -1;
+        if (args_int(a, p->next) != 0)
+            return -1;
+        n++;
+    }
+    args_set_count(a, slot, n);
+    return 0;
+}
+
+/* Dedupe groups: one per operation, in order of first appearance. */
+static int build_dedupe(const ops_counter_t *c, int64_t now_s, ops_counter_args_t *a) {
+    smap_t ops;
+    size_t nslot;
+    int rc = -1;
+    const int64_t w = ops_counter_seen_slot_s(c->window_s);
+    const int64_t cur = now_s / w, oldest = (now_s - c->window_s) / w;
+    char key[OPS_KEY_MAX];
+
+    smap_init(&ops, 1);
+    for (size_t i = 0; i < c->nevs; i++)
+        if (!c->evs[i].dropped && smap_get(&ops, c->evs[i].op, true, NULL) < 0)
+            goto cleanup;
+    if (args_int(a, (int64_t)ops.n) != 0)
+        goto cleanup;
+    for (size_t g = 0; g < ops.n; g++) {
+        const char *op = ops.keys[g];
+        if (args_str(a, op) != 0)
+            goto cleanup;
+        snprintf(key, sizeof key, "opstream:{%s}:seen:%lld", op, (long long)(cur * w));
+        if (args_str(a, key) != 0 || args_int(a, (cur + 1) * w + c->window_s) != 0)
+            goto cleanup;
+        if (args_int(a, cur - oldest + 1) != 0)
+            goto cleanup;
+        for (int64_t k = oldest; k <= cur; k++) {
+            snprintf(key, sizeof key, "opstream:{%s}:seen:%lld", op, (long long)(k * w));
+            if (args_str(a, key) != 0)
+                goto cleanup;
+        }
+        if (args_count_slot(a, &nslot) != 0)
+            goto cleanup;
+        size_t n = 0;
+        for (size_t i = 0; i < c->nevs; i++) {
+            const cev_t *e = &c->evs[i];
+            if (e->dropped || strcmp(e->op, op) != 0)
+                continue;
+            if (args_str(a, e->id) != 0)
+                goto cleanup;
+            n++;
+        }
+        args_set_count(a, nslot, n);
+    }
+    rc = 0;
+cleanup:
+    smap_free(&ops);
+    return rc;
+}
+
+static int build_hashes(const smap_t *h, ops_counter_args_t *a) {
+    char field[OPS_ALERT_METRIC_MAX + 8];
+
+    if (args_int(a, (int64_t)h->n) != 0)
+        return -1;
+    for (size_t i = 0; i < h->n; i++) {
+        const hagg_t *v = smap_val(h, i);
+        size_t fslot, nf = 0;
+        if (args_push(a, h->keys[i], v->key_len) != 0 || args_int(a, v->expireat) != 0 ||
+            args_count_slot(a, &fslot) != 0)
+            return -1;
+        for (int k = 0; k < OPS_METRIC_COUNT; k++) {
+            if (v->m[k] == 0 && !v->zeros)
+                continue;
+            if (v->cc[0] != '\0')
+                snprintf(field, sizeof field, "%s:%s", v->cc, ops_metric_name((ops_metric_t)k));
+            else
+                snprintf(field, sizeof field, "%s", ops_metric_name((ops_metric_t)k));
+            if (args_str(a, field) != 0 || args_int(a, v->m[k]) != 0)
+                return -1;
+            nf++;
+        }
+        args_set_count(a, fslot, nf);
+    }
+    return 0;
+}
+
+static int build_sets(const smap_t *s, ops_counter_args_t *a) {
+    if (args_int(a, (int64_t)s->n) != 0)
+        return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t klen = *(const size_t *)smap_val(s, i);
+        if (args_push(a, s->keys[i], klen) != 0 || args_str(a, s->keys[i] + klen + 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Aggregates the batch per key in C, so that the script only applies one
+ * increment per (key, field), however many events the batch holds. */
+int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *a, char *errstr,
+                      size_t errstr_size) {
+    smap_t h, s;
+    char key[OPS_KEY_MAX];
+    int rc = -1;
+    const int64_t now_s = now_ms / 1000;
+
+    smap_init(&h, sizeof(hagg_t));
+    smap_init(&s, sizeof(size_t));
+    a->argc = 0;
+    a->buf_len = 0;
+    if (ops_key_offsets(c->group, key, sizeof key) < 0) {
+        set_err(errstr, errstr_size, "counter: group name too long for a key");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < c->nevs; i++) {
+        if (!c->evs[i].dropped && aggregate_event(c, &c->evs[i], now_s, &h, &s) != 0) {
+            set_err(errstr, errstr_size, "counter: out of memory or key too long");
+            goto cleanup;
+        }
+    }
+    if (args_str(a, key) != 0 || args_int(a, now_s) != 0 || build_partitions(c, a) != 0 ||
+        build_dedupe(c, now_s, a) != 0 || build_hashes(&h, a) != 0 || build_sets(&s, a) != 0 ||
+        args_finish(a) != 0) {
+        set_err(errstr, errstr_size, "counter: out of memory");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    smap_free(&h);
+    smap_free(&s);
+    return rc;
+}

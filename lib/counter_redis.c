@@ -1,0 +1,392 @@
+/*
+ * opstream counter, Redis half: the Lua script that checks and applies one
+ * counter batch atomically (offsets compare-and-set, dedupe, increments,
+ * bucket TTLs, sets, next offsets), its loading and NOSCRIPT reload, and the
+ * read-back of stored offsets. The argument layout is built by counter.c.
+ */
+#include "opstream/counter_redis.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "opstream/keys.h"
+#include "opstream/redis.h"
+
+/* The atomic step. Phase 1 only reads: every partition's stored offset must
+ * equal what the consumer believes (else FENCED, nothing written), and no
+ * event id may be marked in a dedupe slot of the window (else SEEN with the
+ * (operation, id) pairs, nothing written). Phase 2 writes everything. Redis
+ * runs a script without interleaving, so phase 2 sees what phase 1 checked;
+ * and phase 2 only issues commands that cannot fail on keys of the right
+ * type. Long argument runs go through unpack() in chunks (Lua's C stack
+ * limit). */
+static const char counter_script[] =
+    "local a = ARGV\n"
+    "local okey, now = a[1], a[2]\n"
+    "local i = 3\n"
+    "local np = tonumber(a[i]); i = i + 1\n"
+    "local offs = {}\n"
+    "for p = 1, np do\n"
+    "  local f, exp, nxt = a[i], a[i + 1], a[i + 2]; i = i + 3\n"
+    "  local cur = redis.call('HGET', okey, f)\n"
+    "  if not cur then cur = '' end\n"
+    "  if cur ~= exp then return {'FENCED', f, cur, exp} end\n"
+    "  offs[#offs + 1] = f; offs[#offs + 1] = nxt\n"
+    "end\n"
+    "local nd = tonumber(a[i]); i = i + 1\n"
+    "local groups = {}\n"
+    "local seen = {}\n"
+    "for d = 1, nd do\n"
+    "  local g = {op = a[i], mk = a[i + 1], mexp = a[i + 2]}\n"
+    "  local nk = tonumber(a[i + 3]); i = i + 4\n"
+    "  g.ks = i; g.ke = i + nk - 1; i = i + nk\n"
+    "  local ni = tonumber(a[i]); i = i + 1\n"
+    "  g.is = i; g.ie = i + ni - 1; i = i + ni\n"
+    "  groups[d] = g\n"
+    "  for k = g.ks, g.ke do\n"
+    "    if redis.call('EXISTS', a[k]) == 1 then\n"
+    "      for c = g.is, g.ie, 1000 do\n"
+    "        local r = redis.call('HMGET', a[k], unpack(a, c, math.min(c + 999, g.ie)))\n"
+    "        for j = 1, #r do\n"
+    "          if r[j] then seen[#seen + 1] = g.op; seen[#seen + 1] = a[c + j - 1] end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if #seen > 0 then return {'SEEN', seen} end\n"
+    "for d = 1, nd do\n"
+    "  local g = groups[d]\n"
+    "  for c = g.is, g.ie, 500 do\n"
+    "    local args = {}\n"
+    "    for j = c, math.min(c + 499, g.ie) do args[#args + 1] = a[j]; args[#args + 1] = now end\n"
+    "    redis.call('HSET', g.mk, unpack(args))\n"
+    "  end\n"
+    "  if g.ie >= g.is then redis.call('EXPIREAT', g.mk, g.mexp) end\n"
+    "end\n"
+    "local nh = tonumber(a[i]); i = i + 1\n"
+    "for h = 1, nh do\n"
+    "  local key, exp, nf = a[i], a[i + 1], tonumber(a[i + 2]); i = i + 3\n"
+    "  for f = 1, nf do redis.call('HINCRBY', key, a[i], a[i + 1]); i = i + 2 end\n"
+    "  if exp ~= '0' then redis.call('EXPIREAT', key, exp) end\n"
+    "end\n"
+    "local ns = tonumber(a[i]); i = i + 1\n"
+    "for s = 1, ns do redis.call('SADD', a[i], a[i + 1]); i = i + 2 end\n"
+    "for c = 1, #offs, 1000 do\n"
+    "  redis.call('HSET', okey, unpack(offs, c, math.min(c + 999, #offs)))\n"
+    "end\n"
+    "return {'OK'}\n";
+
+struct ops_counter_redis {
+    char *url;
+    char *password_file;
+    int timeout_ms;
+    redisContext *ctx;
+    char sha[41]; /* "" until loaded on this connection */
+    ops_counter_args_t args;
+    const char **argv; /* EVALSHA sha 0 + args */
+    size_t *argvlen;
+    size_t argv_cap;
+};
+
+static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    va_list ap;
+
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
+                                           int timeout_ms, char *errstr, size_t errstr_size) {
+    ops_counter_redis_t *cr = NULL;
+    ops_redis_url_t parsed;
+
+    if (url == NULL || ops_redis_url_parse(url, &parsed, errstr, errstr_size) != 0)
+        goto fail;
+    memset(&parsed, 0, sizeof(parsed)); /* may hold a password */
+    cr = calloc(1, sizeof(*cr));
+    if (cr == NULL || (cr->url = strdup(url)) == NULL ||
+        (cr->password_file = strdup(password_file ? password_file : "")) == NULL) {
+        set_err(errstr, errstr_size, "redis: out of memory");
+        goto fail;
+    }
+    cr->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    return cr;
+
+fail:
+    ops_counter_redis_destroy(cr);
+    return NULL;
+}
+
+void ops_counter_redis_destroy(ops_counter_redis_t *cr) {
+    if (cr == NULL)
+        return;
+    if (cr->ctx != NULL)
+        redisFree(cr->ctx);
+    ops_counter_args_free(&cr->args);
+    free(cr->argv);
+    free(cr->argvlen);
+    free(cr->url);
+    free(cr->password_file);
+    free(cr);
+}
+
+/* Drops the connection after an I/O error; the next call reconnects. */
+static void disconnect(ops_counter_redis_t *cr) {
+    if (cr->ctx != NULL)
+        redisFree(cr->ctx);
+    cr->ctx = NULL;
+    cr->sha[0] = '\0';
+}
+
+static int load_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
+    redisReply *r = redisCommand(cr->ctx, "SCRIPT LOAD %s", counter_script);
+    int rc = -1;
+
+    if (r == NULL) {
+        set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+        disconnect(cr);
+        goto cleanup;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        set_err(errstr, errstr_size, "redis: SCRIPT LOAD: %s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto cleanup;
+    }
+    memcpy(cr->sha, r->str, 40);
+    cr->sha[40] = '\0';
+    rc = 0;
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+static int ensure_connected(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
+    if (cr->ctx != NULL && cr->ctx->err == 0)
+        return 0;
+    disconnect(cr);
+    cr->ctx = ops_redis_connect(cr->url, cr->password_file, cr->timeout_ms, errstr, errstr_size);
+    return cr->ctx != NULL ? 0 : -1;
+}
+
+/* EVALSHA sha 0 ARGV..., reloading the script once when the server lost
+ * it (a restart, SCRIPT FLUSH). Returns the reply or NULL with errstr. */
+static redisReply *run_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
+    const ops_counter_args_t *a = &cr->args;
+    size_t n = a->argc + 3;
+
+    if (n > cr->argv_cap) {
+        const char **argv = realloc(cr->argv, n * sizeof(*argv));
+        if (argv == NULL)
+            goto oom;
+        cr->argv = argv;
+        size_t *lens = realloc(cr->argvlen, n * sizeof(*lens));
+        if (lens == NULL)
+            goto oom;
+        cr->argvlen = lens;
+        cr->argv_cap = n;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (cr->sha[0] == '\0' && load_script(cr, errstr, errstr_size) != 0)
+            return NULL;
+        cr->argv[0] = "EVALSHA";
+        cr->argvlen[0] = 7;
+        cr->argv[1] = cr->sha;
+        cr->argvlen[1] = 40;
+        cr->argv[2] = "0";
+        cr->argvlen[2] = 1;
+        memcpy(cr->argv + 3, a->argv, a->argc * sizeof(*a->argv));
+        memcpy(cr->argvlen + 3, a->argvlen, a->argc * sizeof(*a->argvlen));
+        redisReply *r = redisCommandArgv(cr->ctx, (int)n, cr->argv, cr->argvlen);
+        if (r == NULL) {
+            set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+            disconnect(cr);
+            return NULL;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            freeReplyObject(r);
+            cr->sha[0] = '\0';
+            continue;
+        }
+        return r;
+    }
+    set_err(errstr, errstr_size, "redis: the script keeps disappearing (NOSCRIPT)");
+    return NULL;
+oom:
+    set_err(errstr, errstr_size, "redis: out of memory");
+    return NULL;
+}
+
+static const char *elem_str(const redisReply *r, size_t i) {
+    if (r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return NULL;
+    const redisReply *e = r->element[i];
+    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
+}
+
+/* Drops the (operation, id) pairs of a SEEN reply from the batch. Returns
+ * how many were dropped. */
+static size_t drop_seen(ops_counter_t *c, const redisReply *list) {
+    size_t n = 0;
+
+    if (list->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i + 1 < list->elements; i += 2) {
+        const char *op = elem_str(list, i), *id = elem_str(list, i + 1);
+        if (op != NULL && id != NULL)
+            n += (size_t)ops_counter_drop_seen(c, op, id);
+    }
+    return n;
+}
+
+/* The retry loop around the script: SEEN replies shrink the batch, so it
+ * ends; anything unexpected leaves the batch as it was (FAILED). */
+ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
+                                           int64_t now_ms, size_t *seenp, char *errstr,
+                                           size_t errstr_size) {
+    ops_counter_step_t step = OPS_COUNTER_STEP_FAILED;
+    redisReply *r = NULL;
+    size_t seen = 0;
+
+    if (ops_counter_pending(c) == 0) {
+        step = OPS_COUNTER_STEP_APPLIED;
+        goto cleanup;
+    }
+    for (;;) {
+        if (ensure_connected(cr, errstr, errstr_size) != 0)
+            goto cleanup;
+        if (ops_counter_build(c, now_ms, &cr->args, errstr, errstr_size) != 0)
+            goto cleanup;
+        r = run_script(cr, errstr, errstr_size);
+        if (r == NULL)
+            goto cleanup;
+        const char *status = elem_str(r, 0);
+        if (r->type == REDIS_REPLY_ERROR) {
+            set_err(errstr, errstr_size, "redis: counter script: %s", r->str);
+            goto cleanup;
+        }
+        if (status != NULL && strcmp(status, "OK") == 0) {
+            ops_counter_applied(c);
+            step = OPS_COUNTER_STEP_APPLIED;
+            goto cleanup;
+        }
+        if (status != NULL && strcmp(status, "FENCED") == 0) {
+            const char *f = elem_str(r, 1), *cur = elem_str(r, 2), *exp = elem_str(r, 3);
+            set_err(errstr, errstr_size,
+                    "offsets moved on: %s holds %s in Redis, this consumer expected %s",
+                    f ? f : "?", cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
+            ops_counter_discard(c);
+            step = OPS_COUNTER_STEP_FENCED;
+            goto cleanup;
+        }
+        if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2) {
+            size_t n = drop_seen(c, r->element[1]);
+            if (n == 0) {
+                set_err(errstr, errstr_size, "redis: SEEN reply names no event of the batch");
+                goto cleanup;
+            }
+            seen += n;
+            freeReplyObject(r);
+            r = NULL;
+            continue;
+        }
+        set_err(errstr, errstr_size, "redis: unexpected reply from the counter script");
+        goto cleanup;
+    }
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    if (seenp != NULL)
+        *seenp = seen;
+    return step;
+}
+
+/* One HMGET for all assigned partitions; a missing field means "start at
+ * the beginning". A value that is not a number is refused rather than
+ * guessed at. */
+int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, const char *group,
+                                   char *errstr, size_t errstr_size) {
+    size_t n = ops_counter_partitions(c);
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    char(*fields)[OPS_COUNTER_TOPIC_MAX + 16] = NULL;
+    int64_t *vals = NULL;
+    char key[OPS_KEY_MAX];
+    redisReply *r = NULL;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if (ops_key_offsets(group, key, sizeof key) < 0) {
+        set_err(errstr, errstr_size, "group name too long for a key");
+        goto cleanup;
+    }
+    argv = calloc(n + 2, sizeof(*argv));
+    lens = calloc(n + 2, sizeof(*lens));
+    fields = calloc(n, sizeof(*fields));
+    vals = calloc(n, sizeof(*vals));
+    if (argv == NULL || lens == NULL || fields == NULL || vals == NULL) {
+        set_err(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        int32_t part;
+        ops_counter_partition(c, i, &topic, &part, NULL);
+        snprintf(fields[i], sizeof(fields[i]), "%s:%d", topic, (int)part);
+        argv[i + 2] = fields[i];
+    }
+    for (size_t i = 0; i < n + 2; i++)
+        lens[i] = strlen(argv[i]);
+    if (ensure_connected(cr, errstr, errstr_size) != 0)
+        goto cleanup;
+    r = redisCommandArgv(cr->ctx, (int)(n + 2), argv, lens);
+    if (r == NULL) {
+        set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+        disconnect(cr);
+        goto cleanup;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        set_err(errstr, errstr_size, "redis: HMGET %s: %s", key,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        char *end;
+        vals[i] = -1;
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING ||
+            (vals[i] = strtoll(e->str, &end, 10), end == e->str || *end != '\0' || vals[i] < 0)) {
+            set_err(errstr, errstr_size, "redis: %s field %s is not an offset", key, fields[i]);
+            goto cleanup;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        int32_t part;
+        ops_counter_partition(c, i, &topic, &part, NULL);
+        if (ops_counter_assign(c, topic, part, vals[i], errstr, errstr_size) != 0)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(argv);
+    free(lens);
+    free(fields);
+    free(vals);
+    return rc;
+}

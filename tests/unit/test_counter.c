@@ -1,0 +1,423 @@
+/*
+ * Unit tests for lib/counter.c: partition positions, in-batch dedupe, and
+ * the aggregation of a batch into the argument vector of the atomic Redis
+ * step, read back section by section as the script would.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "opstream/counter.h"
+#include "opstream/event.h"
+
+#define T0 1727705100000LL /* 2024-09-30T14:05:00Z */
+#define NOW (T0 + 30000)   /* half a minute later */
+
+/* ---- reading the argument vector back --------------------------------- */
+
+typedef struct parsed {
+    const ops_counter_args_t *a;
+    size_t parts, parts_n; /* index of the first partition triple, count */
+    size_t groups, groups_n;
+    size_t hashes, hashes_n;
+    size_t sets, sets_n;
+} parsed_t;
+
+static long num(const ops_counter_args_t *a, size_t i) {
+    assert_true(i < a->argc);
+    return strtol(a->argv[i], NULL, 10);
+}
+
+static parsed_t parse(const ops_counter_args_t *a) {
+    parsed_t p = {.a = a};
+    size_t i = 2;
+
+    p.parts_n = (size_t)num(a, i++);
+    p.parts = i;
+    i += 3 * p.parts_n;
+    p.groups_n = (size_t)num(a, i++);
+    p.groups = i;
+    for (size_t g = 0; g < p.groups_n; g++) {
+        i += 3;
+        i += 1 + (size_t)num(a, i);
+        i += 1 + (size_t)num(a, i);
+    }
+    p.hashes_n = (size_t)num(a, i++);
+    p.hashes = i;
+    for (size_t h = 0; h < p.hashes_n; h++) {
+        i += 2;
+        i += 1 + 2 * (size_t)num(a, i);
+    }
+    p.sets_n = (size_t)num(a, i++);
+    p.sets = i;
+    i += 2 * p.sets_n;
+    assert_int_equal(i, a->argc);
+    return p;
+}
+
+/* Sum of the deltas for (key, field) over all hash records; -1 when the
+ * field is never written. *expp gets the record's expireat. */
+static long long hdelta(const parsed_t *p, const char *key, const char *field, long long *expp) {
+    const ops_counter_args_t *a = p->a;
+    long long sum = -1;
+    size_t i = p->hashes;
+
+    for (size_t h = 0; h < p->hashes_n; h++) {
+        const char *k = a->argv[i];
+        long long exp = num(a, i + 1);
+        size_t nf = (size_t)num(a, i + 2);
+        i += 3;
+        for (size_t f = 0; f < nf; f++, i += 2) {
+            if (strcmp(k, key) == 0 && strcmp(a->argv[i], field) == 0) {
+                sum = (sum < 0 ? 0 : sum) + num(a, i + 1);
+                if (expp != NULL)
+                    *expp = exp;
+            }
+        }
+    }
+    return sum;
+}
+
+static int has_member(const parsed_t *p, const char *key, const char *member) {
+    for (size_t s = 0; s < p->sets_n; s++)
+        if (strcmp(p->a->argv[p->sets + 2 * s], key) == 0 &&
+            strcmp(p->a->argv[p->sets + 2 * s + 1], member) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_key(const parsed_t *p, const char *key) {
+    for (size_t i = p->hashes; i < p->sets; i++)
+        if (strcmp(p->a->argv[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- fixtures --------------------------------------------------------- */
+
+static ops_event_t mk(ops_kind_t kind, const char *op, const char *cc, int n, int minors,
+                      int64_t at, int id) {
+    ops_event_t ev;
+
+    ops_event_init(&ev);
+    ev.kind = kind;
+    snprintf(ev.operation, sizeof ev.operation, "%s", op);
+    snprintf(ev.country, sizeof ev.country, "%s", cc);
+    snprintf(ev.event_id, sizeof ev.event_id, "00000000-0000-4000-8000-%012d", id);
+    ev.count = n;
+    ev.minors = minors;
+    ev.occurred_at = at;
+    ev.reported_at = at;
+    return ev;
+}
+
+static ops_counter_t *new_counter(void) {
+    char err[256];
+    ops_counter_options_t o = {.group = "opstream-count", .max_events = 4};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+
+    assert_non_null(c);
+    assert_int_equal(ops_counter_assign(c, "opstream.arrests", 0, -1, err, sizeof err), 0);
+    assert_int_equal(ops_counter_assign(c, "opstream.rescues", 1, 40, err, sizeof err), 0);
+    return c;
+}
+
+static parsed_t build(ops_counter_t *c, ops_counter_args_t *a, int64_t now) {
+    char err[256];
+
+    assert_int_equal(ops_counter_build(c, now, a, err, sizeof err), 0);
+    return parse(a);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void batch_aggregates_every_key_of_the_contract(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e1 = mk(OPS_KIND_ARREST, "FLASH-WEKA", "NG", 3, 0, T0, 1);
+    ops_event_t e2 = mk(OPS_KIND_RESCUE, "FLASH-WEKA", "NG", 30, 4, T0 + 61000, 2);
+    ops_event_t e3 = mk(OPS_KIND_RESCUE, "FLASH-WEKA", "CM", 10, 0, T0 + 1000, 3);
+    long long exp = 0;
+
+    (void)state;
+    assert_int_equal(ops_counter_add_event(c, "opstream.arrests", 0, 7, &e1), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 1, 40, &e2), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 1, 41, &e3), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_pending(c), 3);
+    assert_false(ops_counter_full(c));
+    parsed_t p = build(c, &a, NOW);
+
+    assert_string_equal(a.argv[0], "opstream:offsets:opstream-count");
+    assert_int_equal(num(&a, 1), NOW / 1000);
+    /* Offsets: field, expected ("" = none stored), next. */
+    assert_int_equal(p.parts_n, 2);
+    assert_string_equal(a.argv[p.parts], "opstream.arrests:0");
+    assert_string_equal(a.argv[p.parts + 1], "");
+    assert_string_equal(a.argv[p.parts + 2], "8");
+    assert_string_equal(a.argv[p.parts + 3], "opstream.rescues:1");
+    assert_string_equal(a.argv[p.parts + 4], "40");
+    assert_string_equal(a.argv[p.parts + 5], "42");
+
+    const char *tot = "opstream:{FLASH-WEKA}:total";
+    assert_int_equal(hdelta(&p, tot, "arrests", &exp), 3);
+    assert_int_equal(exp, 0);
+    assert_int_equal(hdelta(&p, tot, "victims", NULL), 40);
+    assert_int_equal(hdelta(&p, tot, "minor_victims", NULL), 4);
+    assert_int_equal(hdelta(&p, tot, "migrants", NULL), 0); /* written as 0 */
+    assert_int_equal(hdelta(&p, tot, "seized_items", NULL), 0);
+    assert_int_equal(hdelta(&p, tot, "events", NULL), 3);
+    assert_int_equal(hdelta(&p, "opstream:{FLASH-WEKA}:country:NG", "victims", NULL), 30);
+    assert_int_equal(hdelta(&p, "opstream:{FLASH-WEKA}:country:NG", "events", NULL), 2);
+    assert_int_equal(hdelta(&p, "opstream:{FLASH-WEKA}:country:CM", "victims", NULL), 10);
+    assert_int_equal(hdelta(&p, "opstream:{FLASH-WEKA}:country:CM", "arrests", NULL), 0);
+
+    /* Minute buckets: 14:05 has e1 and e3, 14:06 has e2; zero fields left out. */
+    const char *m5 = "opstream:{FLASH-WEKA}:min:202409301405";
+    assert_int_equal(hdelta(&p, m5, "events", &exp), 2);
+    assert_int_equal(exp, T0 / 1000 + 172800);
+    assert_int_equal(hdelta(&p, m5, "arrests", NULL), 3);
+    assert_int_equal(hdelta(&p, m5, "NG:arrests", NULL), 3);
+    assert_int_equal(hdelta(&p, m5, "CM:victims", NULL), 10);
+    assert_int_equal(hdelta(&p, m5, "NG:victims", NULL), -1);
+    assert_int_equal(hdelta(&p, m5, "migrants", NULL), -1);
+    const char *m6 = "opstream:{FLASH-WEKA}:min:202409301406";
+    assert_int_equal(hdelta(&p, m6, "NG:minor_victims", NULL), 4);
+    assert_int_equal(hdelta(&p, m6, "events", NULL), 1);
+    const char *h14 = "opstream:{FLASH-WEKA}:hour:2024093014";
+    assert_int_equal(hdelta(&p, h14, "victims", &exp), 40);
+    assert_int_equal(exp, 1727704800LL + 3024000);
+    assert_int_equal(hdelta(&p, h14, "NG:events", NULL), 2);
+
+    assert_true(has_member(&p, "opstream:operations", "FLASH-WEKA"));
+    assert_true(has_member(&p, "opstream:{FLASH-WEKA}:countries", "NG"));
+    assert_true(has_member(&p, "opstream:{FLASH-WEKA}:countries", "CM"));
+    assert_int_equal(p.sets_n, 3);
+
+    /* One dedupe group with the three ids. */
+    assert_int_equal(p.groups_n, 1);
+    assert_string_equal(a.argv[p.groups], "FLASH-WEKA");
+    size_t k = (size_t)num(&a, p.groups + 3);
+    assert_int_equal(k, 8); /* 7-day window in day slots: 8 slots cover it */
+    assert_int_equal(num(&a, p.groups + 4 + k), 3);
+
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void duplicate_in_a_batch_counts_once_but_passes_its_offset(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e = mk(OPS_KIND_MIGRANT, "WEKA-II", "LY", 12, 2, T0, 9);
+
+    (void)state;
+    assert_int_equal(ops_counter_add_event(c, "opstream.arrests", 0, 0, &e), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 1, 40, &e),
+                     OPS_COUNTER_DUPLICATE);
+    assert_int_equal(ops_counter_pending(c), 2);
+    assert_int_equal(ops_counter_pending_events(c), 1);
+    assert_int_equal(ops_counter_dupes(c), 1);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "migrants", NULL), 12);
+    assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "events", NULL), 1);
+    assert_int_equal(p.parts_n, 2);
+    assert_string_equal(a.argv[p.parts + 5], "41");
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void event_seen_in_redis_is_dropped_but_offset_still_passes(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e1 = mk(OPS_KIND_ARREST, "WEKA-II", "GH", 2, 0, T0, 1);
+    ops_event_t e2 = mk(OPS_KIND_ARREST, "WEKA-II", "GH", 5, 0, T0, 2);
+
+    (void)state;
+    ops_counter_add_event(c, "opstream.arrests", 0, 0, &e1);
+    ops_counter_add_event(c, "opstream.arrests", 0, 1, &e2);
+    assert_int_equal(ops_counter_drop_seen(c, "WEKA-II", e1.event_id), 1);
+    assert_int_equal(ops_counter_drop_seen(c, "WEKA-II", e1.event_id), 0);
+    assert_int_equal(ops_counter_drop_seen(c, "OTHER-OP", e2.event_id), 0);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "arrests", NULL), 5);
+    assert_string_equal(a.argv[p.parts + 2], "2");
+    assert_int_equal(num(&a, p.groups + 4 + (size_t)num(&a, p.groups + 3)), 1);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void dlq_message_passes_its_offset_and_counts_nothing(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+
+    (void)state;
+    assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 40), OPS_COUNTER_SKIPPED);
+    assert_int_equal(ops_counter_pending_skips(c), 1);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(p.parts_n, 1);
+    assert_string_equal(a.argv[p.parts + 2], "41");
+    assert_int_equal(p.groups_n, 0);
+    assert_int_equal(p.hashes_n, 0);
+    assert_int_equal(p.sets_n, 0);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void event_older_than_bucket_ttl_counts_in_totals_only(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    /* Three days old: past the 48 h minute TTL, within the 35-day hour TTL. */
+    ops_event_t e = mk(OPS_KIND_SEIZURE, "LIBERTERRA-II", "BR", 7, 0, T0 - 3 * 86400000LL, 1);
+
+    (void)state;
+    ops_counter_add_event(c, "opstream.arrests", 0, 0, &e);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(hdelta(&p, "opstream:{LIBERTERRA-II}:total", "seized_items", NULL), 7);
+    assert_false(has_key(&p, "opstream:{LIBERTERRA-II}:min:202409271405"));
+    assert_int_equal(hdelta(&p, "opstream:{LIBERTERRA-II}:hour:2024092714", "seized_items", NULL),
+                     7);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void unassigned_and_stale_messages_are_ignored(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_event_t e = mk(OPS_KIND_ARREST, "WEKA-II", "GH", 1, 0, T0, 1);
+
+    (void)state;
+    assert_int_equal(ops_counter_add_event(c, "opstream.arrests", 5, 0, &e),
+                     OPS_COUNTER_NOT_ASSIGNED);
+    assert_int_equal(ops_counter_add_skip(c, "opstream.seizures", 0, 0), OPS_COUNTER_NOT_ASSIGNED);
+    /* Stored 40: an older message (left over from before a seek) is stale. */
+    assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 39), OPS_COUNTER_STALE);
+    assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 40), OPS_COUNTER_SKIPPED);
+    assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 40), OPS_COUNTER_STALE);
+    assert_int_equal(ops_counter_pending(c), 1);
+    ops_counter_destroy(c);
+}
+
+static void applied_batch_moves_stored_offsets_and_discard_does_not(void **state) {
+    ops_counter_t *c = new_counter();
+    int64_t stored;
+
+    (void)state;
+    ops_counter_add_skip(c, "opstream.arrests", 0, 3);
+    ops_counter_add_skip(c, "opstream.arrests", 0, 4);
+    ops_counter_discard(c);
+    assert_int_equal(ops_counter_pending(c), 0);
+    ops_counter_partition(c, 0, NULL, NULL, &stored);
+    assert_int_equal(stored, -1);
+    ops_counter_add_skip(c, "opstream.arrests", 0, 3);
+    ops_counter_add_skip(c, "opstream.rescues", 1, 40);
+    ops_counter_add_skip(c, "opstream.rescues", 1, 41);
+    ops_counter_add_skip(c, "opstream.rescues", 1, 45); /* a gap is fine */
+    assert_true(ops_counter_full(c));
+    ops_counter_applied(c);
+    assert_int_equal(ops_counter_pending(c), 0);
+    ops_counter_partition(c, 0, NULL, NULL, &stored);
+    assert_int_equal(stored, 4);
+    ops_counter_partition(c, 1, NULL, NULL, &stored);
+    assert_int_equal(stored, 46);
+    ops_counter_unassign_all(c);
+    assert_int_equal(ops_counter_partitions(c), 0);
+    ops_counter_destroy(c);
+}
+
+static void reassigning_a_partition_drops_the_pending_batch(void **state) {
+    ops_counter_t *c = new_counter();
+    char err[128];
+    int64_t stored;
+
+    (void)state;
+    ops_counter_add_skip(c, "opstream.rescues", 1, 40);
+    assert_int_equal(ops_counter_assign(c, "opstream.rescues", 1, 90, err, sizeof err), 0);
+    assert_int_equal(ops_counter_pending(c), 0);
+    ops_counter_partition(c, 1, NULL, NULL, &stored);
+    assert_int_equal(stored, 90);
+    assert_int_equal(ops_counter_partitions(c), 2);
+    ops_counter_destroy(c);
+}
+
+static void dedupe_slots_cover_the_window(void **state) {
+    static const struct {
+        int64_t window, slot;
+    } rows[] = {{604800, 86400}, {7, 1}, {1, 1}, {8, 2}, {3600, 515}};
+    char err[128];
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = 70};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+    ops_counter_args_t a = {0};
+    ops_event_t e = mk(OPS_KIND_ARREST, "OP", "GH", 1, 0, T0, 1);
+
+    (void)state;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(ops_counter_seen_slot_s(rows[i].window), rows[i].slot);
+    assert_int_equal(ops_counter_assign(c, "t", 0, -1, err, sizeof err), 0);
+    ops_counter_add_event(c, "t", 0, 0, &e);
+    parsed_t p = build(c, &a, 1000005000LL); /* now 1000005 s; slots of 10 s */
+    assert_string_equal(a.argv[p.groups + 1], "opstream:{OP}:seen:1000000");
+    assert_int_equal(num(&a, p.groups + 2), 1000010 + 70);
+    assert_int_equal(num(&a, p.groups + 3), 8);
+    assert_string_equal(a.argv[p.groups + 4], "opstream:{OP}:seen:999930");
+    assert_string_equal(a.argv[p.groups + 11], "opstream:{OP}:seen:1000000");
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+static void counter_refuses_missing_group(void **state) {
+    char err[128] = "";
+    ops_counter_options_t o = {0};
+
+    (void)state;
+    assert_null(ops_counter_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "group"));
+    assert_null(ops_counter_new(NULL, err, sizeof err));
+    ops_counter_destroy(NULL);
+    ops_counter_args_free(NULL);
+}
+
+static void large_batch_keeps_every_event(void **state) {
+    char err[128];
+    ops_counter_options_t o = {.group = "g"};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+    ops_counter_args_t a = {0};
+    long long want = 0;
+
+    (void)state;
+    assert_int_equal(ops_counter_assign(c, "t", 0, -1, err, sizeof err), 0);
+    for (int i = 0; i < 6000; i++) {
+        ops_event_t e = mk(OPS_KIND_ARREST, i % 2 ? "A" : "B", i % 3 ? "FR" : "DE", 1 + i % 5, 0,
+                           T0 + (int64_t)i * 1000, i);
+        want += 1 + i % 5;
+        assert_int_equal(ops_counter_add_event(c, "t", 0, i, &e), OPS_COUNTER_ADDED);
+    }
+    assert_true(ops_counter_full(c));
+    parsed_t p = build(c, &a, T0 + 6000000);
+    long long got = hdelta(&p, "opstream:{A}:total", "arrests", NULL) +
+                    hdelta(&p, "opstream:{B}:total", "arrests", NULL);
+    assert_int_equal(got, want);
+    assert_int_equal(hdelta(&p, "opstream:{A}:total", "events", NULL), 3000);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(batch_aggregates_every_key_of_the_contract),
+        cmocka_unit_test(duplicate_in_a_batch_counts_once_but_passes_its_offset),
+        cmocka_unit_test(event_seen_in_redis_is_dropped_but_offset_still_passes),
+        cmocka_unit_test(dlq_message_passes_its_offset_and_counts_nothing),
+        cmocka_unit_test(event_older_than_bucket_ttl_counts_in_totals_only),
+        cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
+        cmocka_unit_test(applied_batch_moves_stored_offsets_and_discard_does_not),
+        cmocka_unit_test(reassigning_a_partition_drops_the_pending_batch),
+        cmocka_unit_test(dedupe_slots_cover_the_window),
+        cmocka_unit_test(counter_refuses_missing_group),
+        cmocka_unit_test(large_batch_keeps_every_event),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
