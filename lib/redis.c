@@ -395,8 +395,15 @@ redisContext *ops_redis_connect(const char *url, const char *password_file, int 
         if (setup_command(c, where, "AUTH", errstr, errstr_size, "AUTH %s", u.password) != 0)
             goto cleanup;
     }
-    if (u.db != 0 && setup_command(c, where, "SELECT", errstr, errstr_size, "SELECT %d", u.db) != 0)
-        goto cleanup;
+    if (u.db != 0) {
+        if (setup_command(c, where, "SELECT", errstr, errstr_size, "SELECT %d", u.db) != 0)
+            goto cleanup;
+    } else if (!u.user[0] && !u.password[0]) {
+        /* Nothing was sent yet: a server that wants a password says so now
+         * (NOAUTH), not at the first counter update. */
+        if (setup_command(c, where, "PING", errstr, errstr_size, "PING") != 0)
+            goto cleanup;
+    }
     ok = 1;
 cleanup:
     memset(&u, 0, sizeof(u));

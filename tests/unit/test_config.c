@@ -290,53 +290,66 @@ static void bad_environment_value_names_the_variable(void **state) {
 
 /* ---- Kafka conf builder ---- */
 
-static void expect_conf(rd_kafka_conf_t *conf, const char *key, const char *value) {
-    char buf[512];
-    size_t sz = sizeof(buf);
-    if (rd_kafka_conf_get(conf, key, buf, &sz) != RD_KAFKA_CONF_OK)
-        fail_msg("%s is not a property", key);
-    if (strcmp(buf, value) != 0)
-        fail_msg("%s = '%s', expected '%s'", key, buf, value);
+/* One expected value of a built conf: global, or of its default topic conf. */
+typedef struct expect {
+    int topic;
+    const char *key, *value;
+} expect_t;
+
+static void expect_conf(rd_kafka_conf_t *conf, const expect_t *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char buf[512] = "";
+        size_t sz = sizeof(buf);
+        rd_kafka_conf_res_t res;
+        if (rows[i].topic) {
+            rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(conf);
+            assert_non_null(tc);
+            res = rd_kafka_topic_conf_get(tc, rows[i].key, buf, &sz);
+        } else
+            res = rd_kafka_conf_get(conf, rows[i].key, buf, &sz);
+        if (res != RD_KAFKA_CONF_OK)
+            fail_msg("%s%s is not a property", rows[i].topic ? "topic " : "", rows[i].key);
+        if (strcmp(buf, rows[i].value) != 0)
+            fail_msg("%s%s = '%s', expected '%s'", rows[i].topic ? "topic " : "", rows[i].key, buf,
+                     rows[i].value);
+    }
 }
 
-static void expect_topic_conf(rd_kafka_conf_t *conf, const char *key, const char *value) {
-    char buf[512];
-    size_t sz = sizeof(buf);
-    rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(conf);
-    assert_non_null(tc);
-    if (rd_kafka_topic_conf_get(tc, key, buf, &sz) != RD_KAFKA_CONF_OK)
-        fail_msg("topic %s is not a property", key);
-    if (strcmp(buf, value) != 0)
-        fail_msg("topic %s = '%s', expected '%s'", key, buf, value);
-}
+#define EXPECT_CONF(conf, rows) expect_conf((conf), (rows), sizeof(rows) / sizeof((rows)[0]))
 
 static void producer_conf_has_the_delivery_defaults(void **state) {
     fixture_t *f = *state;
     char err[512] = "";
+    static const expect_t rows[] = {
+        {0, "enable.idempotence", "true"},
+        {0, "socket.nagle.disable", "true"},
+        {0, "linger.ms", "5"},
+        {0, "client.id", "opstream"},
+        {0, "compression.codec", "none"},
+        {1, "acks", "-1"},                   /* all */
+        {1, "message.timeout.ms", "300000"}, /* librdkafka's own */
+    };
     rd_kafka_conf_t *conf = ops_kafka_conf_new(f->cfg, OPS_KAFKA_PRODUCER, err, sizeof err);
     assert_non_null(conf);
-    expect_conf(conf, "enable.idempotence", "true");
-    expect_conf(conf, "socket.nagle.disable", "true");
-    expect_conf(conf, "linger.ms", "5");
-    expect_conf(conf, "client.id", "opstream");
-    expect_conf(conf, "compression.codec", "none");
-    expect_topic_conf(conf, "acks", "-1");                   /* all */
-    expect_topic_conf(conf, "message.timeout.ms", "300000"); /* librdkafka's own */
+    EXPECT_CONF(conf, rows);
     rd_kafka_conf_destroy(conf);
 }
 
 static void consumer_conf_leaves_offsets_to_redis(void **state) {
     fixture_t *f = *state;
     char err[512] = "";
+    static const expect_t rows[] = {
+        {0, "enable.auto.commit", "false"},
+        {0, "enable.auto.offset.store", "false"},
+        {0, "socket.nagle.disable", "true"},
+        {0, "fetch.wait.max.ms", "10"},
+        {0, "client.id", "opstream"},
+        {0, "partition.assignment.strategy", "range,roundrobin"}, /* eager */
+        {1, "auto.offset.reset", "smallest"},                     /* earliest */
+    };
     rd_kafka_conf_t *conf = ops_kafka_conf_new(f->cfg, OPS_KAFKA_CONSUMER, err, sizeof err);
     assert_non_null(conf);
-    expect_conf(conf, "enable.auto.commit", "false");
-    expect_conf(conf, "enable.auto.offset.store", "false");
-    expect_conf(conf, "socket.nagle.disable", "true");
-    expect_conf(conf, "fetch.wait.max.ms", "10");
-    expect_conf(conf, "client.id", "opstream");
-    expect_conf(conf, "partition.assignment.strategy", "range,roundrobin");
-    expect_topic_conf(conf, "auto.offset.reset", "smallest"); /* earliest */
+    EXPECT_CONF(conf, rows);
     rd_kafka_conf_destroy(conf);
 }
 
@@ -354,15 +367,18 @@ static void user_properties_override_the_defaults(void **state) {
     for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
         if (ops_config_set_kv(f->cfg, props[i], err, sizeof err) != 0)
             fail_msg("%s: %s", props[i], err);
+    static const expect_t rows[] = {
+        {0, "linger.ms", "50"},
+        {0, "client.id", "desk-ng"},
+        {0, "enable.idempotence", "false"},
+        {0, "bootstrap.servers", "k1:9092"},
+        {0, "socket.nagle.disable", "true"}, /* untouched default stays */
+        {1, "acks", "1"},
+        {1, "message.timeout.ms", "60000"},
+    };
     rd_kafka_conf_t *conf = ops_kafka_conf_new(f->cfg, OPS_KAFKA_PRODUCER, err, sizeof err);
     assert_non_null(conf);
-    expect_conf(conf, "linger.ms", "50");
-    expect_conf(conf, "client.id", "desk-ng");
-    expect_conf(conf, "enable.idempotence", "false");
-    expect_conf(conf, "bootstrap.servers", "k1:9092");
-    expect_conf(conf, "socket.nagle.disable", "true"); /* untouched default stays */
-    expect_topic_conf(conf, "acks", "1");
-    expect_topic_conf(conf, "message.timeout.ms", "60000");
+    EXPECT_CONF(conf, rows);
     rd_kafka_conf_destroy(conf);
 }
 
