@@ -705,8 +705,8 @@ static ops_codec_err_t get_field(const codec_schema_t *e, avro_value_t *rec, con
  */
 static ops_codec_err_t read_frame(ops_codec_t *c, const void *buf, size_t len, bool want_alert,
                                   codec_schema_t **ep, char *errstr, size_t errstr_size) {
-    const char *body = (const char *)buf + CODEC_HEADER_BYTES;
-    size_t blen = len - CODEC_HEADER_BYTES;
+    const char *body;
+    size_t blen;
     codec_schema_t *e;
     ops_codec_err_t err;
     ops_avro_guard_limits_t lim = {0, 0, 0};
@@ -731,6 +731,8 @@ static ops_codec_err_t read_frame(ops_codec_t *c, const void *buf, size_t len, b
     if ((e->kind == CODEC_NOT_AN_EVENT) != want_alert)
         return dec_err(OPS_CODEC_ERR_WRONG_TYPE, errstr, errstr_size, "schema id %ld is %s, not %s",
                        (long)id, e->emb->subject, want_alert ? "an alert" : "an event");
+    body = (const char *)buf + CODEC_HEADER_BYTES;
+    blen = len - CODEC_HEADER_BYTES;
     err = ops_avro_guard_check(e->schema, body, blen, &lim, errstr, errstr_size);
     if (err != OPS_CODEC_OK)
         return err;

@@ -22,9 +22,9 @@
 
 /* ---------------------------------------------------- counting allocator */
 
-static size_t mem_current;    /* bytes avro-c holds now */
-static size_t mem_peak;       /* highest mem_current since the last reset */
-static long mem_live_blocks;  /* allocations not yet freed */
+static size_t mem_current;   /* bytes avro-c holds now */
+static size_t mem_peak;      /* highest mem_current since the last reset */
+static long mem_live_blocks; /* allocations not yet freed */
 
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     void *p;
@@ -136,10 +136,14 @@ static void test_every_kind_round_trips_with_all_fields(void **state) {
         int with_location;
         unsigned n_nat;
     } rows[] = {
-        {OPS_KIND_ARREST, 1, OPS_NATIONALITIES_MAX}, {OPS_KIND_ARREST, 0, 0},
-        {OPS_KIND_RESCUE, 1, 3},                     {OPS_KIND_RESCUE, 0, 0},
-        {OPS_KIND_MIGRANT, 1, 0},                    {OPS_KIND_MIGRANT, 0, OPS_NATIONALITIES_MAX},
-        {OPS_KIND_SEIZURE, 1, 0},                    {OPS_KIND_SEIZURE, 0, 0},
+        {OPS_KIND_ARREST, 1, OPS_NATIONALITIES_MAX},
+        {OPS_KIND_ARREST, 0, 0},
+        {OPS_KIND_RESCUE, 1, 3},
+        {OPS_KIND_RESCUE, 0, 0},
+        {OPS_KIND_MIGRANT, 1, 0},
+        {OPS_KIND_MIGRANT, 0, OPS_NATIONALITIES_MAX},
+        {OPS_KIND_SEIZURE, 1, 0},
+        {OPS_KIND_SEIZURE, 0, 0},
     };
     size_t i;
     (void)state;
@@ -197,8 +201,8 @@ static void test_alert_round_trips_with_and_without_country(void **state) {
         size_t len = 0;
 
         base_alert(&in, (int)rows[i][0], rows[i][1]);
-        assert_int_equal(ops_codec_encode_alert(codec, &in, buf, sizeof(buf), &len, err, sizeof(err)),
-                         0);
+        assert_int_equal(
+            ops_codec_encode_alert(codec, &in, buf, sizeof(buf), &len, err, sizeof(err)), 0);
         assert_int_equal(ops_codec_frame_schema_id(buf, len, &id), OPS_CODEC_OK);
         assert_int_equal(id, ops_codec_alert_writer_id(codec));
         assert_int_equal(ops_codec_decode_alert(codec, buf, len, &out, err, sizeof(err)),
@@ -540,8 +544,7 @@ static const bad_case_t bad_cases[] = {
     {"varint longer than 10 bytes", b_varint_continues_past_10_bytes, OPS_CODEC_ERR_MALFORMED},
     {"int overflowing 32 bits", b_int_overflows_32_bits, OPS_CODEC_ERR_MALFORMED},
     {"array block of 2^62 items", b_array_2_62, OPS_CODEC_ERR_TOO_LARGE},
-    {"array block larger than the bytes left", b_array_2_62_under_limit,
-     OPS_CODEC_ERR_TRUNCATED},
+    {"array block larger than the bytes left", b_array_2_62_under_limit, OPS_CODEC_ERR_TRUNCATED},
     {"negative block count with a huge size", b_array_negative_count_huge_size,
      OPS_CODEC_ERR_TRUNCATED},
     {"block size that lies", b_array_block_size_lies, OPS_CODEC_ERR_MALFORMED},
