@@ -89,7 +89,7 @@ int ops_record_map_header(const char *const *names, size_t n, int *map, char *er
 
 /* Fills rec from one parsed JSON object. An unknown key is an error naming
  * it. Returns 0, or -1 with errstr as "key: reason" and *fieldp (may be
- * NULL) set to the key. */
+ * NULL) set to the key, which lives in obj (valid until its next parse). */
 int ops_record_from_json(ops_record_t *rec, const ops_json_t *obj, const char **fieldp,
                          char *errstr, size_t errstr_size);
 
