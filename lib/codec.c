@@ -177,15 +177,24 @@ const char *ops_codec_err_name(ops_codec_err_t err) {
     return "unknown";
 }
 
+/* Formats "<prefix><detail>" into errstr; prefix may be empty. */
+static void vset_err(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
+                     va_list ap) {
+    int n;
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    n = snprintf(errstr, errstr_size, "%s", prefix);
+    if (n >= 0 && (size_t)n < errstr_size)
+        vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
+}
+
 static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
     va_list ap;
-    if (errstr == NULL || errstr_size == 0)
-        return;
     va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
+    vset_err(errstr, errstr_size, "", fmt, ap);
     va_end(ap);
 }
 
@@ -195,15 +204,11 @@ static ops_codec_err_t dec_err(ops_codec_err_t err, char *errstr, size_t errstr_
 
 static ops_codec_err_t dec_err(ops_codec_err_t err, char *errstr, size_t errstr_size,
                                const char *fmt, ...) {
+    char prefix[32];
     va_list ap;
-    int n;
-    if (errstr == NULL || errstr_size == 0)
-        return err;
-    n = snprintf(errstr, errstr_size, "%s: ", ops_codec_err_name(err));
-    if (n < 0 || (size_t)n >= errstr_size)
-        return err;
+    snprintf(prefix, sizeof(prefix), "%s: ", ops_codec_err_name(err));
     va_start(ap, fmt);
-    vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
+    vset_err(errstr, errstr_size, prefix, fmt, ap);
     va_end(ap);
     return err;
 }

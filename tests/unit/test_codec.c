@@ -372,6 +372,13 @@ static void arrest_prefix(frame_t *f, int64_t union_index, const char *operation
         f_str(f, "Lagos");
 }
 
+/* An arrest frame up to its nationalities array: 3 persons, first offence. */
+static void arrest_up_to_array(frame_t *f, int64_t union_index) {
+    arrest_prefix(f, union_index, "FLASH-WEKA");
+    f_long(f, 3);
+    f_long(f, 0);
+}
+
 static void arrest_frame(frame_t *f, int64_t persons, int64_t offence, unsigned n_nat) {
     unsigned i;
     arrest_prefix(f, 1, "FLASH-WEKA");
@@ -437,33 +444,25 @@ static void b_int_overflows_32_bits(frame_t *f) {
     arrest_frame(f, (int64_t)1 << 31, 0, 0); /* 5 varint bytes, the last over 0x0f */
 }
 static void b_array_2_62(frame_t *f) {
-    arrest_prefix(f, 0, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, 0);
     f_long(f, (int64_t)1 << 62);
     f_str(f, "NG");
     f_long(f, 0);
 }
 static void b_array_2_62_under_limit(frame_t *f) {
     /* 900 items fit the item budget but not the 3 bytes left */
-    arrest_prefix(f, 0, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, 0);
     f_long(f, 900);
     f_str(f, "NG");
 }
 static void b_array_negative_count_huge_size(frame_t *f) {
-    arrest_prefix(f, 0, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, 0);
     f_long(f, -((int64_t)1 << 62));
     f_long(f, (int64_t)1 << 40);
     f_str(f, "NG");
 }
 static void b_array_block_size_lies(frame_t *f) {
-    arrest_prefix(f, 0, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, 0);
     f_long(f, -2);
     f_long(f, 5); /* two "NG" strings take 6 */
     f_str(f, "NG");
@@ -471,15 +470,11 @@ static void b_array_block_size_lies(frame_t *f) {
     f_long(f, 0);
 }
 static void b_union_index(frame_t *f) {
-    arrest_prefix(f, 2, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, 2);
     f_long(f, 0);
 }
 static void b_union_negative(frame_t *f) {
-    arrest_prefix(f, -1, "FLASH-WEKA");
-    f_long(f, 3);
-    f_long(f, 0);
+    arrest_up_to_array(f, -1);
     f_long(f, 0);
 }
 static void b_enum_index(frame_t *f) {
