@@ -10,6 +10,12 @@
 # one binary each (integration tests link tests/integration/harness.c).
 
 BUILD   ?= build/release
+V       ?= 0
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 BINDIR  ?= bin
 SAN     ?=
 
@@ -61,35 +67,42 @@ tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
 
 $(BUILD)/gen/schemas_gen.c: mk/embed-schemas.sh $(wildcard schemas/*)
 	@mkdir -p $(dir $@)
-	sh mk/embed-schemas.sh schemas > $@.tmp && mv $@.tmp $@
+	@echo "  GEN     $@"
+	$(Q)sh mk/embed-schemas.sh schemas > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/schemas_gen.o: $(BUILD)/gen/schemas_gen.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/schemas_gen.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBOPS): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 define program_rule
 $(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(2)/*.c))
 $(BINDIR)/$(1): $$($(1)_OBJS) $(LIBOPS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$($(1)_OBJS) $(LIBOPS) $$(LIBS)
+	@echo "  LD      $$@"
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$($(1)_OBJS) $(LIBOPS) $$(LIBS)
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call program_rule,$(notdir $(d)),$(d))))
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBOPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBOPS) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBOPS) $(LIBS) -lcmocka
 
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIBOPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBOPS) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBOPS) $(LIBS) -lcmocka
 
 # Test runs. The runner prints one line per test binary and a closing
 # "tests: N passed, N failed" line; it exits non-zero when any failed.
