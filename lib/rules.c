@@ -1065,31 +1065,8 @@ static const uint8_t alert_id_namespace[16] = {0x3f, 0x7c, 0x1e, 0x52, 0x8a, 0x4
 
 void ops_alert_id_derive(const char *rule, const char *operation, const char *scope,
                          const char *instance, char out[OPS_EVENT_ID_LEN + 1]) {
-    const char *parts[4] = {rule, operation, scope, instance};
-    ops_sha1_t s;
-    uint8_t d[OPS_SHA1_DIGEST_LEN];
-
-    ops_sha1_init(&s);
-    ops_sha1_update(&s, alert_id_namespace, sizeof(alert_id_namespace));
-    for (int i = 0; i < 4; i++) {
-        if (i > 0)
-            ops_sha1_update(&s, "\x1f", 1);
-        if (parts[i] != NULL)
-            ops_sha1_update(&s, parts[i], strlen(parts[i]));
-    }
-    ops_sha1_final(&s, d);
-    d[6] = (uint8_t)((d[6] & 0x0f) | 0x50);
-    d[8] = (uint8_t)((d[8] & 0x3f) | 0x80);
-
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[d[i] >> 4];
-        out[o++] = hex[d[i] & 0x0f];
-    }
-    out[o] = '\0';
+    const char *const parts[4] = {rule, operation, scope, instance};
+    ops_sha1_uuid5(alert_id_namespace, parts, 4, out);
 }
 
 /* ---- engine state ------------------------------------------------------------------ */
