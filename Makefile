@@ -134,3 +134,10 @@ compose-check:
 	@OPSTREAM_DEPS=docker-compose sh mk/deps.sh
 	docker-compose -f docker-compose.yml config -q && echo "compose-check: docker-compose.yml is valid"
 .PHONY: compose-check
+
+# The whole pipeline on the embedded default (or BROKERS= / REDIS= for real
+# services); DEMO_SECONDS sets the length of the simulated traffic.
+demo: deps
+	@$(MAKE) --no-print-directory programs
+	@BROKERS="$(BROKERS)" REDIS="$(REDIS)" OPSTREAM_BIN_DIR=$(BINDIR) bash mk/demo.sh
+.PHONY: demo

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# make demo: the whole opstream pipeline on one machine. Starts the embedded
+# broker (opstream-broker) and a redis-server in a temp dir on free ports
+# (or uses BROKERS / REDIS when given), opstream-count, opstream-alert and
+# opstream-alerts, then runs opstream-simulate with an operation scenario
+# for DEMO_SECONDS while showing live counts and the alerts as they fire.
+# Stops everything it started on exit, Ctrl-C included.
+set -u
+
+BIN=${OPSTREAM_BIN_DIR:-bin}
+SECONDS_TO_RUN=${DEMO_SECONDS:-60}
+SCENARIO=${DEMO_SCENARIO:-liberterra-ii}
+OP=${DEMO_OPERATION:-LIBERTERRA-II}
+RATE=${DEMO_RATE:-200}
+SEED=${DEMO_SEED:-2024}
+RULES=${DEMO_RULES:-config/alerts.conf}
+BROKERS=${BROKERS:-}
+REDIS=${REDIS:-}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/opstream-demo.XXXXXX") || exit 1
+pids=()
+redis_port=""
+status=0
+
+say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
+[ -t 1 ] || say() { printf '[demo] %s\n' "$*"; }
+
+# Stops every process this script started: SIGTERM, a grace period for the
+# consumers to flush and leave their groups, then SIGKILL.
+cleanup() {
+    trap - EXIT INT TERM
+    local p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 1 50); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "${DEMO_KEEP:-0}" = 1 ]; then
+        say "logs kept in $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'echo; say "interrupted: stopping everything"; status=130; exit 130' INT TERM
+
+start() { # name, command...: starts a background process, logs in $work/name.log
+    local name=$1
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.log" &
+    pids+=($!)
+}
+
+fail() {
+    say "error: $*"
+    for f in "$work"/*.log; do
+        [ -s "$f" ] && { echo "--- $(basename "$f") (last lines)"; tail -n 5 "$f"; }
+    done
+    exit 1
+}
+
+for prog in opstream-broker opstream-count opstream-alert opstream-alerts opstream-simulate opstream-stats; do
+    [ -x "$BIN/$prog" ] || fail "$BIN/$prog is missing: run make first"
+done
+
+# --- Kafka: the embedded broker unless BROKERS is given ---------------------
+if [ -z "$BROKERS" ]; then
+    start broker "$BIN/opstream-broker" --bootstrap-file "$work/bootstrap"
+    for _ in $(seq 1 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
+    [ -s "$work/bootstrap" ] || fail "opstream-broker did not start"
+    BROKERS=$(head -n 1 "$work/bootstrap")
+    say "embedded broker (in memory, demo only): $BROKERS"
+else
+    say "Kafka: $BROKERS"
+fi
+
+# --- Redis: a throwaway redis-server unless REDIS is given --------------------
+if [ -z "$REDIS" ]; then
+    for _ in $(seq 1 20); do
+        port=$((20000 + RANDOM % 40000))
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" \
+            --appendonly no --daemonize no --logfile "$work/redis.log" &
+        rpid=$!
+        ok=0
+        for _ in $(seq 1 50); do
+            if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then ok=1; break; fi
+            kill -0 "$rpid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if [ "$ok" = 1 ]; then pids+=("$rpid"); redis_port=$port; break; fi
+        kill -KILL "$rpid" 2>/dev/null
+    done
+    [ -n "$redis_port" ] || fail "could not start redis-server"
+    REDIS="redis://127.0.0.1:$redis_port/0"
+    say "redis-server (temp dir, port $redis_port): $REDIS"
+else
+    say "Redis: $REDIS"
+fi
+rcli() {
+    if [ -n "$redis_port" ]; then redis-cli -p "$redis_port" "$@"; else redis-cli -u "$REDIS" "$@"; fi
+}
+
+# --- consumers --------------------------------------------------------------
+start count "$BIN/opstream-count" -b "$BROKERS" --redis "$REDIS" --stats-interval 10
+start alert "$BIN/opstream-alert" -b "$BROKERS" --redis "$REDIS" --rules "$RULES"
+# The subscriber prints straight to this terminal: one line per alert.
+"$BIN/opstream-alerts" -b "$BROKERS" --operation "$OP" 2>"$work/alerts.log" &
+pids+=($!)
+sleep 1
+for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a consumer did not start"; done
+
+# --- traffic ------------------------------------------------------------------
+say "simulating operation $OP ($SCENARIO) for ${SECONDS_TO_RUN}s at ~${RATE} events/s, seed $SEED"
+"$BIN/opstream-simulate" -b "$BROKERS" --operation "$OP" --scenario "$SCENARIO" \
+    --duration "$SECONDS_TO_RUN" --rate "$RATE" --seed "$SEED" \
+    --totals "$work/totals.json" >"$work/simulate.out" 2>"$work/simulate.log" &
+sim=$!
+pids+=("$sim")
+
+key="opstream:{$OP}:total"
+live() {
+    local v
+    v=$(rcli --raw hmget "$key" events arrests victims minor_victims migrants seized_items 2>/dev/null | tr '\n' ' ')
+    read -r e a v1 m mg s <<<"$v"
+    printf '[live] events %-7s arrests %-6s victims %-6s (minors %-5s) migrants %-6s seized %s\n' \
+        "${e:-0}" "${a:-0}" "${v1:-0}" "${m:-0}" "${mg:-0}" "${s:-0}"
+}
+while kill -0 "$sim" 2>/dev/null; do
+    sleep 3
+    live
+done
+wait "$sim"
+sim_rc=$?
+[ "$sim_rc" = 0 ] || fail "opstream-simulate exited $sim_rc"
+
+# --- let the counter catch up with what was delivered --------------------------
+expected=$(sed -n 's/.*"events"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$work/totals.json" | head -n 1)
+say "simulator delivered ${expected:-?} events; waiting for the counts to catch up"
+for _ in $(seq 1 150); do
+    got=$(rcli --raw hget "$key" events 2>/dev/null)
+    [ -n "$expected" ] && [ "${got:-0}" = "$expected" ] && break
+    sleep 0.2
+done
+sleep 1
+live
+
+echo
+say "final figures (opstream-stats $OP):"
+"$BIN/opstream-stats" --redis "$REDIS" "$OP" || status=1
+alerts=$(rcli --raw xlen "opstream:{$OP}:alerts" 2>/dev/null)
+echo
+say "${alerts:-0} alerts raised; counted ${got:-0} of ${expected:-?} events"
+[ "${got:-0}" = "${expected:-x}" ] || { say "error: the counts do not match what was delivered"; status=1; }
+
+cat <<EOT
+
+Look for yourself while it runs (redis-cli against the demo's Redis):
+  redis-cli -p ${redis_port:-PORT} hgetall 'opstream:{$OP}:total'
+  redis-cli -p ${redis_port:-PORT} smembers 'opstream:{$OP}:countries'
+  redis-cli -p ${redis_port:-PORT} hgetall 'opstream:{$OP}:country:PH'
+  redis-cli -p ${redis_port:-PORT} xrevrange 'opstream:{$OP}:alerts' + - count 5
+  redis-cli -p ${redis_port:-PORT} hgetall 'opstream:offsets:opstream-count'
+(the demo stops its broker and Redis now; run with DEMO_KEEP=1 to keep the logs)
+EOT
+exit "$status"
