@@ -1,0 +1,185 @@
+/*
+ * opstream-produce: a country's producer. Parses options, reads each input
+ * through the core's readers and record mapping, produces through the shared
+ * produce path, and reports every record that was not delivered. The exit
+ * code says whether everything went (see --help).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "opstream/validate.h"
+#include "produce.h"
+
+/* First signal: stop reading and flush. Second: stop waiting. */
+static volatile sig_atomic_t g_stop = 0;
+static volatile sig_atomic_t g_abort = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (g_stop)
+        g_abort = 1;
+    g_stop = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read of stdin returns */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Delivery failures: which record, where it came from, and why. */
+static void on_failed(void *opaque, const ops_event_t *ev, const char *file, long line,
+                      const char *reason) {
+    prod_run_t *run = opaque;
+    prod_progress_clear(run);
+    fprintf(stderr, "%s:%ld: delivery failed: %s (event_id %s, source_ref %s)\n", file ? file : "?",
+            line, reason, ev->event_id, ev->source_ref);
+}
+
+static void on_notice(void *opaque, const char *msg) {
+    prod_run_t *run = opaque;
+    prod_progress_clear(run);
+    fprintf(stderr, "opstream-produce: %s\n", msg);
+}
+
+/* Waits for every record sent to be confirmed; a second signal gives up on
+ * the rest, which are then reported failed (never silently dropped). */
+static void flush_all(prod_run_t *run) {
+    if (run->producer == NULL)
+        return;
+    while (ops_produce_flush(run->producer, 1000) != 0) {
+        prod_progress(run, 0);
+        if (g_abort) {
+            ops_produce_abandon(run->producer, "interrupted before delivery was confirmed");
+            break;
+        }
+    }
+}
+
+static int summarize(prod_run_t *run, const prod_opts_t *o) {
+    ops_produce_stats_t st = {0};
+    if (run->producer != NULL)
+        ops_produce_stats(run->producer, &st);
+    prod_progress_clear(run);
+    if (run->stopped_at_file != NULL)
+        fprintf(stderr, "opstream-produce: interrupted: stopped reading at %s:%ld\n",
+                run->stopped_at_file, run->stopped_at_line);
+    if (o->dry_run) {
+        fprintf(stderr, "read %llu, valid %llu, rejected %llu (dry run: nothing sent)\n",
+                (unsigned long long)run->read, (unsigned long long)run->valid,
+                (unsigned long long)run->rejected);
+        return run->rejected ? EXIT_SOME_REJECTED : EXIT_ALL_DELIVERED;
+    }
+    if (st.failed > 0 && !ops_produce_reached_broker(run->producer)) {
+        const char *bs = ops_config_get(o->cfg, "bootstrap.servers");
+        const char *last = ops_produce_last_error(run->producer);
+        if (last[0] != '\0')
+            fprintf(stderr, "opstream-produce: could not reach brokers %s (last error: %s)\n",
+                    bs ? bs : "", last);
+        else
+            fprintf(stderr, "opstream-produce: could not reach brokers %s\n", bs ? bs : "");
+    }
+    fprintf(stderr, "read %llu, delivered %llu, rejected %llu, failed %llu\n",
+            (unsigned long long)run->read, (unsigned long long)st.delivered,
+            (unsigned long long)run->rejected, (unsigned long long)st.failed);
+    if (st.delivered + st.failed != run->valid)
+        fprintf(stderr, "opstream-produce: internal: %llu valid records but %llu accounted for\n",
+                (unsigned long long)run->valid, (unsigned long long)(st.delivered + st.failed));
+    if (st.failed > 0 || st.delivered + st.failed != run->valid)
+        return EXIT_DELIVERY;
+    return run->rejected ? EXIT_SOME_REJECTED : EXIT_ALL_DELIVERED;
+}
+
+int main(int argc, char **argv) {
+    prod_opts_t o = {0};
+    prod_run_t run = {0};
+    char err[512];
+    int rc = EXIT_USAGE;
+    static char *stdin_only[] = {"-"};
+
+    o.cfg = ops_config_new();
+    if (o.cfg == NULL) {
+        fprintf(stderr, "opstream-produce: out of memory\n");
+        return EXIT_USAGE;
+    }
+    if (ops_config_load_env(o.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-produce: %s\n", err);
+        goto cleanup;
+    }
+    int prc = prod_parse_options(argc, argv, &o);
+    if (prc != 0) {
+        rc = prc > 0 ? EXIT_ALL_DELIVERED : EXIT_USAGE;
+        goto cleanup;
+    }
+    if (o.n_files == 0) {
+        o.files = stdin_only;
+        o.n_files = 1;
+    }
+    if (o.progress < 0)
+        o.progress = isatty(STDERR_FILENO) ? 1 : 0;
+    if (prod_check_headers(&o) != 0)
+        goto cleanup;
+
+    run.o = &o;
+    run.stop = &g_stop;
+    run.now_ms = wall_ms();
+    if (o.rejects != NULL) {
+        run.rejects = fopen(o.rejects, "ab");
+        if (run.rejects == NULL) {
+            fprintf(stderr, "opstream-produce: --rejects %s: cannot open\n", o.rejects);
+            goto cleanup;
+        }
+    }
+    install_signals();
+    if (!o.dry_run) {
+        ops_produce_options_t po = {
+            .abort = &g_abort,
+            .on_failed = on_failed,
+            .on_notice = on_notice,
+            .opaque = &run,
+        };
+        run.producer = ops_produce_new(o.cfg, &po, err, sizeof(err));
+        if (run.producer == NULL) {
+            fprintf(stderr, "opstream-produce: %s\n", err);
+            goto cleanup;
+        }
+    }
+    int input_rc = 0;
+    for (int i = 0; i < o.n_files && input_rc == 0; i++) {
+        if (g_stop) {
+            if (run.stopped_at_file == NULL) {
+                run.stopped_at_file = prod_input_name(o.files[i]);
+                run.stopped_at_line = 1;
+            }
+            break;
+        }
+        input_rc = prod_run_input(&run, o.files[i]);
+    }
+    flush_all(&run);
+    rc = summarize(&run, &o);
+    if (input_rc != 0 && rc != EXIT_DELIVERY)
+        rc = EXIT_USAGE;
+cleanup:
+    ops_produce_destroy(run.producer);
+    if (run.rejects != NULL && fclose(run.rejects) != 0) {
+        fprintf(stderr, "opstream-produce: --rejects %s: write failed\n", o.rejects);
+        if (rc == EXIT_ALL_DELIVERED)
+            rc = EXIT_SOME_REJECTED;
+    }
+    ops_config_destroy(o.cfg);
+    return rc;
+}

@@ -1,0 +1,201 @@
+/*
+ * opstream-produce command line: the common options of cli.h plus the
+ * producer's own, checked here so that a bad value is a usage error (exit 2)
+ * before any input is read.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opstream/validate.h"
+#include "produce.h"
+
+enum {
+    OPT_OPERATION = OPS_CLI_OPT_FIRST_PROGRAM,
+    OPT_COUNTRY,
+    OPT_KIND,
+    OPT_FORMAT,
+    OPT_REJECTS,
+    OPT_DRY_RUN,
+    OPT_TIMEOUT,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: opstream-produce -b BROKERS [--operation OP] [--country CC] [--kind KIND]\n"
+            "                        [--format csv|jsonl] [--rejects FILE] [--dry-run]\n"
+            "                        [--timeout S] [FILE|-]...\n"
+            "\n"
+            "A country's producer: reads a national export (CSV with a header row, or JSON\n"
+            "Lines), validates every record and produces each good one as an Avro event to\n"
+            "its kind's topic (opstream.arrests, .rescues, .migrants, .seizures), keyed by\n"
+            "country, with an idempotent producer and acks=all. A record counts as sent only\n"
+            "when its delivery report confirms it. With no FILE, or FILE '-', reads stdin.\n"
+            "\n"
+            "Input: columns (CSV) or keys (JSON) are the Avro field names plus 'kind':\n"
+            "  kind event_id operation country occurred_at reported_at source_ref location\n"
+            "  persons offence suspect_nationalities (arrest)\n"
+            "  victims minors referred exploitation site victim_nationalities (rescue)\n"
+            "  migrants minors nationalities (migrant)   items category (seizure)\n"
+            "  Timestamps: ISO 8601 with a zone (2024-09-30T14:05:00Z) or epoch ms.\n"
+            "  CSV lists are ';'-separated (NG;GH); JSON lists are arrays of strings.\n"
+            "  reported_at defaults to now; event_id to an id derived from operation,\n"
+            "  country, kind and source_ref, so re-sending a file gives the same ids.\n"
+            "  A CSV header with an unknown column is a usage error naming it.\n"
+            "\n"
+            "Options:\n"
+            "      --operation OP      operation code for records without one; a record\n"
+            "                          naming another operation is rejected\n"
+            "      --country CC        reporting country (ISO 3166-1 alpha-2) for records\n"
+            "                          without one; a record of another country is rejected\n"
+            "      --kind KIND         arrest, rescue, migrant or seizure, for records\n"
+            "                          without one; a record of another kind is rejected\n"
+            "      --format FMT        csv or jsonl (default: from the file name: .csv,\n"
+            "                          .jsonl, .ndjson; required for stdin)\n"
+            "      --rejects FILE      append every rejected record to FILE, verbatim (CSV:\n"
+            "                          after its file's header row), to fix and re-send\n"
+            "      --dry-run           validate only; no broker needed, nothing is sent\n"
+            "      --timeout S         give up on a record not confirmed within S seconds\n"
+            "                          (sets message.timeout.ms; default librdkafka's 300 s)\n"
+            "      --progress          progress line on stderr (default: when stderr is a\n"
+            "                          terminal); --no-progress turns it off\n"
+            "\n"
+            "%s"
+            "\n"
+            "Reports: every bad record as 'FILE:LINE: field: reason' on stderr; every record\n"
+            "whose delivery failed as 'FILE:LINE: delivery failed: reason (event_id ...)';\n"
+            "at the end one line 'read N, delivered N, rejected N, failed N'.\n"
+            "SIGINT/SIGTERM: stop reading, wait for what was sent to be confirmed, report;\n"
+            "a second signal stops waiting and reports the unconfirmed records as failed.\n"
+            "A producer that fails fatally (idempotence lost) is recreated (up to 3 times)\n"
+            "and its unconfirmed records are sent again with the same event_id; consumers\n"
+            "count an event_id once, so such a resend never double-counts.\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  every record read was delivered (--dry-run: every record is valid)\n"
+            "  1  some records were rejected; every valid one was delivered\n"
+            "  2  usage or configuration error (nothing sent from a file with a bad header)\n"
+            "  3  delivery failed for some records (each is reported), e.g. the brokers\n"
+            "     could not be reached within --timeout\n"
+            "After a signal the codes refer to the records read before it.\n",
+            ops_cli_common_help());
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "opstream-produce: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'opstream-produce --help'.\n");
+    return -1;
+}
+
+int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
+    static const struct option longopts[] = {
+        OPS_CLI_COMMON_LONG,
+        {"operation", required_argument, NULL, OPT_OPERATION},
+        {"country", required_argument, NULL, OPT_COUNTRY},
+        {"kind", required_argument, NULL, OPT_KIND},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"rejects", required_argument, NULL, OPT_REJECTS},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {NULL, 0, NULL, 0},
+    };
+    char err[512];
+    int opt;
+    char *end;
+
+    o->kind = -1;
+    o->progress = -1;
+    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
+        int rc = ops_cli_common_option(o->cfg, &o->common, opt, optarg, err, sizeof(err));
+        if (rc < 0)
+            return usage_error("%s", err);
+        if (rc > 0)
+            continue;
+        switch (opt) {
+        case OPT_OPERATION:
+            if (!ops_valid_operation(optarg))
+                return usage_error("--operation: '%s' is not an operation code "
+                                   "([A-Z0-9][A-Z0-9-]{0,31}, e.g. LIBERTERRA-II)",
+                                   optarg);
+            o->operation = optarg;
+            break;
+        case OPT_COUNTRY:
+            if (!ops_valid_country(optarg))
+                return usage_error("--country: '%s' is not an ISO 3166-1 alpha-2 code", optarg);
+            o->country = optarg;
+            break;
+        case OPT_KIND:
+            o->kind = ops_kind_from_name(optarg);
+            if (o->kind < 0)
+                return usage_error("--kind: '%s' is not arrest, rescue, migrant or seizure",
+                                   optarg);
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "csv") == 0)
+                o->format = FORMAT_CSV;
+            else if (strcmp(optarg, "jsonl") == 0 || strcmp(optarg, "ndjson") == 0)
+                o->format = FORMAT_JSONL;
+            else
+                return usage_error("--format: '%s' is not csv or jsonl", optarg);
+            break;
+        case OPT_REJECTS:
+            o->rejects = optarg;
+            break;
+        case OPT_DRY_RUN:
+            o->dry_run = 1;
+            break;
+        case OPT_TIMEOUT: {
+            long s = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || s < 1 || s > 86400)
+                return usage_error("--timeout: '%s' is not a number of seconds (1..86400)", optarg);
+            o->timeout_s = (int)s;
+            break;
+        }
+        case OPT_PROGRESS:
+            o->progress = 1;
+            break;
+        case OPT_NO_PROGRESS:
+            o->progress = 0;
+            break;
+        default:
+            fprintf(stderr, "Try 'opstream-produce --help'.\n");
+            return -1;
+        }
+    }
+    if (o->common.want_help) {
+        usage(stdout);
+        return 1;
+    }
+    if (o->common.want_version) {
+        char v[256];
+        ops_cli_version_string("opstream-produce", v, sizeof(v));
+        printf("%s\n", v);
+        return 1;
+    }
+    if (o->timeout_s > 0) {
+        char ms[32];
+        snprintf(ms, sizeof(ms), "%d", o->timeout_s * 1000);
+        if (ops_config_set(o->cfg, "message.timeout.ms", ms, err, sizeof(err)) != 0)
+            return usage_error("--timeout: %s", err);
+    }
+    o->files = argv + optind;
+    o->n_files = argc - optind;
+    int n_stdin = 0;
+    for (int i = 0; i < o->n_files; i++)
+        n_stdin += strcmp(o->files[i], "-") == 0;
+    if (n_stdin > 1)
+        return usage_error("%s", "stdin ('-') can be read only once");
+    return 0;
+}
