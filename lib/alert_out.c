@@ -1,0 +1,384 @@
+/*
+ * opstream alert output: the alert producer with synchronous delivery
+ * confirmation, the duplicate-free mirror into the Redis alert stream and
+ * the read-back of the alert topic used on start.
+ */
+#include "opstream/alert_out.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opstream/codec.h"
+#include "opstream/kafka.h"
+#include "opstream/keys.h"
+
+struct ops_alert_out {
+    const ops_config_t *cfg; /* borrowed */
+    rd_kafka_t *rk;
+    ops_codec_t *codec;
+    char topic[256];
+    /* delivery report of the one message in flight */
+    bool dr_done;
+    rd_kafka_resp_err_t dr_err;
+};
+
+static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    if (errstr == NULL || errstr_size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    ops_alert_out_t *out = opaque;
+    (void)rk;
+    out->dr_done = true;
+    out->dr_err = m->err;
+}
+
+static int alerts_topic(const ops_config_t *cfg, char *buf, size_t size) {
+    const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
+    int n = snprintf(buf, size, "%salerts", prefix != NULL ? prefix : "opstream.");
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+ops_alert_out_t *ops_alert_out_new(const ops_config_t *cfg, char *errstr, size_t errstr_size) {
+    ops_alert_out_t *out = calloc(1, sizeof(*out));
+    if (out == NULL) {
+        set_err(errstr, errstr_size, "alert output: out of memory");
+        goto fail;
+    }
+    out->cfg = cfg;
+    if (alerts_topic(cfg, out->topic, sizeof(out->topic)) != 0) {
+        set_err(errstr, errstr_size, "alert output: topic prefix too long");
+        goto fail;
+    }
+    out->codec = ops_codec_new(NULL, errstr, errstr_size);
+    if (out->codec == NULL)
+        goto fail;
+    out->rk = ops_kafka_producer_new(cfg, dr_cb, out, errstr, errstr_size);
+    if (out->rk == NULL)
+        goto fail;
+    return out;
+fail:
+    ops_alert_out_destroy(out);
+    return NULL;
+}
+
+void ops_alert_out_destroy(ops_alert_out_t *out) {
+    if (out == NULL)
+        return;
+    if (out->rk != NULL) {
+        rd_kafka_flush(out->rk, 5000);
+        rd_kafka_destroy(out->rk);
+    }
+    ops_codec_destroy(out->codec);
+    free(out);
+}
+
+const char *ops_alert_out_topic(const ops_alert_out_t *out) {
+    return out->topic;
+}
+
+/* The idempotent producer can fail fatally (fenced producer id, sequence
+ * gaps). Nothing of it is usable afterwards, so it is replaced; the alert in
+ * flight is then retried by the caller. */
+static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_size) {
+    char ferr[256];
+    if (rd_kafka_fatal_error(out->rk, ferr, sizeof(ferr)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    rd_kafka_destroy(out->rk);
+    out->rk = ops_kafka_producer_new(out->cfg, dr_cb, out, errstr, errstr_size);
+    if (out->rk == NULL)
+        return -1;
+    set_err(errstr, errstr_size, "alert producer failed fatally (%s); recreated", ferr);
+    return -1;
+}
+
+int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile sig_atomic_t *stop,
+                          char *errstr, size_t errstr_size) {
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    size_t len = 0;
+    if (out->rk == NULL) {
+        out->rk = ops_kafka_producer_new(out->cfg, dr_cb, out, errstr, errstr_size);
+        if (out->rk == NULL)
+            return -1;
+    }
+    if (ops_codec_encode_alert(out->codec, a, buf, sizeof(buf), &len, errstr, errstr_size) != 0)
+        return -1;
+    out->dr_done = false;
+    out->dr_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            out->rk, RD_KAFKA_V_TOPIC(out->topic),
+            RD_KAFKA_V_KEY(a->operation, strlen(a->operation)), RD_KAFKA_V_VALUE(buf, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            set_err(errstr, errstr_size, "produce to %s: %s", out->topic, rd_kafka_err2str(err));
+            if (recreate_if_fatal(out, errstr, errstr_size) != 0)
+                return -1;
+            return -1;
+        }
+        rd_kafka_poll(out->rk, 50);
+    }
+    /* flush-per-alert: poll until this message's report */
+    while (!out->dr_done) {
+        rd_kafka_poll(out->rk, 20);
+        if (stop != NULL && *stop && !out->dr_done) {
+            set_err(errstr, errstr_size, "interrupted while waiting for the delivery of %s",
+                    a->alert_id);
+            return -1;
+        }
+    }
+    if (out->dr_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_err(errstr, errstr_size, "alert %s not delivered to %s: %s", a->alert_id, out->topic,
+                rd_kafka_err2str(out->dr_err));
+        recreate_if_fatal(out, errstr, errstr_size);
+        return -1;
+    }
+    return 0;
+}
+
+/* KEYS[1] the stream; ARGV[1] MAXLEN, ARGV[2] the alert_id, ARGV[3..] the
+ * field/value pairs. Looks for the id among the newest MAXLEN entries first,
+ * so a replayed alert is not mirrored twice. */
+static const char mirror_script[] =
+    "local ents = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])\n"
+    "for _, e in ipairs(ents) do\n"
+    "  local f = e[2]\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'alert_id' and f[i + 1] == ARGV[2] then return 0 end\n"
+    "  end\n"
+    "end\n"
+    "local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}\n"
+    "for i = 3, #ARGV do args[#args + 1] = ARGV[i] end\n"
+    "redis.call(unpack(args))\n"
+    "return 1\n";
+
+int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, size_t errstr_size) {
+    char key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
+    char ws[24], we[24], raised[24];
+    char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1] = "";
+    const char *sev = ops_severity_name(a->severity);
+    if (ops_key_alerts(a->operation, key, sizeof(key)) < 0) {
+        set_err(errstr, errstr_size, "alert stream key too long");
+        return -1;
+    }
+    snprintf(maxlen, sizeof(maxlen), "%d", OPS_ALERT_STREAM_MAXLEN);
+    snprintf(observed, sizeof(observed), "%" PRId64, a->observed);
+    snprintf(baseline, sizeof(baseline), "%.15g", a->baseline);
+    snprintf(threshold, sizeof(threshold), "%.15g", a->threshold);
+    snprintf(ws, sizeof(ws), "%" PRId64, a->window_start);
+    snprintf(we, sizeof(we), "%" PRId64, a->window_end);
+    snprintf(raised, sizeof(raised), "%" PRId64, a->raised_at);
+    for (uint32_t i = 0; i < a->n_event_ids && i < OPS_ALERT_EVENT_IDS_MAX; i++) {
+        if (i > 0)
+            strcat(ids, ",");
+        strncat(ids, a->event_ids[i], OPS_EVENT_ID_LEN);
+    }
+    const char *argv[] = {"EVAL",
+                          mirror_script,
+                          "1",
+                          key,
+                          maxlen,
+                          a->alert_id,
+                          "alert_id",
+                          a->alert_id,
+                          "operation",
+                          a->operation,
+                          "country",
+                          a->has_country ? a->country : "",
+                          "rule",
+                          a->rule,
+                          "metric",
+                          a->metric,
+                          "severity",
+                          sev != NULL ? sev : "",
+                          "observed",
+                          observed,
+                          "baseline",
+                          baseline,
+                          "threshold",
+                          threshold,
+                          "window_start",
+                          ws,
+                          "window_end",
+                          we,
+                          "event_ids",
+                          ids,
+                          "summary",
+                          a->summary,
+                          "raised_at",
+                          raised};
+    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    int rc_out = -1;
+    if (r == NULL) {
+        set_err(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+        goto cleanup;
+    }
+    if (r->type != REDIS_REPLY_INTEGER) {
+        set_err(errstr, errstr_size, "redis: XADD %s: %s", key,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto cleanup;
+    }
+    rc_out = r->integer == 1 ? 1 : 0;
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc_out;
+}
+
+/* ---- reading the alert topic back ---------------------------------------- */
+
+int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a, void *opaque),
+                         void *opaque, int timeout_ms, size_t *undecodablep, char *errstr,
+                         size_t errstr_size) {
+    int rc = -1;
+    char topic[256];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    ops_codec_t *codec = NULL;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t *high = NULL;
+    size_t undecodable = 0;
+    char kerr[512];
+
+    if (alerts_topic(cfg, topic, sizeof(topic)) != 0) {
+        set_err(errstr, errstr_size, "alert topic name too long");
+        goto cleanup;
+    }
+    codec = ops_codec_new(NULL, errstr, errstr_size);
+    if (codec == NULL)
+        goto cleanup;
+    conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, errstr, errstr_size);
+    if (conf == NULL)
+        goto cleanup;
+    /* a reader with assign(): group.id is required by librdkafka but no
+     * offsets are ever committed under it */
+    if (rd_kafka_conf_set(conf, "group.id", "opstream-alert-readback", kerr, sizeof(kerr)) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr, sizeof(kerr))) {
+        set_err(errstr, errstr_size, "%s", kerr);
+        goto cleanup;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+    if (rk == NULL) {
+        set_err(errstr, errstr_size, "cannot create Kafka consumer: %s", kerr);
+        goto cleanup;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(rk);
+
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err) {
+        set_err(errstr, errstr_size, "metadata of %s: %s", topic,
+                rd_kafka_err2str(err                  ? err
+                                 : md->topic_cnt == 1 ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto cleanup;
+    }
+    int np = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+    high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
+    if (parts == NULL || high == NULL) {
+        set_err(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    int remaining = 0;
+    for (int i = 0; i < np; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms);
+        if (err) {
+            set_err(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
+                    rd_kafka_err2str(err));
+            goto cleanup;
+        }
+        high[i] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(parts, topic, p)->offset = lo;
+            remaining++;
+        }
+    }
+    if (remaining == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    err = rd_kafka_assign(rk, parts);
+    if (err) {
+        set_err(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    int64_t deadline_polls = timeout_ms / 100 + 1;
+    while (remaining > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m == NULL) {
+            if (--deadline_polls <= 0) {
+                set_err(errstr, errstr_size, "reading %s: timed out", topic);
+                goto cleanup;
+            }
+            continue;
+        }
+        int idx = -1;
+        for (int i = 0; i < np; i++) {
+            if (md->topics[0].partitions[i].id == m->partition)
+                idx = i;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (idx >= 0 && high[idx] >= 0 && m->offset >= high[idx]) {
+                high[idx] = -1;
+                remaining--;
+            }
+        } else if (m->err) {
+            set_err(errstr, errstr_size, "reading %s: %s", topic, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            goto cleanup;
+        } else {
+            ops_alert_t a;
+            char derr[256];
+            if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) ==
+                OPS_CODEC_OK) {
+                if (fn(&a, opaque) != 0) {
+                    set_err(errstr, errstr_size, "reading %s: stopped by the caller", topic);
+                    rd_kafka_message_destroy(m);
+                    goto cleanup;
+                }
+            } else {
+                undecodable++;
+            }
+            if (idx >= 0 && high[idx] >= 0 && m->offset + 1 >= high[idx]) {
+                high[idx] = -1;
+                remaining--;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rc = 0;
+cleanup:
+    if (undecodablep != NULL)
+        *undecodablep = undecodable;
+    free(high);
+    if (parts != NULL)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rk != NULL) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    ops_codec_destroy(codec);
+    return rc;
+}
