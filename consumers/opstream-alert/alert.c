@@ -23,6 +23,7 @@
 #include "opstream/alert_out.h"
 #include "opstream/codec.h"
 #include "opstream/dlq.h"
+#include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
 #include "opstream/redis.h"
@@ -62,58 +63,6 @@ static void logmsg(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ---- the set of alert ids already on the topic -------------------------- */
-
-typedef struct idset {
-    char (*v)[OPS_EVENT_ID_LEN + 1];
-    size_t cap, n;
-} idset_t;
-
-static uint64_t id_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static bool idset_has(const idset_t *s, const char *id) {
-    if (s->cap == 0)
-        return false;
-    for (size_t j = id_hash(id) & (s->cap - 1); s->v[j][0] != '\0'; j = (j + 1) & (s->cap - 1)) {
-        if (strcmp(s->v[j], id) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int idset_add(idset_t *s, const char *id) {
-    if (idset_has(s, id))
-        return 0;
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t ncap = s->cap == 0 ? 256 : s->cap * 2;
-        char(*nv)[OPS_EVENT_ID_LEN + 1] = calloc(ncap, sizeof(*nv));
-        if (nv == NULL)
-            return -1;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (s->v[i][0] == '\0')
-                continue;
-            size_t j = id_hash(s->v[i]) & (ncap - 1);
-            while (nv[j][0] != '\0')
-                j = (j + 1) & (ncap - 1);
-            memcpy(nv[j], s->v[i], sizeof(nv[j]));
-        }
-        free(s->v);
-        s->v = nv;
-        s->cap = ncap;
-    }
-    size_t j = id_hash(id) & (s->cap - 1);
-    while (s->v[j][0] != '\0')
-        j = (j + 1) & (s->cap - 1);
-    snprintf(s->v[j], sizeof(s->v[j]), "%s", id);
-    s->n++;
-    return 0;
-}
-
 /* ---- state ------------------------------------------------------------ */
 
 /* One partition of an event topic, remembered across rebalances. */
@@ -134,7 +83,7 @@ typedef struct alerter {
     ops_rule_engine_t *eng;
     ops_alert_out_t *out;
     ops_dlq_t *dlq;
-    idset_t published;
+    ops_idset_t published;
     tp_t *tps;
     size_t n_tps, cap_tps;
     char offsets_key[OPS_KEY_MAX];
@@ -420,14 +369,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * stopped: -1 only when stopping, with the message not passed. */
 static int emit(alerter_t *al, const ops_alert_t *a) {
     char err[512];
-    if (!idset_has(&al->published, a->alert_id)) {
+    if (!ops_idset_has(&al->published, a->alert_id)) {
         while (ops_alert_out_publish(al->out, a, &g_stop, err, sizeof(err)) != 0) {
             logmsg("%s", err);
             if (g_stop)
                 return -1;
             sleep_ms(500);
         }
-        if (idset_add(&al->published, a->alert_id) != 0)
+        if (ops_idset_add(&al->published, a->alert_id) < 0)
             logmsg("out of memory remembering alert %s", a->alert_id);
         al->n_published++;
         logmsg("alert %s %s %s %s%s%s: %s", a->alert_id, ops_severity_name(a->severity), a->rule,
@@ -504,7 +453,7 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
 
 static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
-    if (idset_add(&al->published, a->alert_id) != 0)
+    if (ops_idset_add(&al->published, a->alert_id) < 0)
         return -1;
     return ops_rule_engine_restore(al->eng, a);
 }
@@ -655,7 +604,7 @@ cleanup:
     ops_rule_engine_destroy(al.eng);
     ops_codec_destroy(al.codec);
     free(al.alerts);
-    free(al.published.v);
+    ops_idset_clear(&al.published);
     free(al.tps);
     return rc;
 }

@@ -1,0 +1,347 @@
+/*
+ * opstream-alerts: follows the alert topic (opstream.alerts) and prints one
+ * readable line per alert (time, severity, operation, country, summary), in
+ * colour on a terminal, or one JSON object per line with --json. A plain
+ * reader: it assigns every partition itself and commits nothing.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "opstream/alert_fmt.h"
+#include "opstream/cli.h"
+#include "opstream/codec.h"
+#include "opstream/config.h"
+#include "opstream/idset.h"
+#include "opstream/kafka.h"
+
+#define PROG "opstream-alerts"
+
+enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_USAGE = 2 };
+
+enum {
+    OPT_JSON = OPS_CLI_OPT_FIRST_PROGRAM,
+    OPT_FROM_BEGINNING,
+    OPT_EXIT_AT_END,
+    OPT_OPERATION,
+    OPT_MIN_SEVERITY,
+};
+
+typedef struct follow_opts {
+    bool json;
+    bool from_beginning;
+    bool exit_at_end;
+    const char *operation; /* NULL: every operation */
+    ops_severity_t min_severity;
+    bool colour;
+    int verbose;
+} follow_opts_t;
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: opstream-alerts -b BROKERS [--json] [--from-beginning] [--exit-at-end]\n"
+            "                       [--operation OP] [--min-severity S]\n"
+            "\n"
+            "Follows opstream.alerts and prints one line per alert:\n"
+            "  2024-09-30T14:05:00Z CRITICAL LIBERTERRA-II PH  PH: 250 victims rescued in one "
+            "SCAM_CENTRE raid, LIBERTERRA-II\n"
+            "(time: the event's time, or the end of a spike's window; country \"--\" for an\n"
+            "operation-wide alert). Colour by severity when stdout is a terminal and\n"
+            "NO_COLOR is unset. Each alert_id is printed once.\n"
+            "\n"
+            "Options:\n"
+            "      --json                 one JSON object per line, every alert field\n"
+            "      --from-beginning       start at the oldest alert kept (default: only\n"
+            "                             new alerts)\n"
+            "      --exit-at-end          exit once every partition reached the end it had\n"
+            "                             at start\n"
+            "      --operation OP         only alerts of operation OP\n"
+            "      --min-severity S       only alerts of severity S or higher: INFO,\n"
+            "                             WARNING, CRITICAL (default INFO)\n"
+            "\n"
+            "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes.\n"
+            "\n"
+            "%s"
+            "  NO_COLOR                   set and not empty: no colour\n"
+            "\n"
+            "Records of the alert topic that do not decode are reported on stderr with\n"
+            "partition and offset, and skipped.\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  end reached (--exit-at-end) or stopped by SIGINT/SIGTERM\n"
+            "  1  Kafka error (brokers unreachable, no alert topic)\n"
+            "  2  usage or configuration error\n",
+            ops_cli_common_help());
+}
+
+/* The end of each partition seen at start, for --exit-at-end. */
+typedef struct ends {
+    int32_t *partition;
+    int64_t *high; /* -1 once reached */
+    int n, remaining;
+} ends_t;
+
+static void end_reached(ends_t *e, int32_t partition, int64_t next_offset) {
+    for (int i = 0; i < e->n; i++) {
+        if (e->partition[i] == partition && e->high[i] >= 0 && next_offset >= e->high[i]) {
+            e->high[i] = -1;
+            e->remaining--;
+        }
+    }
+}
+
+static void print_alert(const follow_opts_t *o, const ops_alert_t *a) {
+    char line[OPS_ALERT_FMT_MAX];
+    if (o->json)
+        ops_alert_format_json(a, line, sizeof(line));
+    else
+        ops_alert_format_line(a, o->colour, line, sizeof(line));
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    if (fflush(stdout) != 0)
+        g_stop = 1; /* the reader went away (closed pipe) */
+}
+
+/* Assigns every partition of the topic at the beginning or the end and
+ * records the ends. Returns 0, or -1 with err. */
+static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o, ends_t *ends,
+                      char *err, size_t err_size) {
+    int rc = -1;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err))
+        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (e) {
+        snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(e));
+        goto cleanup;
+    }
+    int np = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+    ends->partition = calloc((size_t)(np > 0 ? np : 1), sizeof(int32_t));
+    ends->high = calloc((size_t)(np > 0 ? np : 1), sizeof(int64_t));
+    if (parts == NULL || ends->partition == NULL || ends->high == NULL) {
+        snprintf(err, err_size, "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < np; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+            o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+        if (!o->exit_at_end)
+            continue;
+        e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        if (e) {
+            snprintf(err, err_size, "%s [%" PRId32 "]: %s", topic, p, rd_kafka_err2str(e));
+            goto cleanup;
+        }
+        ends->partition[ends->n] = p;
+        /* from the end there is nothing to wait for */
+        ends->high[ends->n] = o->from_beginning && hi > lo ? hi : -1;
+        ends->remaining += ends->high[ends->n] >= 0;
+        ends->n++;
+    }
+    e = rd_kafka_assign(rk, parts);
+    if (e) {
+        snprintf(err, err_size, "assign %s: %s", topic, rd_kafka_err2str(e));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (parts != NULL)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+/* The follow loop. Returns an exit code. */
+static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
+    int rc = EXIT_FATAL;
+    char err[512], topic[256], group[64];
+    rd_kafka_t *rk = NULL;
+    ops_codec_t *codec = NULL;
+    ops_idset_t seen = {0};
+    ends_t ends = {0};
+    const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
+    snprintf(topic, sizeof(topic), "%salerts", prefix != NULL ? prefix : "opstream.");
+    /* librdkafka wants a group.id even for assign(); nothing is committed */
+    snprintf(group, sizeof(group), "opstream-alerts-%ld-%ld", (long)getpid(), (long)time(NULL));
+
+    codec = ops_codec_new(NULL, err, sizeof(err));
+    if (codec == NULL)
+        goto fail;
+    rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, err, sizeof(err));
+    if (conf == NULL)
+        goto fail;
+    if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", o->exit_at_end ? "true" : "false", err,
+                          sizeof(err)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(rk);
+    if (assign_all(rk, topic, o, &ends, err, sizeof(err)) != 0)
+        goto fail;
+
+    while (!g_stop && !(o->exit_at_end && ends.remaining == 0)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            end_reached(&ends, m->partition, m->offset);
+        } else if (m->err) {
+            fprintf(stderr, PROG ": kafka: %s\n", rd_kafka_message_errstr(m));
+        } else {
+            ops_alert_t a;
+            char derr[512];
+            if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
+                OPS_CODEC_OK) {
+                fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", topic,
+                        m->partition, m->offset, derr);
+            } else if ((o->operation == NULL || strcmp(a.operation, o->operation) == 0) &&
+                       a.severity >= o->min_severity && ops_idset_add(&seen, a.alert_id) != 0) {
+                print_alert(o, &a);
+            }
+            end_reached(&ends, m->partition, m->offset + 1);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rc = EXIT_OK;
+    goto cleanup;
+fail:
+    fprintf(stderr, PROG ": %s\n", err);
+cleanup:
+    if (rk != NULL) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    ops_codec_destroy(codec);
+    ops_idset_clear(&seen);
+    free(ends.partition);
+    free(ends.high);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        OPS_CLI_COMMON_LONG,
+        {"json", no_argument, NULL, OPT_JSON},
+        {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
+        {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
+        {"operation", required_argument, NULL, OPT_OPERATION},
+        {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
+        {NULL, 0, NULL, 0},
+    };
+    ops_config_t *cfg = ops_config_new();
+    ops_cli_common_t common = {0};
+    follow_opts_t o = {0};
+    char err[512];
+    int rc = EXIT_USAGE, opt;
+
+    if (cfg == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return EXIT_FATAL;
+    }
+    if (ops_config_load_env(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": environment: %s\n", err);
+        goto cleanup;
+    }
+    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
+        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof(err));
+        if (handled < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto cleanup;
+        }
+        if (handled > 0)
+            continue;
+        switch (opt) {
+        case OPT_JSON:
+            o.json = true;
+            break;
+        case OPT_FROM_BEGINNING:
+            o.from_beginning = true;
+            break;
+        case OPT_EXIT_AT_END:
+            o.exit_at_end = true;
+            break;
+        case OPT_OPERATION:
+            o.operation = optarg;
+            break;
+        case OPT_MIN_SEVERITY: {
+            char up[16];
+            size_t i = 0;
+            for (; optarg[i] != '\0' && i + 1 < sizeof(up); i++)
+                up[i] = (char)(optarg[i] >= 'a' && optarg[i] <= 'z' ? optarg[i] - 32 : optarg[i]);
+            up[i] = '\0';
+            int s = ops_severity_from_name(up);
+            if (s < 0) {
+                fprintf(stderr, PROG ": --min-severity: '%s' is not INFO, WARNING or CRITICAL\n",
+                        optarg);
+                goto cleanup;
+            }
+            o.min_severity = (ops_severity_t)s;
+            break;
+        }
+        default:
+            fprintf(stderr, "Try '" PROG " --help'.\n");
+            goto cleanup;
+        }
+    }
+    if (common.want_help) {
+        usage(stdout);
+        rc = EXIT_OK;
+        goto cleanup;
+    }
+    if (common.want_version) {
+        ops_cli_version_string(PROG, err, sizeof(err));
+        printf("%s\n", err);
+        rc = EXIT_OK;
+        goto cleanup;
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s'\nTry '" PROG " --help'.\n", argv[optind]);
+        goto cleanup;
+    }
+    const char *no_colour = getenv("NO_COLOR");
+    o.colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
+    o.verbose = common.verbose;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = follow(cfg, &o);
+cleanup:
+    ops_config_destroy(cfg);
+    return rc;
+}
