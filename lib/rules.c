@@ -73,6 +73,7 @@ typedef struct rule {
     int baseline;
     double factor;
     int64_t min;
+    int64_t min_events; /* events in the window, so one large event alone is not a spike */
     bool has_summary;
     char summary[OPS_ALERT_SUMMARY_MAX + 1];
 } rule_t;
@@ -644,7 +645,7 @@ typedef struct parse_state {
     ops_rules_t *rules;
     rule_t *cur; /* the rule being filled, NULL before the first [rule] */
     bool seen_type, seen_kind, seen_severity, seen_metric, seen_scope, seen_window;
-    bool seen_baseline, seen_factor, seen_min;
+    bool seen_baseline, seen_factor, seen_min, seen_min_events;
     /* "when" lines are parsed once the rule is complete, so that they may
      * come before "kind" */
     int n_when;
@@ -662,6 +663,7 @@ static void rule_defaults(rule_t *r) {
     r->baseline = 6;
     r->factor = 3.0;
     r->min = 1;
+    r->min_events = 1;
 }
 
 /* Checks a finished rule; errors point at its [rule] line. */
@@ -685,8 +687,9 @@ static int finish_rule(parse_state_t *ps, char *errstr, size_t errstr_size) {
         else if (r->n_conds == 0)
             why = "needs 'when' (a single-event rule without conditions would fire on every event)";
         else if (ps->seen_metric || ps->seen_scope || ps->seen_window || ps->seen_baseline ||
-                 ps->seen_factor || ps->seen_min)
-            why = "metric, scope, window, baseline, factor and min need 'type = spike'";
+                 ps->seen_factor || ps->seen_min || ps->seen_min_events)
+            why = "metric, scope, window, baseline, factor, min and min_events need 'type = "
+                  "spike'";
     } else {
         if (r->metric < 0)
             why = "spike rule needs 'metric'";
@@ -752,7 +755,7 @@ static int start_rule(parse_state_t *ps, const char *header, int line, char *why
     ps->cur = r;
     ps->seen_type = ps->seen_kind = ps->seen_severity = ps->seen_metric = false;
     ps->seen_scope = ps->seen_window = ps->seen_baseline = ps->seen_factor = false;
-    ps->seen_min = false;
+    ps->seen_min = ps->seen_min_events = false;
     ps->n_when = 0;
     return 0;
 }
@@ -894,6 +897,14 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
             return -1;
         }
         r->min = v;
+    } else if (strcmp(key, "min_events") == 0) {
+        if (once(&ps->seen_min_events, key, why, why_size) != 0)
+            return -1;
+        if (parse_uint(val, INT64_C(1000000000), &v) != 0 || v < 1) {
+            set_err(why, why_size, "min_events '%s' is not a whole number of at least 1", val);
+            return -1;
+        }
+        r->min_events = v;
     } else {
         set_err(why, why_size, "unknown key '%s'", key);
         return -1;
@@ -1084,6 +1095,7 @@ typedef struct scope_state {
     int64_t n_slots;
     int64_t *slot_minute;
     int64_t *slot_value;
+    int64_t *slot_events;
     /* the newest contributing events, a ring, for the alert's sample */
     uint32_t n_ids, ids_head;
     char ids[SAMPLE_IDS][OPS_EVENT_ID_LEN + 1];
@@ -1112,6 +1124,7 @@ static void state_free(scope_state_t *st) {
         return;
     free(st->slot_minute);
     free(st->slot_value);
+    free(st->slot_events);
     free(st);
 }
 
@@ -1160,7 +1173,8 @@ static scope_state_t *state_get(ops_rule_engine_t *eng, uint32_t rule, const cha
         st->n_slots = (r->window_ms / OPS_MINUTE_MS) * (r->baseline + 1);
         st->slot_minute = malloc((size_t)st->n_slots * sizeof(int64_t));
         st->slot_value = calloc((size_t)st->n_slots, sizeof(int64_t));
-        if (st->slot_minute == NULL || st->slot_value == NULL) {
+        st->slot_events = calloc((size_t)st->n_slots, sizeof(int64_t));
+        if (st->slot_minute == NULL || st->slot_value == NULL || st->slot_events == NULL) {
             state_free(st);
             return NULL;
         }
@@ -1190,8 +1204,10 @@ static bool spike_add(scope_state_t *st, int64_t minute, int64_t v) {
             return false;
         st->slot_minute[s] = minute;
         st->slot_value[s] = 0;
+        st->slot_events[s] = 0;
     }
     st->slot_value[s] += v;
+    st->slot_events[s]++;
     if (!st->has_latest || minute > st->latest_minute) {
         st->latest_minute = minute;
         st->has_latest = true;
@@ -1199,13 +1215,13 @@ static bool spike_add(scope_state_t *st, int64_t minute, int64_t v) {
     return true;
 }
 
-/* Sum of minutes [from, to]. */
-static int64_t spike_sum(const scope_state_t *st, int64_t from, int64_t to) {
+/* Sum of minutes [from, to] of values (or of event counts, `events`). */
+static int64_t spike_sum(const scope_state_t *st, int64_t from, int64_t to, bool events) {
     int64_t sum = 0;
     for (int64_t m = from; m <= to; m++) {
         int64_t s = slot_of(st, m);
         if (st->slot_minute[s] == m)
-            sum += st->slot_value[s];
+            sum += events ? st->slot_events[s] : st->slot_value[s];
     }
     return sum;
 }
@@ -1333,13 +1349,15 @@ static int eval_spike_rule(ops_rule_engine_t *eng, uint32_t ri, const ops_event_
     sample_add(st, ev->event_id, minute);
 
     int64_t w = r->window_ms / OPS_MINUTE_MS;
-    int64_t observed = spike_sum(st, minute - w + 1, minute);
-    int64_t base_sum = spike_sum(st, minute - w * (r->baseline + 1) + 1, minute - w);
+    int64_t observed = spike_sum(st, minute - w + 1, minute, false);
+    int64_t base_sum = spike_sum(st, minute - w * (r->baseline + 1) + 1, minute - w, false);
     double baseline = (double)base_sum / r->baseline;
     double threshold = r->factor * baseline;
     if (threshold < (double)r->min)
         threshold = (double)r->min;
     if ((double)observed < threshold)
+        return 0;
+    if (r->min_events > 1 && spike_sum(st, minute - w + 1, minute, true) < r->min_events)
         return 0;
 
     int64_t ws = (minute - w + 1) * OPS_MINUTE_MS;

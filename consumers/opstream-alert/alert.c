@@ -521,15 +521,6 @@ int alert_run(const alert_opts_t *opts) {
         logmsg("%s", err);
         goto cleanup;
     }
-    /* what is already on the alert topic: ids and cooldowns */
-    if (ops_alert_topic_read(opts->cfg, restore_one, &al, 30000, &undecodable, err, sizeof(err)) !=
-        0) {
-        logmsg("reading back the alert topic: %s", err);
-        goto cleanup;
-    }
-    if (opts->verbose || undecodable > 0)
-        logmsg("%zu alerts already published%s", al.published.n,
-               undecodable > 0 ? " (some records of the alert topic did not decode)" : "");
     al.out = ops_alert_out_new(opts->cfg, err, sizeof(err));
     if (al.out == NULL) {
         logmsg("%s", err);
@@ -540,6 +531,15 @@ int alert_run(const alert_opts_t *opts) {
         logmsg("%s", err);
         goto cleanup;
     }
+    /* what is already on the alert topic: ids and cooldowns */
+    if (ops_alert_topic_read(opts->cfg, restore_one, &al, 30000, &undecodable, err, sizeof(err)) !=
+        0) {
+        logmsg("reading back the alert topic: %s", err);
+        goto cleanup;
+    }
+    if (opts->verbose || undecodable > 0)
+        logmsg("%zu alerts already published%s", al.published.n,
+               undecodable > 0 ? " (some records of the alert topic did not decode)" : "");
     al.rk = ops_kafka_consumer_new(opts->cfg, opts->group, rebalance_cb, &al, err, sizeof(err));
     if (al.rk == NULL) {
         logmsg("%s", err);

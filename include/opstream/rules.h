@@ -37,6 +37,8 @@ extern "C" {
  *   baseline  = 6                   # earlier windows averaged (default 6)
  *   factor    = 3                   # fire at >= max(min, factor x baseline)
  *   min       = 40                  # (defaults: factor 3, min 1)
+ *   min_events = 3                 # events in the window (default 1), so one
+ *                                   # large event alone is not a spike
  *   severity  = WARNING
  *   cooldown  = 30m                 # default: the window
  *   kind      = rescue              # optional for spikes: only this kind

@@ -121,7 +121,7 @@ static void malformed_rules_are_refused_with_file_line_and_reason(void **state) 
          "victims >= 3\n",
          "t.conf:1: rule 's': 'when' applies to single-event rules only"},
         {"[rule a]\nkind = rescue\nwhen = victims >= 5\nmin = 4\n",
-         "t.conf:1: rule 'a': metric, scope, window, baseline, factor and min need"},
+         "t.conf:1: rule 'a': metric, scope, window, baseline, factor, min and min_events need"},
         {"[rule a]\nkind = rescue\nwhen = victims >= 5\nsummary = {victms} rescued\n",
          "t.conf:1: rule 'a': unknown placeholder {victms}"},
         {"[rule a]\nkind = rescue\nwhen = victims >= 5\nsummary = {victims rescued\n",
@@ -495,6 +495,24 @@ static void events_older_than_the_span_do_not_change_spike_state(void **state) {
     ops_rules_destroy(r);
 }
 
+static void one_large_event_is_not_a_spike_when_min_events_asks_for_more(void **state) {
+    (void)state;
+    ops_rules_t *r = parse_ok("[rule s]\ntype = spike\nmetric = victims\nscope = country\n"
+                              "window = 10m\nmin = 40\nmin_events = 3\n");
+    ops_rule_engine_t *eng = ops_rule_engine_new(r, NULL, 0);
+    ops_alert_t out[2];
+    ops_event_t raid = make_event(OPS_KIND_RESCUE, "PH", T0, 250, "raid");
+    assert_int_equal(ops_rule_engine_process(eng, &raid, T0, out, 2, NULL, 0), 0);
+    ops_event_t second = make_event(OPS_KIND_RESCUE, "PH", T0 + MIN, 5, "second");
+    assert_int_equal(ops_rule_engine_process(eng, &second, T0, out, 2, NULL, 0), 0);
+    ops_event_t third = make_event(OPS_KIND_RESCUE, "PH", T0 + 2 * MIN, 5, "third");
+    assert_int_equal(ops_rule_engine_process(eng, &third, T0, out, 2, NULL, 0), 1);
+    assert_int_equal(out[0].observed, 260);
+    assert_int_equal(out[0].n_event_ids, 3);
+    ops_rule_engine_destroy(eng);
+    ops_rules_destroy(r);
+}
+
 static void alert_ids_are_v5_uuids_that_differ_by_every_part(void **state) {
     (void)state;
     char a[OPS_EVENT_ID_LEN + 1], b[OPS_EVENT_ID_LEN + 1];
@@ -529,6 +547,7 @@ int main(void) {
         cmocka_unit_test(restored_alert_suppresses_the_spike_in_a_fresh_engine),
         cmocka_unit_test(silent_replay_rebuilds_the_baseline),
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
+        cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
