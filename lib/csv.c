@@ -175,6 +175,8 @@ ops_csv_status_t ops_csv_next(ops_csv_t *r, char *errstr, size_t errstr_size) {
     }
 
     for (;; c = get_byte(r)) {
+        if (c == EOF && ferror(r->fp))
+            return OPS_CSV_IO; /* a record cut short by a read error is not a record */
         if (c == '\0') {
             skip_line(r);
             set_err(errstr, errstr_size, "field %zu: NUL byte in the input", r->nfields + 1);

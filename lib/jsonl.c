@@ -57,8 +57,10 @@ int ops_lines_next(ops_lines_t *l, const char **linep, size_t *lenp, size_t *raw
         else
             truncated = 1;
     }
+    if (ferror(l->fp))
+        return -1; /* a line cut short by a read error is not a line */
     if (!any)
-        return ferror(l->fp) ? -1 : 0;
+        return 0;
     l->number++;
     size_t len = n;
     if (len > 0 && l->buf[len - 1] == '\r' && c == '\n')
