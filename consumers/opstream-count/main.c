@@ -1,0 +1,158 @@
+/*
+ * opstream-count: the counter consumer. Reads the four event topics in
+ * consumer group opstream-count and keeps exactly-once per-operation counters
+ * in Redis. This file parses options and builds the configuration; the
+ * consume loop is count.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "count.h"
+#include "opstream/cli.h"
+#include "opstream/config.h"
+
+enum {
+    OPT_BATCH = OPS_CLI_OPT_FIRST_PROGRAM,
+    OPT_FLUSH_MS,
+    OPT_STATS_INTERVAL,
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: opstream-count -b BROKERS --redis URL [-g GROUP] [options]\n"
+            "\n"
+            "Consumes opstream.arrests, .rescues, .migrants and .seizures and keeps\n"
+            "exactly-once counters per operation in Redis: totals, per country, the\n"
+            "countries and operations sets, event-time minute and hour buckets. Each\n"
+            "batch's counters and the partitions' next offsets are written in one atomic\n"
+            "Redis step; offsets live in Redis (opstream:offsets:GROUP), not in Kafka.\n"
+            "An event_id already counted within opstream.dedupe.window.s is not counted\n"
+            "again. Messages that do not decode go to opstream.dlq.\n"
+            "\n"
+            "Options:\n"
+            "  -g, --group GROUP          consumer group (default %s)\n"
+            "      --batch N              events per batch at most (default %d)\n"
+            "      --flush-ms MS          flush a batch at least this often (default %d)\n"
+            "      --stats-interval S     status line on stderr every S seconds: events/s,\n"
+            "                             batches, DLQ count, duplicates, lag\n"
+            "                             (default %d; 0 = off)\n"
+            "\n"
+            "Settings (-X or -c): opstream.topic.prefix, opstream.dedupe.window.s,\n"
+            "opstream.bucket.minute.ttl.s, opstream.bucket.hour.ttl.s,\n"
+            "opstream.max.message.bytes, opstream.redis.password.file.\n"
+            "\n"
+            "%s"
+            "\n"
+            "Redis unreachable: the batch is kept, consumption pauses and the write is\n"
+            "retried with backoff. Broker unreachable: waits and says so.\n"
+            "SIGINT/SIGTERM: flushes the last batch, then leaves the group.\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  stopped by SIGINT/SIGTERM after the final flush\n"
+            "  1  fatal error (Kafka fatal error, final batch not written)\n"
+            "  2  usage or configuration error\n",
+            COUNT_DEFAULT_GROUP, COUNT_DEFAULT_BATCH, COUNT_DEFAULT_FLUSH_MS, COUNT_DEFAULT_STATS_S,
+            ops_cli_common_help());
+}
+
+static int parse_int(const char *opt, const char *arg, long min, long max, long *out) {
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (end == arg || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "opstream-count: %s: '%s' is not a number in %ld..%ld\n", opt, arg, min,
+                max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        OPS_CLI_COMMON_LONG,
+        {"group", required_argument, NULL, 'g'},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
+        {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+        {NULL, 0, NULL, 0},
+    };
+    ops_config_t *cfg = ops_config_new();
+    ops_cli_common_t common = {0};
+    count_opts_t opts = {.group = COUNT_DEFAULT_GROUP,
+                         .batch_max = COUNT_DEFAULT_BATCH,
+                         .flush_ms = COUNT_DEFAULT_FLUSH_MS,
+                         .stats_interval_s = COUNT_DEFAULT_STATS_S};
+    char err[512];
+    int rc = COUNT_EXIT_USAGE, opt;
+    long v;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "opstream-count: out of memory\n");
+        return COUNT_EXIT_FATAL;
+    }
+    if (ops_config_load_env(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "opstream-count: environment: %s\n", err);
+        goto cleanup;
+    }
+    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT "g:", longopts, NULL)) != -1) {
+        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof err);
+        if (handled < 0) {
+            fprintf(stderr, "opstream-count: %s\n", err);
+            goto cleanup;
+        }
+        if (handled > 0)
+            continue;
+        switch (opt) {
+        case 'g':
+            opts.group = optarg;
+            break;
+        case OPT_BATCH:
+            if (parse_int("--batch", optarg, 1, 1000000, &v) != 0)
+                goto cleanup;
+            opts.batch_max = (size_t)v;
+            break;
+        case OPT_FLUSH_MS:
+            if (parse_int("--flush-ms", optarg, 1, 60000, &v) != 0)
+                goto cleanup;
+            opts.flush_ms = (int)v;
+            break;
+        case OPT_STATS_INTERVAL:
+            if (parse_int("--stats-interval", optarg, 0, 86400, &v) != 0)
+                goto cleanup;
+            opts.stats_interval_s = (int)v;
+            break;
+        default:
+            fprintf(stderr, "Try 'opstream-count --help'.\n");
+            goto cleanup;
+        }
+    }
+    if (common.want_help) {
+        usage(stdout);
+        rc = COUNT_EXIT_OK;
+        goto cleanup;
+    }
+    if (common.want_version) {
+        ops_cli_version_string("opstream-count", err, sizeof err);
+        printf("%s\n", err);
+        rc = COUNT_EXIT_OK;
+        goto cleanup;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "opstream-count: unexpected argument '%s'\nTry 'opstream-count --help'.\n",
+                argv[optind]);
+        goto cleanup;
+    }
+    if (opts.group[0] == '\0') {
+        fprintf(stderr, "opstream-count: -g: the group name is empty\n");
+        goto cleanup;
+    }
+    opts.cfg = cfg;
+    opts.verbose = common.verbose;
+    rc = count_run(&opts);
+cleanup:
+    ops_config_destroy(cfg);
+    return rc;
+}
