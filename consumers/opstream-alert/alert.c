@@ -334,6 +334,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         while (load_offsets(al, parts) != 0 && !g_stop)
             sleep_ms(500);
         choose_starts(al, parts);
+        logmsg("assigned %d partitions", parts->cnt);
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e != NULL) {
