@@ -1,0 +1,346 @@
+/*
+ * opstream-broker: the embedded development broker. Hosts librdkafka's mock
+ * cluster (real Kafka protocol, in memory) with opstream's topics, prints its
+ * bootstrap list and serves until SIGINT/SIGTERM. For demos, tests and
+ * development when no Kafka is configured; optionally driven over stdin.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "control.h"
+
+#ifndef OPS_VERSION
+#define OPS_VERSION "0.0.0"
+#endif
+
+#define EXIT_STOPPED 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+enum { OPT_BOOTSTRAP_FILE = 0x1100, OPT_TOPIC_PREFIX, OPT_VERSION, OPT_PARTITIONS, OPT_BROKERS };
+
+/* What the command line asked for. */
+typedef struct broker_opts {
+    int brokers;
+    int partitions;
+    const char *bootstrap_file; /* NULL: none */
+    const char *topic_prefix;
+} broker_opts_t;
+
+/* The topic suffixes created at start, in the order of DESIGN.md. */
+static const char *const topic_suffixes[] = {"arrests",  "rescues", "migrants",
+                                             "seizures", "alerts",  "dlq"};
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: opstream-broker [--brokers N] [--partitions P] [--bootstrap-file FILE]\n"
+            "                       [--topic-prefix PREFIX]\n"
+            "\n"
+            "Embedded development Kafka broker (librdkafka's mock cluster). It keeps data in\n"
+            "memory only, each partition keeps only its newest 5 MiB, no TLS/SASL: for demos,\n"
+            "tests and development, not production. It creates the topics PREFIX{arrests,\n"
+            "rescues,migrants,seizures,alerts,dlq}, prints the bootstrap list as the first\n"
+            "line on stdout and runs until SIGINT or SIGTERM.\n"
+            "\n"
+            "Options:\n"
+            "  --brokers N            number of brokers (default 3)\n"
+            "  --partitions P         partitions per topic (default 6); the replication\n"
+            "                         factor is min(3, N)\n"
+            "  --bootstrap-file FILE  also write the bootstrap list to FILE (atomically:\n"
+            "                         FILE.tmp then rename), left in place at exit\n"
+            "  --topic-prefix PREFIX  topic name prefix (default \"opstream.\")\n"
+            "  -h, --help             this help\n"
+            "      --version          version\n"
+            "\n"
+            "%s"
+            "\n"
+            "Environment: none read (librdkafka's own logging goes to stderr).\n"
+            "\n"
+            "Exit codes:\n"
+            "  0  stopped by SIGINT/SIGTERM\n"
+            "  1  failed to start (mock cluster, topics or bootstrap file)\n"
+            "  2  usage error\n",
+            broker_control_help());
+}
+
+/* Parses a positive int option value in [1, max]; prints why when not. */
+static int parse_count(const char *opt, const char *s, int max, int *out) {
+    char *end = NULL;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max) {
+        fprintf(stderr, "opstream-broker: %s: '%s' is not a number from 1 to %d\n", opt, s, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* Returns 0 to run, -1 after --help/--version (exit 0), or EXIT_USAGE. */
+static int parse_args(int argc, char **argv, broker_opts_t *o) {
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, OPT_BROKERS},
+        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+        {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
+        {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    o->brokers = 3;
+    o->partitions = 6;
+    o->bootstrap_file = NULL;
+    o->topic_prefix = "opstream.";
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BROKERS:
+            if (parse_count("--brokers", optarg, 64, &o->brokers) != 0)
+                return EXIT_USAGE;
+            break;
+        case OPT_PARTITIONS:
+            if (parse_count("--partitions", optarg, 1000, &o->partitions) != 0)
+                return EXIT_USAGE;
+            break;
+        case OPT_BOOTSTRAP_FILE:
+            o->bootstrap_file = optarg;
+            break;
+        case OPT_TOPIC_PREFIX:
+            o->topic_prefix = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case OPT_VERSION:
+            printf("opstream-broker %s (librdkafka %s)\n", OPS_VERSION, rd_kafka_version_str());
+            return -1;
+        default:
+            fprintf(stderr, "Try 'opstream-broker --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr,
+                "opstream-broker: unexpected argument '%s'\nTry 'opstream-broker --help'.\n",
+                argv[optind]);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Writes the bootstrap list to path through path.tmp and rename(), so a
+ * script polling for the file never reads half of it. */
+static int write_bootstrap_file(const char *path, const char *bootstrap) {
+    char tmp[PATH_MAX];
+    FILE *f = NULL;
+    int rc = -1;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        fprintf(stderr, "opstream-broker: --bootstrap-file: path too long\n");
+        goto cleanup;
+    }
+    f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%s\n", bootstrap) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fprintf(stderr, "opstream-broker: cannot write %s: %s\n", tmp, strerror(errno));
+        goto cleanup;
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        fprintf(stderr, "opstream-broker: cannot write %s: %s\n", tmp, strerror(errno));
+        goto cleanup;
+    }
+    f = NULL;
+    if (rename(tmp, path) != 0) {
+        fprintf(stderr, "opstream-broker: cannot rename %s to %s: %s\n", tmp, path,
+                strerror(errno));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (f != NULL)
+        fclose(f);
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+static int create_topics(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o) {
+    int replication = o->brokers < 3 ? o->brokers : 3;
+    size_t i;
+
+    for (i = 0; i < sizeof(topic_suffixes) / sizeof(topic_suffixes[0]); i++) {
+        char topic[256];
+        rd_kafka_resp_err_t err;
+
+        if (snprintf(topic, sizeof(topic), "%s%s", o->topic_prefix, topic_suffixes[i]) >=
+            (int)sizeof(topic)) {
+            fprintf(stderr, "opstream-broker: --topic-prefix too long\n");
+            return -1;
+        }
+        err = rd_kafka_mock_topic_create(mc, topic, o->partitions, replication);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "opstream-broker: cannot create topic %s: %s\n", topic,
+                    rd_kafka_err2str(err));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* True when stdin is a pipe or socket: then it is the control channel. A
+ * terminal or /dev/null is left alone. */
+static int stdin_is_control(void) {
+    struct stat st;
+
+    if (fstat(STDIN_FILENO, &st) != 0)
+        return 0;
+    return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+}
+
+/* Control-channel reader state: bytes read but not yet a whole line. */
+typedef struct control_in {
+    char buf[8192];
+    size_t len;
+    int open;
+} control_in_t;
+
+/* Reads what stdin has and runs every complete line, answering each on
+ * stdout. At EOF the channel closes but the broker keeps serving. */
+static void control_read(control_in_t *in, rd_kafka_mock_cluster_t *mc) {
+    ssize_t n;
+    char *nl;
+
+    n = read(STDIN_FILENO, in->buf + in->len, sizeof(in->buf) - 1 - in->len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        in->open = 0;
+        return;
+    }
+    in->len += (size_t)n;
+    in->buf[in->len] = '\0';
+    while ((nl = strchr(in->buf, '\n')) != NULL) {
+        char answer[512];
+
+        *nl = '\0';
+        broker_control_run(mc, in->buf, answer, sizeof(answer));
+        if (answer[0] != '\0') {
+            printf("%s\n", answer);
+            fflush(stdout);
+        }
+        in->len -= (size_t)(nl + 1 - in->buf);
+        memmove(in->buf, nl + 1, in->len + 1);
+    }
+    if (in->len == sizeof(in->buf) - 1) {
+        printf("error: line too long\n");
+        fflush(stdout);
+        in->len = 0;
+    }
+}
+
+int main(int argc, char **argv) {
+    broker_opts_t opts;
+    char errstr[512];
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_mock_cluster_t *mc = NULL;
+    const char *bootstrap;
+    control_in_t in;
+    struct sigaction sa;
+    int rc = EXIT_FAILED;
+
+    rc = parse_args(argc, argv, &opts);
+    if (rc != 0)
+        return rc < 0 ? EXIT_STOPPED : rc;
+    rc = EXIT_FAILED;
+
+    /* No SA_RESTART: a signal interrupts poll() so we stop promptly. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* The mock cluster lives inside a librdkafka handle; a producer created
+     * only to host it. It dies with this handle. */
+    conf = rd_kafka_conf_new();
+    /* The host handle never connects anywhere: log_level 4 hides its notice
+     * that no bootstrap.servers is set, warnings still show. */
+    if (rd_kafka_conf_set(conf, "client.id", "opstream-broker", errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "opstream-broker: %s\n", errstr);
+        goto cleanup;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "opstream-broker: cannot create the host handle: %s\n", errstr);
+        goto cleanup;
+    }
+    conf = NULL; /* now owned by rk */
+
+    mc = rd_kafka_mock_cluster_new(rk, opts.brokers);
+    if (mc == NULL) {
+        fprintf(stderr, "opstream-broker: cannot create the mock cluster\n");
+        goto cleanup;
+    }
+    if (create_topics(mc, &opts) != 0)
+        goto cleanup;
+
+    bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    if (opts.bootstrap_file != NULL && write_bootstrap_file(opts.bootstrap_file, bootstrap) != 0)
+        goto cleanup;
+
+    printf("%s\n", bootstrap);
+    fflush(stdout);
+    fprintf(stderr,
+            "opstream-broker: %d broker(s), %d partition(s) per topic, topics %s*, at %s\n"
+            "opstream-broker: NOTE: data is kept in memory only and each partition keeps only\n"
+            "opstream-broker: its newest 5 MiB; for demos, tests and development, not "
+            "production.\n",
+            opts.brokers, opts.partitions, opts.topic_prefix, bootstrap);
+
+    memset(&in, 0, sizeof(in));
+    in.open = stdin_is_control();
+    while (!stop_signal) {
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN, .revents = 0};
+
+        /* With no control channel, poll nothing: a timed sleep that a signal
+         * cuts short (pause() could miss a signal arriving just before). */
+        if (poll(&pfd, in.open ? 1 : 0, 1000) > 0)
+            control_read(&in, mc);
+    }
+    fprintf(stderr, "opstream-broker: stopping on signal %d\n", (int)stop_signal);
+    rc = EXIT_STOPPED;
+
+cleanup:
+    if (mc != NULL)
+        rd_kafka_mock_cluster_destroy(mc);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    rd_kafka_wait_destroyed(5000);
+    return rc;
+}
