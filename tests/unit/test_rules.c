@@ -226,7 +226,7 @@ static void ordinary_events_raise_no_alert(void **state) {
                 {OPS_KIND_MIGRANT, 500},
                 {OPS_KIND_SEIZURE, 1000}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "o%zu", i);
         ops_event_t ev = make_event(rows[i].kind, "GR", T0, rows[i].count, ref);
         assert_int_equal(ops_rule_engine_process(eng, &ev, T0, out, 8, NULL, 0), 0);
@@ -292,7 +292,7 @@ static void burst_of_rescues_gives_one_spike_alert_with_figures_then_cooldown(vo
     int fired_at = -1;
     ops_alert_t spike;
     for (int i = 0; i < 8; i++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "burst-%d", i);
         ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", t + (i / 2) * MIN, 6, ref);
         int n = ops_rule_engine_process(eng, &ev, t, out, 4, NULL, 0);
@@ -326,7 +326,7 @@ static void burst_of_rescues_gives_one_spike_alert_with_figures_then_cooldown(vo
 
     /* the spike goes on for 40 more minutes: still the same alert */
     for (int m = 0; m < 40; m++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "more-%d", m);
         ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", t + (5 + m) * MIN, 10, ref);
         assert_int_equal(ops_rule_engine_process(eng, &ev, t, out, 4, NULL, 0), 0);
@@ -335,7 +335,7 @@ static void burst_of_rescues_gives_one_spike_alert_with_figures_then_cooldown(vo
     int64_t t2 = t + 200 * MIN;
     int n2 = 0;
     for (int i = 0; i < 8; i++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "second-%d", i);
         ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", t2, 6, ref);
         n2 += ops_rule_engine_process(eng, &ev, t2, out, 4, NULL, 0);
@@ -370,7 +370,7 @@ static void operation_scope_sums_every_country(void **state) {
     const char *ccs[] = {"NG", "GH", "ML", "CM", "SN"};
     int n = 0;
     for (int i = 0; i < 5; i++) {
-        char ref[8];
+        char ref[32];
         snprintf(ref, sizeof(ref), "a%d", i);
         ops_event_t ev = make_event(OPS_KIND_ARREST, ccs[i], T0 + i * MIN, 6, ref);
         int k = ops_rule_engine_process(eng, &ev, T0, out, 2, NULL, 0);
@@ -398,7 +398,7 @@ static void replay_derives_the_same_alert_ids_and_restore_prevents_repeats(void 
     ops_alert_t first;
     int na = 0, nb = 0, nc = 0;
     for (int i = 0; i < 120; i++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "e%d", i);
         int victims = (i >= 60 && i < 80) ? 9 : 1;
         ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", T0 + i * MIN, victims, ref);
@@ -462,7 +462,7 @@ static void silent_replay_rebuilds_the_baseline(void **state) {
     ops_rule_engine_t *cold = ops_rule_engine_new(r, NULL, 0);
     /* an hour at 30 victims per 10 min, replayed silently into `warm` */
     for (int m = 0; m < 60; m++) {
-        char ref[16];
+        char ref[32];
         snprintf(ref, sizeof(ref), "h%d", m);
         ops_event_t ev = make_event(OPS_KIND_RESCUE, "NG", T0 + m * MIN, 3, ref);
         assert_true(ops_rule_engine_process(warm, &ev, T0, NULL, 0, NULL, 0) >= 0);
