@@ -123,8 +123,7 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             set_err(errstr, errstr_size, "produce to %s: %s", out->topic, rd_kafka_err2str(err));
-            if (recreate_if_fatal(out, errstr, errstr_size) != 0)
-                return -1;
+            recreate_if_fatal(out, errstr, errstr_size);
             return -1;
         }
         rd_kafka_poll(out->rk, 50);

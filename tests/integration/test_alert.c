@@ -289,7 +289,13 @@ static void scam_centre_raid_among_ordinary_traffic_gives_one_critical_alert(voi
     evs[150] = raid;
 
     harness_proc_t *p = start_alert("alert-raid");
-    produce(evs, 301);
+    produce(evs, 150);
+    /* bytes that are no event: to the DLQ, and the stream goes on */
+    static const char junk[] = "\x00\x00\x00\x00\x63not avro at all";
+    assert_int_equal(harness_produce(g_broker->bootstrap, "opstream.rescues", RD_KAFKA_PARTITION_UA,
+                                     "PH", 2, junk, sizeof(junk) - 1, NULL),
+                     0);
+    produce(evs + 150, 151);
     wait_consumed("alert-raid");
     stop_alert(p);
 
@@ -312,6 +318,20 @@ static void scam_centre_raid_among_ordinary_traffic_gives_one_critical_alert(voi
     assert_int_equal(stream_ids(op, ids, 4), 1);
     assert_string_equal(ids[0], id);
     free(got.v);
+
+    harness_msgs_t dlq = {0};
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.dlq", 300, 30000, &dlq), 0);
+    int found = 0;
+    for (size_t i = 0; i < dlq.n; i++) {
+        char src[64];
+        if (dlq.v[i].value_len == sizeof(junk) - 1 &&
+            memcmp(dlq.v[i].value, junk, sizeof(junk) - 1) == 0 &&
+            harness_msg_header(&dlq.v[i], "opstream.source.topic", src, sizeof(src)) == 0 &&
+            strcmp(src, "opstream.rescues") == 0)
+            found++;
+    }
+    assert_int_equal(found, 1);
+    harness_msgs_free(&dlq);
 }
 
 static void steady_stream_without_raids_raises_no_alert(void **state) {
