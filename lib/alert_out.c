@@ -19,6 +19,7 @@
 struct ops_alert_out {
     const ops_config_t *cfg; /* borrowed */
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt; /* held so the topic's metadata stays known */
     ops_codec_t *codec;
     char topic[256];
     /* delivery report of the one message in flight */
@@ -48,6 +49,37 @@ static int alerts_topic(const ops_config_t *cfg, char *buf, size_t size) {
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+/*
+ * Creates the producer and learns the alert topic's partitions right away:
+ * librdkafka otherwise looks up a topic it has not seen on its next
+ * periodic scan, up to a second after the first alert, which is most of
+ * the latency budget of an alert. A failed lookup here only costs that.
+ */
+static int make_producer(ops_alert_out_t *out, char *errstr, size_t errstr_size) {
+    const rd_kafka_metadata_t *md = NULL;
+    out->rk = ops_kafka_producer_new(out->cfg, dr_cb, out, errstr, errstr_size);
+    if (out->rk == NULL)
+        return -1;
+    out->rkt = rd_kafka_topic_new(out->rk, out->topic, NULL);
+    if (out->rkt == NULL) {
+        set_err(errstr, errstr_size, "topic %s: %s", out->topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+static void drop_producer(ops_alert_out_t *out) {
+    if (out->rkt != NULL)
+        rd_kafka_topic_destroy(out->rkt);
+    out->rkt = NULL;
+    if (out->rk != NULL)
+        rd_kafka_destroy(out->rk);
+    out->rk = NULL;
+}
+
 ops_alert_out_t *ops_alert_out_new(const ops_config_t *cfg, char *errstr, size_t errstr_size) {
     ops_alert_out_t *out = calloc(1, sizeof(*out));
     if (out == NULL) {
@@ -62,8 +94,7 @@ ops_alert_out_t *ops_alert_out_new(const ops_config_t *cfg, char *errstr, size_t
     out->codec = ops_codec_new(NULL, errstr, errstr_size);
     if (out->codec == NULL)
         goto fail;
-    out->rk = ops_kafka_producer_new(cfg, dr_cb, out, errstr, errstr_size);
-    if (out->rk == NULL)
+    if (make_producer(out, errstr, errstr_size) != 0)
         goto fail;
     return out;
 fail:
@@ -74,10 +105,9 @@ fail:
 void ops_alert_out_destroy(ops_alert_out_t *out) {
     if (out == NULL)
         return;
-    if (out->rk != NULL) {
+    if (out->rk != NULL)
         rd_kafka_flush(out->rk, 5000);
-        rd_kafka_destroy(out->rk);
-    }
+    drop_producer(out);
     ops_codec_destroy(out->codec);
     free(out);
 }
@@ -93,10 +123,11 @@ static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_s
     char ferr[256];
     if (rd_kafka_fatal_error(out->rk, ferr, sizeof(ferr)) == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    rd_kafka_destroy(out->rk);
-    out->rk = ops_kafka_producer_new(out->cfg, dr_cb, out, errstr, errstr_size);
-    if (out->rk == NULL)
+    drop_producer(out);
+    if (make_producer(out, errstr, errstr_size) != 0) {
+        drop_producer(out);
         return -1;
+    }
     set_err(errstr, errstr_size, "alert producer failed fatally (%s); recreated", ferr);
     return -1;
 }
@@ -105,10 +136,9 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
                           char *errstr, size_t errstr_size) {
     uint8_t buf[OPS_CODEC_MAX_FRAME];
     size_t len = 0;
-    if (out->rk == NULL) {
-        out->rk = ops_kafka_producer_new(out->cfg, dr_cb, out, errstr, errstr_size);
-        if (out->rk == NULL)
-            return -1;
+    if (out->rk == NULL && make_producer(out, errstr, errstr_size) != 0) {
+        drop_producer(out);
+        return -1;
     }
     if (ops_codec_encode_alert(out->codec, a, buf, sizeof(buf), &len, errstr, errstr_size) != 0)
         return -1;
@@ -116,9 +146,8 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
     out->dr_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            out->rk, RD_KAFKA_V_TOPIC(out->topic),
-            RD_KAFKA_V_KEY(a->operation, strlen(a->operation)), RD_KAFKA_V_VALUE(buf, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            out->rk, RD_KAFKA_V_RKT(out->rkt), RD_KAFKA_V_KEY(a->operation, strlen(a->operation)),
+            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {

@@ -371,6 +371,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static int emit(alerter_t *al, const ops_alert_t *a) {
     char err[512];
     if (!ops_idset_has(&al->published, a->alert_id)) {
+        int64_t t0 = mono_ms();
         while (ops_alert_out_publish(al->out, a, &g_stop, err, sizeof(err)) != 0) {
             logmsg("%s", err);
             if (g_stop)
@@ -380,9 +381,9 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
         if (ops_idset_add(&al->published, a->alert_id) < 0)
             logmsg("out of memory remembering alert %s", a->alert_id);
         al->n_published++;
-        logmsg("alert %s %s %s %s%s%s: %s", a->alert_id, ops_severity_name(a->severity), a->rule,
-               a->operation, a->has_country ? " " : "", a->has_country ? a->country : "",
-               a->summary);
+        logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
+               ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
+               a->has_country ? a->country : "", mono_ms() - t0, a->summary);
     } else {
         al->n_already++;
     }
