@@ -19,16 +19,18 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "control.h"
-
-#ifndef OPS_VERSION
-#define OPS_VERSION "0.0.0"
-#endif
+#include "opstream/cli.h"
 
 #define EXIT_STOPPED 0
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 
-enum { OPT_BOOTSTRAP_FILE = 0x1100, OPT_TOPIC_PREFIX, OPT_VERSION, OPT_PARTITIONS, OPT_BROKERS };
+enum {
+    OPT_BOOTSTRAP_FILE = OPS_CLI_OPT_FIRST_PROGRAM,
+    OPT_TOPIC_PREFIX,
+    OPT_PARTITIONS,
+    OPT_BROKERS
+};
 
 /* What the command line asked for. */
 typedef struct broker_opts {
@@ -103,7 +105,7 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
         {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        {"version", no_argument, NULL, OPS_CLI_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -131,9 +133,13 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         case 'h':
             usage(stdout);
             return -1;
-        case OPT_VERSION:
-            printf("opstream-broker %s (librdkafka %s)\n", OPS_VERSION, rd_kafka_version_str());
+        case OPS_CLI_OPT_VERSION: {
+            char version[256];
+
+            ops_cli_version_string("opstream-broker", version, sizeof(version));
+            printf("%s\n", version);
             return -1;
+        }
         default:
             fprintf(stderr, "Try 'opstream-broker --help'.\n");
             return EXIT_USAGE;
