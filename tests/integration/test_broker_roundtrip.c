@@ -409,6 +409,36 @@ static void test_broker_rejects_bad_options_with_exit_2(void **state) {
     harness_proc_free(p);
 }
 
+/* --help documents options, the control channel and exit codes; both
+ * --help and --version exit 0 without starting a cluster. */
+static void test_broker_help_and_version_exit_0(void **state) {
+    const char *help[] = {"opstream-broker", "--help", NULL};
+    const char *version[] = {"opstream-broker", "--version", NULL};
+    harness_proc_t *p;
+    char *out;
+
+    (void)state;
+    p = harness_spawn(help, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 10000), 0);
+    assert_int_equal(harness_proc_exit_code(p), 0);
+    out = harness_proc_stdout(p);
+    assert_non_null(strstr(out, "--bootstrap-file"));
+    assert_non_null(strstr(out, "push-errors"));
+    assert_non_null(strstr(out, "Exit codes"));
+    free(out);
+    harness_proc_free(p);
+
+    p = harness_spawn(version, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 10000), 0);
+    assert_int_equal(harness_proc_exit_code(p), 0);
+    out = harness_proc_stdout(p);
+    assert_int_equal(strncmp(out, "opstream-broker ", 16), 0);
+    free(out);
+    harness_proc_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_prints_bootstrap_line_and_writes_bootstrap_file),
@@ -419,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_redis_server_of_the_harness_answers_ping),
         cmocka_unit_test(test_broker_says_it_is_in_memory_and_exits_0_on_sigterm),
         cmocka_unit_test(test_broker_rejects_bad_options_with_exit_2),
+        cmocka_unit_test(test_broker_help_and_version_exit_0),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
