@@ -393,50 +393,44 @@ static void test_broker_says_it_is_in_memory_and_exits_0_on_sigterm(void **state
     harness_broker_free(b);
 }
 
+/* Runs opstream-broker with one option to its end; asserts the exit code
+ * and returns what it printed on stdout (to_stderr: on stderr). */
+static char *run_broker_option(const char *opt, const char *arg, int want_code, bool to_stderr) {
+    const char *argv[] = {"opstream-broker", opt, arg, NULL};
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    char *out;
+
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 10000), 0);
+    assert_int_equal(harness_proc_exit_code(p), want_code);
+    out = to_stderr ? harness_proc_stderr(p) : harness_proc_stdout(p);
+    harness_proc_free(p);
+    return out;
+}
+
 static void test_broker_rejects_bad_options_with_exit_2(void **state) {
-    const char *argv[] = {"opstream-broker", "--brokers", "0", NULL};
-    harness_proc_t *p;
     char *err;
 
     (void)state;
-    p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    assert_int_equal(harness_proc_wait(p, 10000), 0);
-    assert_int_equal(harness_proc_exit_code(p), 2);
-    err = harness_proc_stderr(p);
+    err = run_broker_option("--brokers", "0", 2, true);
     assert_non_null(strstr(err, "--brokers"));
     free(err);
-    harness_proc_free(p);
 }
 
 /* --help documents options, the control channel and exit codes; both
  * --help and --version exit 0 without starting a cluster. */
 static void test_broker_help_and_version_exit_0(void **state) {
-    const char *help[] = {"opstream-broker", "--help", NULL};
-    const char *version[] = {"opstream-broker", "--version", NULL};
-    harness_proc_t *p;
     char *out;
 
     (void)state;
-    p = harness_spawn(help, NULL, 0);
-    assert_non_null(p);
-    assert_int_equal(harness_proc_wait(p, 10000), 0);
-    assert_int_equal(harness_proc_exit_code(p), 0);
-    out = harness_proc_stdout(p);
+    out = run_broker_option("--help", NULL, 0, false);
     assert_non_null(strstr(out, "--bootstrap-file"));
     assert_non_null(strstr(out, "push-errors"));
     assert_non_null(strstr(out, "Exit codes"));
     free(out);
-    harness_proc_free(p);
-
-    p = harness_spawn(version, NULL, 0);
-    assert_non_null(p);
-    assert_int_equal(harness_proc_wait(p, 10000), 0);
-    assert_int_equal(harness_proc_exit_code(p), 0);
-    out = harness_proc_stdout(p);
+    out = run_broker_option("--version", NULL, 0, false);
     assert_int_equal(strncmp(out, "opstream-broker ", 16), 0);
     free(out);
-    harness_proc_free(p);
 }
 
 int main(void) {
