@@ -1,0 +1,187 @@
+/*
+ * opstream-count against the embedded broker and a real redis-server: known
+ * input gives every metric exactly (per operation, per country, per minute
+ * and hour bucket, sets), the same events produced twice count once, and
+ * garbage or truncated messages each go to the DLQ once while the counters
+ * stay exact.
+ */
+#include "test_count_common.h"
+
+#include "opstream/counter.h"
+
+#define SEED 20240930ULL
+
+/* Events of two operations over the last three hours, plus late ones. */
+static void produce_known_input(tc_model_t *a, tc_model_t *b, int n, uint64_t seed) {
+    uint64_t rng = seed;
+    int64_t now = tc_wall_ms();
+
+    for (int i = 0; i < n; i++) {
+        int64_t at = now - (int64_t)(tc_rand(&rng) % (3 * 3600 * 1000ULL));
+        if (i % 50 == 0)
+            at = now - 20LL * 3600 * 1000 - i; /* late: most of a day back */
+        ops_event_t ev = tc_event(&rng, i % 3 ? "FLASH-WEKA" : "WEKA-II", i, at);
+        tc_produce_event(&ev);
+        tc_model_event(i % 3 ? a : b, &ev, now);
+    }
+    tc_flush();
+}
+
+static void known_input_counts_every_metric_exactly(void **state) {
+    tc_model_t a = {0}, b = {0};
+    harness_proc_t *p;
+
+    (void)state;
+    produce_known_input(&a, &b, 3000, SEED);
+    p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    /* Spot checks against figures computed another way. */
+    assert_true(tc_model_get(&a, "opstream:{FLASH-WEKA}:total", "events") == 2000);
+    assert_true(tc_model_get(&b, "opstream:{WEKA-II}:total", "events") == 1000);
+    tc_stop(p);
+
+    /* A restart changes nothing: all offsets are stored. */
+    p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 20000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    tc_model_free(&a);
+    tc_model_free(&b);
+}
+
+static void same_events_produced_twice_count_once(void **state) {
+    tc_model_t a = {0}, b = {0};
+    harness_proc_t *p;
+    redisReply *r;
+
+    (void)state;
+    produce_known_input(&a, &b, 1000, SEED + 1);
+    p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(tc_model_compare(&a, false), 0);
+    /* The same file again: every event_id is already counted. */
+    tc_model_t a2 = {0}, b2 = {0};
+    produce_known_input(&a2, &b2, 1000, SEED + 1);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    /* The dedupe marks are there, with an expiry. */
+    r = harness_redis_command(g_redis, "KEYS opstream:{FLASH-WEKA}:seen:*");
+    assert_non_null(r);
+    assert_true(r->elements >= 1);
+    redisReply *ttl = harness_redis_command(g_redis, "TTL %s", r->element[0]->str);
+    assert_true(ttl->integer > 0);
+    freeReplyObject(ttl);
+    freeReplyObject(r);
+    tc_model_free(&a);
+    tc_model_free(&b);
+    tc_model_free(&a2);
+    tc_model_free(&b2);
+}
+
+typedef struct bad_msg {
+    const char *what;
+    unsigned char bytes[64];
+    size_t len;
+} bad_msg_t;
+
+static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(void **state) {
+    tc_model_t a = {0}, b = {0};
+    harness_proc_t *p;
+    harness_msgs_t dlq = {0};
+    uint64_t rng = SEED + 2;
+    int64_t now = tc_wall_ms();
+    unsigned char frame[OPS_CODEC_MAX_FRAME];
+    char err[256], topic[64];
+    size_t len;
+    int nbad = 0;
+
+    (void)state;
+    for (int i = 0; i < 600; i++) {
+        ops_event_t ev = tc_event(&rng, "LIBERTERRA-II", i, now - (int64_t)(i * 997 % 3600000));
+        tc_produce_event(&ev);
+        tc_model_event(&a, &ev, now);
+        if (i % 20 != 7)
+            continue;
+        /* Next to a good one, a bad one of four kinds on the same topic. */
+        assert_int_equal(
+            ops_codec_encode_event(g_codec, &ev, frame, sizeof frame, &len, err, sizeof err), 0);
+        ops_topic_name(NULL, ev.kind, topic, sizeof topic);
+        switch (nbad % 4) {
+        case 0: /* truncated in the body */
+            tc_produce_raw(topic, ev.country, frame, len / 2);
+            break;
+        case 1: /* not Confluent framing */
+            frame[0] = 0x7b;
+            tc_produce_raw(topic, ev.country, frame, len);
+            break;
+        case 2: /* unknown schema id */
+            frame[1] = 0x7f;
+            tc_produce_raw(topic, ev.country, frame, len);
+            break;
+        case 3: { /* random bytes after a valid header */
+            unsigned char junk[48];
+            memcpy(junk, frame, 5);
+            for (size_t k = 5; k < sizeof junk; k++)
+                junk[k] = (unsigned char)tc_rand(&rng);
+            tc_produce_raw(topic, ev.country, junk, sizeof junk);
+            break;
+        }
+        }
+        nbad++;
+    }
+    tc_produce_raw("opstream.arrests", NULL, "", 0); /* empty value */
+    nbad++;
+    tc_flush();
+
+    p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.dlq", 500, 20000, &dlq), 0);
+    assert_int_equal(dlq.n, (size_t)nbad);
+    for (size_t i = 0; i < dlq.n; i++) {
+        char h[256], off[32];
+        assert_int_equal(harness_msg_header(&dlq.v[i], "opstream.error", h, sizeof h), 0);
+        assert_true(strlen(h) > 0);
+        assert_int_equal(harness_msg_header(&dlq.v[i], "opstream.source.topic", h, sizeof h), 0);
+        assert_int_equal(strncmp(h, "opstream.", 9), 0);
+        assert_int_equal(harness_msg_header(&dlq.v[i], "opstream.source.partition", h, sizeof h),
+                         0);
+        assert_int_equal(harness_msg_header(&dlq.v[i], "opstream.source.offset", off, sizeof off),
+                         0);
+    }
+    /* A restart does not send them again. */
+    p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 20000), 0);
+    tc_stop(p);
+    harness_msgs_free(&dlq);
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.dlq", 500, 20000, &dlq), 0);
+    assert_int_equal(dlq.n, (size_t)nbad);
+    harness_msgs_free(&dlq);
+    tc_model_free(&a);
+    tc_model_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(known_input_counts_every_metric_exactly, tc_setup,
+                                        tc_teardown),
+        cmocka_unit_test_setup_teardown(same_events_produced_twice_count_once, tc_setup,
+                                        tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact, tc_setup,
+            tc_teardown),
+    };
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
+}

@@ -1,0 +1,475 @@
+/*
+ * Helpers shared by the opstream-count and opstream-stats integration tests:
+ * a fresh embedded broker per test and one redis-server (AOF) per binary,
+ * seeded event generation and production, an in-test model of every Redis
+ * key the events must produce (computed independently of lib/counter.c), and
+ * the comparison of that model with what Redis holds. Static functions,
+ * included by each test file.
+ */
+#ifndef OPSTREAM_TEST_COUNT_COMMON_H
+#define OPSTREAM_TEST_COUNT_COMMON_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "opstream/codec.h"
+#include "opstream/config.h"
+#include "opstream/event.h"
+#include "opstream/kafka.h"
+#include "opstream/keys.h"
+#include "opstream/validate.h"
+
+#define TC_HELPER __attribute__((unused)) static
+
+#define MINUTE_TTL_S 172800LL
+#define HOUR_TTL_S 3024000LL
+
+static harness_broker_t *g_broker;
+static harness_redis_t *g_redis;
+static ops_config_t *g_cfg;
+static rd_kafka_t *g_rk;
+static ops_codec_t *g_codec;
+static int g_dr_failed;
+
+/* ---- set-up --------------------------------------------------------------- */
+
+static void tc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (m->err)
+        g_dr_failed++;
+}
+
+/* One redis-server (AOF, appendfsync always) and one codec for the binary. */
+TC_HELPER int tc_group_setup(void **state) {
+    char err[256];
+
+    if (harness_group_setup(state) != 0)
+        return -1;
+    g_redis = harness_redis_start(true);
+    g_codec = ops_codec_new(NULL, err, sizeof err);
+    return g_redis != NULL && g_codec != NULL ? 0 : -1;
+}
+
+TC_HELPER int tc_group_teardown(void **state) {
+    ops_codec_destroy(g_codec);
+    harness_redis_free(g_redis);
+    return harness_group_teardown(state);
+}
+
+/* Each test: a fresh broker (so no test sees another's messages), an empty
+ * Redis and a producer. */
+TC_HELPER int tc_setup(void **state) {
+    char err[256];
+    redisReply *r;
+
+    (void)state;
+    g_broker = harness_broker_start(NULL);
+    if (g_broker == NULL)
+        return -1;
+    r = harness_redis_command(g_redis, "FLUSHALL");
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    g_cfg = ops_config_new();
+    if (g_cfg == NULL ||
+        ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err) != 0)
+        return -1;
+    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
+    g_dr_failed = 0;
+    return g_rk != NULL ? 0 : -1;
+}
+
+TC_HELPER int tc_teardown(void **state) {
+    (void)state;
+    if (g_rk != NULL)
+        rd_kafka_destroy(g_rk);
+    g_rk = NULL;
+    ops_config_destroy(g_cfg);
+    g_cfg = NULL;
+    harness_broker_free(g_broker);
+    g_broker = NULL;
+    return 0;
+}
+
+TC_HELPER int64_t tc_wall_ms(void) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+TC_HELPER uint64_t tc_rand(uint64_t *s) {
+    /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static const char *const tc_countries[] = {"NG", "CM", "GH", "PH", "TH", "BR",
+                                           "ES", "IT", "LY", "SN", "KE", "CO"};
+
+/* A valid event of operation op, number i (its source_ref), at time at. */
+TC_HELPER ops_event_t tc_event(uint64_t *rng, const char *op, int i, int64_t at) {
+    ops_event_t ev;
+    uint64_t r = tc_rand(rng);
+
+    ops_event_init(&ev);
+    ev.kind = (ops_kind_t)(r % OPS_KIND_COUNT);
+    snprintf(ev.operation, sizeof ev.operation, "%s", op);
+    snprintf(ev.country, sizeof ev.country, "%s",
+             tc_countries[(r >> 8) % (sizeof tc_countries / sizeof tc_countries[0])]);
+    snprintf(ev.source_ref, sizeof ev.source_ref, "%s-%d", op, i);
+    ops_event_id_derive(ev.operation, ev.country, ev.kind, ev.source_ref, ev.event_id);
+    ev.occurred_at = at;
+    ev.reported_at = at;
+    ev.count = 1 + (int32_t)((r >> 16) % 40);
+    if ((r >> 32) % 97 == 0)
+        ev.count = 250; /* a raid */
+    if (ev.kind == OPS_KIND_RESCUE || ev.kind == OPS_KIND_MIGRANT)
+        ev.minors = (int32_t)((r >> 40) % (uint64_t)(ev.count + 1));
+    if (ev.kind == OPS_KIND_RESCUE)
+        ev.site = OPS_SITE_HOTEL;
+    return ev;
+}
+
+TC_HELPER void tc_produce_raw(const char *topic, const char *key, const void *val, size_t len) {
+    rd_kafka_resp_err_t e;
+
+    do {
+        e = rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic),
+                              RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
+                              RD_KAFKA_V_VALUE((void *)val, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(g_rk, 10);
+    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_poll(g_rk, 0);
+}
+
+/* Queues one event on its kind's topic, keyed by country. */
+TC_HELPER void tc_produce_event(const ops_event_t *ev) {
+    unsigned char buf[OPS_CODEC_MAX_FRAME];
+    char err[256], topic[64];
+    size_t len;
+
+    assert_int_equal(ops_codec_encode_event(g_codec, ev, buf, sizeof buf, &len, err, sizeof err),
+                     0);
+    assert_int_equal(ops_topic_name(NULL, ev->kind, topic, sizeof topic), 0);
+    tc_produce_raw(topic, ev->country, buf, len);
+}
+
+TC_HELPER void tc_flush(void) {
+    rd_kafka_flush(g_rk, 20000);
+    assert_int_equal(rd_kafka_outq_len(g_rk), 0);
+    assert_int_equal(g_dr_failed, 0);
+}
+
+/* ---- the expected Redis contents ------------------------------------------ */
+
+typedef struct tc_field {
+    char key[OPS_KEY_MAX];
+    char field[48];
+    long long v;
+} tc_field_t;
+
+typedef struct tc_model {
+    tc_field_t *f;
+    size_t n, cap;
+    uint32_t *slots; /* index + 1 */
+    size_t nslots;
+    char members[64][8]; /* countries of the operation */
+    size_t nmembers;
+    char op[OPS_OPERATION_MAX + 1];
+} tc_model_t;
+
+static uint64_t tc_hash(const char *a, const char *b) {
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (; *b; b++)
+        h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+    return h;
+}
+
+static void tc_model_grow(tc_model_t *m) {
+    size_t ns = m->nslots ? m->nslots * 2 : 1024;
+    uint32_t *slots = calloc(ns, sizeof(*slots));
+
+    assert_non_null(slots);
+    for (size_t i = 0; i < m->n; i++) {
+        size_t s = tc_hash(m->f[i].key, m->f[i].field) & (ns - 1);
+        while (slots[s])
+            s = (s + 1) & (ns - 1);
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->nslots = ns;
+}
+
+/* Adds d to (key, field), creating the field (also with d = 0). */
+static void tc_model_add(tc_model_t *m, const char *key, const char *field, long long d) {
+    size_t s;
+
+    if ((m->n + 1) * 2 > m->nslots)
+        tc_model_grow(m);
+    s = tc_hash(key, field) & (m->nslots - 1);
+    while (m->slots[s]) {
+        tc_field_t *f = &m->f[m->slots[s] - 1];
+        if (strcmp(f->key, key) == 0 && strcmp(f->field, field) == 0) {
+            f->v += d;
+            return;
+        }
+        s = (s + 1) & (m->nslots - 1);
+    }
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 1024;
+        m->f = realloc(m->f, m->cap * sizeof(*m->f));
+        assert_non_null(m->f);
+    }
+    tc_field_t *f = &m->f[m->n];
+    snprintf(f->key, sizeof f->key, "%s", key);
+    snprintf(f->field, sizeof f->field, "%s", field);
+    f->v = d;
+    m->slots[s] = (uint32_t)(++m->n);
+}
+
+TC_HELPER void tc_model_free(tc_model_t *m) {
+    free(m->f);
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+/* The contract, restated: totals and per-country hashes carry all six
+ * metrics; bucket hashes carry non-zero `metric` and `CC:metric` fields;
+ * a bucket past its TTL at now_ms is not written. */
+TC_HELPER void tc_model_event(tc_model_t *m, const ops_event_t *ev, int64_t now_ms) {
+    int64_t v[OPS_METRIC_COUNT];
+    char key[OPS_KEY_MAX], field[48];
+    bool found = false;
+
+    snprintf(m->op, sizeof m->op, "%s", ev->operation);
+    ops_event_metrics(ev, v);
+    for (int k = 0; k < OPS_METRIC_COUNT; k++) {
+        const char *name = ops_metric_name((ops_metric_t)k);
+        snprintf(key, sizeof key, "opstream:{%s}:total", ev->operation);
+        tc_model_add(m, key, name, v[k]);
+        snprintf(key, sizeof key, "opstream:{%s}:country:%s", ev->operation, ev->country);
+        tc_model_add(m, key, name, v[k]);
+        if (v[k] == 0)
+            continue;
+        snprintf(field, sizeof field, "%s:%s", ev->country, name);
+        if (ops_minute_floor(ev->occurred_at) / 1000 + MINUTE_TTL_S > now_ms / 1000) {
+            ops_key_minute(ev->operation, ev->occurred_at, key, sizeof key);
+            tc_model_add(m, key, name, v[k]);
+            tc_model_add(m, key, field, v[k]);
+        }
+        if (ops_hour_floor(ev->occurred_at) / 1000 + HOUR_TTL_S > now_ms / 1000) {
+            ops_key_hour(ev->operation, ev->occurred_at, key, sizeof key);
+            tc_model_add(m, key, name, v[k]);
+            tc_model_add(m, key, field, v[k]);
+        }
+    }
+    for (size_t i = 0; i < m->nmembers; i++)
+        found = found || strcmp(m->members[i], ev->country) == 0;
+    if (!found && m->nmembers < 64)
+        snprintf(m->members[m->nmembers++], sizeof m->members[0], "%s", ev->country);
+}
+
+TC_HELPER long long tc_model_get(const tc_model_t *m, const char *key, const char *field) {
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->f[i].key, key) == 0 && strcmp(m->f[i].field, field) == 0)
+            return m->f[i].v;
+    return -1;
+}
+
+static int tc_cmp_field(const void *a, const void *b) {
+    const tc_field_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c != 0 ? c : strcmp(x->field, y->field);
+}
+
+/* Every key of the model equals Redis exactly (same fields, same values),
+ * Redis has no other hash of the operation, and the sets match. Returns
+ * the number of mismatches, each printed. */
+TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
+    redisContext *c = harness_redis_connect(g_redis);
+    int bad = 0;
+    size_t keys_seen = 0;
+    char pattern[OPS_KEY_MAX];
+
+    assert_non_null(c);
+    /* Per key: fetch once, compare all its fields (fields sorted by key). */
+    tc_field_t *sorted = malloc((m->n ? m->n : 1) * sizeof(*sorted));
+    assert_non_null(sorted);
+    memcpy(sorted, m->f, m->n * sizeof(*sorted));
+    qsort(sorted, m->n, sizeof(*sorted), tc_cmp_field);
+    for (size_t i = 0; i < m->n;) {
+        size_t j = i;
+        while (j < m->n && strcmp(sorted[j].key, sorted[i].key) == 0)
+            j++;
+        keys_seen++;
+        redisReply *r = redisCommand(c, "HGETALL %s", sorted[i].key);
+        assert_non_null(r);
+        for (size_t k = i; k < j; k++) {
+            long long got = -1;
+            for (size_t e = 0; e + 1 < r->elements; e += 2)
+                if (strcmp(r->element[e]->str, sorted[k].field) == 0)
+                    got = strtoll(r->element[e + 1]->str, NULL, 10);
+            if (got != sorted[k].v) {
+                if (print && bad < 20)
+                    fprintf(stderr, "mismatch: %s %s: redis %lld, expected %lld\n", sorted[k].key,
+                            sorted[k].field, got, sorted[k].v);
+                bad++;
+            }
+        }
+        if (r->elements / 2 != j - i) {
+            if (print)
+                fprintf(stderr, "mismatch: %s has %zu fields, expected %zu\n", sorted[i].key,
+                        r->elements / 2, j - i);
+            bad++;
+        }
+        freeReplyObject(r);
+        i = j;
+    }
+    free(sorted);
+    /* No hash of the operation that the model does not know (seen: keys are
+     * the dedupe marks, checked elsewhere). */
+    snprintf(pattern, sizeof pattern, "opstream:{%s}:*", m->op);
+    redisReply *r = redisCommand(c, "KEYS %s", pattern);
+    assert_non_null(r);
+    size_t hashes = 0;
+    for (size_t e = 0; e < r->elements; e++) {
+        const char *k = r->element[e]->str;
+        if (strstr(k, ":seen:") || strstr(k, ":countries") || strstr(k, ":alerts"))
+            continue;
+        hashes++;
+    }
+    if (hashes != keys_seen) {
+        if (print)
+            fprintf(stderr, "mismatch: redis has %zu hashes of %s, expected %zu\n", hashes, m->op,
+                    keys_seen);
+        bad++;
+    }
+    freeReplyObject(r);
+    r = redisCommand(c, "SCARD opstream:{%s}:countries", m->op);
+    assert_non_null(r);
+    if ((size_t)r->integer != m->nmembers) {
+        if (print)
+            fprintf(stderr, "mismatch: %lld countries, expected %zu\n", r->integer, m->nmembers);
+        bad++;
+    }
+    freeReplyObject(r);
+    for (size_t i = 0; i < m->nmembers; i++) {
+        r = redisCommand(c, "SISMEMBER opstream:{%s}:countries %s", m->op, m->members[i]);
+        bad += r->integer != 1;
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "SISMEMBER opstream:operations %s", m->op);
+    bad += r->integer != 1;
+    freeReplyObject(r);
+    redisFree(c);
+    return bad;
+}
+
+/* ---- the consumer ------------------------------------------------------- */
+
+/* Starts opstream-count in group (extra: NULL-terminated more args, or
+ * NULL). Short session timeouts so that a killed member is replaced fast. */
+TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *extra) {
+    const char *argv[32] = {"opstream-count",
+                            "-b",
+                            g_broker->bootstrap,
+                            "--redis",
+                            g_redis->url,
+                            "-g",
+                            group,
+                            "--stats-interval",
+                            "1",
+                            "-X",
+                            "session.timeout.ms=3000",
+                            "-X",
+                            "heartbeat.interval.ms=100"};
+    size_t n = 13;
+
+    for (; extra != NULL && *extra != NULL && n < 31; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    return harness_spawn(argv, NULL, 0);
+}
+
+typedef struct tc_progress {
+    const char *group;
+    int64_t want; /* messages on the four topics */
+} tc_progress_t;
+
+/* Sum of the next offsets stored for the group. */
+TC_HELPER int64_t tc_offsets_sum(const char *group) {
+    redisReply *r = harness_redis_command(g_redis, "HVALS opstream:offsets:%s", group);
+    int64_t sum = 0;
+
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        sum += strtoll(r->element[i]->str, NULL, 10);
+    freeReplyObject(r);
+    return sum;
+}
+
+static bool tc_all_consumed(void *arg) {
+    const tc_progress_t *p = arg;
+
+    return tc_offsets_sum(p->group) == p->want;
+}
+
+/* Messages on the four event topics (high watermarks). */
+TC_HELPER int64_t tc_topic_messages(void) {
+    int64_t n = 0;
+    char topic[64];
+
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        ops_topic_name(NULL, (ops_kind_t)k, topic, sizeof topic);
+        int64_t c = harness_topic_count(g_broker->bootstrap, topic, 10000);
+        assert_true(c >= 0);
+        n += c;
+    }
+    return n;
+}
+
+/* Waits until the group's stored offsets cover every message produced. */
+TC_HELPER int tc_wait_consumed(const char *group, int timeout_ms) {
+    tc_progress_t p = {group, tc_topic_messages()};
+
+    return harness_wait_until(tc_all_consumed, &p, timeout_ms);
+}
+
+/* SIGTERM and a clean exit (0). */
+TC_HELPER void tc_stop(harness_proc_t *p) {
+    int code = harness_proc_stop(p, 20000);
+    if (code != 0) {
+        char *err = harness_proc_stderr(p);
+        fprintf(stderr, "opstream-count exit %d, stderr:\n%s\n", code, err ? err : "");
+        free(err);
+    }
+    assert_int_equal(code, 0);
+    harness_proc_free(p);
+}
+
+#endif
