@@ -280,12 +280,59 @@ static int set_cloexec(int fd) {
     return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-/* In the child after fork: become our own process group, die with the
- * parent, wire stdio, apply env, exec. Never returns. */
-static void child_exec(const char *const argv[], const char *const env[], const char *path,
-                       int in_fd, int out_fd, int err_fd, pid_t parent) {
-    sigset_t none;
+/* Length of the NAME part of "NAME=value" (or of "NAME"). */
+static size_t env_name_len(const char *entry) {
+    const char *eq = strchr(entry, '=');
+
+    return eq != NULL ? (size_t)(eq - entry) : strlen(entry);
+}
+
+/* True when env (the additions) names the variable of entry. */
+static bool env_overrides(const char *const env[], const char *entry) {
+    size_t n = env_name_len(entry);
     size_t i;
+
+    for (i = 0; env != NULL && env[i] != NULL; i++) {
+        if (env_name_len(env[i]) == n && strncmp(env[i], entry, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The child's environment, built before fork so that the child only calls
+ * async-signal-safe functions (librdkafka threads may be running): the
+ * inherited variables not named in env, then env's "NAME=value" entries
+ * ("NAME" alone: unset). The strings are not copied; free the array only. */
+static char **env_build(const char *const env[]) {
+    extern char **environ;
+    size_t n_inh = 0, n_add = 0, k = 0, i;
+    char **out;
+
+    while (environ[n_inh] != NULL)
+        n_inh++;
+    while (env != NULL && env[n_add] != NULL)
+        n_add++;
+    out = calloc(n_inh + n_add + 1, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < n_inh; i++) {
+        if (!env_overrides(env, environ[i]))
+            out[k++] = environ[i];
+    }
+    for (i = 0; i < n_add; i++) {
+        if (strchr(env[i], '=') != NULL)
+            out[k++] = (char *)env[i];
+    }
+    out[k] = NULL;
+    return out;
+}
+
+/* In the child after fork: become our own process group, die with the
+ * parent, wire stdio, exec with envp. Never returns. */
+static void child_exec(const char *const argv[], char **envp, const char *path, int in_fd,
+                       int out_fd, int err_fd, pid_t parent) {
+    extern char **environ;
+    sigset_t none;
 
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -298,28 +345,21 @@ static void child_exec(const char *const argv[], const char *const env[], const 
     if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
         dup2(err_fd, STDERR_FILENO) < 0)
         _exit(127);
-    for (i = 0; env != NULL && env[i] != NULL; i++) {
-        const char *eq = strchr(env[i], '=');
-
-        if (eq == NULL) {
-            unsetenv(env[i]);
-        } else {
-            char name[256];
-            size_t n = (size_t)(eq - env[i]);
-
-            if (n >= sizeof(name))
-                _exit(127);
-            memcpy(name, env[i], n);
-            name[n] = '\0';
-            setenv(name, eq + 1, 1);
-        }
-    }
-    if (path != NULL)
-        execv(path, (char *const *)argv);
-    else
+    if (path != NULL) {
+        execve(path, (char *const *)argv, envp);
+    } else {
+        environ = envp; /* execvp searches PATH and passes environ */
         execvp(argv[0], (char *const *)argv);
-    fprintf(stderr, "harness: cannot execute %s: %s\n", path != NULL ? path : argv[0],
-            strerror(errno));
+    }
+    {
+        const char *what = path != NULL ? path : argv[0];
+        static const char msg[] = "harness: cannot execute ";
+
+        /* write(2) only: async-signal-safe after fork. */
+        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0 ||
+            write(STDERR_FILENO, what, strlen(what)) < 0 || write(STDERR_FILENO, "\n", 1) < 0)
+            _exit(127);
+    }
     _exit(127);
 }
 
@@ -332,6 +372,7 @@ harness_proc_t *harness_spawn(const char *const argv[], const char *const env[],
     int out_pipe[2] = {-1, -1};
     int in_fd = -1, out_fd = -1, err_fd = -1;
     pid_t parent = getpid();
+    char **envp = NULL;
     pid_t pid;
     bool ok = false;
 
@@ -373,7 +414,8 @@ harness_proc_t *harness_spawn(const char *const argv[], const char *const env[],
     }
     snprintf(p->err_path, sizeof(p->err_path), "%s/%s.%u.err", g_tmpdir, p->name, g_spawn_seq);
     err_fd = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (in_fd < 0 || out_fd < 0 || err_fd < 0)
+    envp = env_build(env);
+    if (in_fd < 0 || out_fd < 0 || err_fd < 0 || envp == NULL)
         goto cleanup;
 
     fflush(NULL);
@@ -381,7 +423,7 @@ harness_proc_t *harness_spawn(const char *const argv[], const char *const env[],
     if (pid < 0)
         goto cleanup;
     if (pid == 0)
-        child_exec(argv, env, exec_path, in_fd, out_fd, err_fd, parent);
+        child_exec(argv, envp, exec_path, in_fd, out_fd, err_fd, parent);
     setpgid(pid, pid); /* also here, so a kill(-pid) right away works */
     p->pid = pid;
     children_add(pid);
@@ -409,6 +451,7 @@ cleanup:
         close(in_pipe[1]);
     if (out_pipe[0] >= 0)
         close(out_pipe[0]);
+    free(envp);
     if (!ok) {
         free(p);
         p = NULL;

@@ -168,6 +168,12 @@ harness_broker_t *harness_broker_start(const char *const extra_args[]);
 int harness_broker_command(harness_broker_t *b, const char *command, char *answer,
                            size_t answer_size);
 
+/* Note: injected request errors ("push-errors") are per cluster, not per
+ * client; the harness's own Kafka helpers (harness_produce,
+ * harness_consume_all, harness_topic_count) send Metadata, ListOffsets,
+ * Fetch, FindCoordinator and Produce requests too, so inject errors after
+ * using them, or drain with "clear-errors API" afterwards. */
+
 /* SIGTERM and wait; returns the broker's exit code (0 = clean stop). */
 int harness_broker_stop(harness_broker_t *b);
 /* Stops (if running) and frees. Accepts NULL. */

@@ -163,6 +163,22 @@ static void test_spawn_sets_env_and_captures_stdout_stderr_and_exit_code(void **
     harness_proc_free(p);
 }
 
+static void test_spawn_of_a_missing_program_exits_127_saying_so(void **state) {
+    const char *argv[] = {"opstream-no-such-program", NULL};
+    harness_proc_t *p;
+    char *err;
+
+    (void)state;
+    p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 10000), 0);
+    assert_int_equal(harness_proc_exit_code(p), 127);
+    err = harness_proc_stderr(p);
+    assert_non_null(strstr(err, "cannot execute opstream-no-such-program"));
+    free(err);
+    harness_proc_free(p);
+}
+
 static void test_read_line_times_out_instead_of_hanging(void **state) {
     const char *argv[] = {"sleep", "30", NULL};
     harness_proc_t *p;
@@ -221,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_exit_kills_children_and_removes_the_temp_dir),
         cmocka_unit_test(test_stop_escalates_to_sigkill_when_sigterm_is_ignored),
         cmocka_unit_test(test_spawn_sets_env_and_captures_stdout_stderr_and_exit_code),
+        cmocka_unit_test(test_spawn_of_a_missing_program_exits_127_saying_so),
         cmocka_unit_test(test_read_line_times_out_instead_of_hanging),
         cmocka_unit_test(test_wait_until_gives_up_after_its_timeout),
         cmocka_unit_test(test_redis_with_aof_keeps_writes_across_a_crash_and_restart),
