@@ -1007,28 +1007,29 @@ cleanup:
     return rc;
 }
 
+/* A NUL-terminated copy of len bytes (NUL extra, for printing); NULL stays
+ * NULL. Returns -1 when out of memory. */
+static int dup_bytes(const void *src, size_t len, void **dst, size_t *dst_len) {
+    if (src == NULL)
+        return 0;
+    *dst = malloc(len + 1);
+    if (*dst == NULL)
+        return -1;
+    memcpy(*dst, src, len);
+    ((char *)*dst)[len] = '\0';
+    *dst_len = len;
+    return 0;
+}
+
 /* Copies a consumed message out of librdkafka's buffers, taking its headers. */
 static int msg_copy(harness_msg_t *dst, rd_kafka_message_t *m) {
     memset(dst, 0, sizeof(*dst));
     dst->partition = m->partition;
     dst->offset = m->offset;
     dst->timestamp = rd_kafka_message_timestamp(m, NULL);
-    if (m->key != NULL) {
-        dst->key = malloc(m->key_len + 1);
-        if (dst->key == NULL)
-            return -1;
-        memcpy(dst->key, m->key, m->key_len);
-        ((char *)dst->key)[m->key_len] = '\0';
-        dst->key_len = m->key_len;
-    }
-    if (m->payload != NULL) {
-        dst->value = malloc(m->len + 1);
-        if (dst->value == NULL)
-            return -1;
-        memcpy(dst->value, m->payload, m->len);
-        ((char *)dst->value)[m->len] = '\0';
-        dst->value_len = m->len;
-    }
+    if (dup_bytes(m->key, m->key_len, &dst->key, &dst->key_len) != 0 ||
+        dup_bytes(m->payload, m->len, &dst->value, &dst->value_len) != 0)
+        return -1;
     if (rd_kafka_message_detach_headers(m, &dst->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
         dst->headers = NULL;
     return 0;
