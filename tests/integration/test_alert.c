@@ -193,7 +193,7 @@ static harness_proc_t *start_alert(const char *group) {
                           "-g",
                           group,
                           "-X",
-                          "session.timeout.ms=6000",
+                          "session.timeout.ms=3000",
                           "-X",
                           "heartbeat.interval.ms=500",
                           NULL};
