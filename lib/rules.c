@@ -1261,6 +1261,16 @@ size_t ops_rule_engine_states(const ops_rule_engine_t *eng) {
     return eng != NULL ? eng->n : 0;
 }
 
+/* Event times the window and cooldown arithmetic accepts: 1970 to 9999.
+ * Times come from Kafka and are untrusted; outside this range an event still
+ * meets single-event rules but takes no part in spikes or cooldowns, so no
+ * sum of times can overflow. */
+#define TIME_MAX_MS 253402300799999LL
+
+static bool sane_time(int64_t ms) {
+    return ms >= 0 && ms <= TIME_MAX_MS;
+}
+
 static const ops_metric_t kind_metric[OPS_KIND_COUNT] = {
     OPS_METRIC_ARRESTS, OPS_METRIC_VICTIMS, OPS_METRIC_MIGRANTS, OPS_METRIC_SEIZED_ITEMS};
 
@@ -1301,11 +1311,14 @@ static int eval_event_rules(ops_rule_engine_t *eng, const ops_event_t *ev, int64
     scope_state_t *st = state_get(eng, (uint32_t)best, ev->operation, ev->country);
     if (st == NULL)
         return -1;
-    if (st->has_last && r->cooldown_ms > 0 && ev->occurred_at >= st->last_start &&
+    bool timed = sane_time(ev->occurred_at);
+    if (timed && st->has_last && r->cooldown_ms > 0 && ev->occurred_at >= st->last_start &&
         ev->occurred_at < st->last_start + r->cooldown_ms)
         return 0;
-    st->has_last = true;
-    st->last_start = st->last_end = ev->occurred_at;
+    if (timed) {
+        st->has_last = true;
+        st->last_start = st->last_end = ev->occurred_at;
+    }
     if (*n_out < max) {
         ops_alert_t *a = &out[*n_out];
         ops_alert_init(a);
@@ -1413,7 +1426,7 @@ int ops_rule_engine_process(ops_rule_engine_t *eng, const ops_event_t *ev, int64
         goto oom;
     int64_t metrics[OPS_METRIC_COUNT];
     ops_event_metrics(ev, metrics);
-    for (size_t i = 0; i < eng->rules->n; i++) {
+    for (size_t i = 0; i < eng->rules->n && sane_time(ev->occurred_at); i++) {
         const rule_t *r = &eng->rules->v[i];
         if (r->type != RULE_SPIKE || metrics[r->metric] <= 0)
             continue;
@@ -1430,6 +1443,8 @@ oom:
 
 int ops_rule_engine_restore(ops_rule_engine_t *eng, const ops_alert_t *alert) {
     const ops_rules_t *rules = eng->rules;
+    if (!sane_time(alert->window_start) || !sane_time(alert->window_end))
+        return 0;
     for (size_t i = 0; i < rules->n; i++) {
         const rule_t *r = &rules->v[i];
         if (strcmp(r->name, alert->rule) != 0)

@@ -123,6 +123,22 @@ static void json_escapes_quotes_backslashes_controls_and_bad_utf8(void **state) 
     }
 }
 
+static void extreme_times_and_a_bad_severity_still_format(void **state) {
+    (void)state;
+    ops_alert_t a = raid_alert();
+    char buf[OPS_ALERT_FMT_MAX];
+    static const int64_t times[] = {INT64_MIN, -1, INT64_MAX};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        a.window_start = a.window_end = a.raised_at = times[i];
+        assert_true(ops_alert_format_line(&a, true, buf, sizeof(buf)) > 0);
+        assert_true(ops_alert_format_json(&a, buf, sizeof(buf)) > 0);
+    }
+    a.severity = (ops_severity_t)7;
+    assert_true(ops_alert_format_line(&a, true, buf, sizeof(buf)) > 0);
+    assert_true(ops_alert_format_json(&a, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"severity\":\"\""));
+}
+
 static void too_small_buffers_are_reported_and_stay_terminated(void **state) {
     (void)state;
     ops_alert_t a = raid_alert();
@@ -143,6 +159,7 @@ int main(void) {
         cmocka_unit_test(control_characters_never_reach_the_terminal),
         cmocka_unit_test(json_has_every_field_in_order),
         cmocka_unit_test(json_escapes_quotes_backslashes_controls_and_bad_utf8),
+        cmocka_unit_test(extreme_times_and_a_bad_severity_still_format),
         cmocka_unit_test(too_small_buffers_are_reported_and_stay_terminated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

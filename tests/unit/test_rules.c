@@ -513,6 +513,29 @@ static void one_large_event_is_not_a_spike_when_min_events_asks_for_more(void **
     ops_rules_destroy(r);
 }
 
+static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **state) {
+    (void)state;
+    ops_rules_t *r = parse_ok("[rule big]\nkind = rescue\nwhen = victims >= 50\ncooldown = 1d\n"
+                              "[rule s]\ntype = spike\nmetric = victims\nscope = country\n"
+                              "window = 1d\nbaseline = 6\nmin = 1\n");
+    ops_rule_engine_t *eng = ops_rule_engine_new(r, NULL, 0);
+    ops_alert_t out[4];
+    static const int64_t times[] = {INT64_MIN, -1, INT64_MAX, INT64_MAX - 1000};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        char ref[32];
+        snprintf(ref, sizeof(ref), "t%zu", i);
+        ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", times[i], 60, ref);
+        assert_int_equal(ops_rule_engine_process(eng, &ev, T0, out, 4, NULL, 0), 1);
+        assert_string_equal(out[0].rule, "big");
+        assert_int_equal(out[0].window_start, times[i]);
+        ops_alert_t prev = out[0];
+        prev.window_end = INT64_MAX;
+        assert_int_equal(ops_rule_engine_restore(eng, &prev), 0);
+    }
+    ops_rule_engine_destroy(eng);
+    ops_rules_destroy(r);
+}
+
 static void alert_ids_are_v5_uuids_that_differ_by_every_part(void **state) {
     (void)state;
     char a[OPS_EVENT_ID_LEN + 1], b[OPS_EVENT_ID_LEN + 1];
@@ -548,6 +571,7 @@ int main(void) {
         cmocka_unit_test(silent_replay_rebuilds_the_baseline),
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
         cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
+        cmocka_unit_test(untrusted_extreme_times_fire_event_rules_but_skip_spikes),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
