@@ -77,7 +77,7 @@ static void usage(FILE *out) {
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes.\n"
             "\n"
             "%s"
-            "  NO_COLOR                   set and not empty: no colour\n"
+            "  NO_COLOR                      set and not empty: no colour\n"
             "\n"
             "Records of the alert topic that do not decode are reported on stderr with\n"
             "partition and offset, and skipped.\n"
