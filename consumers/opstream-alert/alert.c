@@ -420,10 +420,17 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
         ops_codec_decode_event(al->codec, m->payload, m->len, &ev, err, sizeof(err));
     if (cerr != OPS_CODEC_OK) {
         if (live) {
-            if (ops_dlq_send(al->dlq, m, err, err, sizeof(err)) != 0) {
+            char reason[512];
+            snprintf(reason, sizeof(reason), "%s", err);
+            /* not even queued (queue full, producer being replaced): retry,
+             * the offset must not pass a message whose copy is not on its way */
+            while (ops_dlq_send(al->dlq, m, reason, err, sizeof(err)) != 0) {
                 logmsg("%s [%" PRId32 "] offset %" PRId64 ": DLQ: %s", topic, m->partition,
                        m->offset, err);
-                return g_stop ? -1 : 0; /* offset not passed: the message comes again */
+                if (g_stop)
+                    return -1;
+                ops_dlq_poll(al->dlq);
+                sleep_ms(200);
             }
             al->dlq_pending = true;
             al->n_dlq++;
