@@ -1,0 +1,192 @@
+/*
+ * opstream-count under faults, while a stream is being produced: kill -9 at
+ * random moments ten times with a restart each time, two consumers in the
+ * group with one leaving mid-stream, and redis-server killed and restarted
+ * (AOF, appendfsync always) mid-stream. Every time the counts must be exact.
+ */
+#include "test_count_common.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#define SEED 777ULL
+
+/* A stream of pre-generated events produced at a steady pace by a thread,
+ * so that faults land while events are flowing. */
+typedef struct stream {
+    ops_event_t *ev;
+    int n;
+    int per_tick; /* events every 20 ms */
+    volatile int produced;
+    volatile int stop;
+    pthread_t thread;
+} stream_t;
+
+static void *stream_main(void *arg) {
+    stream_t *s = arg;
+    unsigned char buf[OPS_CODEC_MAX_FRAME];
+    char err[256], topic[64];
+    size_t len;
+    ops_codec_t *codec = ops_codec_new(NULL, err, sizeof err); /* one per thread */
+
+    for (int i = 0; i < s->n && !s->stop && codec != NULL; i++) {
+        if (ops_codec_encode_event(codec, &s->ev[i], buf, sizeof buf, &len, err, sizeof err) != 0)
+            break;
+        ops_topic_name(NULL, s->ev[i].kind, topic, sizeof topic);
+        while (rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(s->ev[i].country, 2),
+                                 RD_KAFKA_V_VALUE(buf, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(g_rk, 10);
+        s->produced = i + 1;
+        if ((i + 1) % s->per_tick == 0) {
+            rd_kafka_poll(g_rk, 0);
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    ops_codec_destroy(codec);
+    return NULL;
+}
+
+/* Generates n events of op (times within the last two hours), models them
+ * and starts producing them. */
+static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int per_tick,
+                         uint64_t seed) {
+    uint64_t rng = seed;
+    int64_t now = tc_wall_ms();
+
+    memset(s, 0, sizeof(*s));
+    s->ev = calloc((size_t)n, sizeof(*s->ev));
+    assert_non_null(s->ev);
+    s->n = n;
+    s->per_tick = per_tick;
+    for (int i = 0; i < n; i++) {
+        s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
+        tc_model_event(m, &s->ev[i], now);
+    }
+    assert_int_equal(pthread_create(&s->thread, NULL, stream_main, s), 0);
+}
+
+static void stream_finish(stream_t *s) {
+    pthread_join(s->thread, NULL);
+    assert_int_equal(s->produced, s->n);
+    tc_flush();
+    free(s->ev);
+}
+
+typedef struct progress {
+    const char *group;
+    int64_t since;
+} progress_t;
+
+static bool offsets_moved(void *arg) {
+    const progress_t *p = arg;
+
+    return tc_offsets_sum(p->group) > p->since;
+}
+
+static bool proc_says_assigned(void *arg) {
+    harness_proc_t *p = arg;
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, "assigned") != NULL;
+
+    free(err);
+    return yes;
+}
+
+static void kill9_ten_times_during_a_stream_counts_exactly(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    uint64_t rng = SEED;
+    const char *const verbose[] = {"-v", "--batch", "200", NULL};
+
+    (void)state;
+    stream_start(&s, &m, "FLASH-WEKA", 12000, 8, SEED);
+    int64_t stored = 0;
+    for (int round = 0; round < 10; round++) {
+        harness_proc_t *p = tc_spawn_count("opstream-count", verbose);
+        assert_non_null(p);
+        /* Half the kills hit a consumer in the middle of counting (it has
+         * just written a batch), the others one that is still joining. */
+        long delay_ms = (long)(tc_rand(&rng) % 1500);
+        if (round % 2 == 0) {
+            progress_t pr = {"opstream-count", stored};
+            assert_int_equal(harness_wait_until(offsets_moved, &pr, 30000), 0);
+            delay_ms = (long)(tc_rand(&rng) % 300);
+        }
+        nanosleep(&(struct timespec){delay_ms / 1000, (delay_ms % 1000) * 1000000L}, NULL);
+        assert_int_equal(harness_proc_kill(p), 0);
+        harness_proc_free(p);
+        stored = tc_offsets_sum("opstream-count");
+    }
+    assert_true(stored > 0);
+    assert_true(stored < s.n); /* the kills did happen mid-stream */
+    stream_finish(&s);
+    harness_proc_t *p = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    tc_model_free(&m);
+}
+
+static void two_consumers_with_one_leaving_midstream_count_exactly(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    const char *const verbose[] = {"-v", "--batch", "100", NULL};
+
+    (void)state;
+    harness_proc_t *a = tc_spawn_count("opstream-count", verbose);
+    harness_proc_t *b = tc_spawn_count("opstream-count", verbose);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(harness_wait_until(proc_says_assigned, a, 30000), 0);
+    assert_int_equal(harness_wait_until(proc_says_assigned, b, 30000), 0);
+    stream_start(&s, &m, "WEKA-II", 6000, 20, SEED + 1);
+    /* Let both count for a while, then one leaves the group. */
+    while (s.produced < s.n / 3)
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    tc_stop(b);
+    stream_finish(&s);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(a);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    tc_model_free(&m);
+}
+
+static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    harness_proc_t *p = tc_spawn_count("opstream-count", NULL);
+
+    (void)state;
+    assert_non_null(p);
+    stream_start(&s, &m, "LIBERTERRA-II", 6000, 20, SEED + 2);
+    while (s.produced < s.n / 3)
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    assert_int_equal(harness_redis_kill(g_redis), 0);
+    nanosleep(&(struct timespec){1, 500000000L}, NULL); /* the consumer meets a dead Redis */
+    assert_true(harness_proc_running(p));
+    assert_int_equal(harness_redis_restart(g_redis), 0);
+    stream_finish(&s);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    char *err = harness_proc_stderr(p);
+    assert_non_null(strstr(err, "retrying")); /* it met the dead Redis and said so */
+    free(err);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    tc_model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(kill9_ten_times_during_a_stream_counts_exactly, tc_setup,
+                                        tc_teardown),
+        cmocka_unit_test_setup_teardown(two_consumers_with_one_leaving_midstream_count_exactly,
+                                        tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(redis_killed_and_restarted_midstream_counts_exactly,
+                                        tc_setup, tc_teardown),
+    };
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
+}
