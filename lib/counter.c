@@ -7,12 +7,12 @@
  */
 #include "opstream/counter.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "opstream/keys.h"
+#include "err_priv.h"
 
 #define SEEN_SLOTS_PER_WINDOW 7
 
@@ -162,31 +162,21 @@ struct ops_counter {
     size_t nmsgs, nskips, ndupes;
 };
 
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
-
 ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
                                size_t errstr_size) {
     ops_counter_t *c = NULL;
 
     if (opts == NULL || opts->group == NULL || opts->group[0] == '\0') {
-        set_err(errstr, errstr_size, "counter: a consumer group is required");
+        ops_err_format(errstr, errstr_size, "counter: a consumer group is required");
         goto fail;
     }
     if (opts->dedupe_window_s < 0 || opts->minute_ttl_s < 0 || opts->hour_ttl_s < 0) {
-        set_err(errstr, errstr_size, "counter: windows and TTLs must not be negative");
+        ops_err_format(errstr, errstr_size, "counter: windows and TTLs must not be negative");
         goto fail;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL || (c->group = strdup(opts->group)) == NULL) {
-        set_err(errstr, errstr_size, "counter: out of memory");
+        ops_err_format(errstr, errstr_size, "counter: out of memory");
         goto fail;
     }
     c->max_events = opts->max_events ? opts->max_events : OPS_COUNTER_DEFAULT_MAX_EVENTS;
@@ -237,7 +227,7 @@ int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, i
     long i;
 
     if (strlen(topic) > OPS_COUNTER_TOPIC_MAX) {
-        set_err(errstr, errstr_size, "counter: topic name too long: %.40s...", topic);
+        ops_err_format(errstr, errstr_size, "counter: topic name too long: %.40s...", topic);
         return -1;
     }
     i = find_part(c, topic, partition);
@@ -253,7 +243,7 @@ int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, i
         size_t cap = c->parts_cap ? c->parts_cap * 2 : 16;
         part_t *p = realloc(c->parts, cap * sizeof(*p));
         if (p == NULL) {
-            set_err(errstr, errstr_size, "counter: out of memory");
+            ops_err_format(errstr, errstr_size, "counter: out of memory");
             return -1;
         }
         c->parts = p;
@@ -694,19 +684,19 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
     a->argc = 0;
     a->buf_len = 0;
     if (ops_key_offsets(c->group, key, sizeof key) < 0) {
-        set_err(errstr, errstr_size, "counter: group name too long for a key");
+        ops_err_format(errstr, errstr_size, "counter: group name too long for a key");
         goto cleanup;
     }
     for (size_t i = 0; i < c->nevs; i++) {
         if (!c->evs[i].dropped && aggregate_event(c, &c->evs[i], now_s, &h, &s) != 0) {
-            set_err(errstr, errstr_size, "counter: out of memory or key too long");
+            ops_err_format(errstr, errstr_size, "counter: out of memory or key too long");
             goto cleanup;
         }
     }
     if (args_str(a, key) != 0 || args_int(a, now_s) != 0 || build_partitions(c, a) != 0 ||
         build_dedupe(c, now_s, a) != 0 || build_hashes(&h, a) != 0 || build_sets(&s, a) != 0 ||
         args_finish(a) != 0) {
-        set_err(errstr, errstr_size, "counter: out of memory");
+        ops_err_format(errstr, errstr_size, "counter: out of memory");
         goto cleanup;
     }
     rc = 0;

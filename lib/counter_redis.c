@@ -6,7 +6,6 @@
  */
 #include "opstream/counter_redis.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "opstream/keys.h"
 #include "opstream/redis.h"
+#include "err_priv.h"
 
 /* The atomic step. Phase 1 only reads: every partition's stored offset must
  * equal what the consumer believes (else FENCED, nothing written), and no
@@ -93,16 +93,6 @@ struct ops_counter_redis {
     size_t argv_cap;
 };
 
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
-
 ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
                                            int timeout_ms, char *errstr, size_t errstr_size) {
     ops_counter_redis_t *cr = NULL;
@@ -114,7 +104,7 @@ ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password
     cr = calloc(1, sizeof(*cr));
     if (cr == NULL || (cr->url = strdup(url)) == NULL ||
         (cr->password_file = strdup(password_file ? password_file : "")) == NULL) {
-        set_err(errstr, errstr_size, "redis: out of memory");
+        ops_err_format(errstr, errstr_size, "redis: out of memory");
         goto fail;
     }
     cr->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
@@ -151,13 +141,13 @@ static int load_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size
     int rc = -1;
 
     if (r == NULL) {
-        set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
         disconnect(cr);
         goto cleanup;
     }
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-        set_err(errstr, errstr_size, "redis: SCRIPT LOAD: %s",
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        ops_err_format(errstr, errstr_size, "redis: SCRIPT LOAD: %s",
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
     memcpy(cr->sha, r->str, 40);
@@ -207,7 +197,7 @@ static redisReply *run_script(ops_counter_redis_t *cr, char *errstr, size_t errs
         memcpy(cr->argvlen + 3, a->argvlen, a->argc * sizeof(*a->argvlen));
         redisReply *r = redisCommandArgv(cr->ctx, (int)n, cr->argv, cr->argvlen);
         if (r == NULL) {
-            set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+            ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
             disconnect(cr);
             return NULL;
         }
@@ -218,10 +208,10 @@ static redisReply *run_script(ops_counter_redis_t *cr, char *errstr, size_t errs
         }
         return r;
     }
-    set_err(errstr, errstr_size, "redis: the script keeps disappearing (NOSCRIPT)");
+    ops_err_format(errstr, errstr_size, "redis: the script keeps disappearing (NOSCRIPT)");
     return NULL;
 oom:
-    set_err(errstr, errstr_size, "redis: out of memory");
+    ops_err_format(errstr, errstr_size, "redis: out of memory");
     return NULL;
 }
 
@@ -270,7 +260,7 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
             goto cleanup;
         const char *status = elem_str(r, 0);
         if (r->type == REDIS_REPLY_ERROR) {
-            set_err(errstr, errstr_size, "redis: counter script: %s", r->str);
+            ops_err_format(errstr, errstr_size, "redis: counter script: %s", r->str);
             goto cleanup;
         }
         if (status != NULL && strcmp(status, "OK") == 0) {
@@ -280,9 +270,10 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         }
         if (status != NULL && strcmp(status, "FENCED") == 0) {
             const char *f = elem_str(r, 1), *cur = elem_str(r, 2), *exp = elem_str(r, 3);
-            set_err(errstr, errstr_size,
-                    "offsets moved on: %s holds %s in Redis, this consumer expected %s",
-                    f ? f : "?", cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
+            ops_err_format(errstr, errstr_size,
+                           "offsets moved on: %s holds %s in Redis, this consumer expected %s",
+                           f ? f : "?", cur && *cur ? cur : "nothing",
+                           exp && *exp ? exp : "nothing");
             ops_counter_discard(c);
             step = OPS_COUNTER_STEP_FENCED;
             goto cleanup;
@@ -290,7 +281,8 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2) {
             size_t n = drop_seen(c, r->element[1]);
             if (n == 0) {
-                set_err(errstr, errstr_size, "redis: SEEN reply names no event of the batch");
+                ops_err_format(errstr, errstr_size,
+                               "redis: SEEN reply names no event of the batch");
                 goto cleanup;
             }
             seen += n;
@@ -298,7 +290,7 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
             r = NULL;
             continue;
         }
-        set_err(errstr, errstr_size, "redis: unexpected reply from the counter script");
+        ops_err_format(errstr, errstr_size, "redis: unexpected reply from the counter script");
         goto cleanup;
     }
 cleanup:
@@ -326,7 +318,7 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
     if (n == 0)
         return 0;
     if (ops_key_offsets(group, key, sizeof key) < 0) {
-        set_err(errstr, errstr_size, "group name too long for a key");
+        ops_err_format(errstr, errstr_size, "group name too long for a key");
         goto cleanup;
     }
     argv = calloc(n + 2, sizeof(*argv));
@@ -334,7 +326,7 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
     fields = calloc(n, sizeof(*fields));
     vals = calloc(n, sizeof(*vals));
     if (argv == NULL || lens == NULL || fields == NULL || vals == NULL) {
-        set_err(errstr, errstr_size, "out of memory");
+        ops_err_format(errstr, errstr_size, "out of memory");
         goto cleanup;
     }
     argv[0] = "HMGET";
@@ -352,13 +344,13 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
         goto cleanup;
     r = redisCommandArgv(cr->ctx, (int)(n + 2), argv, lens);
     if (r == NULL) {
-        set_err(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
         disconnect(cr);
         goto cleanup;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        set_err(errstr, errstr_size, "redis: HMGET %s: %s", key,
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
@@ -369,7 +361,8 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
             continue;
         if (e->type != REDIS_REPLY_STRING ||
             (vals[i] = strtoll(e->str, &end, 10), end == e->str || *end != '\0' || vals[i] < 0)) {
-            set_err(errstr, errstr_size, "redis: %s field %s is not an offset", key, fields[i]);
+            ops_err_format(errstr, errstr_size, "redis: %s field %s is not an offset", key,
+                           fields[i]);
             goto cleanup;
         }
     }

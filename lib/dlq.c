@@ -6,12 +6,12 @@
  */
 #include "opstream/dlq.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "opstream/kafka.h"
+#include "err_priv.h"
 
 struct ops_dlq {
     const ops_config_t *cfg; /* borrowed */
@@ -21,16 +21,6 @@ struct ops_dlq {
     uint64_t failed;    /* since the last flush */
     char last_error[256];
 };
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     ops_dlq_t *dlq = opaque;
@@ -54,13 +44,13 @@ ops_dlq_t *ops_dlq_new(const ops_config_t *cfg, char *errstr, size_t errstr_size
     const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
 
     if (dlq == NULL) {
-        set_err(errstr, errstr_size, "dlq: out of memory");
+        ops_err_format(errstr, errstr_size, "dlq: out of memory");
         goto fail;
     }
     dlq->cfg = cfg;
     if ((size_t)snprintf(dlq->topic, sizeof(dlq->topic), "%sdlq", prefix ? prefix : "opstream.") >=
         sizeof(dlq->topic)) {
-        set_err(errstr, errstr_size, "dlq: topic prefix too long");
+        ops_err_format(errstr, errstr_size, "dlq: topic prefix too long");
         goto fail;
     }
     if (make_producer(dlq, errstr, errstr_size) != 0)
@@ -131,7 +121,7 @@ int ops_dlq_send_parts(ops_dlq_t *dlq, const char *topic, int32_t partition, int
         rd_kafka_headers_t *h =
             make_headers(topic, partition, offset, headers, reason, truncated_from);
         if (h == NULL) {
-            set_err(errstr, errstr_size, "dlq: out of memory");
+            ops_err_format(errstr, errstr_size, "dlq: out of memory");
             return -1;
         }
         err = produce_copy(dlq, key, key_len, value, value_len, h);
@@ -150,8 +140,8 @@ int ops_dlq_send_parts(ops_dlq_t *dlq, const char *topic, int32_t partition, int
         }
         break;
     }
-    set_err(errstr, errstr_size, "dlq: cannot queue a copy of %s [%d] @%lld: %s", topic,
-            (int)partition, (long long)offset, rd_kafka_err2str(err));
+    ops_err_format(errstr, errstr_size, "dlq: cannot queue a copy of %s [%d] @%lld: %s", topic,
+                   (int)partition, (long long)offset, rd_kafka_err2str(err));
     return -1;
 }
 
@@ -179,30 +169,30 @@ int ops_dlq_flush(ops_dlq_t *dlq, int timeout_ms, char *errstr, size_t errstr_si
     int rc = -1;
 
     if (dlq->rk == NULL) {
-        set_err(errstr, errstr_size,
-                "dlq: no producer (it failed fatally and could not be recreated)");
+        ops_err_format(errstr, errstr_size,
+                       "dlq: no producer (it failed fatally and could not be recreated)");
         goto cleanup;
     }
     rd_kafka_flush(dlq->rk, timeout_ms);
     if (rd_kafka_fatal_error(dlq->rk, ferr, sizeof ferr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(errstr, errstr_size, "dlq: producer failed fatally (%s); recreated", ferr);
+        ops_err_format(errstr, errstr_size, "dlq: producer failed fatally (%s); recreated", ferr);
         rd_kafka_purge(dlq->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(dlq->rk, 0);
         rd_kafka_destroy(dlq->rk);
         dlq->rk = NULL;
         if (make_producer(dlq, ferr, sizeof ferr) != 0)
-            set_err(errstr, errstr_size, "dlq: producer failed fatally and cannot be recreated: %s",
-                    ferr);
+            ops_err_format(errstr, errstr_size,
+                           "dlq: producer failed fatally and cannot be recreated: %s", ferr);
         goto cleanup;
     }
     if (rd_kafka_outq_len(dlq->rk) > 0) {
-        set_err(errstr, errstr_size, "dlq: %d copies still unconfirmed after %d ms",
-                rd_kafka_outq_len(dlq->rk), timeout_ms);
+        ops_err_format(errstr, errstr_size, "dlq: %d copies still unconfirmed after %d ms",
+                       rd_kafka_outq_len(dlq->rk), timeout_ms);
         goto cleanup;
     }
     if (dlq->failed > 0) {
-        set_err(errstr, errstr_size, "dlq: %llu copies failed: %s", (unsigned long long)dlq->failed,
-                dlq->last_error);
+        ops_err_format(errstr, errstr_size, "dlq: %llu copies failed: %s",
+                       (unsigned long long)dlq->failed, dlq->last_error);
         goto cleanup;
     }
     rc = 0;

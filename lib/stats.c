@@ -5,20 +5,10 @@
  */
 #include "opstream/stats.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
+#include "err_priv.h"
 
 static const struct {
     const char *name;
@@ -120,7 +110,7 @@ static redisReply *get_reply(redisContext *rc, char *errstr, size_t errstr_size)
     void *r = NULL;
 
     if (redisGetReply(rc, &r) != REDIS_OK || r == NULL) {
-        set_err(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
         return NULL;
     }
     return r;
@@ -180,12 +170,12 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
         total_b += nb[w] = ops_stats_window_buckets((ops_stats_window_id_t)w);
     bk = calloc(total_b, sizeof(*bk));
     if (bk == NULL) {
-        set_err(errstr, errstr_size, "out of memory");
+        ops_err_format(errstr, errstr_size, "out of memory");
         goto cleanup;
     }
     if (ops_key_operations(ops_key, sizeof ops_key) < 0 ||
         (cc ? ops_key_country(op, cc, key, sizeof key) : ops_key_total(op, key, sizeof key)) < 0) {
-        set_err(errstr, errstr_size, "operation name too long");
+        ops_err_format(errstr, errstr_size, "operation name too long");
         goto cleanup;
     }
     redisAppendCommand(rc, "SISMEMBER %s %s", ops_key, op);
@@ -193,7 +183,7 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
     pending = 2;
     for (int w = 0, at = 0; w < OPS_STATS_WINDOW_COUNT; at += (int)nb[w], w++) {
         if (ops_stats_window_keys((ops_stats_window_id_t)w, op, now_ms, bk + at) < 0) {
-            set_err(errstr, errstr_size, "operation name too long");
+            ops_err_format(errstr, errstr_size, "operation name too long");
             goto cleanup;
         }
         for (size_t i = 0; i < nb[w]; i++, pending++)
@@ -237,7 +227,7 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
     if (r->type == REDIS_REPLY_ARRAY && max_alerts > 0 && r->elements > 0) {
         out->alerts = calloc(r->elements, sizeof(*out->alerts));
         if (out->alerts == NULL) {
-            set_err(errstr, errstr_size, "out of memory");
+            ops_err_format(errstr, errstr_size, "out of memory");
             goto cleanup;
         }
         for (size_t i = 0; i < r->elements; i++)
@@ -254,7 +244,7 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
     if (set->type == REDIS_REPLY_ARRAY && set->elements > 0) {
         out->countries = calloc(set->elements, sizeof(*out->countries));
         if (out->countries == NULL) {
-            set_err(errstr, errstr_size, "out of memory");
+            ops_err_format(errstr, errstr_size, "out of memory");
             goto cleanup;
         }
         for (size_t i = 0; i < set->elements; i++) {
@@ -311,12 +301,12 @@ int ops_stats_list(redisContext *rc, char ***opsp, size_t *np, char *errstr, siz
     ops_key_operations(key, sizeof key);
     r = redisCommand(rc, "SMEMBERS %s", key);
     if (r == NULL) {
-        set_err(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
         return -1;
     }
     if (r->type != REDIS_REPLY_ARRAY) {
-        set_err(errstr, errstr_size, "redis: SMEMBERS %s: %s", key,
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        ops_err_format(errstr, errstr_size, "redis: SMEMBERS %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
     ops = calloc(r->elements ? r->elements : 1, sizeof(*ops));
@@ -336,7 +326,7 @@ int ops_stats_list(redisContext *rc, char ***opsp, size_t *np, char *errstr, siz
     rc_out = 0;
     goto cleanup;
 oom:
-    set_err(errstr, errstr_size, "out of memory");
+    ops_err_format(errstr, errstr_size, "out of memory");
 cleanup:
     ops_stats_list_free(ops, n);
     freeReplyObject(r);
