@@ -384,6 +384,63 @@ static void status_line(count_t *ct, int64_t now, bool force) {
     ct->last_status = now;
 }
 
+/* Client errors such as "all brokers down" arrive here (librdkafka retries
+ * by itself); say so once in a while rather than on every reconnect. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    count_t *ct = opaque;
+    int64_t now = now_mono_ms();
+
+    (void)rk;
+    if (rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        say("kafka: fatal: %s", reason);
+        return;
+    }
+    if (now - ct->last_broker_msg >= 10000 || ct->o->verbose) {
+        say("kafka: %s (%s); waiting for the broker", reason,
+            rd_kafka_err2name((rd_kafka_resp_err_t)err));
+        ct->last_broker_msg = now;
+    }
+}
+
+/* librdkafka's own log lines only with -v: without it, error_cb's lines say
+ * what matters. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const count_t *ct = rd_kafka_opaque(rk);
+
+    if (ct != NULL && (ct->o->verbose > 0 || level <= 2))
+        fprintf(stderr, "opstream-count: kafka %s: %s\n", fac, buf);
+}
+
+/* The consumer: opstream's consumer defaults (ops_kafka_conf_new), our group
+ * and callbacks, the poll queue redirected to the consumer queue. */
+static rd_kafka_t *new_consumer(count_t *ct, char *err, size_t errsize) {
+    char kerr[512];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *conf = ops_kafka_conf_new(ct->o->cfg, OPS_KAFKA_CONSUMER, err, errsize);
+
+    if (conf == NULL)
+        return NULL;
+    if (rd_kafka_conf_set(conf, "group.id", ct->o->group, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errsize, "group.id: %.400s", kerr);
+        goto cleanup;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_opaque(conf, ct);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
+    if (rk == NULL) {
+        snprintf(err, errsize, "cannot create the Kafka consumer: %.400s", kerr);
+        goto cleanup;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(rk);
+cleanup:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
 static int subscribe(count_t *ct, char *err, size_t errsize) {
     const char *prefix = ops_config_get(ct->o->cfg, "opstream.topic.prefix");
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(OPS_KIND_COUNT);
@@ -460,8 +517,7 @@ int count_run(const count_opts_t *o) {
                                           ops_config_get(o->cfg, "opstream.redis.password.file"),
                                           5000, err, sizeof err)) == NULL ||
         (ct.dlq = ops_dlq_new(o->cfg, err, sizeof err)) == NULL ||
-        (ct.rk = ops_kafka_consumer_new(o->cfg, o->group, rebalance_cb, &ct, err, sizeof err)) ==
-            NULL ||
+        (ct.rk = new_consumer(&ct, err, sizeof err)) == NULL ||
         subscribe(&ct, err, sizeof err) != 0) {
         say("%s", err);
         goto cleanup;

@@ -173,6 +173,27 @@ static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(
     tc_model_free(&b);
 }
 
+static bool says_waiting_for_broker(void *arg) {
+    char *err = harness_proc_stderr(arg);
+    bool yes = err != NULL && strstr(err, "waiting for the broker") != NULL;
+
+    free(err);
+    return yes;
+}
+
+static void unreachable_broker_is_waited_for_and_reported(void **state) {
+    const char *argv[] = {"opstream-count", "-b", "127.0.0.1:1", "--redis",
+                          g_redis->url,     "-g", "lone",        NULL};
+    harness_proc_t *p;
+
+    (void)state;
+    p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_wait_until(says_waiting_for_broker, p, 20000), 0);
+    assert_true(harness_proc_running(p)); /* it waits, it does not give up */
+    tc_stop(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(known_input_counts_every_metric_exactly, tc_setup,
@@ -182,6 +203,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact, tc_setup,
             tc_teardown),
+        cmocka_unit_test(unreachable_broker_is_waited_for_and_reported),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
