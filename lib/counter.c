@@ -158,7 +158,7 @@ struct ops_counter {
 
     cev_t *evs;
     size_t nevs, evs_cap;
-    smap_t ids; /* "op\x1fid" -> nothing; in-batch dedupe */
+    smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
     size_t nmsgs, nskips, ndupes;
 };
 
@@ -183,7 +183,7 @@ ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
     c->window_s = opts->dedupe_window_s ? opts->dedupe_window_s : 604800;
     c->minute_ttl_s = opts->minute_ttl_s ? opts->minute_ttl_s : 172800;
     c->hour_ttl_s = opts->hour_ttl_s ? opts->hour_ttl_s : 3024000;
-    smap_init(&c->ids, 1);
+    smap_init(&c->ids, sizeof(size_t));
     return c;
 
 fail:
@@ -331,6 +331,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         batch_reset(c);
         return OPS_COUNTER_NO_MEMORY;
     }
+    *(size_t *)smap_val(&c->ids, (size_t)idx) = c->nevs;
     cev_t *e = &c->evs[c->nevs++];
     snprintf(e->op, sizeof(e->op), "%s", ev->operation);
     snprintf(e->id, sizeof(e->id), "%s", ev->event_id);
@@ -376,15 +377,19 @@ bool ops_counter_full(const ops_counter_t *c) {
 }
 
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id) {
-    for (size_t i = 0; i < c->nevs; i++) {
-        cev_t *e = &c->evs[i];
-        if (!e->dropped && strcmp(e->id, event_id) == 0 && strcmp(e->op, operation) == 0) {
-            e->dropped = true;
-            c->ndupes++;
-            return 1;
-        }
-    }
-    return 0;
+    char key[SMAP_KEY];
+    long idx;
+
+    snprintf(key, sizeof(key), "%s\x1f%s", operation, event_id);
+    idx = smap_get(&c->ids, key, false, NULL);
+    if (idx < 0)
+        return 0;
+    cev_t *e = &c->evs[*(const size_t *)smap_val(&c->ids, (size_t)idx)];
+    if (e->dropped)
+        return 0;
+    e->dropped = true;
+    c->ndupes++;
+    return 1;
 }
 
 void ops_counter_applied(ops_counter_t *c) {
@@ -528,7 +533,72 @@ static int sadd(smap_t *s, const char *key, const char *member) {
     return 0;
 }
 
-/* Adds one event to every aggregate it touches. Buckets past their TTL at
+/* Events grouped by (operation, country, minute) before any key is
+ * formatted: a batch usually holds few such groups, so key building and the
+ * per-key maps run per group instead of per event. */
+typedef struct grouping {
+    cev_t *g; /* at = the minute's start; m = sums */
+    size_t n, cap;
+    uint32_t *slots; /* index + 1 */
+    size_t nslots;
+} grouping_t;
+
+static uint64_t group_hash(const char *op, const char *cc, int64_t minute) {
+    uint64_t h = hash_bytes(op, strlen(op));
+
+    h ^= ((uint64_t)(unsigned char)cc[0] << 8 | (unsigned char)cc[1]) * 0x100000001b3ULL;
+    h ^= (uint64_t)minute * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static int group_rehash(grouping_t *gr, size_t nslots) {
+    uint32_t *slots = calloc(nslots, sizeof(*slots));
+
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < gr->n; i++) {
+        size_t s = group_hash(gr->g[i].op, gr->g[i].cc, gr->g[i].at) & (nslots - 1);
+        while (slots[s] != 0)
+            s = (s + 1) & (nslots - 1);
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(gr->slots);
+    gr->slots = slots;
+    gr->nslots = nslots;
+    return 0;
+}
+
+static int group_add(grouping_t *gr, const cev_t *e) {
+    int64_t minute = ops_minute_floor(e->at);
+    size_t s;
+
+    if ((gr->n + 1) * 2 > gr->nslots && group_rehash(gr, gr->nslots ? gr->nslots * 2 : 256) != 0)
+        return -1;
+    s = group_hash(e->op, e->cc, minute) & (gr->nslots - 1);
+    while (gr->slots[s] != 0) {
+        cev_t *g = &gr->g[gr->slots[s] - 1];
+        if (g->at == minute && strcmp(g->cc, e->cc) == 0 && strcmp(g->op, e->op) == 0) {
+            for (int k = 0; k < OPS_METRIC_COUNT; k++)
+                g->m[k] += e->m[k];
+            return 0;
+        }
+        s = (s + 1) & (gr->nslots - 1);
+    }
+    if (gr->n == gr->cap) {
+        size_t cap = gr->cap ? gr->cap * 2 : 256;
+        cev_t *g = realloc(gr->g, cap * sizeof(*g));
+        if (g == NULL)
+            return -1;
+        gr->g = g;
+        gr->cap = cap;
+    }
+    gr->g[gr->n] = *e;
+    gr->g[gr->n].at = minute;
+    gr->slots[s] = (uint32_t)(++gr->n);
+    return 0;
+}
+
+/* Adds one event (or group) to every aggregate it touches. Buckets past their TTL at
  * now_s are left out (see counter.h). */
 static int aggregate_event(const ops_counter_t *c, const cev_t *e, int64_t now_s, smap_t *h,
                            smap_t *s) {
@@ -675,6 +745,7 @@ static int build_sets(const smap_t *s, ops_counter_args_t *a) {
 int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *a, char *errstr,
                       size_t errstr_size) {
     smap_t h, s;
+    grouping_t gr = {0};
     char key[OPS_KEY_MAX];
     int rc = -1;
     const int64_t now_s = now_ms / 1000;
@@ -688,7 +759,13 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
         goto cleanup;
     }
     for (size_t i = 0; i < c->nevs; i++) {
-        if (!c->evs[i].dropped && aggregate_event(c, &c->evs[i], now_s, &h, &s) != 0) {
+        if (!c->evs[i].dropped && group_add(&gr, &c->evs[i]) != 0) {
+            ops_err_format(errstr, errstr_size, "counter: out of memory");
+            goto cleanup;
+        }
+    }
+    for (size_t i = 0; i < gr.n; i++) {
+        if (aggregate_event(c, &gr.g[i], now_s, &h, &s) != 0) {
             ops_err_format(errstr, errstr_size, "counter: out of memory or key too long");
             goto cleanup;
         }
@@ -701,6 +778,8 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
     }
     rc = 0;
 cleanup:
+    free(gr.g);
+    free(gr.slots);
     smap_free(&h);
     smap_free(&s);
     return rc;

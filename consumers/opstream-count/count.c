@@ -293,9 +293,9 @@ static void handle_message(count_t *ct, rd_kafka_message_t *m) {
     const char *topic;
     ops_event_t ev;
     ops_counter_add_result_t r;
-    int64_t now = now_mono_ms();
 
     if (m->err) {
+        int64_t now = now_mono_ms();
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             return;
         if (now - ct->last_broker_msg >= 10000 || ct->o->verbose) {
@@ -340,7 +340,7 @@ static void handle_message(count_t *ct, rd_kafka_message_t *m) {
     }
     if ((r == OPS_COUNTER_ADDED || r == OPS_COUNTER_SKIPPED || r == OPS_COUNTER_DUPLICATE) &&
         ops_counter_pending(ct->counter) == 1)
-        ct->batch_started = now;
+        ct->batch_started = now_mono_ms();
 }
 
 /* Consumer lag from the watermarks librdkafka caches from fetch responses
