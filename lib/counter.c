@@ -160,6 +160,7 @@ struct ops_counter {
     size_t nevs, evs_cap;
     smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
     size_t nmsgs, nskips, ndupes;
+    size_t gaps; /* batches that started past the stored offset */
 };
 
 ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
@@ -289,8 +290,11 @@ static ops_counter_add_result_t take_offset(ops_counter_t *c, const char *topic,
     if (offset < 0 || (p->next >= 0 && offset < p->next) ||
         (p->first < 0 && p->stored >= 0 && offset < p->stored))
         return OPS_COUNTER_STALE;
-    if (p->first < 0)
+    if (p->first < 0) {
+        if (p->stored >= 0 && offset > p->stored)
+            c->gaps++; /* the log no longer starts where Redis says we were */
         p->first = offset;
+    }
     p->next = offset + 1;
     c->nmsgs++;
     return OPS_COUNTER_ADDED;
@@ -370,6 +374,10 @@ size_t ops_counter_pending_skips(const ops_counter_t *c) {
 
 size_t ops_counter_dupes(const ops_counter_t *c) {
     return c->ndupes;
+}
+
+size_t ops_counter_gaps(const ops_counter_t *c) {
+    return c->gaps;
 }
 
 bool ops_counter_full(const ops_counter_t *c) {

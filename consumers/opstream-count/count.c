@@ -53,6 +53,7 @@ typedef struct count {
 
     /* status */
     uint64_t events, batches, dlq_msgs, fenced, events_at_last_status;
+    size_t gaps_reported;
     int64_t last_status, last_broker_msg;
 } count_t;
 
@@ -186,6 +187,11 @@ static ops_counter_step_t flush_batch(count_t *ct) {
     }
     events = ops_counter_pending_events(ct->counter);
     step = ops_counter_redis_apply(ct->redis, ct->counter, now_wall_ms(), &seen, err, sizeof err);
+    if (ops_counter_gaps(ct->counter) > ct->gaps_reported) {
+        ct->gaps_reported = ops_counter_gaps(ct->counter);
+        say("warning: a partition resumed past its stored offset (the broker no longer has "
+            "those messages: retention or compaction); they were never counted");
+    }
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         ct->events += events - seen;

@@ -82,6 +82,11 @@ size_t ops_counter_pending(const ops_counter_t *c);        /* messages in the ba
 size_t ops_counter_pending_events(const ops_counter_t *c); /* events that will count */
 size_t ops_counter_pending_skips(const ops_counter_t *c);  /* DLQ'd messages in it */
 size_t ops_counter_dupes(const ops_counter_t *c); /* duplicates not counted since creation */
+/* Times a partition's first message in a batch came after its stored
+ * offset: offsets were skipped (retention removed them before they were
+ * counted, or the topic is compacted). Informational; nothing is counted
+ * twice, but what was skipped was never counted. */
+size_t ops_counter_gaps(const ops_counter_t *c);
 bool ops_counter_full(const ops_counter_t *c);
 
 /* Removes from the batch the event with this (operation, event_id), because

@@ -298,6 +298,11 @@ static void unassigned_and_stale_messages_are_ignored(void **state) {
     assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 40), OPS_COUNTER_SKIPPED);
     assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 40), OPS_COUNTER_STALE);
     assert_int_equal(ops_counter_pending(c), 1);
+    assert_int_equal(ops_counter_gaps(c), 0);
+    ops_counter_applied(c);
+    /* Stored 41 now; a batch starting at 50 skipped 41..49. */
+    assert_int_equal(ops_counter_add_skip(c, "opstream.rescues", 1, 50), OPS_COUNTER_SKIPPED);
+    assert_int_equal(ops_counter_gaps(c), 1);
     ops_counter_destroy(c);
 }
 
