@@ -59,9 +59,20 @@ static void on_notice(void *opaque, const char *msg) {
 /* Waits for every record sent to be confirmed; a second signal gives up on
  * the rest, which are then reported failed (never silently dropped). */
 static void flush_all(prod_run_t *run) {
+    int told = 0;
     if (run->producer == NULL)
         return;
     while (ops_produce_flush(run->producer, 1000) != 0) {
+        if (g_stop && !told && !g_abort) {
+            ops_produce_stats_t st;
+            ops_produce_stats(run->producer, &st);
+            prod_progress_clear(run);
+            fprintf(stderr,
+                    "opstream-produce: interrupted: waiting for %llu records to be confirmed "
+                    "(signal again to stop waiting)\n",
+                    (unsigned long long)st.in_flight);
+            told = 1;
+        }
         prod_progress(run, 0);
         if (g_abort) {
             ops_produce_abandon(run->producer, "interrupted before delivery was confirmed");

@@ -443,7 +443,13 @@ int main(int argc, char **argv) {
     }
     generate(&o, sim, p, &run);
     if (p != NULL) {
+        int told = 0;
         while (ops_produce_flush(p, 1000) != 0) {
+            if (g_stop && !told && !g_abort) {
+                fprintf(stderr, "opstream-simulate: interrupted: waiting for delivery reports "
+                                "(signal again to stop waiting)\n");
+                told = 1;
+            }
             progress(&run, p, 0);
             if (g_abort) {
                 ops_produce_abandon(p, "interrupted before delivery was confirmed");

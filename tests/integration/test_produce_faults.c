@@ -170,6 +170,8 @@ static void second_sigterm_with_brokers_down_reports_unconfirmed_records_failed(
     assert_int_equal(harness_wait_until(stderr_has, &arg, 30000), 0);
     /* the first signal stops reading and waits; the second stops waiting */
     assert_int_equal(harness_proc_signal(p, SIGTERM), 0);
+    text_arg_t waiting = {p, "waiting for 300 records to be confirmed"};
+    assert_int_equal(harness_wait_until(stderr_has, &waiting, 30000), 0);
     assert_int_equal(harness_proc_signal(p, SIGTERM), 0);
     assert_int_equal(harness_proc_wait(p, 30000), 0);
     assert_int_equal(harness_proc_exit_code(p), 3);
