@@ -3,7 +3,8 @@
  * the middle of the input leaves every record read either delivered or
  * reported; a second SIGTERM while brokers are down reports the unconfirmed
  * records failed; produce errors injected on the broker (not leader, request
- * timed out, transport failure) still deliver every record exactly once.
+ * timed out, transport failure) still deliver every record exactly once; a
+ * producer broken for good is recreated and every record still arrives.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -229,11 +230,50 @@ static void injected_produce_errors_still_deliver_every_record_exactly_once(void
     harness_proc_free(p);
 }
 
+static void fatal_producer_error_recreates_it_and_delivers_every_record(void **state) {
+    char path[HARNESS_PATH_MAX];
+    char *text = rows("FATAL-TEST", 1, 2000, 1);
+    harness_path(path, sizeof(path), "fatal.csv");
+    assert_int_equal(harness_write_file(path, text, (size_t)-1), 0);
+    free(text);
+    /* a sequence error breaks the idempotent producer for good */
+    assert_int_equal(harness_broker_command(
+                         g_broker, "push-errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER", NULL, 0),
+                     0);
+    const char *argv[] = {
+        "opstream-produce", "-b", g_broker->bootstrap, "--operation", "FATAL-TEST", path, NULL};
+    harness_proc_t *p = NULL;
+    assert_int_equal(run_to_end(argv, 120000, &p), 0);
+    char *err = harness_proc_stderr(p);
+    assert_non_null(strstr(err, "producer failed fatally"));
+    assert_non_null(strstr(err, "recreated it"));
+    assert_non_null(strstr(err, "read 2000, delivered 2000, rejected 0, failed 0"));
+
+    /* every record is there; a resent one may be there twice, with the
+     * same event_id, which consumers count once */
+    strlist_t got = {0};
+    assert_int_equal(events_of_operation(g_broker->bootstrap, "FATAL-TEST", &got, NULL, NULL), 0);
+    char *seen = calloc(2001, 1);
+    for (size_t i = 0; i < got.n; i++) {
+        long no = ref_number(got.v[i]);
+        assert_true(no >= 1 && no <= 2000);
+        seen[no] = 1;
+    }
+    for (long no = 1; no <= 2000; no++)
+        if (!seen[no])
+            fail_msg("record %ld was not delivered", no);
+    free(seen);
+    strlist_free(&got);
+    free(err);
+    harness_proc_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sigterm_mid_input_leaves_every_read_record_delivered_or_reported),
         cmocka_unit_test(second_sigterm_with_brokers_down_reports_unconfirmed_records_failed),
         cmocka_unit_test(injected_produce_errors_still_deliver_every_record_exactly_once),
+        cmocka_unit_test(fatal_producer_error_recreates_it_and_delivers_every_record),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
