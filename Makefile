@@ -122,6 +122,7 @@ check-asan:
 test: deps
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory check-asan
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 clean:
 	rm -rf build bin
@@ -141,3 +142,19 @@ demo: deps
 	@$(MAKE) --no-print-directory programs
 	@BROKERS="$(BROKERS)" REDIS="$(REDIS)" OPSTREAM_BIN_DIR=$(BINDIR) bash mk/demo.sh
 .PHONY: demo
+
+# Fuzzing: libFuzzer targets in tests/fuzz/ built with clang (ASan+UBSan)
+# against the core compiled with clang in build/fuzz (mk/fuzz.sh). `make
+# fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke` (part of make test)
+# a few seconds each. `make check-long` runs the hostile-input and fault
+# tests in their long forms (OPSTREAM_LONG=1: 100,000 hostile messages,
+# more kill rounds).
+FUZZ_SECONDS ?= 120
+fuzz:
+	@sh mk/fuzz.sh run $(FUZZ_SECONDS)
+fuzz-smoke:
+	@sh mk/fuzz.sh smoke
+LONG_BINS := $(filter $(BUILD)/tests/integration/test_hostile% $(BUILD)/tests/integration/test_faults%,$(INTEG_BINS))
+check-long: $(LONG_BINS) $(PROG_BINS)
+	@OPSTREAM_LONG=1 $(RUN_ENV) sh mk/run-tests.sh long $(LONG_BINS)
+.PHONY: fuzz fuzz-smoke check-long
