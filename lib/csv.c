@@ -6,9 +6,10 @@
  */
 #include "opstream/csv.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "err_priv.h"
 
 enum csv_state { ST_FIELD_START, ST_UNQUOTED, ST_QUOTED, ST_QUOTE_SEEN };
 
@@ -52,15 +53,6 @@ void ops_csv_destroy(ops_csv_t *r) {
     free(r->raw);
     free(r->fbuf);
     free(r);
-}
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
 }
 
 /* Reads one byte and keeps it in the raw copy (while it fits) and the line
@@ -179,7 +171,7 @@ ops_csv_status_t ops_csv_next(ops_csv_t *r, char *errstr, size_t errstr_size) {
             return OPS_CSV_IO; /* a record cut short by a read error is not a record */
         if (c == '\0') {
             skip_line(r);
-            set_err(errstr, errstr_size, "field %zu: NUL byte in the input", r->nfields + 1);
+            ops_err_format(errstr, errstr_size, "field %zu: NUL byte in the input", r->nfields + 1);
             return OPS_CSV_BAD;
         }
         switch (st) {
@@ -204,19 +196,20 @@ ops_csv_status_t ops_csv_next(ops_csv_t *r, char *errstr, size_t errstr_size) {
             }
             if (c == '"') {
                 skip_line(r);
-                set_err(errstr, errstr_size,
-                        "field %zu: a quote inside an unquoted field (quote the whole field and "
-                        "double the quote)",
-                        r->nfields + 1);
+                ops_err_format(
+                    errstr, errstr_size,
+                    "field %zu: a quote inside an unquoted field (quote the whole field and "
+                    "double the quote)",
+                    r->nfields + 1);
                 return OPS_CSV_BAD;
             }
             field_byte(r, c);
             continue;
         case ST_QUOTED:
             if (c == EOF) {
-                set_err(errstr, errstr_size,
-                        "field %zu: quoted field opened on line %ld is never closed",
-                        r->nfields + 1, quote_line);
+                ops_err_format(errstr, errstr_size,
+                               "field %zu: quoted field opened on line %ld is never closed",
+                               r->nfields + 1, quote_line);
                 return OPS_CSV_BAD;
             }
             if (c == '"')
@@ -240,19 +233,20 @@ ops_csv_status_t ops_csv_next(ops_csv_t *r, char *errstr, size_t errstr_size) {
                 goto record_end;
             }
             skip_line(r);
-            set_err(errstr, errstr_size, "field %zu: unexpected character after the closing quote",
-                    r->nfields + 1);
+            ops_err_format(errstr, errstr_size,
+                           "field %zu: unexpected character after the closing quote",
+                           r->nfields + 1);
             return OPS_CSV_BAD;
         }
     }
 
 record_end:
     if (r->truncated) {
-        set_err(errstr, errstr_size, "record is longer than %zu bytes", r->record_max);
+        ops_err_format(errstr, errstr_size, "record is longer than %zu bytes", r->record_max);
         return OPS_CSV_BAD;
     }
     if (r->too_many_fields) {
-        set_err(errstr, errstr_size, "record has more than %d fields", OPS_CSV_FIELDS_MAX);
+        ops_err_format(errstr, errstr_size, "record has more than %d fields", OPS_CSV_FIELDS_MAX);
         return OPS_CSV_BAD;
     }
     if (ferror(r->fp))

@@ -20,20 +20,6 @@
 
 #include "test_produce_common.h"
 
-static harness_broker_t *g_broker;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    return harness_group_teardown(state);
-}
-
 static void fixture_path(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/tests/fixtures/produce/%s", harness_src_dir(), name);
 }

@@ -19,6 +19,22 @@
 /* Not every test file uses every helper. */
 #define TP_HELPER __attribute__((unused)) static
 
+/* The embedded broker every test of a file shares; each test uses its own
+ * operation code, so they do not see each other's events. */
+static harness_broker_t *g_broker;
+
+TP_HELPER int group_setup(void **state) {
+    if (harness_group_setup(state) != 0)
+        return -1;
+    g_broker = harness_broker_start(NULL);
+    return g_broker ? 0 : -1;
+}
+
+TP_HELPER int group_teardown(void **state) {
+    harness_broker_free(g_broker);
+    return harness_group_teardown(state);
+}
+
 /* A growable list of strings. */
 typedef struct strlist {
     char **v;

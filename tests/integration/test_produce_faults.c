@@ -18,20 +18,6 @@
 
 #include "test_produce_common.h"
 
-static harness_broker_t *g_broker;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    return harness_group_teardown(state);
-}
-
 /* Rows first..last of an export of operation `op`: every kind in turn, so
  * all four topics are used. */
 static char *rows(const char *op, int first, int last, int with_header) {

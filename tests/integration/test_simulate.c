@@ -15,20 +15,6 @@
 #include "opstream/simulate.h"
 #include "test_produce_common.h"
 
-static harness_broker_t *g_broker;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    return harness_group_teardown(state);
-}
-
 #define SIM_ARGS                                                                                   \
     "--operation", "SIM-SEED", "--seed", "2024", "--events", "400", "--rate", "0", "--base-time",  \
         "2024-10-01T12:00:00Z", "--scenario", "weka-ii"
