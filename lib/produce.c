@@ -117,6 +117,13 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s", reason);
 }
 
+/* librdkafka logs from its own threads; the program decides what to show. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const ops_produce_t *p = rd_kafka_opaque(rk);
+    if (p != NULL && p->opts.on_log != NULL)
+        p->opts.on_log(p->opts.opaque, level, fac, buf);
+}
+
 static int has_brokers(rd_kafka_conf_t *conf) {
     char buf[16] = "";
     size_t sz = sizeof(buf);
@@ -184,6 +191,7 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
     }
     rd_kafka_conf_set_dr_msg_cb(p->conf_tmpl, dr_cb);
     rd_kafka_conf_set_error_cb(p->conf_tmpl, error_cb);
+    rd_kafka_conf_set_log_cb(p->conf_tmpl, log_cb);
     rd_kafka_conf_set_opaque(p->conf_tmpl, p);
     p->rk = new_rk(p, errstr, errstr_size);
     if (p->rk == NULL)

@@ -40,6 +40,10 @@ typedef struct ops_produce_options {
     /* Notices worth telling a user ("producer failed fatally: ...;
      * recreating it"). May be NULL. */
     void (*on_notice)(void *opaque, const char *msg);
+    /* librdkafka's own log lines (level as syslog: 3 error ... 7 debug),
+     * called from librdkafka's threads. NULL: dropped; the client-level
+     * errors stay available through ops_produce_last_error(). */
+    void (*on_log)(void *opaque, int level, const char *facility, const char *msg);
     void *opaque;
 } ops_produce_options_t;
 

@@ -56,6 +56,13 @@ static void on_notice(void *opaque, const char *msg) {
     fprintf(stderr, "opstream-produce: %s\n", msg);
 }
 
+/* librdkafka's own log lines: errors always, the rest with -v. */
+static void on_log(void *opaque, int level, const char *facility, const char *msg) {
+    const prod_run_t *run = opaque;
+    if (level <= 2 || run->o->common.verbose > 0)
+        fprintf(stderr, "opstream-produce: kafka %s: %s\n", facility, msg);
+}
+
 /* Waits for every record sent to be confirmed; a second signal gives up on
  * the rest, which are then reported failed (never silently dropped). */
 static void flush_all(prod_run_t *run) {
@@ -161,6 +168,7 @@ int main(int argc, char **argv) {
             .abort = &g_abort,
             .on_failed = on_failed,
             .on_notice = on_notice,
+            .on_log = on_log,
             .opaque = &run,
         };
         run.producer = ops_produce_new(o.cfg, &po, err, sizeof(err));

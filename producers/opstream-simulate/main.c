@@ -110,6 +110,8 @@ static void usage(FILE *out) {
             "\n"
             "%s"
             "\n"
+            "At the end one line 'generated N, delivered N, failed N' on stderr; with -v,\n"
+            "librdkafka's own log lines too (its errors are always shown).\n"
             "SIGINT/SIGTERM: stop generating, wait for what was sent to be confirmed, write\n"
             "the totals; a second signal stops waiting (unconfirmed events count as failed).\n"
             "\n"
@@ -296,6 +298,15 @@ static void on_notice(void *opaque, const char *msg) {
     fprintf(stderr, "opstream-simulate: %s\n", msg);
 }
 
+static int g_verbose;
+
+/* librdkafka's own log lines: errors always, the rest with -v. */
+static void on_log(void *opaque, int level, const char *facility, const char *msg) {
+    (void)opaque;
+    if (level <= 2 || g_verbose > 0)
+        fprintf(stderr, "opstream-simulate: kafka %s: %s\n", facility, msg);
+}
+
 /* Waits until the monotonic time `at`, serving delivery reports meanwhile
  * (a signal cuts the wait short). */
 static void pace_until(ops_produce_t *p, int64_t at) {
@@ -411,6 +422,7 @@ int main(int argc, char **argv) {
         rc = prc > 0 ? EXIT_OK : EXIT_USAGE;
         goto cleanup;
     }
+    g_verbose = o.common.verbose;
     sim = ops_sim_new(&o.sim, err, sizeof(err));
     if (sim == NULL) {
         usage_error("%s", err);
@@ -433,6 +445,7 @@ int main(int argc, char **argv) {
             .on_delivered = on_delivered,
             .on_failed = on_failed,
             .on_notice = on_notice,
+            .on_log = on_log,
             .opaque = &run,
         };
         p = ops_produce_new(o.cfg, &po, err, sizeof(err));
