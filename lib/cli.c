@@ -81,7 +81,9 @@ const char *ops_cli_common_help(void) {
            "  OPSTREAM_BROKERS              Kafka bootstrap servers (bootstrap.servers)\n"
            "  OPSTREAM_REDIS                Redis URL (opstream.redis.url)\n"
            "  OPSTREAM_REDIS_PASSWORD_FILE  file whose first line is the Redis password\n"
-           "                                (opstream.redis.password.file)\n";
+           "                                (opstream.redis.password.file)\n"
+           "  OPSTREAM_SASL_PASSWORD_FILE   file whose first line is the Kafka SASL password\n"
+           "                                (opstream.sasl.password.file)\n";
 }
 
 void ops_cli_version_string(const char *program, char *buf, size_t bufsize) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config_priv.h"
+#include "secret_priv.h"
 
 typedef struct kv {
     const char *key, *value;
@@ -63,10 +64,35 @@ static int apply_topic(const char *key, const char *value, void *opaque) {
     return 0;
 }
 
+/* sasl.password from opstream.sasl.password.file, read now (when a client
+ * is built) so that the password is never in argv or a properties file. The
+ * file wins over a sasl.password set elsewhere. The copy on the stack is
+ * wiped. */
+static int apply_sasl_password_file(const ops_config_t *cfg, rd_kafka_conf_t *conf, char *errstr,
+                                    size_t errstr_size) {
+    const char *path = ops_config_get(cfg, "opstream.sasl.password.file");
+    char pass[1024], kerr[512];
+    int rc = -1;
+
+    if (path == NULL || *path == '\0')
+        return 0;
+    if (ops_secret_read_file("sasl password file", path, pass, sizeof(pass), errstr, errstr_size) !=
+        0)
+        goto cleanup;
+    if (rd_kafka_conf_set(conf, "sasl.password", pass, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "sasl password file '%s': %s", path, kerr);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    memset(pass, 0, sizeof(pass));
+    return rc;
+}
+
 /* Defaults first, then the user's Kafka properties in the order they were
- * set, then topic.* on the default topic conf. The default topic conf that
- * librdkafka created for topic-level defaults such as acks is kept and
- * added to, not replaced. */
+ * set, then the SASL password file, then topic.* on the default topic conf. The default topic conf
+ * that librdkafka created for topic-level defaults such as acks is kept and added to, not replaced.
+ */
 rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t role, char *errstr,
                                     size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -86,6 +112,8 @@ rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t ro
         if (apply_kafka(defs[i].key, defs[i].value, &ctx) != 0)
             goto cleanup;
     if (ops_config_foreach(cfg, OPS_CONFIG_KAFKA, apply_kafka, &ctx) != 0)
+        goto cleanup;
+    if (apply_sasl_password_file(cfg, conf, errstr, errstr_size) != 0)
         goto cleanup;
 
     ctx.tconf = rd_kafka_conf_get_default_topic_conf(conf);

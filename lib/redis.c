@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <sys/time.h>
 
+#include "secret_priv.h"
+
 #define OPS_REDIS_DEFAULT_HOST "127.0.0.1"
 #define OPS_REDIS_DEFAULT_PORT 6379
 #define OPS_REDIS_DEFAULT_TIMEOUT_MS 5000
@@ -292,41 +294,6 @@ int ops_redis_url_parse(const char *url, ops_redis_url_t *out, char *errstr, siz
     return rc;
 }
 
-/* First line of path, without its line ending, into buf. */
-static int read_password_file(const char *path, char *buf, size_t bufsize, char *errstr,
-                              size_t errstr_size) {
-    int rc = -1;
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(errstr, errstr_size, "redis password file '%s': %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (!fgets(buf, (int)bufsize, fp)) {
-        snprintf(errstr, errstr_size, "redis password file '%s': %s", path,
-                 ferror(fp) ? strerror(errno) : "empty file");
-        goto cleanup;
-    }
-    size_t n = strlen(buf);
-    if (n == bufsize - 1 && buf[n - 1] != '\n' && !feof(fp)) {
-        snprintf(errstr, errstr_size, "redis password file '%s': first line longer than %zu bytes",
-                 path, bufsize - 2);
-        goto cleanup;
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    if (n == 0) {
-        snprintf(errstr, errstr_size, "redis password file '%s': first line is empty", path);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (fp)
-        fclose(fp);
-    if (rc != 0)
-        memset(buf, 0, bufsize);
-    return rc;
-}
-
 /* Runs one setup command (AUTH, SELECT) and turns a NULL reply, a lost
  * link or an error reply into errstr. `what` names the command without its
  * arguments, so that no password reaches a log. */
@@ -361,7 +328,7 @@ redisContext *ops_redis_connect(const char *url, const char *password_file, int 
     if (ops_redis_url_parse(url, &u, errstr, errstr_size) != 0)
         goto cleanup;
     if (password_file && *password_file &&
-        read_password_file(password_file, u.password, sizeof(u.password), errstr, errstr_size) != 0)
+        ops_secret_read_file("redis password file", password_file, u.password, sizeof(u.password), errstr, errstr_size) != 0)
         goto cleanup;
     if (timeout_ms <= 0)
         timeout_ms = OPS_REDIS_DEFAULT_TIMEOUT_MS;
