@@ -50,7 +50,8 @@ static const ops_config_key_t ops_config_keys[] = {
     {"opstream.redis.password.file", OPS_CONFIG_STRING, "", 0, 0, NULL,
      "file whose first line is the Redis password (overrides the URL's)"},
     {"opstream.sasl.password.file", OPS_CONFIG_STRING, "", 0, 0, NULL,
-     "file whose first line is the SASL password (sets sasl.password when a Kafka client is built)"},
+     "file whose first line is the SASL password (sets sasl.password when a Kafka client is "
+     "built)"},
     {"opstream.max.message.bytes", OPS_CONFIG_INT, "1048576", 64, 1000000000, NULL,
      "largest Kafka value accepted; larger ones go to the DLQ"},
     {"opstream.dedupe.window.s", OPS_CONFIG_INT, "604800", 1, 31622400, NULL,

@@ -328,7 +328,8 @@ redisContext *ops_redis_connect(const char *url, const char *password_file, int 
     if (ops_redis_url_parse(url, &u, errstr, errstr_size) != 0)
         goto cleanup;
     if (password_file && *password_file &&
-        ops_secret_read_file("redis password file", password_file, u.password, sizeof(u.password), errstr, errstr_size) != 0)
+        ops_secret_read_file("redis password file", password_file, u.password, sizeof(u.password),
+                             errstr, errstr_size) != 0)
         goto cleanup;
     if (timeout_ms <= 0)
         timeout_ms = OPS_REDIS_DEFAULT_TIMEOUT_MS;
