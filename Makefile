@@ -106,7 +106,8 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 
 # Test runs. The runner prints one line per test binary and a closing
 # "tests: N passed, N failed" line; it exits non-zero when any failed.
-RUN_ENV = OPSTREAM_BIN_DIR=$(abspath $(BINDIR)) OPSTREAM_SRC_DIR=$(CURDIR)
+RUN_ENV = OPSTREAM_BIN_DIR=$(abspath $(BINDIR)) OPSTREAM_SRC_DIR=$(CURDIR) \
+          OPSTREAM_MAKE_VARS="BUILD=$(BUILD) BINDIR=$(BINDIR) SAN=$(SAN)"
 
 check-unit: $(UNIT_BINS)
 	@$(RUN_ENV) sh mk/run-tests.sh unit $(UNIT_BINS)

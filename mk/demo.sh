@@ -11,7 +11,7 @@ BIN=${OPSTREAM_BIN_DIR:-bin}
 SECONDS_TO_RUN=${DEMO_SECONDS:-60}
 SCENARIO=${DEMO_SCENARIO:-liberterra-ii}
 OP=${DEMO_OPERATION:-LIBERTERRA-II}
-RATE=${DEMO_RATE:-200}
+RATE=${DEMO_RATE:-25}
 SEED=${DEMO_SEED:-2024}
 RULES=${DEMO_RULES:-config/alerts.conf}
 BROKERS=${BROKERS:-}
@@ -107,8 +107,10 @@ rcli() {
 # --- consumers --------------------------------------------------------------
 start count "$BIN/opstream-count" -b "$BROKERS" --redis "$REDIS" --stats-interval 10
 start alert "$BIN/opstream-alert" -b "$BROKERS" --redis "$REDIS" --rules "$RULES"
-# The subscriber prints straight to this terminal: one line per alert.
-"$BIN/opstream-alerts" -b "$BROKERS" --operation "$OP" 2>"$work/alerts.log" &
+# The subscriber prints straight to this terminal: one line per alert of
+# severity WARNING or higher (opstream-stats lists the INFO ones too).
+"$BIN/opstream-alerts" -b "$BROKERS" --operation "$OP" --min-severity "${DEMO_MIN_SEVERITY:-WARNING}" \
+    2>"$work/alerts.log" &
 pids+=($!)
 sleep 1
 for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a consumer did not start"; done
@@ -122,6 +124,8 @@ sim=$!
 pids+=("$sim")
 
 key="opstream:{$OP}:total"
+before=$(rcli --raw hget "$key" events 2>/dev/null)
+before=${before:-0}
 live() {
     local v
     v=$(rcli --raw hmget "$key" events arrests victims minor_victims migrants seized_items 2>/dev/null | tr '\n' ' ')
@@ -129,20 +133,44 @@ live() {
     printf '[live] events %-7s arrests %-6s victims %-6s (minors %-5s) migrants %-6s seized %s\n' \
         "${e:-0}" "${a:-0}" "${v1:-0}" "${m:-0}" "${mg:-0}" "${s:-0}"
 }
+# A third of the way in, the Philippine desk sends its national export: a
+# scam-centre raid freeing 250 people (modelled on Liberterra II), through
+# opstream-produce like any national system would.
+raid_at=$((SECONDS_TO_RUN / 3))
+[ "$raid_at" -lt 2 ] && raid_at=2
+raid_sent=0
+produced=0
+t0=$(date +%s)
 while kill -0 "$sim" 2>/dev/null; do
-    sleep 3
-    live
+    sleep 1
+    now=$(date +%s)
+    if [ "$raid_sent" = 0 ] && [ $((now - t0)) -ge "$raid_at" ]; then
+        raid_sent=1
+        cat >"$work/ph-export.csv" <<EOT
+kind,operation,country,occurred_at,source_ref,location,victims,minors,exploitation,site,victim_nationalities
+rescue,$OP,PH,$(date -u +%Y-%m-%dT%H:%M:%SZ),PNP-ACG-DEMO-$SEED-$t0,Pasay City,250,0,FORCED_CRIMINALITY,SCAM_CENTRE,CN;VN;ID;MY
+EOT
+        say "the Philippine desk reports a scam-centre raid (opstream-produce --country PH)"
+        "$BIN/opstream-produce" -b "$BROKERS" --country PH --operation "$OP" "$work/ph-export.csv" \
+            >"$work/produce.out" 2>"$work/produce.log" || fail "opstream-produce failed"
+        produced=$(sed -n 's/.*delivered \([0-9][0-9]*\).*/\1/p' "$work/produce.log" | tail -n 1)
+        produced=${produced:-0}
+    fi
+    [ $(((now - t0) % 3)) = 0 ] && live
 done
 wait "$sim"
 sim_rc=$?
 [ "$sim_rc" = 0 ] || fail "opstream-simulate exited $sim_rc"
 
 # --- let the counter catch up with what was delivered --------------------------
-expected=$(sed -n 's/.*"events"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$work/totals.json" | head -n 1)
-say "simulator delivered ${expected:-?} events; waiting for the counts to catch up"
+simulated=$(sed -n 's/.*"events"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$work/totals.json" | head -n 1)
+[ -n "$simulated" ] || fail "opstream-simulate wrote no totals"
+expected=$((simulated + produced))
+say "delivered: $simulated simulated events + $produced from the national export; waiting for the counts"
 for _ in $(seq 1 150); do
     got=$(rcli --raw hget "$key" events 2>/dev/null)
-    [ -n "$expected" ] && [ "${got:-0}" = "$expected" ] && break
+    got=$((${got:-0} - before))
+    [ "$got" = "$expected" ] && break
     sleep 0.2
 done
 sleep 1
@@ -153,8 +181,8 @@ say "final figures (opstream-stats $OP):"
 "$BIN/opstream-stats" --redis "$REDIS" "$OP" || status=1
 alerts=$(rcli --raw xlen "opstream:{$OP}:alerts" 2>/dev/null)
 echo
-say "${alerts:-0} alerts raised; counted ${got:-0} of ${expected:-?} events"
-[ "${got:-0}" = "${expected:-x}" ] || { say "error: the counts do not match what was delivered"; status=1; }
+say "${alerts:-0} alerts raised; counted $got of $expected events"
+[ "$got" = "$expected" ] || { say "error: the counts do not match what was delivered"; status=1; }
 
 cat <<EOT
 
