@@ -159,3 +159,20 @@ LONG_BINS := $(filter $(BUILD)/tests/integration/test_hostile% $(BUILD)/tests/in
 check-long: $(LONG_BINS) $(PROG_BINS)
 	@OPSTREAM_LONG=1 $(RUN_ENV) sh mk/run-tests.sh long $(LONG_BINS)
 .PHONY: fuzz fuzz-smoke check-long
+
+# Benchmark (not part of make test): `make bench` starts the embedded broker
+# and a redis-server, prints a table (median of BENCH_RUNS runs, targets,
+# PASS/MISS) and writes bench/results.json. BENCH_QUICK=1: a fast sanity run.
+# The bench program links the integration harness for process control.
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/*.c))
+BENCH_BIN  := $(BUILD)/bench/opstream-bench
+BENCH_RUNS ?= 3
+$(BENCH_OBJS): CPPFLAGS += -Itests/integration
+$(BENCH_BIN): $(BENCH_OBJS) $(HARNESS_OBJ) $(LIBOPS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(BENCH_OBJS) $(HARNESS_OBJ) $(LIBOPS) $(LIBS)
+bench: deps
+	@$(MAKE) --no-print-directory programs $(BENCH_BIN)
+	@$(RUN_ENV) $(BENCH_BIN) --runs $(BENCH_RUNS) $(if $(BENCH_QUICK),--quick --runs 1) --json bench/results.json
+.PHONY: bench
