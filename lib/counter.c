@@ -380,6 +380,26 @@ size_t ops_counter_gaps(const ops_counter_t *c) {
     return c->gaps;
 }
 
+/* Derived from the batch itself (first vs stored), so a batch that is
+ * discarded and consumed again reports the same gap, not a second one. */
+size_t ops_counter_pending_gaps(const ops_counter_t *c, ops_counter_gap_t *out, size_t max) {
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->nparts; i++) {
+        const part_t *p = &c->parts[i];
+        if (p->first < 0 || p->stored < 0 || p->first <= p->stored)
+            continue;
+        if (out != NULL && n < max) {
+            out[n].topic = p->topic;
+            out[n].partition = p->partition;
+            out[n].from = p->stored;
+            out[n].to = p->first - 1;
+        }
+        n++;
+    }
+    return n;
+}
+
 bool ops_counter_full(const ops_counter_t *c) {
     return c->nmsgs >= c->max_events;
 }

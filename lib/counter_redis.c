@@ -383,3 +383,40 @@ cleanup:
     free(vals);
     return rc;
 }
+
+/* One HSET per gap: gaps are rare (a consumer that fell behind retention),
+ * and HSET's reply says whether the field is new, so the caller reports
+ * each gap once however often the batch is retried. */
+int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
+                                 const ops_counter_gap_t *gap, int64_t now_ms, char *errstr,
+                                 size_t errstr_size) {
+    char key[OPS_KEY_MAX], field[OPS_COUNTER_TOPIC_MAX + 64], when[32];
+    redisReply *r = NULL;
+    int rc = -1;
+
+    if ((size_t)snprintf(key, sizeof key, "opstream:gaps:%s", group) >= sizeof key) {
+        ops_err_format(errstr, errstr_size, "group name too long for a key");
+        goto cleanup;
+    }
+    snprintf(field, sizeof field, "%s:%d:%lld-%lld", gap->topic, (int)gap->partition,
+             (long long)gap->from, (long long)gap->to);
+    snprintf(when, sizeof when, "%lld", (long long)now_ms);
+    if (ensure_connected(cr, errstr, errstr_size) != 0)
+        goto cleanup;
+    r = redisCommand(cr->ctx, "HSET %s %s %s", key, field, when);
+    if (r == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
+        disconnect(cr);
+        goto cleanup;
+    }
+    if (r->type != REDIS_REPLY_INTEGER) {
+        ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto cleanup;
+    }
+    rc = r->integer > 0 ? 1 : 0;
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}

@@ -168,6 +168,45 @@ static int reload_and_seek(count_t *ct) {
     return rc;
 }
 
+/* Messages the broker dropped (retention) before they were counted: the
+ * batch would pass their offsets. Each gap is recorded in Redis
+ * (opstream:gaps:GROUP) before the batch is applied, and said loudly once,
+ * naming the partition and the lost range; counting goes on with what the
+ * broker still has. 0, or -1 when the record could not be written (the
+ * batch is then kept and retried like any Redis failure). */
+static int record_gaps(count_t *ct, char *err, size_t errsize) {
+    size_t n = ops_counter_pending_gaps(ct->counter, NULL, 0);
+    ops_counter_gap_t *gaps;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if ((gaps = calloc(n, sizeof(*gaps))) == NULL) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    ops_counter_pending_gaps(ct->counter, gaps, n);
+    for (size_t i = 0; i < n; i++) {
+        int r = ops_counter_redis_record_gap(ct->redis, ct->o->group, &gaps[i], now_wall_ms(), err,
+                                             errsize);
+        if (r < 0)
+            goto cleanup;
+        if (r == 1) {
+            ct->gaps_reported++;
+            say("ERROR: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the broker "
+                "(retention) and were never counted; the counts miss them. Recorded in "
+                "opstream:gaps:%s; counting goes on from offset %lld",
+                gaps[i].topic, (int)gaps[i].partition, (long long)gaps[i].from,
+                (long long)gaps[i].to, (long long)(gaps[i].to - gaps[i].from + 1), ct->o->group,
+                (long long)gaps[i].to + 1);
+        }
+    }
+    rc = 0;
+cleanup:
+    free(gaps);
+    return rc;
+}
+
 /* Writes the pending batch. DLQ copies of messages in it are confirmed
  * first, since the step passes their offsets. Returns the step's outcome;
  * FAILED keeps the batch for a retry. */
@@ -185,13 +224,16 @@ static ops_counter_step_t flush_batch(count_t *ct) {
         ct->need_reload = true;
         return OPS_COUNTER_STEP_FENCED;
     }
+    if (record_gaps(ct, err, sizeof err) != 0) {
+        if (!ct->redis_failing) {
+            set_paused(ct, true);
+            ct->redis_failing = true;
+        }
+        redis_failed(ct, "redis: recording lost offsets", err);
+        return OPS_COUNTER_STEP_FAILED;
+    }
     events = ops_counter_pending_events(ct->counter);
     step = ops_counter_redis_apply(ct->redis, ct->counter, now_wall_ms(), &seen, err, sizeof err);
-    if (ops_counter_gaps(ct->counter) > ct->gaps_reported) {
-        ct->gaps_reported = ops_counter_gaps(ct->counter);
-        say("warning: a partition resumed past its stored offset (the broker no longer has "
-            "those messages: retention or compaction); they were never counted");
-    }
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         ct->events += events - seen;
@@ -380,12 +422,12 @@ static void status_line(count_t *ct, int64_t now, bool force) {
         return;
     secs = (double)(now - ct->last_status) / 1000.0;
     say("%.1f events/s, %llu events, %llu batches, %llu dlq, %llu duplicates, %llu fenced, "
-        "lag %lld, %zu partitions%s",
+        "%zu gaps, lag %lld, %zu partitions%s",
         secs > 0 ? (double)(ct->events - ct->events_at_last_status) / secs : 0.0,
         (unsigned long long)ct->events, (unsigned long long)ct->batches,
         (unsigned long long)ct->dlq_msgs, (unsigned long long)ops_counter_dupes(ct->counter),
-        (unsigned long long)ct->fenced, (long long)lag(ct), ops_counter_partitions(ct->counter),
-        ct->redis_failing ? ", redis unreachable" : "");
+        (unsigned long long)ct->fenced, ct->gaps_reported, (long long)lag(ct),
+        ops_counter_partitions(ct->counter), ct->redis_failing ? ", redis unreachable" : "");
     ct->events_at_last_status = ct->events;
     ct->last_status = now;
 }

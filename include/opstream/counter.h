@@ -87,6 +87,20 @@ size_t ops_counter_dupes(const ops_counter_t *c); /* duplicates not counted sinc
  * counted, or the topic is compacted). Informational; nothing is counted
  * twice, but what was skipped was never counted. */
 size_t ops_counter_gaps(const ops_counter_t *c);
+
+/* One such gap in the pending batch: offsets from..to (inclusive) of the
+ * partition were passed without ever being counted. topic is owned by the
+ * counter and valid while the partition stays assigned. */
+typedef struct ops_counter_gap {
+    const char *topic;
+    int32_t partition;
+    int64_t from, to;
+} ops_counter_gap_t;
+
+/* The gaps the pending batch would pass: partitions whose first message in
+ * the batch comes after their stored offset. Fills up to max entries of out
+ * (may be NULL with max 0) and returns how many there are. */
+size_t ops_counter_pending_gaps(const ops_counter_t *c, ops_counter_gap_t *out, size_t max);
 bool ops_counter_full(const ops_counter_t *c);
 
 /* Removes from the batch the event with this (operation, event_id), because

@@ -51,6 +51,16 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
 int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, const char *group,
                                    char *errstr, size_t errstr_size);
 
+/* Records a gap (ops_counter_pending_gaps) in the hash opstream:gaps:GROUP:
+ * field "TOPIC:PARTITION:FROM-TO" (offsets never counted, inclusive), value
+ * the wall-clock ms it was found. Done before the batch that passes the gap
+ * is applied, so no offset moves past lost messages without a record.
+ * Returns 1 when the gap is newly recorded, 0 when it was already there,
+ * -1 with errstr when Redis is unreachable or refuses. */
+int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
+                                 const ops_counter_gap_t *gap, int64_t now_ms, char *errstr,
+                                 size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
