@@ -451,9 +451,10 @@ static void consumer_behind_retention_reports_and_records_the_lost_range(void **
     harness_proc_t *p = tc_spawn_count(GROUP, NULL);
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed(GROUP, 30000), 0);
-    tc_stop(p);
-    /* Loud: the partition and the lost range, in an ERROR line. */
+    /* Loud: the partition and the lost range, in an ERROR line (written
+     * before the batch that passes the gap). */
     char *stderr_text = harness_proc_stderr(p);
+    tc_stop(p);
     snprintf(want, sizeof want, "ERROR: opstream.arrests [0]: offsets 100..%lld (%lld messages)",
              (long long)lo - 1, (long long)lo - 100);
     if (stderr_text == NULL || strstr(stderr_text, want) == NULL)
