@@ -368,6 +368,8 @@ static int parse_value(ops_json_t *p, ops_json_member_t *m) {
         return fail_at(p, p->pos, "key '%s': true/false are not supported", m->key);
     if (c < 0)
         return fail_at(p, p->pos, "key '%s': value missing at end of line", m->key);
+    if (c < 0x20 || c >= 0x7F)
+        return fail_at(p, p->pos, "key '%s': unexpected byte 0x%02X", m->key, (unsigned)c);
     return fail_at(p, p->pos, "key '%s': unexpected character '%c'", m->key, c);
 }
 
