@@ -28,6 +28,8 @@
 #define BACKOFF_MAX_MS 2000
 #define DLQ_FLUSH_MS 10000
 #define SEEK_MS 5000
+#define BURST_MAX 1000     /* messages handled between two housekeeping rounds */
+#define DRAINED_FLUSH_MS 2 /* a batch this old is flushed once nothing more is waiting */
 
 static volatile sig_atomic_t g_signals;
 
@@ -582,14 +584,26 @@ int count_run(const count_opts_t *o) {
             int64_t due = ct.batch_started + o->flush_ms - now;
             if (ct.redis_failing && ct.retry_at - now > due)
                 due = ct.retry_at - now;
+            if (!ct.redis_failing && ct.batch_started + DRAINED_FLUSH_MS - now < due)
+                due = ct.batch_started + DRAINED_FLUSH_MS - now;
             timeout = due <= 0 ? 0 : (due < 100 ? (int)due : 100);
         }
         if (ct.redis_failing && ops_counter_full(ct.counter))
             timeout = 10; /* paused: only keep the group membership alive */
+        /* A burst: everything already fetched, up to a full batch, before
+         * the per-iteration housekeeping below. A batch at least
+         * DRAINED_FLUSH_MS old is flushed when the burst runs dry, so at
+         * low rates events wait ~2 ms instead of flush_ms, while at high
+         * rates batches still grow (more arrives while Redis is busy). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ct.rk, timeout);
-        if (m != NULL) {
+        bool drained = m == NULL;
+        for (int burst = 0; m != NULL; burst++) {
             handle_message(&ct, m);
             rd_kafka_message_destroy(m);
+            if (burst >= BURST_MAX || ops_counter_full(ct.counter) || ct.need_reload)
+                break;
+            m = rd_kafka_consumer_poll(ct.rk, 0);
+            drained = m == NULL;
         }
         ops_dlq_poll(ct.dlq);
         now = now_mono_ms();
@@ -605,7 +619,9 @@ int count_run(const count_opts_t *o) {
                 reload_and_seek(&ct);
             }
         } else if (ops_counter_pending(ct.counter) > 0 &&
-                   (ops_counter_full(ct.counter) || now - ct.batch_started >= o->flush_ms) &&
+                   (ops_counter_full(ct.counter) ||
+                    (drained && now - ct.batch_started >= DRAINED_FLUSH_MS) ||
+                    now - ct.batch_started >= o->flush_ms) &&
                    (!ct.redis_failing || now >= ct.retry_at)) {
             flush_batch(&ct);
         }
