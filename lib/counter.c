@@ -127,6 +127,24 @@ static long smap_get(smap_t *m, const char *key, bool create, bool *createdp) {
     return (long)m->n++;
 }
 
+/* Copies the string src into dst of size bytes, cut to fit (what
+ * snprintf("%s") did, without the format parsing on the per-event path). */
+static void copy_str(char *dst, size_t size, const char *src) {
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The in-batch dedupe key "operation\x1fevent_id". */
+static void id_key(char key[SMAP_KEY], const char *operation, const char *event_id) {
+    size_t n = strnlen(operation, SMAP_KEY - 2);
+
+    memcpy(key, operation, n);
+    key[n] = '\x1f';
+    copy_str(key + n + 1, SMAP_KEY - n - 1, event_id);
+}
+
 /* ------------------------------------------------------------------------ */
 
 typedef struct part {
@@ -317,7 +335,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         c->evs = e;
         c->evs_cap = cap;
     }
-    snprintf(key, sizeof(key), "%s\x1f%s", ev->operation, ev->event_id);
+    id_key(key, ev->operation, ev->event_id);
     if (smap_get(&c->ids, key, false, NULL) >= 0) {
         r = take_offset(c, topic, partition, offset);
         if (r != OPS_COUNTER_ADDED)
@@ -337,9 +355,9 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
     }
     *(size_t *)smap_val(&c->ids, (size_t)idx) = c->nevs;
     cev_t *e = &c->evs[c->nevs++];
-    snprintf(e->op, sizeof(e->op), "%s", ev->operation);
-    snprintf(e->id, sizeof(e->id), "%s", ev->event_id);
-    snprintf(e->cc, sizeof(e->cc), "%s", ev->country);
+    copy_str(e->op, sizeof(e->op), ev->operation);
+    copy_str(e->id, sizeof(e->id), ev->event_id);
+    copy_str(e->cc, sizeof(e->cc), ev->country);
     e->dropped = false;
     e->at = ev->occurred_at;
     ops_event_metrics(ev, e->m);
@@ -408,7 +426,7 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     char key[SMAP_KEY];
     long idx;
 
-    snprintf(key, sizeof(key), "%s\x1f%s", operation, event_id);
+    id_key(key, operation, event_id);
     idx = smap_get(&c->ids, key, false, NULL);
     if (idx < 0)
         return 0;
