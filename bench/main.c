@@ -476,6 +476,27 @@ static void bench_programs(bench_env_t *e, const sizes_t *z) {
     }
 }
 
+/* "fill BOOTSTRAP PREFIX EVENTS [OPERATIONS]": loads a topic set (the
+ * broker must have it) for profiling a program outside the bench. */
+static int fill_main(int argc, char **argv) {
+    bench_gen_t g;
+    bench_frames_t f;
+    double secs = -1;
+
+    if (argc < 5 || argc > 6) {
+        fprintf(stderr, "usage: opstream-bench fill BOOTSTRAP PREFIX EVENTS [OPERATIONS]\n");
+        return 2;
+    }
+    if (bench_gen_init(&g, argc == 6 ? atoi(argv[5]) : 1) != 0)
+        return 1;
+    if (bench_frames_build(&f, &g, 0, (size_t)strtoull(argv[4], NULL, 10), 0) == 0) {
+        secs = bench_fill(argv[2], argv[3], &f);
+        bench_frames_free(&f);
+    }
+    bench_gen_free(&g);
+    return secs < 0;
+}
+
 /* --only: a comma-separated list of sections; NULL runs them all. */
 static bool want(const char *only, const char *section) {
     size_t len = strlen(section);
@@ -489,6 +510,7 @@ static bool want(const char *only, const char *section) {
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: opstream-bench [--quick] [--runs N] [--json FILE] [--only LIST]\n"
+            "       opstream-bench fill BOOTSTRAP PREFIX EVENTS [OPERATIONS]\n"
             "       opstream-bench discard BOOTSTRAP PREFIX GROUP MESSAGES   (internal)\n"
             "\n"
             "Starts opstream-broker and a redis-server, measures the producer, the\n"
@@ -521,6 +543,8 @@ int main(int argc, char **argv) {
 
     if (argc > 1 && strcmp(argv[1], "discard") == 0)
         return bench_discard_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "fill") == 0)
+        return fill_main(argc, argv);
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'q':
