@@ -58,6 +58,46 @@ static long ref_number(const char *line) {
     return dash ? strtol(dash + 1, NULL, 10) : -1;
 }
 
+/* After a SIGTERM: the summary accounts for every record read (delivered or
+ * failed, nothing else), exactly the delivered ones are on the topics, once
+ * each and all among the records read, and every other one read was
+ * reported with its line. `name` is how the input is reported. Returns the
+ * number of records read. */
+static long long expect_nothing_vanished(harness_proc_t *p, const char *op, const char *name,
+                                         long total) {
+    char *err = harness_proc_stderr(p);
+    long long r, d, j, f;
+    if (parse_summary(err, &r, &d, &j, &f) != 0)
+        fail_msg("no summary:\n%s", err);
+    assert_true(r >= 1 && r <= total);
+    assert_int_equal(j, 0);
+    assert_int_equal(d + f, r);
+    assert_int_equal(harness_proc_exit_code(p), f > 0 ? 3 : 0);
+
+    strlist_t got = {0};
+    assert_int_equal(events_of_operation(g_broker->bootstrap, op, &got, NULL, NULL), 0);
+    assert_int_equal((long long)got.n, d);
+    char *seen = calloc((size_t)total + 1, 1);
+    for (size_t i = 0; i < got.n; i++) {
+        long no = ref_number(got.v[i]);
+        assert_true(no >= 1 && no <= r);
+        assert_int_equal(seen[no], 0);
+        seen[no] = 1;
+    }
+    for (long no = 1; no <= r; no++) {
+        if (seen[no])
+            continue;
+        char want[HARNESS_PATH_MAX + 64];
+        snprintf(want, sizeof(want), "%s:%ld: delivery failed", name, no + 1); /* row + header */
+        if (strstr(err, want) == NULL)
+            fail_msg("record %ld neither delivered nor reported", no);
+    }
+    free(seen);
+    strlist_free(&got);
+    free(err);
+    return r;
+}
+
 static void sigterm_mid_input_leaves_every_read_record_delivered_or_reported(void **state) {
     const char *argv[] = {"opstream-produce",
                           "-b",
@@ -83,39 +123,29 @@ static void sigterm_mid_input_leaves_every_read_record_delivered_or_reported(voi
     assert_int_equal(harness_proc_wait(p, 60000), 0);
 
     char *err = harness_proc_stderr(p);
-    long long r, d, j, f;
-    if (parse_summary(err, &r, &d, &j, &f) != 0)
-        fail_msg("no summary:\n%s", err);
     assert_non_null(strstr(err, "interrupted: stopped reading at stdin:"));
-    assert_true(r >= 400 && r <= 8000);
-    assert_int_equal(j, 0);
-    assert_int_equal(d + f, r); /* nothing vanished */
-    assert_int_equal(harness_proc_exit_code(p), f > 0 ? 3 : 0);
-
-    /* exactly the delivered ones are on the topics, once each, and they are
-     * among the records read (the first r rows) */
-    strlist_t got = {0};
-    assert_int_equal(events_of_operation(g_broker->bootstrap, "SIGTERM-TEST", &got, NULL, NULL), 0);
-    assert_int_equal((long long)got.n, d);
-    char *seen = calloc(8001, 1);
-    for (size_t i = 0; i < got.n; i++) {
-        long no = ref_number(got.v[i]);
-        assert_true(no >= 1 && no <= r);
-        assert_int_equal(seen[no], 0);
-        seen[no] = 1;
-    }
-    /* and every one that is not there was reported with its line (row + 1) */
-    for (long no = 1; no <= r; no++) {
-        if (seen[no])
-            continue;
-        char want[64];
-        snprintf(want, sizeof(want), "stdin:%ld: delivery failed", no + 1);
-        if (strstr(err, want) == NULL)
-            fail_msg("record %ld neither delivered nor reported", no);
-    }
-    free(seen);
-    strlist_free(&got);
     free(err);
+    assert_true(expect_nothing_vanished(p, "SIGTERM-TEST", "stdin", 8000) >= 400);
+    harness_proc_free(p);
+}
+
+/* The same with a large file: the signal lands wherever the reading is. */
+static void sigterm_in_a_large_file_leaves_every_read_record_delivered_or_reported(void **state) {
+    char path[HARNESS_PATH_MAX];
+    char *text = rows("SIGTERM-FILE", 1, 200000, 1);
+    harness_path(path, sizeof(path), "large.csv");
+    assert_int_equal(harness_write_file(path, text, (size_t)-1), 0);
+    free(text);
+    const char *argv[] = {
+        "opstream-produce", "-b", g_broker->bootstrap, "--operation", "SIGTERM-FILE", path, NULL};
+    int64_t before = harness_topic_count(g_broker->bootstrap, "opstream.arrests", 5000);
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    count_arg_t arg = {"opstream.arrests", before + 1};
+    assert_int_equal(harness_wait_until(topic_reached, &arg, 30000), 0);
+    assert_int_equal(harness_proc_signal(p, SIGTERM), 0);
+    assert_int_equal(harness_proc_wait(p, 60000), 0);
+    expect_nothing_vanished(p, "SIGTERM-FILE", path, 200000);
     harness_proc_free(p);
 }
 
@@ -286,6 +316,7 @@ static void fatal_producer_error_recreates_it_and_delivers_every_record(void **s
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sigterm_mid_input_leaves_every_read_record_delivered_or_reported),
+        cmocka_unit_test(sigterm_in_a_large_file_leaves_every_read_record_delivered_or_reported),
         cmocka_unit_test(second_sigterm_with_brokers_down_reports_unconfirmed_records_failed),
         cmocka_unit_test(injected_produce_errors_still_deliver_every_record_exactly_once),
         cmocka_unit_test(injected_produce_errors_with_pipelining_lose_nothing),
