@@ -312,11 +312,10 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
     while (p->n_free == 0 && !aborted(p))
         serve(p, POLL_MS);
     if (p->n_free == 0) {
-        slot_t tmp = {.ev = *ev, .file = file, .line = line};
         snprintf(errstr, errstr_size, "interrupted before it could be sent");
         p->st.failed++;
         if (p->opts.on_failed)
-            p->opts.on_failed(p->opts.opaque, &tmp.ev, file, line, errstr);
+            p->opts.on_failed(p->opts.opaque, ev, file, line, errstr);
         return -1;
     }
     s = &p->slots[p->free_stack[--p->n_free]];
