@@ -55,6 +55,8 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 
 .PHONY: all deps programs tests test check-unit check-integration check-asan clean
 .DEFAULT_GOAL := all
+# Keep test and program objects between runs (they are not throwaway intermediates).
+.SECONDARY:
 
 all: deps
 	@$(MAKE) --no-print-directory programs
@@ -120,10 +122,13 @@ check-integration: $(INTEG_BINS) $(PROG_BINS)
 check-asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin check-unit check-integration
 
+TEST_SUMMARY := $(CURDIR)/build/test-summary.txt
 test: deps
-	@$(MAKE) --no-print-directory check-unit check-integration
-	@$(MAKE) --no-print-directory check-asan
-	@$(MAKE) --no-print-directory fuzz-smoke
+	@mkdir -p build && rm -f $(TEST_SUMMARY)
+	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-unit check-integration
+	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-asan
+	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory fuzz-smoke
+	@sh mk/test-summary.sh $(TEST_SUMMARY)
 
 clean:
 	rm -rf build bin

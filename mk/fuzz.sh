@@ -97,8 +97,15 @@ run() {
             grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$FUZZ/logs/$t.log" | head -10 || true
         fi
     done
-    [ -z "$failed" ] || { echo "fuzz: failed:$failed"; return 1; }
-    echo "fuzz: all targets ok"
+    n_ok=0
+    n_bad=0
+    for t in $list; do
+        case " $failed " in *" $t "*) n_bad=$((n_bad + 1)) ;; *) n_ok=$((n_ok + 1)) ;; esac
+    done
+    [ -n "${OPSTREAM_TEST_SUMMARY:-}" ] && echo "fuzz $n_ok $n_bad" >>"$OPSTREAM_TEST_SUMMARY"
+    [ -z "$failed" ] || echo "fuzz: failed:$failed"
+    echo "fuzz: $n_ok passed, $n_bad failed"
+    [ -z "$failed" ]
 }
 
 cmd=${1:-smoke}
