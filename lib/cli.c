@@ -5,7 +5,9 @@
  */
 #include "opstream/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
@@ -92,4 +94,20 @@ void ops_cli_version_string(const char *program, char *buf, size_t bufsize) {
     snprintf(buf, bufsize, "%s %s (librdkafka %s, avro-c, hiredis %d.%d.%d)",
              program ? program : "opstream", OPS_VERSION, rd_kafka_version_str(), HIREDIS_MAJOR,
              HIREDIS_MINOR, HIREDIS_PATCH);
+}
+
+int ops_cli_parse_long(const char *opt, const char *arg, long min, long max, long *out,
+                       char *errstr, size_t errstr_size) {
+    char *end = NULL;
+    long v;
+
+    errno = 0;
+    v = (arg != NULL) ? strtol(arg, &end, 10) : 0;
+    if (arg == NULL || errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+        snprintf(errstr, errstr_size, "%s: '%s' is not a whole number in %ld..%ld", opt,
+                 arg != NULL ? arg : "", min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }

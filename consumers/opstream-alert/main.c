@@ -111,11 +111,10 @@ int main(int argc, char **argv) {
             rules_path = optarg;
             break;
         case OPT_LOOKBACK: {
-            char *end = NULL;
-            long long v = strtoll(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || v < 0 || v > 1000000000LL) {
-                fprintf(stderr, "opstream-alert: --lookback: '%s' is not a number of messages\n",
-                        optarg);
+            long v;
+            if (ops_cli_parse_long("--lookback", optarg, 0, 1000000000L, &v, err, sizeof(err)) !=
+                0) {
+                fprintf(stderr, "opstream-alert: %s (messages)\n", err);
                 goto cleanup;
             }
             opts.lookback_messages = v;

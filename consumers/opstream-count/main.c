@@ -64,16 +64,14 @@ static void usage(FILE *out) {
             ops_cli_common_help());
 }
 
+/* Parses an integer option; prints why when it is not one. */
 static int parse_int(const char *opt, const char *arg, long min, long max, long *out) {
-    char *end;
-    long v = strtol(arg, &end, 10);
+    char err[256];
 
-    if (end == arg || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "opstream-count: %s: '%s' is not a number in %ld..%ld\n", opt, arg, min,
-                max);
+    if (ops_cli_parse_long(opt, arg, min, max, out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-count: %s\n", err);
         return -1;
     }
-    *out = v;
     return 0;
 }
 

@@ -29,8 +29,9 @@ enum {
 #define OPS_CLI_COMMON_LONG                                                                        \
     {"brokers", required_argument, NULL, 'b'}, {"config", required_argument, NULL, 'c'},           \
         {"redis", required_argument, NULL, OPS_CLI_OPT_REDIS},                                     \
-        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},                     \
-        {"version", no_argument, NULL, OPS_CLI_OPT_VERSION}
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {                   \
+        "version", no_argument, NULL, OPS_CLI_OPT_VERSION                                          \
+    }
 
 /* What the common options asked for, besides configuration. */
 typedef struct ops_cli_common {
@@ -45,6 +46,12 @@ typedef struct ops_cli_common {
  * is not a common one, -1 with errstr on a bad value. */
 int ops_cli_common_option(ops_config_t *cfg, ops_cli_common_t *common, int opt, const char *arg,
                           char *errstr, size_t errstr_size);
+
+/* Parses a whole decimal number in min..max for option `opt` (e.g.
+ * "--batch"). Returns 0 and sets *out, or -1 with errstr as
+ * "--batch: '12x' is not a whole number in 1..1000000" (also on overflow). */
+int ops_cli_parse_long(const char *opt, const char *arg, long min, long max, long *out,
+                       char *errstr, size_t errstr_size);
 
 /* The lines every --help prints for the common options and environment. */
 const char *ops_cli_common_help(void);

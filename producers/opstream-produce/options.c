@@ -114,7 +114,6 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
     };
     char err[512];
     int opt;
-    char *end;
 
     o->kind = -1;
     o->progress = -1;
@@ -158,9 +157,9 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
             o->dry_run = 1;
             break;
         case OPT_TIMEOUT: {
-            long s = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || s < 1 || s > 86400)
-                return usage_error("--timeout: '%s' is not a number of seconds (1..86400)", optarg);
+            long s;
+            if (ops_cli_parse_long("--timeout", optarg, 1, 86400, &s, err, sizeof(err)) != 0)
+                return usage_error("%s (seconds)", err);
             o->timeout_s = (int)s;
             break;
         }

@@ -186,6 +186,50 @@ static void version_names_program_and_librdkafka(void **state) {
     assert_string_equal(small, "opstrea");
 }
 
+/* Integer option values: whole decimal numbers within the bounds, with the
+ * option, the value and the range named when refused. */
+static void integer_options_are_whole_numbers_in_range(void **state) {
+    (void)state;
+    static const struct {
+        const char *arg;
+        long min, max;
+        int rc;
+        long want;
+    } rows[] = {
+        {"1", 1, 10, 0, 1},
+        {"10", 1, 10, 0, 10},
+        {"0", 0, 5, 0, 0},
+        {"-3", -5, 5, 0, -3},
+        {"0", 1, 10, -1, 0},
+        {"11", 1, 10, -1, 0},
+        {"", 1, 10, -1, 0},
+        {"5x", 1, 10, -1, 0},
+        {" 5", 1, 10, 0, 5}, /* strtol skips leading blanks, as getopt users expect */
+        {"5 ", 1, 10, -1, 0},
+        {"1.5", 1, 10, -1, 0},
+        {"99999999999999999999999", 0, 100, -1, 0},
+        {"-99999999999999999999999", -100, 100, -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char err[128] = "";
+        long v = 12345;
+        int rc = ops_cli_parse_long("--batch", rows[i].arg, rows[i].min, rows[i].max, &v, err,
+                                    sizeof(err));
+        if (rc != rows[i].rc)
+            fail_msg("row %zu ('%s'): rc %d, want %d", i, rows[i].arg, rc, rows[i].rc);
+        if (rc == 0) {
+            assert_int_equal(v, rows[i].want);
+        } else {
+            assert_int_equal(v, 12345); /* untouched on error */
+            assert_non_null(strstr(err, "--batch"));
+            assert_non_null(strstr(err, rows[i].arg));
+        }
+    }
+    char err[128];
+    long v;
+    assert_int_equal(ops_cli_parse_long("--alerts", NULL, 0, 1, &v, err, sizeof(err)), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(common_options_set_configuration_in_order),
@@ -195,6 +239,7 @@ int main(void) {
         cmocka_unit_test(config_file_option_loads_the_file),
         cmocka_unit_test(help_lists_every_common_option_and_variable),
         cmocka_unit_test(version_names_program_and_librdkafka),
+        cmocka_unit_test(integer_options_are_whole_numbers_in_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

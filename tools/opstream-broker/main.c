@@ -84,13 +84,11 @@ static void usage(FILE *out) {
 
 /* Parses a positive int option value in [1, max]; prints why when not. */
 static int parse_count(const char *opt, const char *s, int max, int *out) {
-    char *end = NULL;
+    char err[256];
     long v;
 
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max) {
-        fprintf(stderr, "opstream-broker: %s: '%s' is not a number from 1 to %d\n", opt, s, max);
+    if (ops_cli_parse_long(opt, s, 1, max, &v, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-broker: %s\n", err);
         return -1;
     }
     *out = (int)v;

@@ -163,12 +163,13 @@ int main(int argc, char **argv) {
             list = true;
             break;
         case OPT_ALERTS: {
-            char *end;
-            alerts = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || alerts < 0 || alerts > 1000) {
-                fprintf(stderr, "opstream-stats: --alerts: '%s' is not in 0..1000\n", optarg);
+            char err[256];
+            long v;
+            if (ops_cli_parse_long("--alerts", optarg, 0, 1000, &v, err, sizeof(err)) != 0) {
+                fprintf(stderr, "opstream-stats: %s\n", err);
                 goto cleanup;
             }
+            alerts = v;
             break;
         }
         default:
