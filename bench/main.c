@@ -476,6 +476,67 @@ static void bench_programs(bench_env_t *e, const sizes_t *z) {
     }
 }
 
+/* Runs a program that refreshes until stopped (opstream-stats --watch)
+ * until it has printed and refreshed once more, reads its peak RSS, stops
+ * it. Returns the peak in KiB, or -1. */
+static long watch_program(const char *const argv[]) {
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    int64_t deadline = bench_now_us() + 30000000;
+    long kib = -1;
+    char *out = NULL;
+
+    if (p == NULL)
+        return -1;
+    while (harness_proc_running(p) && bench_now_us() < deadline &&
+           (out = harness_proc_stdout(p)) != NULL && out[0] == '\0') {
+        free(out);
+        out = NULL;
+        usleep(10000);
+    }
+    if (out != NULL && out[0] != '\0') {
+        usleep(1500000); /* one more refresh (every second) */
+        kib = bench_rss_kib(p->pid, true);
+    }
+    free(out);
+    if (harness_proc_stop(p, 15000) != 0 || kib <= 0) {
+        char *err = harness_proc_stderr(p);
+        bench_log("%s did not run cleanly: %s", argv[0], err ? err : "");
+        free(err);
+        kib = -1;
+    }
+    harness_proc_free(p);
+    return kib;
+}
+
+/* The reading programs: opstream-alerts over the alerts the alert latency
+ * runs raised (from the oldest to the end), opstream-stats on the operation
+ * the counter runs counted. Peak RSS only: they are not on the hot path. */
+static void bench_readers(bench_env_t *e, bool alerts, bool stats) {
+    long kib;
+    const char *rd[] = {"opstream-alerts",
+                        "-b",
+                        e->broker->bootstrap,
+                        "-X",
+                        "opstream.topic.prefix=b.alert.",
+                        "--from-beginning",
+                        "--exit-at-end",
+                        NULL};
+    const char *st[] = {"opstream-stats", "--redis", e->redis->url, "BENCH-001", "--watch", NULL};
+
+    if (alerts) {
+        if (run_program(rd, &kib) <= 0)
+            failed("opstream-alerts run");
+        else
+            add("memory", "peak RSS of opstream-alerts", "MiB", (double)kib / 1024.0);
+    }
+    if (stats) {
+        if ((kib = watch_program(st)) <= 0)
+            failed("opstream-stats run");
+        else
+            add("memory", "peak RSS of opstream-stats", "MiB", (double)kib / 1024.0);
+    }
+}
+
 /* "fill BOOTSTRAP PREFIX EVENTS [OPERATIONS]": loads a topic set (the
  * broker must have it) for profiling a program outside the bench. */
 static int fill_main(int argc, char **argv) {
@@ -603,6 +664,8 @@ int main(int argc, char **argv) {
         bench_programs(&e, z);
     add("memory", "peak RSS of opstream-count (all runs)", "MiB", (double)e.rss_count_kib / 1024.0);
     add("memory", "peak RSS of opstream-alert", "MiB", (double)e.rss_alert_kib / 1024.0);
+    bench_readers(&e, want(only, "latency"),
+                  want(only, "counter") || want(only, "growth") || want(only, "latency"));
     add("memory", "peak RSS of opstream-broker", "MiB",
         (double)bench_rss_kib(e.broker->proc->pid, true) / 1024.0);
     target("memory", "peak RSS of opstream-count (all runs)", "<= 64", 64, false);
