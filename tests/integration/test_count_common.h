@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 
 #include "harness.h"
@@ -470,6 +472,48 @@ TC_HELPER void tc_stop(harness_proc_t *p) {
     }
     assert_int_equal(code, 0);
     harness_proc_free(p);
+}
+
+/* ---- a paced stream -------------------------------------------------------- */
+
+/* A stream of pre-generated events produced by a thread at a steady pace
+ * (per_tick events every 20 ms) through g_rk, so that faults land while
+ * events are flowing. Set stop to end it early; produced counts what was
+ * handed to the producer. */
+typedef struct tc_stream {
+    ops_event_t *ev;
+    int n;
+    int per_tick;
+    volatile int produced;
+    volatile int stop;
+    pthread_t thread;
+} tc_stream_t;
+
+TC_HELPER void *tc_stream_main(void *arg) {
+    tc_stream_t *s = arg;
+    unsigned char buf[OPS_CODEC_MAX_FRAME];
+    char err[256], topic[64];
+    size_t len;
+    ops_codec_t *codec = ops_codec_new(NULL, err, sizeof err); /* one per thread */
+
+    for (int i = 0; i < s->n && !s->stop && codec != NULL; i++) {
+        if (ops_codec_encode_event(codec, &s->ev[i], buf, sizeof buf, &len, err, sizeof err) != 0)
+            break;
+        ops_topic_name(NULL, s->ev[i].kind, topic, sizeof topic);
+        while (rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(s->ev[i].country, 2),
+                                 RD_KAFKA_V_VALUE(buf, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(g_rk, 10);
+        s->produced = i + 1;
+        if ((i + 1) % s->per_tick == 0) {
+            rd_kafka_poll(g_rk, 0);
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    ops_codec_destroy(codec);
+    return NULL;
 }
 
 #endif

@@ -11,43 +11,7 @@
 
 #define SEED 777ULL
 
-/* A stream of pre-generated events produced at a steady pace by a thread,
- * so that faults land while events are flowing. */
-typedef struct stream {
-    ops_event_t *ev;
-    int n;
-    int per_tick; /* events every 20 ms */
-    volatile int produced;
-    volatile int stop;
-    pthread_t thread;
-} stream_t;
-
-static void *stream_main(void *arg) {
-    stream_t *s = arg;
-    unsigned char buf[OPS_CODEC_MAX_FRAME];
-    char err[256], topic[64];
-    size_t len;
-    ops_codec_t *codec = ops_codec_new(NULL, err, sizeof err); /* one per thread */
-
-    for (int i = 0; i < s->n && !s->stop && codec != NULL; i++) {
-        if (ops_codec_encode_event(codec, &s->ev[i], buf, sizeof buf, &len, err, sizeof err) != 0)
-            break;
-        ops_topic_name(NULL, s->ev[i].kind, topic, sizeof topic);
-        while (rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(s->ev[i].country, 2),
-                                 RD_KAFKA_V_VALUE(buf, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(g_rk, 10);
-        s->produced = i + 1;
-        if ((i + 1) % s->per_tick == 0) {
-            rd_kafka_poll(g_rk, 0);
-            struct timespec ts = {0, 20 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    ops_codec_destroy(codec);
-    return NULL;
-}
+typedef tc_stream_t stream_t;
 
 /* Generates n events of op (times within the last two hours), models them
  * and starts producing them. */
@@ -65,7 +29,7 @@ static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int 
         s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
         tc_model_event(m, &s->ev[i], now);
     }
-    assert_int_equal(pthread_create(&s->thread, NULL, stream_main, s), 0);
+    assert_int_equal(pthread_create(&s->thread, NULL, tc_stream_main, s), 0);
 }
 
 static void stream_finish(stream_t *s) {
