@@ -15,6 +15,7 @@
 #include "opstream/codec.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
+#include "err_priv.h"
 
 struct ops_alert_out {
     const ops_config_t *cfg; /* borrowed */
@@ -26,15 +27,6 @@ struct ops_alert_out {
     bool dr_done;
     rd_kafka_resp_err_t dr_err;
 };
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     ops_alert_out_t *out = opaque;
@@ -62,8 +54,8 @@ static int make_producer(ops_alert_out_t *out, char *errstr, size_t errstr_size)
         return -1;
     out->rkt = rd_kafka_topic_new(out->rk, out->topic, NULL);
     if (out->rkt == NULL) {
-        set_err(errstr, errstr_size, "topic %s: %s", out->topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
+        ops_err_format(errstr, errstr_size, "topic %s: %s", out->topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
     if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -83,12 +75,12 @@ static void drop_producer(ops_alert_out_t *out) {
 ops_alert_out_t *ops_alert_out_new(const ops_config_t *cfg, char *errstr, size_t errstr_size) {
     ops_alert_out_t *out = calloc(1, sizeof(*out));
     if (out == NULL) {
-        set_err(errstr, errstr_size, "alert output: out of memory");
+        ops_err_format(errstr, errstr_size, "alert output: out of memory");
         goto fail;
     }
     out->cfg = cfg;
     if (alerts_topic(cfg, out->topic, sizeof(out->topic)) != 0) {
-        set_err(errstr, errstr_size, "alert output: topic prefix too long");
+        ops_err_format(errstr, errstr_size, "alert output: topic prefix too long");
         goto fail;
     }
     out->codec = ops_codec_new(NULL, errstr, errstr_size);
@@ -128,7 +120,7 @@ static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_s
         drop_producer(out);
         return -1;
     }
-    set_err(errstr, errstr_size, "alert producer failed fatally (%s); recreated", ferr);
+    ops_err_format(errstr, errstr_size, "alert producer failed fatally (%s); recreated", ferr);
     return -1;
 }
 
@@ -151,7 +143,8 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            set_err(errstr, errstr_size, "produce to %s: %s", out->topic, rd_kafka_err2str(err));
+            ops_err_format(errstr, errstr_size, "produce to %s: %s", out->topic,
+                           rd_kafka_err2str(err));
             recreate_if_fatal(out, errstr, errstr_size);
             return -1;
         }
@@ -161,14 +154,14 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
     while (!out->dr_done) {
         rd_kafka_poll(out->rk, 20);
         if (stop != NULL && *stop && !out->dr_done) {
-            set_err(errstr, errstr_size, "interrupted while waiting for the delivery of %s",
-                    a->alert_id);
+            ops_err_format(errstr, errstr_size, "interrupted while waiting for the delivery of %s",
+                           a->alert_id);
             return -1;
         }
     }
     if (out->dr_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(errstr, errstr_size, "alert %s not delivered to %s: %s", a->alert_id, out->topic,
-                rd_kafka_err2str(out->dr_err));
+        ops_err_format(errstr, errstr_size, "alert %s not delivered to %s: %s", a->alert_id,
+                       out->topic, rd_kafka_err2str(out->dr_err));
         recreate_if_fatal(out, errstr, errstr_size);
         return -1;
     }
@@ -197,7 +190,7 @@ int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, s
     char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1] = "";
     const char *sev = ops_severity_name(a->severity);
     if (ops_key_alerts(a->operation, key, sizeof(key)) < 0) {
-        set_err(errstr, errstr_size, "alert stream key too long");
+        ops_err_format(errstr, errstr_size, "alert stream key too long");
         return -1;
     }
     snprintf(maxlen, sizeof(maxlen), "%d", OPS_ALERT_STREAM_MAXLEN);
@@ -250,12 +243,12 @@ int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, s
     redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
     int rc_out = -1;
     if (r == NULL) {
-        set_err(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
         goto cleanup;
     }
     if (r->type != REDIS_REPLY_INTEGER) {
-        set_err(errstr, errstr_size, "redis: XADD %s: %s", key,
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        ops_err_format(errstr, errstr_size, "redis: XADD %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
     rc_out = r->integer == 1 ? 1 : 0;
@@ -282,7 +275,7 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
     char kerr[512];
 
     if (alerts_topic(cfg, topic, sizeof(topic)) != 0) {
-        set_err(errstr, errstr_size, "alert topic name too long");
+        ops_err_format(errstr, errstr_size, "alert topic name too long");
         goto cleanup;
     }
     codec = ops_codec_new(NULL, errstr, errstr_size);
@@ -295,12 +288,12 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
      * offsets are ever committed under it */
     if (rd_kafka_conf_set(conf, "group.id", "opstream-alert-readback", kerr, sizeof(kerr)) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr, sizeof(kerr))) {
-        set_err(errstr, errstr_size, "%s", kerr);
+        ops_err_format(errstr, errstr_size, "%s", kerr);
         goto cleanup;
     }
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
     if (rk == NULL) {
-        set_err(errstr, errstr_size, "cannot create Kafka consumer: %s", kerr);
+        ops_err_format(errstr, errstr_size, "cannot create Kafka consumer: %s", kerr);
         goto cleanup;
     }
     conf = NULL; /* now owned by rk */
@@ -310,17 +303,17 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err) {
-        set_err(errstr, errstr_size, "metadata of %s: %s", topic,
-                rd_kafka_err2str(err                  ? err
-                                 : md->topic_cnt == 1 ? md->topics[0].err
-                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
+                       rd_kafka_err2str(err                  ? err
+                                        : md->topic_cnt == 1 ? md->topics[0].err
+                                                             : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         goto cleanup;
     }
     int np = md->topics[0].partition_cnt;
     parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
     high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
     if (parts == NULL || high == NULL) {
-        set_err(errstr, errstr_size, "out of memory");
+        ops_err_format(errstr, errstr_size, "out of memory");
         goto cleanup;
     }
     int remaining = 0;
@@ -329,8 +322,8 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
         int64_t lo = 0, hi = 0;
         err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms);
         if (err) {
-            set_err(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
-                    rd_kafka_err2str(err));
+            ops_err_format(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
+                           rd_kafka_err2str(err));
             goto cleanup;
         }
         high[i] = hi;
@@ -345,7 +338,7 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
     }
     err = rd_kafka_assign(rk, parts);
     if (err) {
-        set_err(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(err));
+        ops_err_format(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(err));
         goto cleanup;
     }
     int64_t deadline_polls = timeout_ms / 100 + 1;
@@ -353,7 +346,7 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m == NULL) {
             if (--deadline_polls <= 0) {
-                set_err(errstr, errstr_size, "reading %s: timed out", topic);
+                ops_err_format(errstr, errstr_size, "reading %s: timed out", topic);
                 goto cleanup;
             }
             continue;
@@ -369,7 +362,8 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
                 remaining--;
             }
         } else if (m->err) {
-            set_err(errstr, errstr_size, "reading %s: %s", topic, rd_kafka_message_errstr(m));
+            ops_err_format(errstr, errstr_size, "reading %s: %s", topic,
+                           rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             goto cleanup;
         } else {
@@ -378,7 +372,7 @@ int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a
             if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) ==
                 OPS_CODEC_OK) {
                 if (fn(&a, opaque) != 0) {
-                    set_err(errstr, errstr_size, "reading %s: stopped by the caller", topic);
+                    ops_err_format(errstr, errstr_size, "reading %s: stopped by the caller", topic);
                     rd_kafka_message_destroy(m);
                     goto cleanup;
                 }

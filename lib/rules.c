@@ -18,6 +18,7 @@
 
 #include "opstream/keys.h"
 #include "sha1.h"
+#include "err_priv.h"
 
 #define RULES_MAX 256
 #define CONDS_MAX 16
@@ -84,15 +85,6 @@ struct ops_rules {
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    if (errstr == NULL || errstr_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static char *trim(char *s) {
     while (*s == ' ' || *s == '\t')
@@ -256,7 +248,7 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
             fname[n++] = *p++;
         fname[n] = '\0';
         if (n == 0) {
-            set_err(why, why_size, "expected a field name at '%s'", p);
+            ops_err_format(why, why_size, "expected a field name at '%s'", p);
             return -1;
         }
         const field_def_t *fd = NULL;
@@ -265,12 +257,12 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
                 fd = &field_defs[i];
         }
         if (fd == NULL) {
-            set_err(why, why_size, "unknown field '%s' in condition", fname);
+            ops_err_format(why, why_size, "unknown field '%s' in condition", fname);
             return -1;
         }
         if (!field_fits_kind(fd, r->kind)) {
-            set_err(why, why_size, "field '%s' does not apply to kind %s", fname,
-                    ops_kind_name((ops_kind_t)r->kind));
+            ops_err_format(why, why_size, "field '%s' does not apply to kind %s", fname,
+                           ops_kind_name((ops_kind_t)r->kind));
             return -1;
         }
         while (*p == ' ' || *p == '\t')
@@ -282,7 +274,8 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         opbuf[n] = '\0';
         int op = op_from(opbuf);
         if (op < 0) {
-            set_err(why, why_size, "expected an operator (>= > <= < == != ~) after '%s'", fname);
+            ops_err_format(why, why_size, "expected an operator (>= > <= < == != ~) after '%s'",
+                           fname);
             return -1;
         }
         while (*p == ' ' || *p == '\t')
@@ -293,21 +286,22 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
             p++;
             while (*p != '\0' && *p != '"') {
                 if (n + 1 >= sizeof(val)) {
-                    set_err(why, why_size, "quoted text longer than %d characters",
-                            LOCATION_MATCH_MAX);
+                    ops_err_format(why, why_size, "quoted text longer than %d characters",
+                                   LOCATION_MATCH_MAX);
                     return -1;
                 }
                 val[n++] = *p++;
             }
             if (*p != '"') {
-                set_err(why, why_size, "unterminated quoted text");
+                ops_err_format(why, why_size, "unterminated quoted text");
                 return -1;
             }
             p++;
         } else {
             while (*p != '\0' && *p != ' ' && *p != '\t') {
                 if (n + 1 >= sizeof(val)) {
-                    set_err(why, why_size, "value longer than %d characters", LOCATION_MATCH_MAX);
+                    ops_err_format(why, why_size, "value longer than %d characters",
+                                   LOCATION_MATCH_MAX);
                     return -1;
                 }
                 val[n++] = *p++;
@@ -315,11 +309,11 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         }
         val[n] = '\0';
         if (n == 0) {
-            set_err(why, why_size, "missing value after '%s %s'", fname, opbuf);
+            ops_err_format(why, why_size, "missing value after '%s %s'", fname, opbuf);
             return -1;
         }
         if (r->n_conds >= CONDS_MAX) {
-            set_err(why, why_size, "more than %d conditions", CONDS_MAX);
+            ops_err_format(why, why_size, "more than %d conditions", CONDS_MAX);
             return -1;
         }
         cond_t *c = &r->conds[r->n_conds];
@@ -331,12 +325,12 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         case F_MINORS:
         case F_REFERRED:
             if (op == OP_CONTAINS) {
-                set_err(why, why_size, "'~' applies to location only");
+                ops_err_format(why, why_size, "'~' applies to location only");
                 return -1;
             }
             if (parse_uint(val, OPS_COUNT_MAX, &c->num) != 0) {
-                set_err(why, why_size, "'%s' is not a whole number from 0 to %d", val,
-                        OPS_COUNT_MAX);
+                ops_err_format(why, why_size, "'%s' is not a whole number from 0 to %d", val,
+                               OPS_COUNT_MAX);
                 return -1;
             }
             break;
@@ -345,12 +339,12 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         case F_OFFENCE:
         case F_CATEGORY:
             if (op != OP_EQ && op != OP_NE) {
-                set_err(why, why_size, "%s takes == or != only", fname);
+                ops_err_format(why, why_size, "%s takes == or != only", fname);
                 return -1;
             }
             c->num = enum_value(fd->field, val);
             if (c->num < 0) {
-                set_err(why, why_size, "'%s' is not a %s symbol", val, fname);
+                ops_err_format(why, why_size, "'%s' is not a %s symbol", val, fname);
                 return -1;
             }
             break;
@@ -358,20 +352,20 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         case F_NATIONALITY:
             if ((fd->field == F_COUNTRY && op != OP_EQ && op != OP_NE) ||
                 (fd->field == F_NATIONALITY && op != OP_EQ)) {
-                set_err(why, why_size, "%s takes %s only", fname,
-                        fd->field == F_COUNTRY ? "== or !=" : "==");
+                ops_err_format(why, why_size, "%s takes %s only", fname,
+                               fd->field == F_COUNTRY ? "== or !=" : "==");
                 return -1;
             }
             if (strlen(val) != 2 || !isupper((unsigned char)val[0]) ||
                 !isupper((unsigned char)val[1])) {
-                set_err(why, why_size, "'%s' is not a two-letter country code", val);
+                ops_err_format(why, why_size, "'%s' is not a two-letter country code", val);
                 return -1;
             }
             memcpy(c->text, val, 3);
             break;
         case F_LOCATION:
             if (op != OP_CONTAINS) {
-                set_err(why, why_size, "location takes ~ (contains) only");
+                ops_err_format(why, why_size, "location takes ~ (contains) only");
                 return -1;
             }
             memcpy(c->text, val, n + 1);
@@ -383,7 +377,7 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
         if (*p == '\0')
             return 0;
         if (strncmp(p, "and", 3) != 0 || (p[3] != ' ' && p[3] != '\t')) {
-            set_err(why, why_size, "expected 'and' or the end of the line at '%s'", p);
+            ops_err_format(why, why_size, "expected 'and' or the end of the line at '%s'", p);
             return -1;
         }
         p += 3;
@@ -581,7 +575,7 @@ static int expand_summary(const char *tmpl, rule_type_t type, const summary_ctx_
     size_t o = 0;
     for (const char *p = tmpl; *p != '\0';) {
         if (*p == '}') {
-            set_err(why, why_size, "'}' without '{' in summary");
+            ops_err_format(why, why_size, "'}' without '{' in summary");
             return -1;
         }
         if (*p != '{') {
@@ -592,14 +586,15 @@ static int expand_summary(const char *tmpl, rule_type_t type, const summary_ctx_
         }
         const char *end = strchr(p, '}');
         if (end == NULL || end - p - 1 >= 32 || end - p - 1 == 0) {
-            set_err(why, why_size, "unterminated or empty placeholder in summary at '%.20s'", p);
+            ops_err_format(why, why_size, "unterminated or empty placeholder in summary at '%.20s'",
+                           p);
             return -1;
         }
         char name[32];
         memcpy(name, p + 1, (size_t)(end - p - 1));
         name[end - p - 1] = '\0';
         if (!placeholder_known(type, name)) {
-            set_err(why, why_size, "unknown placeholder {%s} in summary", name);
+            ops_err_format(why, why_size, "unknown placeholder {%s} in summary", name);
             return -1;
         }
         if (x != NULL && out != NULL) {
@@ -676,7 +671,7 @@ static int finish_rule(parse_state_t *ps, char *errstr, size_t errstr_size) {
     if (r->type == RULE_EVENT && r->kind >= 0) {
         for (int i = 0; i < ps->n_when; i++) {
             if (parse_when(r, ps->when_text[i], buf, sizeof(buf)) != 0) {
-                set_err(errstr, errstr_size, "%s:%d: %s", ps->file, ps->when_line[i], buf);
+                ops_err_format(errstr, errstr_size, "%s:%d: %s", ps->file, ps->when_line[i], buf);
                 return -1;
             }
         }
@@ -709,13 +704,15 @@ static int finish_rule(parse_state_t *ps, char *errstr, size_t errstr_size) {
             r->cooldown_ms = r->window_ms;
     }
     if (why != NULL) {
-        set_err(errstr, errstr_size, "%s:%d: rule '%s': %s", ps->file, r->line, r->name, why);
+        ops_err_format(errstr, errstr_size, "%s:%d: rule '%s': %s", ps->file, r->line, r->name,
+                       why);
         return -1;
     }
     if (r->has_summary) {
         char w[160];
         if (expand_summary(r->summary, r->type, NULL, NULL, 0, w, sizeof(w)) != 0) {
-            set_err(errstr, errstr_size, "%s:%d: rule '%s': %s", ps->file, r->line, r->name, w);
+            ops_err_format(errstr, errstr_size, "%s:%d: rule '%s': %s", ps->file, r->line, r->name,
+                           w);
             return -1;
         }
     }
@@ -725,27 +722,28 @@ static int finish_rule(parse_state_t *ps, char *errstr, size_t errstr_size) {
 
 static int start_rule(parse_state_t *ps, const char *header, int line, char *why, size_t why_size) {
     if (strncmp(header, "rule", 4) != 0 || (header[4] != ' ' && header[4] != '\t')) {
-        set_err(why, why_size, "unknown section '[%s]'; expected [rule NAME]", header);
+        ops_err_format(why, why_size, "unknown section '[%s]'; expected [rule NAME]", header);
         return -1;
     }
     char name[OPS_ALERT_RULE_MAX + 8];
     snprintf(name, sizeof(name), "%s", header + 5);
     char *nm = trim(name);
     if (!valid_rule_name(nm)) {
-        set_err(why, why_size,
-                "rule name '%s' must be 1-%d of a-z 0-9 - _ and start with a letter or digit", nm,
-                OPS_ALERT_RULE_MAX);
+        ops_err_format(
+            why, why_size,
+            "rule name '%s' must be 1-%d of a-z 0-9 - _ and start with a letter or digit", nm,
+            OPS_ALERT_RULE_MAX);
         return -1;
     }
     for (size_t i = 0; i < ps->rules->n; i++) {
         if (strcmp(ps->rules->v[i].name, nm) == 0) {
-            set_err(why, why_size, "rule '%s' already defined at line %d", nm,
-                    ps->rules->v[i].line);
+            ops_err_format(why, why_size, "rule '%s' already defined at line %d", nm,
+                           ps->rules->v[i].line);
             return -1;
         }
     }
     if (ps->rules->n >= RULES_MAX) {
-        set_err(why, why_size, "more than %d rules", RULES_MAX);
+        ops_err_format(why, why_size, "more than %d rules", RULES_MAX);
         return -1;
     }
     rule_t *r = &ps->rules->v[ps->rules->n++];
@@ -764,7 +762,7 @@ static int start_rule(parse_state_t *ps, const char *header, int line, char *why
  * worth reporting ("when" may repeat). */
 static int once(bool *seen, const char *key, char *why, size_t why_size) {
     if (*seen) {
-        set_err(why, why_size, "'%s' set twice in one rule", key);
+        ops_err_format(why, why_size, "'%s' set twice in one rule", key);
         return -1;
     }
     *seen = true;
@@ -776,7 +774,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
     rule_t *r = ps->cur;
     int64_t v;
     if (*val == '\0') {
-        set_err(why, why_size, "'%s' has no value", key);
+        ops_err_format(why, why_size, "'%s' has no value", key);
         return -1;
     }
     if (strcmp(key, "type") == 0) {
@@ -787,7 +785,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         else if (strcmp(val, "spike") == 0)
             r->type = RULE_SPIKE;
         else {
-            set_err(why, why_size, "type '%s' is neither event nor spike", val);
+            ops_err_format(why, why_size, "type '%s' is neither event nor spike", val);
             return -1;
         }
     } else if (strcmp(key, "kind") == 0) {
@@ -795,12 +793,13 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
             return -1;
         r->kind = ops_kind_from_name(val);
         if (r->kind < 0) {
-            set_err(why, why_size, "kind '%s' is not arrest, rescue, migrant or seizure", val);
+            ops_err_format(why, why_size, "kind '%s' is not arrest, rescue, migrant or seizure",
+                           val);
             return -1;
         }
     } else if (strcmp(key, "when") == 0) {
         if (ps->n_when >= CONDS_MAX) {
-            set_err(why, why_size, "more than %d 'when' lines", CONDS_MAX);
+            ops_err_format(why, why_size, "more than %d 'when' lines", CONDS_MAX);
             return -1;
         }
         ps->when_line[ps->n_when] = line;
@@ -812,14 +811,14 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         char up[16];
         size_t n = strlen(val);
         if (n >= sizeof(up)) {
-            set_err(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
+            ops_err_format(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
             return -1;
         }
         for (size_t i = 0; i <= n; i++)
             up[i] = (char)toupper((unsigned char)val[i]);
         int s = ops_severity_from_name(up);
         if (s < 0) {
-            set_err(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
+            ops_err_format(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
             return -1;
         }
         r->severity = (ops_severity_t)s;
@@ -827,14 +826,15 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         if (once(&r->has_cooldown, key, why, why_size) != 0)
             return -1;
         if (parse_duration(val, &r->cooldown_ms) != 0) {
-            set_err(why, why_size, "cooldown '%s' is not a duration like 30s, 10m, 2h, 1d", val);
+            ops_err_format(why, why_size, "cooldown '%s' is not a duration like 30s, 10m, 2h, 1d",
+                           val);
             return -1;
         }
     } else if (strcmp(key, "summary") == 0) {
         if (once(&r->has_summary, key, why, why_size) != 0)
             return -1;
         if (strlen(val) > OPS_ALERT_SUMMARY_MAX) {
-            set_err(why, why_size, "summary longer than %d bytes", OPS_ALERT_SUMMARY_MAX);
+            ops_err_format(why, why_size, "summary longer than %d bytes", OPS_ALERT_SUMMARY_MAX);
             return -1;
         }
         snprintf(r->summary, sizeof(r->summary), "%s", val);
@@ -843,10 +843,10 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
             return -1;
         r->metric = ops_metric_from_name(val);
         if (r->metric < 0) {
-            set_err(why, why_size,
-                    "metric '%s' is not arrests, victims, minor_victims, migrants, "
-                    "seized_items or events",
-                    val);
+            ops_err_format(why, why_size,
+                           "metric '%s' is not arrests, victims, minor_victims, migrants, "
+                           "seized_items or events",
+                           val);
             return -1;
         }
     } else if (strcmp(key, "scope") == 0) {
@@ -857,7 +857,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         else if (strcmp(val, "operation") == 0)
             r->scope = SCOPE_OPERATION;
         else {
-            set_err(why, why_size, "scope '%s' is neither country nor operation", val);
+            ops_err_format(why, why_size, "scope '%s' is neither country nor operation", val);
             return -1;
         }
     } else if (strcmp(key, "window") == 0) {
@@ -865,16 +865,16 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
             return -1;
         if (parse_duration(val, &r->window_ms) != 0 || r->window_ms == 0 ||
             r->window_ms % OPS_MINUTE_MS != 0) {
-            set_err(why, why_size, "window '%s' is not a whole number of minutes (1m, 10m, 2h)",
-                    val);
+            ops_err_format(why, why_size,
+                           "window '%s' is not a whole number of minutes (1m, 10m, 2h)", val);
             return -1;
         }
     } else if (strcmp(key, "baseline") == 0) {
         if (once(&ps->seen_baseline, key, why, why_size) != 0)
             return -1;
         if (parse_uint(val, BASELINE_MAX, &v) != 0 || v < 1) {
-            set_err(why, why_size, "baseline '%s' is not a number of windows from 1 to %d", val,
-                    BASELINE_MAX);
+            ops_err_format(why, why_size, "baseline '%s' is not a number of windows from 1 to %d",
+                           val, BASELINE_MAX);
             return -1;
         }
         r->baseline = (int)v;
@@ -885,7 +885,8 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         errno = 0;
         double f = strtod(val, &end);
         if (errno != 0 || end == val || *end != '\0' || !isfinite(f) || f <= 0 || f > 1000) {
-            set_err(why, why_size, "factor '%s' is not a number above 0 and up to 1000", val);
+            ops_err_format(why, why_size, "factor '%s' is not a number above 0 and up to 1000",
+                           val);
             return -1;
         }
         r->factor = f;
@@ -893,7 +894,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         if (once(&ps->seen_min, key, why, why_size) != 0)
             return -1;
         if (parse_uint(val, INT64_C(1000000000), &v) != 0 || v < 1) {
-            set_err(why, why_size, "min '%s' is not a whole number of at least 1", val);
+            ops_err_format(why, why_size, "min '%s' is not a whole number of at least 1", val);
             return -1;
         }
         r->min = v;
@@ -901,12 +902,13 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         if (once(&ps->seen_min_events, key, why, why_size) != 0)
             return -1;
         if (parse_uint(val, INT64_C(1000000000), &v) != 0 || v < 1) {
-            set_err(why, why_size, "min_events '%s' is not a whole number of at least 1", val);
+            ops_err_format(why, why_size, "min_events '%s' is not a whole number of at least 1",
+                           val);
             return -1;
         }
         r->min_events = v;
     } else {
-        set_err(why, why_size, "unknown key '%s'", key);
+        ops_err_format(why, why_size, "unknown key '%s'", key);
         return -1;
     }
     return 0;
@@ -920,7 +922,7 @@ int ops_rules_parse(const char *text, size_t len, const char *filename, ops_rule
     ps.file = filename != NULL ? filename : "(rules)";
     ops_rules_t *rules = calloc(1, sizeof(*rules));
     if (rules == NULL || (rules->v = calloc(RULES_MAX, sizeof(rule_t))) == NULL) {
-        set_err(errstr, errstr_size, "%s: out of memory", ps.file);
+        ops_err_format(errstr, errstr_size, "%s: out of memory", ps.file);
         goto cleanup;
     }
     ps.rules = rules;
@@ -939,14 +941,14 @@ int ops_rules_parse(const char *text, size_t len, const char *filename, ops_rule
         if (pos < len)
             pos++; /* the newline */
         if (n > LINE_MAX_LEN) {
-            set_err(errstr, errstr_size, "%s:%d: line longer than %d bytes", ps.file, lineno,
-                    LINE_MAX_LEN);
+            ops_err_format(errstr, errstr_size, "%s:%d: line longer than %d bytes", ps.file, lineno,
+                           LINE_MAX_LEN);
             goto cleanup;
         }
         memcpy(line, text + start, n);
         line[n] = '\0';
         if (memchr(line, '\0', n) != NULL) {
-            set_err(errstr, errstr_size, "%s:%d: NUL byte in line", ps.file, lineno);
+            ops_err_format(errstr, errstr_size, "%s:%d: NUL byte in line", ps.file, lineno);
             goto cleanup;
         }
         char *s = trim(line);
@@ -955,42 +957,42 @@ int ops_rules_parse(const char *text, size_t len, const char *filename, ops_rule
         if (*s == '[') {
             size_t sl = strlen(s);
             if (s[sl - 1] != ']') {
-                set_err(errstr, errstr_size, "%s:%d: section header without closing ']'", ps.file,
-                        lineno);
+                ops_err_format(errstr, errstr_size, "%s:%d: section header without closing ']'",
+                               ps.file, lineno);
                 goto cleanup;
             }
             s[sl - 1] = '\0';
             if (finish_rule(&ps, errstr, errstr_size) != 0)
                 goto cleanup;
             if (start_rule(&ps, trim(s + 1), lineno, why, sizeof(why)) != 0) {
-                set_err(errstr, errstr_size, "%s:%d: %s", ps.file, lineno, why);
+                ops_err_format(errstr, errstr_size, "%s:%d: %s", ps.file, lineno, why);
                 goto cleanup;
             }
             continue;
         }
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            set_err(errstr, errstr_size, "%s:%d: expected 'key = value' or '[rule NAME]'", ps.file,
-                    lineno);
+            ops_err_format(errstr, errstr_size, "%s:%d: expected 'key = value' or '[rule NAME]'",
+                           ps.file, lineno);
             goto cleanup;
         }
         *eq = '\0';
         char *key = trim(s);
         char *val = trim(eq + 1);
         if (ps.cur == NULL) {
-            set_err(errstr, errstr_size, "%s:%d: '%s' outside a [rule NAME] section", ps.file,
-                    lineno, key);
+            ops_err_format(errstr, errstr_size, "%s:%d: '%s' outside a [rule NAME] section",
+                           ps.file, lineno, key);
             goto cleanup;
         }
         if (set_key(&ps, key, val, lineno, why, sizeof(why)) != 0) {
-            set_err(errstr, errstr_size, "%s:%d: %s", ps.file, lineno, why);
+            ops_err_format(errstr, errstr_size, "%s:%d: %s", ps.file, lineno, why);
             goto cleanup;
         }
     }
     if (finish_rule(&ps, errstr, errstr_size) != 0)
         goto cleanup;
     if (rules->n == 0) {
-        set_err(errstr, errstr_size, "%s:%d: no [rule NAME] section", ps.file, lineno);
+        ops_err_format(errstr, errstr_size, "%s:%d: no [rule NAME] section", ps.file, lineno);
         goto cleanup;
     }
     *out = rules;
@@ -1006,21 +1008,21 @@ int ops_rules_load_file(const char *path, ops_rules_t **out, char *errstr, size_
     char *buf = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        set_err(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        ops_err_format(errstr, errstr_size, "%s: %s", path, strerror(errno));
         goto cleanup;
     }
     buf = malloc(RULES_FILE_MAX + 1);
     if (buf == NULL) {
-        set_err(errstr, errstr_size, "%s: out of memory", path);
+        ops_err_format(errstr, errstr_size, "%s: out of memory", path);
         goto cleanup;
     }
     size_t n = fread(buf, 1, RULES_FILE_MAX + 1, f);
     if (ferror(f)) {
-        set_err(errstr, errstr_size, "%s: read error", path);
+        ops_err_format(errstr, errstr_size, "%s: read error", path);
         goto cleanup;
     }
     if (n > RULES_FILE_MAX) {
-        set_err(errstr, errstr_size, "%s: larger than %d bytes", path, RULES_FILE_MAX);
+        ops_err_format(errstr, errstr_size, "%s: larger than %d bytes", path, RULES_FILE_MAX);
         goto cleanup;
     }
     rc = ops_rules_parse(buf, n, path, out, errstr, errstr_size);
@@ -1241,7 +1243,7 @@ static void sample_add(scope_state_t *st, const char *event_id, int64_t minute) 
 ops_rule_engine_t *ops_rule_engine_new(const ops_rules_t *rules, char *errstr, size_t errstr_size) {
     ops_rule_engine_t *eng = calloc(1, sizeof(*eng));
     if (eng == NULL) {
-        set_err(errstr, errstr_size, "rule engine: out of memory");
+        ops_err_format(errstr, errstr_size, "rule engine: out of memory");
         return NULL;
     }
     eng->rules = rules;
@@ -1419,7 +1421,8 @@ int ops_rule_engine_process(ops_rule_engine_t *eng, const ops_event_t *ev, int64
     if (out == NULL)
         max = 0;
     if ((int)ev->kind < 0 || ev->kind >= OPS_KIND_COUNT) {
-        set_err(errstr, errstr_size, "event %s: kind %d out of range", ev->event_id, (int)ev->kind);
+        ops_err_format(errstr, errstr_size, "event %s: kind %d out of range", ev->event_id,
+                       (int)ev->kind);
         return -1;
     }
     if (eval_event_rules(eng, ev, now_ms, out, max, &n) != 0)
@@ -1437,7 +1440,7 @@ int ops_rule_engine_process(ops_rule_engine_t *eng, const ops_event_t *ev, int64
     }
     return (int)n;
 oom:
-    set_err(errstr, errstr_size, "rule engine: out of memory");
+    ops_err_format(errstr, errstr_size, "rule engine: out of memory");
     return -1;
 }
 
