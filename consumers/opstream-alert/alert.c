@@ -23,6 +23,7 @@
 #include "opstream/alert_out.h"
 #include "opstream/codec.h"
 #include "opstream/dlq.h"
+#include "opstream/validate.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
@@ -83,6 +84,7 @@ typedef struct alerter {
     ops_rule_engine_t *eng;
     ops_alert_out_t *out;
     ops_dlq_t *dlq;
+    ops_event_limits_t limits; /* the producer's validation rules */
     ops_idset_t published;
     tp_t *tps;
     size_t n_tps, cap_tps;
@@ -418,6 +420,11 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
     ops_event_t ev;
     ops_codec_err_t cerr =
         ops_codec_decode_event(al->codec, m->payload, m->len, &ev, err, sizeof(err));
+    /* An event that decodes but breaks the producer's rules (absurd counts
+     * or times, bad keys) raises nothing: it goes to the DLQ like an
+     * undecodable one. */
+    if (cerr == OPS_CODEC_OK && ops_event_validate(&ev, &al->limits, wall_ms(), err, sizeof(err)) != 0)
+        cerr = OPS_CODEC_ERR_MALFORMED;
     if (cerr != OPS_CODEC_OK) {
         if (live) {
             char reason[512];
@@ -512,6 +519,11 @@ int alert_run(const alert_opts_t *opts) {
 
     if (ops_key_offsets(opts->group, al.offsets_key, sizeof(al.offsets_key)) < 0) {
         logmsg("group name too long");
+        rc = ALERT_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (ops_event_limits_from_config(opts->cfg, &al.limits, err, sizeof(err)) != 0) {
+        logmsg("%s", err);
         rc = ALERT_EXIT_USAGE;
         goto cleanup;
     }

@@ -45,6 +45,7 @@ typedef struct count {
     ops_counter_t *counter;
     ops_counter_redis_t *redis;
     ops_dlq_t *dlq;
+    ops_event_limits_t limits; /* the producer's validation rules */
 
     int64_t batch_started; /* monotonic ms of the batch's first message */
     bool redis_failing;    /* the last step failed: partitions paused */
@@ -320,22 +321,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Events that pass the codec but would make bad keys (or no dedupe) are
- * refused like undecodable ones. */
-static int check_event(const ops_event_t *ev, char *err, size_t errsize) {
-    if (!ops_valid_operation(ev->operation)) {
-        snprintf(err, errsize, "invalid: operation '%.40s'", ev->operation);
-        return -1;
-    }
-    if (!ops_valid_country(ev->country)) {
-        snprintf(err, errsize, "invalid: country '%.8s'", ev->country);
-        return -1;
-    }
-    if (!ops_valid_uuid(ev->event_id)) {
-        snprintf(err, errsize, "invalid: event_id '%.40s'", ev->event_id);
-        return -1;
-    }
-    return 0;
+/* Events that decode but break the producer's rules (absurd counts or
+ * times, bad keys, no dedupe id) are refused like undecodable ones: one
+ * validation function for producer and consumers. */
+static int check_event(const count_t *ct, const ops_event_t *ev, char *err, size_t errsize) {
+    return ops_event_validate(ev, &ct->limits, now_wall_ms(), err, errsize);
 }
 
 static void handle_message(count_t *ct, rd_kafka_message_t *m) {
@@ -363,7 +353,7 @@ static void handle_message(count_t *ct, rd_kafka_message_t *m) {
             : ops_codec_decode_event(ct->codec, m->payload, m->len, &ev, err, sizeof err);
     if (m->payload == NULL)
         snprintf(err, sizeof err, "truncated: the message has no value");
-    if (cerr == OPS_CODEC_OK && check_event(&ev, err, sizeof err) != 0)
+    if (cerr == OPS_CODEC_OK && check_event(ct, &ev, err, sizeof err) != 0)
         cerr = OPS_CODEC_ERR_MALFORMED;
     if (cerr == OPS_CODEC_OK) {
         r = ops_counter_add_event(ct->counter, topic, m->partition, m->offset, &ev);
@@ -561,7 +551,8 @@ int count_run(const count_opts_t *o) {
     kopts.dedupe_window_s = ops_config_get_int(o->cfg, "opstream.dedupe.window.s");
     kopts.minute_ttl_s = ops_config_get_int(o->cfg, "opstream.bucket.minute.ttl.s");
     kopts.hour_ttl_s = ops_config_get_int(o->cfg, "opstream.bucket.hour.ttl.s");
-    if ((ct.codec = ops_codec_new(&copts, err, sizeof err)) == NULL ||
+    if (ops_event_limits_from_config(o->cfg, &ct.limits, err, sizeof err) != 0 ||
+        (ct.codec = ops_codec_new(&copts, err, sizeof err)) == NULL ||
         (ct.counter = ops_counter_new(&kopts, err, sizeof err)) == NULL ||
         (ct.redis = ops_counter_redis_new(ops_config_get(o->cfg, "opstream.redis.url"),
                                           ops_config_get(o->cfg, "opstream.redis.password.file"),

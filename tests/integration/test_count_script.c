@@ -67,7 +67,7 @@ static ops_event_t event(int id, int victims) {
 
 static ops_counter_t *counter(void) {
     char err[256];
-    ops_counter_options_t o = {.group = "g"};
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT};
     ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
 
     assert_non_null(c);
