@@ -259,11 +259,12 @@ static ops_counter_step_t flush_batch(count_t *ct) {
         ct->need_reload = true;
         break;
     case OPS_COUNTER_STEP_FAILED:
+    case OPS_COUNTER_STEP_REFUSED:
         if (!ct->redis_failing) {
             set_paused(ct, true);
             ct->redis_failing = true;
         }
-        redis_failed(ct, "redis", err);
+        redis_failed(ct, step == OPS_COUNTER_STEP_REFUSED ? "ERROR: redis" : "redis", err);
         break;
     }
     return step;
