@@ -394,7 +394,11 @@ TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
 /* ---- the consumer ------------------------------------------------------- */
 
 /* Starts opstream-count in group (extra: NULL-terminated more args, or
- * NULL). Short session timeouts so that a killed member is replaced fast. */
+ * NULL). Short session timeouts so that a killed member is replaced fast.
+ * Dedupe is off (opstream.dedupe.window.s=0), so that only the offsets
+ * stored with the counts keep them exact: a re-counted batch would show.
+ * A test of dedupe itself passes "-X opstream.dedupe.window.s=N" in extra
+ * (the later setting wins). */
 TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *extra) {
     const char *argv[32] = {"opstream-count",
                             "-b",
@@ -408,8 +412,10 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
                             "-X",
                             "session.timeout.ms=3000",
                             "-X",
-                            "heartbeat.interval.ms=100"};
-    size_t n = 13;
+                            "heartbeat.interval.ms=100",
+                            "-X",
+                            "opstream.dedupe.window.s=0"};
+    size_t n = 15;
 
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;
