@@ -517,6 +517,49 @@ static void event_id_is_a_pinned_version_5_uuid(void **state) {
     assert_non_null(strchr("89ab", id[19]));
 }
 
+/* Pinned vectors, one per row: each expected id was computed once, outside
+ * this code base (Python's uuid.uuid5 over the namespace and the parts
+ * joined by 0x1f), and written here as a literal. Any change of the
+ * derivation (namespace, order or separator of the parts, kind names, the
+ * SHA-1 or UUID code behind it) fails a row: re-sent records would stop
+ * counting once. Covers every kind, an empty and a 128-byte source_ref
+ * (a multi-block SHA-1 input) and UTF-8 text. */
+static void event_ids_are_pinned_literals(void **state) {
+    (void)state;
+    static const struct {
+        const char *op, *cc;
+        ops_kind_t kind;
+        const char *ref, *want;
+    } rows[] = {
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "CM-2023-0042", "2adfa995-4ed5-5357-a6ef-8a8df4755b2f"},
+        {"FLASH-WEKA", "CM", OPS_KIND_ARREST, "CM-2023-0042", "84f2afd8-714f-54d8-bbeb-110fc90f3d71"},
+        {"FLASH-WEKA", "CM", OPS_KIND_MIGRANT, "CM-2023-0042",
+         "e1d86a7f-17e6-5e90-a137-78cb7bb1a0b5"},
+        {"FLASH-WEKA", "CM", OPS_KIND_SEIZURE, "CM-2023-0042",
+         "1977af95-eb50-5640-a353-8acda5e9b77a"},
+        {"LIBERTERRA-II", "PH", OPS_KIND_RESCUE, "PH-2024-0001",
+         "b8430c19-d97b-56a8-b1de-842d1f64d2ff"},
+        {"WEKA-II", "NG", OPS_KIND_ARREST, "NGP-17", "53bd04b9-c749-5b8e-8653-fb1f86c40726"},
+        {"LIBERTERRA-II", "BR", OPS_KIND_MIGRANT, "BR/PF/2024/000123",
+         "acc6b540-7492-5a68-9bb0-a3da100eca02"},
+        {"OP1", "GB", OPS_KIND_SEIZURE, "x", "fbaea7d9-c5d9-50a6-9ec0-2a60c7bbc8ad"},
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "", "8c9b59d7-7eab-5d23-8a08-6d52450b51b6"},
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "S\xc3\xa3o Paulo #7",
+         "423ef26a-b535-59a7-a87b-45aaac17804f"},
+        {"A", "AD", OPS_KIND_ARREST,
+         "RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR"
+         "RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR",
+         "d51723a9-3fd3-5758-bde9-9ee1f46fe4b2"},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        char id[OPS_EVENT_ID_LEN + 1];
+        ops_event_id_derive(rows[i].op, rows[i].cc, rows[i].kind, rows[i].ref, id);
+        if (strcmp(id, rows[i].want) != 0)
+            fail_msg("row %zu (%s, %s, %s, '%s'): derived %s, pinned %s", i, rows[i].op,
+                     rows[i].cc, ops_kind_name(rows[i].kind), rows[i].ref, id, rows[i].want);
+    }
+}
+
 static void event_id_is_deterministic_and_depends_on_every_component(void **state) {
     (void)state;
     static const struct {
@@ -698,6 +741,7 @@ int main(void) {
         cmocka_unit_test(sha1_of_a_million_a_matches_fips_vector),
         cmocka_unit_test(sha1_padding_boundaries_and_split_updates_agree),
         cmocka_unit_test(uuid5_matches_the_rfc_9562_example),
+        cmocka_unit_test(event_ids_are_pinned_literals),
         cmocka_unit_test(country_table_is_sorted_with_249_assigned_codes),
         cmocka_unit_test(country_codes_accept_assigned_and_refuse_others),
         cmocka_unit_test(operation_codes_follow_the_pattern),
