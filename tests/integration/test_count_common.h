@@ -480,6 +480,37 @@ TC_HELPER void tc_stop(harness_proc_t *p) {
     harness_proc_free(p);
 }
 
+/* ---- memory of a consumer ------------------------------------------------ */
+
+/* A /proc/PID/status field in kB, or -1. */
+TC_HELPER long tc_proc_status_kb(pid_t pid, const char *field) {
+    char path[64], *text, *at;
+    long kb = -1;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    text = harness_read_file(path, NULL);
+    if (text == NULL)
+        return -1;
+    at = strstr(text, field);
+    if (at != NULL)
+        kb = strtol(at + strlen(field) + 1, NULL, 10);
+    free(text);
+    return kb;
+}
+
+/* AddressSanitizer keeps freed memory in quarantine and shadows the rest,
+ * so resident size says little about leaks there: LeakSanitizer does. */
+TC_HELPER bool tc_proc_is_sanitized(pid_t pid) {
+    char path[64], *maps;
+    bool yes;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    maps = harness_read_file(path, NULL);
+    yes = maps != NULL && strstr(maps, "libasan") != NULL;
+    free(maps);
+    return yes;
+}
+
 /* ---- a paced stream -------------------------------------------------------- */
 
 /* A stream of pre-generated events produced by a thread at a steady pace

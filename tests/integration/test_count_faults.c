@@ -2,7 +2,12 @@
  * opstream-count under faults, while a stream is being produced: kill -9 at
  * random moments ten times with a restart each time, two consumers in the
  * group with one leaving mid-stream, and redis-server killed and restarted
- * (AOF, appendfsync always) mid-stream. Every time the counts must be exact.
+ * (AOF, appendfsync always) mid-stream, and a zombie: a member frozen
+ * (SIGSTOP) past its session timeout while another takes its partitions
+ * over, then thawed with whatever it had fetched. Every time the counts
+ * must be exact. The consumers run with dedupe off (tc_spawn_count), so a
+ * batch counted twice would show: only the offsets stored with the counts
+ * keep them exact.
  */
 #include "test_count_common.h"
 
@@ -143,6 +148,47 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     tc_model_free(&m);
 }
 
+static bool proc_says_fenced_or_revoked(void *arg) {
+    harness_proc_t *p = arg;
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && (strstr(err, "batch not applied") != NULL ||
+                               strstr(err, "revoked") != NULL);
+
+    free(err);
+    return yes;
+}
+
+static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    const char *const verbose[] = {"-v", "--batch", "100", NULL};
+
+    (void)state;
+    harness_proc_t *a = tc_spawn_count("opstream-count", verbose);
+    assert_non_null(a);
+    assert_int_equal(harness_wait_until(proc_says_assigned, a, 30000), 0);
+    stream_start(&s, &m, "FLASH-WEKA", 6000, 20, SEED + 3);
+    progress_t pr = {"opstream-count", 0};
+    assert_int_equal(harness_wait_until(offsets_moved, &pr, 30000), 0);
+    /* A freezes mid-stream, holding whatever it fetched; B joins and, once
+     * A's session has timed out, takes every partition and moves on. */
+    assert_int_equal(harness_proc_signal(a, SIGSTOP), 0);
+    pr.since = tc_offsets_sum("opstream-count");
+    harness_proc_t *b = tc_spawn_count("opstream-count", verbose);
+    assert_non_null(b);
+    assert_int_equal(harness_wait_until(proc_says_assigned, b, 60000), 0);
+    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    /* A wakes up a zombie: its batch and fetched messages are stale. */
+    assert_int_equal(harness_proc_signal(a, SIGCONT), 0);
+    assert_int_equal(harness_wait_until(proc_says_fenced_or_revoked, a, 60000), 0);
+    stream_finish(&s);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(a);
+    tc_stop(b);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    tc_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(kill9_ten_times_during_a_stream_counts_exactly, tc_setup,
@@ -151,6 +197,9 @@ int main(void) {
                                         tc_setup, tc_teardown),
         cmocka_unit_test_setup_teardown(redis_killed_and_restarted_midstream_counts_exactly,
                                         tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice, tc_setup,
+            tc_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
