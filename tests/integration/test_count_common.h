@@ -32,6 +32,14 @@
 
 #define TC_HELPER __attribute__((unused)) static
 
+/* The dedupe window the counter tests run opstream-count with: off, so that
+ * only the offsets stored with the counts keep them exact. Building the
+ * tests with -DTC_DEDUPE_WINDOW='"604800"' shows what dedupe would hide
+ * (a broken offset store passes the crash tests then). */
+#ifndef TC_DEDUPE_WINDOW
+#define TC_DEDUPE_WINDOW "0"
+#endif
+
 #define MINUTE_TTL_S 172800LL
 #define HOUR_TTL_S 3024000LL
 
@@ -414,7 +422,7 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
                             "-X",
                             "heartbeat.interval.ms=100",
                             "-X",
-                            "opstream.dedupe.window.s=0"};
+                            "opstream.dedupe.window.s=" TC_DEDUPE_WINDOW};
     size_t n = 15;
 
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
