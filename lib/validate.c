@@ -228,14 +228,13 @@ static void format_span(int64_t ms, char *buf, size_t bufsize) {
  * occurred_at because national systems export with their own lags and
  * corrections, and the counters only use occurred_at. The upper bound is
  * computed without overflow for any now_ms and any limit. */
-static int check_time(const char *field, int64_t ms, const ops_event_limits_t *lim,
-                      int64_t now_ms, const char **fieldp, char *errstr, size_t errstr_size) {
+static int check_time(const char *field, int64_t ms, const ops_event_limits_t *lim, int64_t now_ms,
+                      const char **fieldp, char *errstr, size_t errstr_size) {
     char a[32], b[32], span[32];
     if (ms < lim->time_min_ms) {
         ops_format_timestamp(ms, a, sizeof(a));
         ops_format_timestamp(lim->time_min_ms, b, sizeof(b));
-        return fail(fieldp, errstr, errstr_size, field, "%s (%" PRId64 ") is before %s", a, ms,
-                    b);
+        return fail(fieldp, errstr, errstr_size, field, "%s (%" PRId64 ") is before %s", a, ms, b);
     }
     if (now_ms <= INT64_MAX - lim->time_max_future_ms && ms > now_ms + lim->time_max_future_ms) {
         ops_format_timestamp(ms, a, sizeof(a));
@@ -393,9 +392,8 @@ int ops_event_limits_from_config(const ops_config_t *cfg, ops_event_limits_t *li
  * Checks the fields in schema order and reports the first rule broken, so a
  * national desk fixing its export sees one clear reason per record.
  */
-int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim,
-                              int64_t now_ms, const char **fieldp, char *errstr,
-                              size_t errstr_size) {
+int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                              const char **fieldp, char *errstr, size_t errstr_size) {
     ops_event_limits_t def;
 
     if (lim == NULL) {
@@ -411,10 +409,8 @@ int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *l
     if (ops_kind_name(ev->kind) == NULL)
         return fail(fieldp, errstr, errstr_size, "kind", "%d is not an event kind", (int)ev->kind);
     if (check_strings(ev, fieldp, errstr, errstr_size) != 0 ||
-        check_time("occurred_at", ev->occurred_at, lim, now_ms, fieldp, errstr, errstr_size) !=
-            0 ||
-        check_time("reported_at", ev->reported_at, lim, now_ms, fieldp, errstr, errstr_size) !=
-            0 ||
+        check_time("occurred_at", ev->occurred_at, lim, now_ms, fieldp, errstr, errstr_size) != 0 ||
+        check_time("reported_at", ev->reported_at, lim, now_ms, fieldp, errstr, errstr_size) != 0 ||
         check_counts(ev, fieldp, errstr, errstr_size) != 0 ||
         check_enums(ev, fieldp, errstr, errstr_size) != 0 ||
         check_nationalities(ev, fieldp, errstr, errstr_size) != 0)

@@ -423,7 +423,8 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
     /* An event that decodes but breaks the producer's rules (absurd counts
      * or times, bad keys) raises nothing: it goes to the DLQ like an
      * undecodable one. */
-    if (cerr == OPS_CODEC_OK && ops_event_validate(&ev, &al->limits, wall_ms(), err, sizeof(err)) != 0)
+    if (cerr == OPS_CODEC_OK &&
+        ops_event_validate(&ev, &al->limits, wall_ms(), err, sizeof(err)) != 0)
         cerr = OPS_CODEC_ERR_MALFORMED;
     if (cerr != OPS_CODEC_OK) {
         if (live) {

@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define OPS_COUNTER_DEFAULT_MAX_EVENTS 5000
-#define OPS_COUNTER_TOPIC_MAX 249 /* Kafka's limit on topic names */
+#define OPS_COUNTER_TOPIC_MAX 249                  /* Kafka's limit on topic names */
 #define OPS_COUNTER_DEFAULT_DEDUPE_WINDOW_S 604800 /* 7 days */
 #define OPS_COUNTER_DEDUPE_DEFAULT (-1)            /* dedupe_window_s: the default window */
 

@@ -63,9 +63,8 @@ bool ops_valid_uuid(const char *s);       /* canonical lower-case 8-4-4-4-12 */
  * offending field's name. now_ms is the reference "now" for the future
  * bound (pass the wall clock; tests pass a fixed value); lim NULL: the
  * defaults. Returns 0 or -1. */
-int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim,
-                              int64_t now_ms, const char **fieldp, char *errstr,
-                              size_t errstr_size);
+int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                              const char **fieldp, char *errstr, size_t errstr_size);
 /* ops_validate_event_limits with the default limits. */
 int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **fieldp, char *errstr,
                        size_t errstr_size);

@@ -407,7 +407,7 @@ static void a_key_that_cannot_take_the_write_refuses_the_whole_step_until_fixed(
             fail_msg("row %zu (%s, %s %s): step %d, error '%s'", row, refused_rows[row].key,
                      refused_rows[row].verb, refused_rows[row].a1, (int)step, err);
         snapshot_take(&after);
-        snapshot_assert_equal(&before, &after); /* not one byte written */
+        snapshot_assert_equal(&before, &after);      /* not one byte written */
         assert_int_equal(ops_counter_pending(c), 3); /* the batch is kept for the retry */
         snapshot_free(&before);
         snapshot_free(&after);
@@ -478,8 +478,8 @@ int main(void) {
         cmocka_unit_test_setup(already_counted_ids_are_dropped_and_the_rest_applied, flush_redis),
         cmocka_unit_test_setup(script_is_reloaded_after_script_flush, flush_redis),
         cmocka_unit_test_setup(redis_down_fails_the_step_and_keeps_the_batch, flush_redis),
-        cmocka_unit_test_setup(
-            a_key_that_cannot_take_the_write_refuses_the_whole_step_until_fixed, flush_redis),
+        cmocka_unit_test_setup(a_key_that_cannot_take_the_write_refuses_the_whole_step_until_fixed,
+                               flush_redis),
         cmocka_unit_test_setup(an_expiry_redis_would_refuse_is_refused_before_any_write,
                                flush_redis),
     };

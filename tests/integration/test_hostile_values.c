@@ -49,13 +49,24 @@ typedef enum bad_class {
     B_CLASSES
 } bad_class_t;
 
-static const char *const class_name[B_CLASSES] = {
-    "occurred_at near INT64_MAX", "occurred_at year 9999", "occurred_at before 1970",
-    "occurred_at before 2000",    "occurred_at 2 days ahead", "reported_at year 9999",
-    "reported_at negative",       "count 0",                  "count negative",
-    "count 2^31-1",               "count 100001",             "minors above count",
-    "minors negative",            "referred above victims",   "country XK",
-    "operation lower case",       "event_id upper case",      "nationality ZZ"};
+static const char *const class_name[B_CLASSES] = {"occurred_at near INT64_MAX",
+                                                  "occurred_at year 9999",
+                                                  "occurred_at before 1970",
+                                                  "occurred_at before 2000",
+                                                  "occurred_at 2 days ahead",
+                                                  "reported_at year 9999",
+                                                  "reported_at negative",
+                                                  "count 0",
+                                                  "count negative",
+                                                  "count 2^31-1",
+                                                  "count 100001",
+                                                  "minors above count",
+                                                  "minors negative",
+                                                  "referred above victims",
+                                                  "country XK",
+                                                  "operation lower case",
+                                                  "event_id upper case",
+                                                  "nationality ZZ"};
 
 static const char *count_field(ops_kind_t k) {
     static const char *const n[OPS_KIND_COUNT] = {"persons", "victims", "migrants", "items"};
@@ -219,9 +230,8 @@ static void produce_range(suite_t *s, int from, int to) {
     for (int i = from; i < to; i++) {
         ops_event_t ev;
         bad_event(i, s->now, &ev, field, sizeof field, value, sizeof value);
-        assert_int_equal(ops_codec_encode_event(g_codec, &ev, buf, sizeof buf, &len, err,
-                                                sizeof err),
-                         0);
+        assert_int_equal(
+            ops_codec_encode_event(g_codec, &ev, buf, sizeof buf, &len, err, sizeof err), 0);
         assert_int_equal(ops_topic_name(NULL, ev.kind, topic, sizeof topic), 0);
         snprintf(key, sizeof key, "b%d", i);
         tc_produce_raw(topic, key, buf, len);
@@ -311,8 +321,8 @@ static void assert_dlq(const suite_t *s) {
     size_t len;
 
     assert_non_null(seen);
-    assert_int_equal(
-        harness_consume_all(g_broker->bootstrap, "opstream.dlq", 1000, 120000, &dlq), 0);
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.dlq", 1000, 120000, &dlq),
+                     0);
     assert_int_equal(dlq.n, (size_t)s->n_bad * 2);
     for (size_t j = 0; j < dlq.n; j++) {
         const harness_msg_t *d = &dlq.v[j];
@@ -358,12 +368,12 @@ static void assert_alerts(suite_t *s) {
     size_t single = 0;
 
     qsort(s->good_ids, (size_t)s->n_good, sizeof s->good_ids[0], cmp_id);
-    assert_int_equal(
-        harness_consume_all(g_broker->bootstrap, "opstream.alerts", 500, 60000, &msgs), 0);
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.alerts", 500, 60000, &msgs),
+                     0);
     for (size_t j = 0; j < msgs.n; j++) {
         ops_alert_t a;
-        assert_int_equal(ops_codec_decode_alert(g_codec, msgs.v[j].value, msgs.v[j].value_len,
-                                                &a, err, sizeof err),
+        assert_int_equal(ops_codec_decode_alert(g_codec, msgs.v[j].value, msgs.v[j].value_len, &a,
+                                                err, sizeof err),
                          OPS_CODEC_OK);
         assert_string_equal(a.operation, OP);
         for (uint32_t k = 0; k < a.n_event_ids; k++)

@@ -596,11 +596,12 @@ static void time_limits_are_applied_at_their_edges(void **state) {
     static const struct {
         int64_t occurred_at;
         int ok;
-    } rows[] = {
-        {NOW_MS - 30 * DAY_MS, 0},     {NOW_MS - 30 * DAY_MS - 1, -1},
-        {NOW_MS + 3600 * 1000, 0},     {NOW_MS + 3600 * 1000 + 1, -1},
-        {OPS_VALID_MIN_TIME_MS, -1}, /* fine by default, too old here */
-    };
+    } rows[] =
+        {
+            {NOW_MS - 30 * DAY_MS, 0},   {NOW_MS - 30 * DAY_MS - 1, -1},
+            {NOW_MS + 3600 * 1000, 0},   {NOW_MS + 3600 * 1000 + 1, -1},
+            {OPS_VALID_MIN_TIME_MS, -1}, /* fine by default, too old here */
+        };
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         ops_event_t ev;
         char err[256];
@@ -645,8 +646,8 @@ static void time_limits_come_from_the_config(void **state) {
             assert_int_equal(
                 ops_config_set(cfg, "opstream.event.time.min", rows[i].min, err, sizeof(err)), 0);
         if (rows[i].future != NULL)
-            assert_int_equal(ops_config_set(cfg, "opstream.event.time.max.future.s",
-                                            rows[i].future, err, sizeof(err)),
+            assert_int_equal(ops_config_set(cfg, "opstream.event.time.max.future.s", rows[i].future,
+                                            err, sizeof(err)),
                              0);
         assert_int_equal(ops_event_limits_from_config(cfg, &lim, err, sizeof(err)), rows[i].rc);
         assert_int_equal(lim.time_min_ms, rows[i].want_min);
@@ -713,8 +714,10 @@ static void event_ids_are_pinned_literals(void **state) {
         ops_kind_t kind;
         const char *ref, *want;
     } rows[] = {
-        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "CM-2023-0042", "2adfa995-4ed5-5357-a6ef-8a8df4755b2f"},
-        {"FLASH-WEKA", "CM", OPS_KIND_ARREST, "CM-2023-0042", "84f2afd8-714f-54d8-bbeb-110fc90f3d71"},
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "CM-2023-0042",
+         "2adfa995-4ed5-5357-a6ef-8a8df4755b2f"},
+        {"FLASH-WEKA", "CM", OPS_KIND_ARREST, "CM-2023-0042",
+         "84f2afd8-714f-54d8-bbeb-110fc90f3d71"},
         {"FLASH-WEKA", "CM", OPS_KIND_MIGRANT, "CM-2023-0042",
          "e1d86a7f-17e6-5e90-a137-78cb7bb1a0b5"},
         {"FLASH-WEKA", "CM", OPS_KIND_SEIZURE, "CM-2023-0042",
@@ -737,8 +740,8 @@ static void event_ids_are_pinned_literals(void **state) {
         char id[OPS_EVENT_ID_LEN + 1];
         ops_event_id_derive(rows[i].op, rows[i].cc, rows[i].kind, rows[i].ref, id);
         if (strcmp(id, rows[i].want) != 0)
-            fail_msg("row %zu (%s, %s, %s, '%s'): derived %s, pinned %s", i, rows[i].op,
-                     rows[i].cc, ops_kind_name(rows[i].kind), rows[i].ref, id, rows[i].want);
+            fail_msg("row %zu (%s, %s, %s, '%s'): derived %s, pinned %s", i, rows[i].op, rows[i].cc,
+                     ops_kind_name(rows[i].kind), rows[i].ref, id, rows[i].want);
     }
 }
 
