@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <cmocka.h>
 
@@ -429,6 +430,31 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
         argv[n++] = *extra;
     argv[n] = NULL;
     return harness_spawn(argv, NULL, 0);
+}
+
+/* Starts opstream-alert with a rules file in its default group
+ * (opstream-alert), with the same short session timeouts. */
+TC_HELPER harness_proc_t *tc_spawn_alert(const char *rules) {
+    const char *argv[] = {"opstream-alert",
+                          "-b",
+                          g_broker->bootstrap,
+                          "--redis",
+                          g_redis->url,
+                          "--rules",
+                          rules,
+                          "-X",
+                          "session.timeout.ms=3000",
+                          "-X",
+                          "heartbeat.interval.ms=100",
+                          NULL};
+    return harness_spawn(argv, NULL, 0);
+}
+
+/* tc_teardown, with a Redis frozen (SIGSTOP) by a failed test thawed. */
+TC_HELPER int tc_thaw_teardown(void **state) {
+    if (g_redis->proc != NULL)
+        harness_proc_signal(g_redis->proc, SIGCONT);
+    return tc_teardown(state);
 }
 
 typedef struct tc_progress {

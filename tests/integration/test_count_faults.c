@@ -166,13 +166,6 @@ static bool proc_says_batch_not_applied(void *arg) {
     return yes;
 }
 
-/* tc_teardown, with a Redis frozen by a failed test thawed. */
-static int thaw_teardown(void **state) {
-    if (g_redis->proc != NULL)
-        harness_proc_signal(g_redis->proc, SIGCONT);
-    return tc_teardown(state);
-}
-
 /*
  * A zombie with a stale batch: A holds a batch it cannot write (Redis
  * frozen), then A itself freezes; Redis thaws, B joins and, once A's
@@ -227,7 +220,7 @@ int main(void) {
                                         tc_setup, tc_teardown),
         cmocka_unit_test_setup_teardown(
             zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice, tc_setup,
-            thaw_teardown),
+            tc_thaw_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

@@ -244,24 +244,6 @@ static void produce_range(suite_t *s, int from, int to) {
     }
 }
 
-static harness_proc_t *spawn_alert(const char *rules) {
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          g_broker->bootstrap,
-                          "--redis",
-                          g_redis->url,
-                          "--rules",
-                          rules,
-                          "-g",
-                          ALERT_GROUP,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
-                          NULL};
-    return harness_spawn(argv, NULL, 0);
-}
-
 /* The last "<N> <word>" figure a process printed, e.g. its DLQ count. */
 static long long last_figure(harness_proc_t *p, const char *word) {
     char *err = harness_proc_stderr(p), *at = NULL, *s;
@@ -404,7 +386,7 @@ static void absurd_values_from_a_foreign_producer_go_to_the_dlq_and_good_ones_co
     snprintf(rules, sizeof rules, "%s/config/alerts.conf", src != NULL ? src : ".");
 
     harness_proc_t *count = tc_spawn_count(GROUP, dedupe_on);
-    harness_proc_t *alert = spawn_alert(rules);
+    harness_proc_t *alert = tc_spawn_alert(rules);
     assert_non_null(count);
     assert_non_null(alert);
     /* Warm-up: buffers, the DLQ producers and the codecs reach their size. */
