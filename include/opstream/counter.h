@@ -130,7 +130,8 @@ void ops_counter_discard(ops_counter_t *c);
  *   H  { key  expireat(0 = none)  F { field  delta } x F } x H
  *   S  { key  member } x S
  *
- * D: per operation, the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
+ * D: per operation (D = 0 when dedupe is off: nothing is checked or
+ * marked), the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
  * K slot hashes covering the dedupe window are checked, the ids are marked in
  * the current slot, which expires at its end plus the window. H: hash
  * increments (totals and per-country hashes carry all six metrics; bucket
