@@ -19,9 +19,12 @@
 /* The atomic step. A Lua script that fails half-way keeps the writes it
  * made (Redis has no rollback), so phase 1 only reads and checks everything
  * a write of phase 2 could fail on:
- *   - the type of every key phase 2 writes (offsets, dedupe marks and the
- *     slots read for dedupe, counter hashes: hash; the sets: set); another
- *     type is REFUSED naming the key, nothing written;
+ *   - the type of every key phase 2 writes (offsets, the dedupe slots read,
+ *     the newest of which takes the marks, counter hashes: hash; the sets:
+ *     set); another type is REFUSED naming the key, nothing written. A
+ *     counter hash's type is learnt from the HMGET of its current values
+ *     (redis.pcall: a wrong type is an error reply, not a script error), so
+ *     it costs no extra call;
  *   - every counter field's current value: an integer Redis can increment,
  *     and current + delta within int64 (a margin of 2^12 below the limit,
  *     since Lua numbers are doubles), else REFUSED naming key and field;
@@ -70,7 +73,7 @@ static const char counter_script[] =
     "  local ni = tonumber(a[i]); i = i + 1\n"
     "  g.is = i; g.ie = i + ni - 1; i = i + ni\n"
     "  groups[d] = g\n"
-    "  r = want(g.mk, 'hash') or badexp(g.mk, g.mexp); if r then return r end\n"
+    "  r = badexp(g.mk, g.mexp); if r then return r end\n"
     "  for k = g.ks, g.ke do\n"
     "    local ty = typeof(a[k])\n"
     "    if ty == 'hash' then\n"
@@ -91,12 +94,12 @@ static const char counter_script[] =
     "for h = 1, nh do\n"
     "  local key, exp, nf = a[i], a[i + 1], tonumber(a[i + 2]); i = i + 3\n"
     "  hs[h] = {key = key, exp = exp, fs = i, nf = nf}\n"
-    "  r = want(key, 'hash'); if r then return r end\n"
     "  if exp ~= '0' then r = badexp(key, exp); if r then return r end end\n"
     "  for c = 0, nf - 1, 500 do\n"
     "    local fl = {}\n"
     "    for f = c, math.min(c + 499, nf - 1) do fl[#fl + 1] = a[i + 2 * f] end\n"
-    "    local cur = redis.call('HMGET', key, unpack(fl))\n"
+    "    local cur = redis.pcall('HMGET', key, unpack(fl))\n"
+    "    if cur.err then return {'REFUSED', key, 'holds a ' .. typeof(key) .. ', not a hash'} end\n"
     "    for j = 1, #fl do\n"
     "      local v, dl = cur[j], a[i + 2 * (c + j - 1) + 1]\n"
     "      if v then\n"
