@@ -1018,7 +1018,8 @@ int ops_rules_load_file(const char *path, ops_rules_t **out, char *errstr, size_
     }
     size_t n = fread(buf, 1, RULES_FILE_MAX + 1, f);
     if (ferror(f)) {
-        ops_err_format(errstr, errstr_size, "%s: read error", path);
+        ops_err_format(errstr, errstr_size, "%s: %s", path,
+                       errno == EISDIR ? "is a directory, not a rules file" : strerror(errno));
         goto cleanup;
     }
     if (n > RULES_FILE_MAX) {

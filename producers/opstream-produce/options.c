@@ -68,10 +68,13 @@ static void usage(FILE *out) {
             "\n"
             "Reports: every bad record as 'FILE:LINE: field: reason' on stderr; every record\n"
             "whose delivery failed as 'FILE:LINE: delivery failed: reason (event_id ...)';\n"
-            "at the end one line 'read N, delivered N, rejected N, failed N'. With -v,\n"
-            "librdkafka's own log lines too (its errors are always shown).\n"
-            "SIGINT/SIGTERM: stop reading, wait for what was sent to be confirmed, report;\n"
-            "a second signal stops waiting and reports the unconfirmed records as failed.\n"
+            "at the end one line 'read N, delivered N, rejected N, failed N'. Brokers that\n"
+            "do not answer within opstream.connect.timeout.s (default 10 s) are named once;\n"
+            "every record then fails at once with its FILE:LINE (exit 3). librdkafka's own\n"
+            "log lines only with -v.\n"
+            "SIGINT/SIGTERM: stop reading, wait up to 1.5 s for what was sent to be\n"
+            "confirmed, report; what is unconfirmed then is reported failed (exit 3). A\n"
+            "second signal stops waiting at once.\n"
             "A producer that fails fatally (idempotence lost) is recreated (up to 3 times)\n"
             "and its unconfirmed records are sent again with the same event_id; consumers\n"
             "count an event_id once, so such a resend never double-counts.\n"
@@ -81,7 +84,7 @@ static void usage(FILE *out) {
             "  1  some records were rejected; every valid one was delivered\n"
             "  2  usage or configuration error (nothing sent from a file with a bad header)\n"
             "  3  delivery failed for some records (each is reported), e.g. the brokers\n"
-            "     could not be reached within --timeout\n"
+            "     could not be reached, or a signal came before they were confirmed\n"
             "After a signal the codes refer to the records read before it.\n",
             ops_cli_common_help());
 }
