@@ -86,7 +86,7 @@ static void usage(FILE *out) {
             "  3  delivery failed for some records (each is reported), e.g. the brokers\n"
             "     could not be reached, or a signal came before they were confirmed\n"
             "After a signal the codes refer to the records read before it.\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -120,6 +120,7 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
 
     o->kind = -1;
     o->progress = -1;
+    o->common.uses = OPS_CLI_USES_KAFKA;
     while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
         int rc = ops_cli_common_option(o->cfg, &o->common, opt, optarg, err, sizeof(err));
         if (rc < 0)
@@ -128,10 +129,8 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
             continue;
         switch (opt) {
         case OPT_OPERATION:
-            if (!ops_valid_operation(optarg))
-                return usage_error("--operation: '%s' is not an operation code "
-                                   "([A-Z0-9][A-Z0-9-]{0,31}, e.g. LIBERTERRA-II)",
-                                   optarg);
+            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
+                return usage_error("--operation: %s", err);
             o->operation = optarg;
             break;
         case OPT_COUNTRY:

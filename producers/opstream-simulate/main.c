@@ -128,7 +128,7 @@ static void usage(FILE *out) {
             "  0  every generated event was delivered (or printed)\n"
             "  2  usage or configuration error\n"
             "  3  delivery failed for some events (each is reported on stderr)\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -185,6 +185,7 @@ static int parse_options(int argc, char **argv, sim_opts_t *o) {
     double v;
     int opt;
 
+    o->common.uses = OPS_CLI_USES_KAFKA;
     o->rate = 10;
     o->events = -1;
     o->sim.seed = 1;
@@ -196,8 +197,8 @@ static int parse_options(int argc, char **argv, sim_opts_t *o) {
             continue;
         switch (opt) {
         case OPT_OPERATION:
-            if (!ops_valid_operation(optarg))
-                return usage_error("--operation: '%s' is not an operation code", optarg);
+            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
+                return usage_error("--operation: %s", err);
             o->sim.operation = optarg;
             break;
         case OPT_COUNTRIES:

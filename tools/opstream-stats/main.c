@@ -65,7 +65,7 @@ static void usage(FILE *out) {
             "  1  operation not found\n"
             "  2  usage error\n"
             "  3  Redis error\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_REDIS));
 }
 
 static int64_t wall_ms(void) {
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {0};
+    ops_cli_common_t common = {.uses = OPS_CLI_USES_REDIS};
     redisContext *rc = NULL;
     const char *cc = NULL, *op = NULL;
     bool json = false, watch = false, list = false;
@@ -195,8 +195,8 @@ int main(int argc, char **argv) {
                         "Try 'opstream-stats --help'.\n");
         goto cleanup;
     }
-    if (op != NULL && !ops_valid_operation(op)) {
-        fprintf(stderr, "opstream-stats: '%s' is not an operation code ([A-Z0-9][A-Z0-9-]*)\n", op);
+    if (op != NULL && ops_operation_check(op, err, sizeof err) != 0) {
+        fprintf(stderr, "opstream-stats: %s\n", err);
         goto cleanup;
     }
     rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
