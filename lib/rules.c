@@ -468,7 +468,7 @@ typedef struct summary_ctx {
 
 static const char *const metric_texts[OPS_METRIC_COUNT] = {
     "arrests",      "victims rescued", "minor victims rescued", "irregular migrants detected",
-    "items seized", "events reported"};
+    "minor migrants detected", "items seized", "events reported"};
 
 static const char *const event_placeholders[] = {
     "operation",   "country",  "kind", "count",        "persons", "victims",  "migrants",
@@ -845,7 +845,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         if (r->metric < 0) {
             ops_err_format(why, why_size,
                            "metric '%s' is not arrests, victims, minor_victims, migrants, "
-                           "seized_items or events",
+                           "minor_migrants, seized_items or events",
                            val);
             return -1;
         }

@@ -8,20 +8,21 @@
 
 #include "opstream/validate.h"
 
-static const char *const short_names[OPS_METRIC_COUNT] = {"arrests",  "victims", "minors",
-                                                          "migrants", "seized",  "events"};
+/* Column heads, 9 characters at most: a row is 80 columns. */
+static const char *const short_names[OPS_METRIC_COUNT] = {
+    "arrests", "victims", "minor vic", "migrants", "minor mig", "seized", "events"};
 
 static void row(FILE *out, const char *label, const int64_t m[OPS_METRIC_COUNT]) {
-    fprintf(out, "%-12s", label);
+    fprintf(out, "%-10s", label);
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
-        fprintf(out, " %10lld", (long long)m[k]);
+        fprintf(out, " %9lld", (long long)m[k]);
     fputc('\n', out);
 }
 
 static void header(FILE *out, const char *first) {
-    fprintf(out, "%-12s", first);
+    fprintf(out, "%-10s", first);
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
-        fprintf(out, " %10s", short_names[k]);
+        fprintf(out, " %9s", short_names[k]);
     fputc('\n', out);
 }
 
