@@ -112,8 +112,38 @@ static void assert_no_librdkafka_lines(const char *text) {
         fail_msg("librdkafka log lines without -v:\n%s", text);
 }
 
+/* The one line naming the brokers, and no librdkafka lines. */
+static void assert_brokers_named_once(const char *err, const char *bs, int secs) {
+    char want[256];
+    snprintf(want, sizeof(want), "cannot reach the brokers at %s within %d s", bs, secs);
+    assert_contains(err, want);
+    assert_int_equal(count_of(err, "cannot reach the brokers"), 1);
+    assert_no_librdkafka_lines(err);
+}
+
 static void example(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/examples/%s", harness_src_dir(), name);
+}
+
+/* Starts argv, lets it settle into its waiting state for wait_ms, sends
+ * SIGTERM and checks that it exits with want within STOPPED_WITHIN_MS.
+ * Returns the exited process (the caller reads its output and frees it). */
+static harness_proc_t *sigterm_after(const char *const argv[], int wait_ms, int want) {
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    usleep((useconds_t)wait_ms * 1000);
+    assert_true(harness_proc_running(p));
+    harness_proc_signal(p, SIGTERM);
+    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), want);
+    return p;
+}
+
+static void all_brokers_down(harness_broker_t *b) {
+    for (int i = 1; i <= 3; i++) {
+        char cmd[32];
+        snprintf(cmd, sizeof(cmd), "broker-down %d", i);
+        assert_int_equal(harness_broker_command(b, cmd, NULL, 0), 0);
+    }
 }
 
 /* ---- producers ----------------------------------------------------------- */
@@ -126,16 +156,13 @@ static void produce_names_an_unreachable_broker_once_and_fails_each_record_with_
     example(file, sizeof(file), "togo.jsonl");
     const char *argv[] = {"opstream-produce", "-b", bs, "--country", "TG", file, NULL};
     assert_int_equal(run(argv, NULL, NAMED_WITHIN_MS, &err, NULL), 3);
-    snprintf(want, sizeof(want), "cannot reach the brokers at %s within 10 s", bs);
-    assert_contains(err, want);
-    assert_int_equal(count_of(err, "cannot reach the brokers"), 1);
+    assert_brokers_named_once(err, bs, 10);
     for (int line = 1; line <= 4; line++) {
         snprintf(want, sizeof(want), "%s:%d: delivery failed: not sent: brokers %s not reachable",
                  file, line, bs);
         assert_contains(err, want);
     }
     assert_contains(err, "read 4, delivered 0, rejected 0, failed 4");
-    assert_no_librdkafka_lines(err);
     free(err);
 }
 
@@ -146,12 +173,7 @@ static void produce_stops_within_seconds_of_sigterm_while_connecting(void **stat
     example(file, sizeof(file), "togo.jsonl");
     const char *argv[] = {"opstream-produce", "-b", bs, "-X", "opstream.connect.timeout.s=600",
                           "--country", "TG", file, NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    usleep(1000 * 1000);
-    assert_true(harness_proc_running(p));
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 3);
+    harness_proc_t *p = sigterm_after(argv, 1000, 3);
     char *err = harness_proc_stderr(p);
     snprintf(want, sizeof(want), "%s:4: delivery failed: interrupted before delivery was confirmed",
              file);
@@ -197,11 +219,7 @@ static void produce_stops_within_seconds_of_sigterm_while_flushing(void **state)
     g_bootstrap = b->bootstrap;
     assert_int_equal(harness_wait_until(some_event_on_a_topic, NULL, 20000), 0);
     char *err = NULL;
-    for (int i = 1; i <= 3; i++) {
-        char cmd[32];
-        snprintf(cmd, sizeof(cmd), "broker-down %d", i);
-        assert_int_equal(harness_broker_command(b, cmd, NULL, 0), 0);
-    }
+    all_brokers_down(b);
     assert_int_equal(harness_proc_write(p, second), 0);
     usleep(500 * 1000);
     harness_proc_signal(p, SIGTERM);
@@ -216,19 +234,16 @@ static void produce_stops_within_seconds_of_sigterm_while_flushing(void **state)
 }
 
 static void simulate_names_an_unreachable_broker_once_and_exits_3(void **state) {
-    char bs[64], want[128], *err = NULL;
+    char bs[64], *err = NULL;
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
     const char *argv[] = {"opstream-simulate", "-b", bs, "-X", SHORT_CONNECT, "--rate", "50", NULL};
     assert_int_equal(run(argv, NULL, NAMED_WITHIN_MS, &err, NULL), 3);
-    snprintf(want, sizeof(want), "cannot reach the brokers at %s within 2 s", bs);
-    assert_contains(err, want);
-    assert_int_equal(count_of(err, "cannot reach the brokers"), 1);
+    assert_brokers_named_once(err, bs, 2);
     assert_contains(err, "not sent: brokers not reachable");
     assert_contains(err, "delivered 0");
     /* one line, not one per event */
     assert_int_equal(count_of(err, "delivery failed"), 0);
-    assert_no_librdkafka_lines(err);
     free(err);
 }
 
@@ -238,11 +253,7 @@ static void simulate_stops_within_seconds_of_sigterm_while_connecting(void **sta
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
     const char *argv[] = {"opstream-simulate", "-b", bs, "-X", "opstream.connect.timeout.s=600",
                           "--rate", "50", NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    usleep(1000 * 1000);
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 3);
+    harness_proc_t *p = sigterm_after(argv, 1000, 3);
     char *err = harness_proc_stderr(p);
     assert_contains(err, "interrupted before delivery was confirmed");
     assert_contains(err, "delivered 0");
@@ -258,11 +269,7 @@ static void simulate_stops_within_seconds_of_sigterm_while_flushing(void **state
     harness_proc_t *p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
     usleep(2000 * 1000); /* some events delivered: the brokers answered */
-    for (int i = 1; i <= 3; i++) {
-        char cmd[32];
-        snprintf(cmd, sizeof(cmd), "broker-down %d", i);
-        assert_int_equal(harness_broker_command(b, cmd, NULL, 0), 0);
-    }
+    all_brokers_down(b);
     usleep(1000 * 1000);
     harness_proc_signal(p, SIGTERM);
     assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 3);
@@ -287,15 +294,12 @@ static void alerts_without_brokers_says_no_brokers_at_once(void **state) {
 }
 
 static void alerts_names_an_unreachable_broker_and_exits_1(void **state) {
-    char bs[64], want[128], *err = NULL;
+    char bs[64], *err = NULL;
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
     const char *argv[] = {"opstream-alerts", "-b", bs, NULL};
     assert_int_equal(run(argv, NULL, NAMED_WITHIN_MS, &err, NULL), 1);
-    snprintf(want, sizeof(want), "cannot reach the brokers at %s within 10 s", bs);
-    assert_contains(err, want);
-    assert_int_equal(count_of(err, "cannot reach the brokers"), 1);
-    assert_no_librdkafka_lines(err);
+    assert_brokers_named_once(err, bs, 10);
     free(err);
 }
 
@@ -305,12 +309,7 @@ static void alerts_stops_within_seconds_of_sigterm_while_connecting(void **state
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
     const char *argv[] = {"opstream-alerts", "-b", bs, "-X", "opstream.connect.timeout.s=600",
                           NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    usleep(1000 * 1000);
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 0);
-    harness_proc_free(p);
+    harness_proc_free(sigterm_after(argv, 1000, 0));
 }
 
 static void alerts_stops_within_seconds_of_sigterm_while_following(void **state) {
@@ -318,13 +317,7 @@ static void alerts_stops_within_seconds_of_sigterm_while_following(void **state)
     harness_broker_t *b = harness_broker_start(NULL);
     assert_non_null(b);
     const char *argv[] = {"opstream-alerts", "-b", b->bootstrap, NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    usleep(1500 * 1000);
-    assert_true(harness_proc_running(p));
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 0);
-    harness_proc_free(p);
+    harness_proc_free(sigterm_after(argv, 1500, 0));
     harness_broker_free(b);
 }
 
@@ -633,12 +626,7 @@ static void stats_watch_waits_for_redis_and_stops_on_sigterm(void **state) {
     (void)state;
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", closed_port());
     const char *argv[] = {"opstream-stats", "--redis", url, "FLASH-WEKA", "--watch", NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
-    assert_non_null(p);
-    usleep(1500 * 1000);
-    assert_true(harness_proc_running(p));
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 3);
+    harness_proc_t *p = sigterm_after(argv, 1500, 3);
     out = harness_proc_stdout(p);
     assert_contains(out, "waiting for Redis: cannot reach Redis");
     free(out);
@@ -690,11 +678,7 @@ static void broker_wait_names_what_it_waited_for_and_stops_on_sigterm(void **sta
     free(err);
 
     const char *forever[] = {"opstream-broker", "--wait", file, "--timeout", "600", NULL};
-    harness_proc_t *p = harness_spawn(forever, NULL, 0);
-    assert_non_null(p);
-    usleep(500 * 1000);
-    harness_proc_signal(p, SIGTERM);
-    assert_int_equal(exit_within(p, STOPPED_WITHIN_MS), 1);
+    harness_proc_t *p = sigterm_after(forever, 500, 1);
     err = harness_proc_stderr(p);
     assert_contains(err, "interrupted");
     free(err);
