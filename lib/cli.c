@@ -81,35 +81,36 @@ int ops_cli_common_option(ops_config_t *cfg, ops_cli_common_t *common, int opt, 
 /* The help is assembled from the parts a program uses, so that a program
  * never lists an option it ignores. */
 #define HELP_HEAD "Common options:\n"
-#define HELP_BROKERS                                                                              \
-    "  -b, --brokers BROKERS   Kafka bootstrap servers, host:port[,host:port...]\n"              \
+#define HELP_BROKERS                                                                               \
+    "  -b, --brokers BROKERS   Kafka bootstrap servers, host:port[,host:port...]\n"                \
     "                          (sets bootstrap.servers; no default)\n"
-#define HELP_X_KAFKA                                                                              \
-    "  -X PROP=VALUE           set a property: opstream.* (application),\n"                       \
+#define HELP_X_KAFKA                                                                               \
+    "  -X PROP=VALUE           set a property: opstream.* (application),\n"                        \
     "                          topic.* (topic property) or any librdkafka property\n"
 #define HELP_X_APP "  -X KEY=VALUE            set an opstream.* setting (application)\n"
-#define HELP_CONFIG "  -c, --config FILE       load a properties file (key=value lines, # comments)\n"
-#define HELP_REDIS                                                                                \
-    "      --redis URL         Redis server (sets opstream.redis.url; default\n"                  \
-    "                          redis://127.0.0.1:6379/0), also\n"                                 \
-    "                          redis://[user:pass@]host:port/db?user=NAME,\n"                     \
+#define HELP_CONFIG                                                                                \
+    "  -c, --config FILE       load a properties file (key=value lines, # comments)\n"
+#define HELP_REDIS                                                                                 \
+    "      --redis URL         Redis server (sets opstream.redis.url; default\n"                   \
+    "                          redis://127.0.0.1:6379/0), also\n"                                  \
+    "                          redis://[user:pass@]host:port/db?user=NAME,\n"                      \
     "                          unix:///path?db=N\n"
-#define HELP_TAIL                                                                                 \
-    "  -v, --verbose           more output (repeat for more)\n"                                   \
-    "  -h, --help              show this help and exit\n"                                         \
-    "      --version           show the version and exit\n"                                       \
-    "Options are applied in order after the environment; later ones win.\n"                       \
-    "\n"                                                                                          \
-    "Environment:\n"                                                                              \
+#define HELP_TAIL                                                                                  \
+    "  -v, --verbose           more output (repeat for more)\n"                                    \
+    "  -h, --help              show this help and exit\n"                                          \
+    "      --version           show the version and exit\n"                                        \
+    "Options are applied in order after the environment; later ones win.\n"                        \
+    "\n"                                                                                           \
+    "Environment:\n"                                                                               \
     "  OPSTREAM_CONFIG               properties file loaded first\n"
-#define HELP_ENV_KAFKA                                                                            \
+#define HELP_ENV_KAFKA                                                                             \
     "  OPSTREAM_BROKERS              Kafka bootstrap servers (bootstrap.servers)\n"
-#define HELP_ENV_REDIS                                                                            \
-    "  OPSTREAM_REDIS                Redis URL (opstream.redis.url)\n"                            \
-    "  OPSTREAM_REDIS_PASSWORD_FILE  file whose first line is the Redis password\n"               \
+#define HELP_ENV_REDIS                                                                             \
+    "  OPSTREAM_REDIS                Redis URL (opstream.redis.url)\n"                             \
+    "  OPSTREAM_REDIS_PASSWORD_FILE  file whose first line is the Redis password\n"                \
     "                                (opstream.redis.password.file)\n"
-#define HELP_ENV_SASL                                                                             \
-    "  OPSTREAM_SASL_PASSWORD_FILE   file whose first line is the Kafka SASL password\n"          \
+#define HELP_ENV_SASL                                                                              \
+    "  OPSTREAM_SASL_PASSWORD_FILE   file whose first line is the Kafka SASL password\n"           \
     "                                (opstream.sasl.password.file)\n"
 
 const char *ops_cli_help_for(unsigned uses) {
@@ -120,8 +121,8 @@ const char *ops_cli_help_for(unsigned uses) {
     case OPS_CLI_USES_REDIS:
         return HELP_HEAD HELP_X_APP HELP_CONFIG HELP_REDIS HELP_TAIL HELP_ENV_REDIS;
     default:
-        return HELP_HEAD HELP_BROKERS HELP_X_KAFKA HELP_CONFIG HELP_REDIS HELP_TAIL
-            HELP_ENV_KAFKA HELP_ENV_REDIS HELP_ENV_SASL;
+        return HELP_HEAD HELP_BROKERS HELP_X_KAFKA HELP_CONFIG HELP_REDIS HELP_TAIL HELP_ENV_KAFKA
+            HELP_ENV_REDIS HELP_ENV_SASL;
     }
 }
 

@@ -326,9 +326,8 @@ static void give_up_connecting(ops_produce_t *p) {
     char reason[sizeof(p->fatal_reason) + 16];
     p->unreachable = 1;
     snprintf(p->fatal_reason, sizeof(p->fatal_reason), "brokers %s not reachable", p->brokers);
-    notice(p, "cannot reach the brokers at %s within %d s (%s); giving up",
-           p->brokers, p->connect_s,
-           p->last_error[0] != '\0' ? p->last_error : "no answer");
+    notice(p, "cannot reach the brokers at %s within %d s (%s); giving up", p->brokers,
+           p->connect_s, p->last_error[0] != '\0' ? p->last_error : "no answer");
     snprintf(reason, sizeof(reason), "not sent: %s", p->fatal_reason);
     ops_produce_abandon(p, reason);
 }

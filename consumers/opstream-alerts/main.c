@@ -285,8 +285,8 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     }
     conf = NULL; /* now owned by rk */
     rd_kafka_poll_set_consumer(rk);
-    int arc = assign_all(rk, topic, o, &ends, bs, connect_s > 0 ? connect_s : 10, &talk,
-                         err, sizeof(err));
+    int arc = assign_all(rk, topic, o, &ends, bs, connect_s > 0 ? connect_s : 10, &talk, err,
+                         sizeof(err));
     if (arc < 0)
         goto fail;
 

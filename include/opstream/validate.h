@@ -30,8 +30,8 @@ bool ops_valid_operation(const char *op); /* [A-Z0-9][A-Z0-9-]{0,31} */
  * ("'liberterra-ii' is not an operation code (A-Z, ...): did you mean
  * LIBERTERRA-II?"), the one wording every program uses. */
 int ops_operation_check(const char *op, char *errstr, size_t errstr_size);
-bool ops_valid_country(const char *cc);   /* an assigned ISO 3166-1 alpha-2 code */
-bool ops_valid_uuid(const char *s);       /* canonical lower-case 8-4-4-4-12 */
+bool ops_valid_country(const char *cc); /* an assigned ISO 3166-1 alpha-2 code */
+bool ops_valid_uuid(const char *s);     /* canonical lower-case 8-4-4-4-12 */
 
 /* Checks every field of ev against the event model. now_ms is the reference
  * "now" for the future bound (pass the wall clock; tests pass a fixed value).

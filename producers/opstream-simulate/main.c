@@ -495,8 +495,9 @@ int main(int argc, char **argv) {
         rc = EXIT_USAGE;
     if (p != NULL) {
         if (run.unsent > 0)
-            fprintf(stderr, "opstream-simulate: events %ld to %ld (%llu) not sent: brokers not "
-                            "reachable\n",
+            fprintf(stderr,
+                    "opstream-simulate: events %ld to %ld (%llu) not sent: brokers not "
+                    "reachable\n",
                     run.unsent_first, run.unsent_last, (unsigned long long)run.unsent);
         if (st.failed > 0 && !ops_produce_reached_broker(p) && !ops_produce_unreachable(p)) {
             const char *bs = ops_config_get(o.cfg, "bootstrap.servers");

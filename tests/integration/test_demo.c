@@ -113,8 +113,9 @@ static void make_demo_counts_everything_raises_the_raid_alert_and_cleans_up(void
     const char *line = strstr(out, "[demo] ");
     long raised = -1, shown = -1, counted = -1, delivered = -2;
     while (line != NULL &&
-           sscanf(line, "[demo] %ld alerts raised, %ld of them WARNING or above (shown above); "
-                        "counted %ld of %ld events",
+           sscanf(line,
+                  "[demo] %ld alerts raised, %ld of them WARNING or above (shown above); "
+                  "counted %ld of %ld events",
                   &raised, &shown, &counted, &delivered) != 4)
         line = strstr(line + 1, "[demo] ");
     assert_non_null(line);

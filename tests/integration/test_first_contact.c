@@ -108,7 +108,8 @@ static void assert_contains(const char *text, const char *what) {
 
 /* librdkafka's own log lines ("%3|...|FAIL|") stay behind -v. */
 static void assert_no_librdkafka_lines(const char *text) {
-    if (strstr(text, "%3|") != NULL || strstr(text, "%4|") != NULL || strstr(text, "kafka FAIL") != NULL)
+    if (strstr(text, "%3|") != NULL || strstr(text, "%4|") != NULL ||
+        strstr(text, "kafka FAIL") != NULL)
         fail_msg("librdkafka log lines without -v:\n%s", text);
 }
 
@@ -148,8 +149,8 @@ static void all_brokers_down(harness_broker_t *b) {
 
 /* ---- producers ----------------------------------------------------------- */
 
-static void produce_names_an_unreachable_broker_once_and_fails_each_record_with_its_line(
-    void **state) {
+static void
+produce_names_an_unreachable_broker_once_and_fails_each_record_with_its_line(void **state) {
     char bs[64], file[HARNESS_PATH_MAX], want[HARNESS_PATH_MAX + 256], *err = NULL;
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
@@ -171,8 +172,8 @@ static void produce_stops_within_seconds_of_sigterm_while_connecting(void **stat
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
     example(file, sizeof(file), "togo.jsonl");
-    const char *argv[] = {"opstream-produce", "-b", bs, "-X", "opstream.connect.timeout.s=600",
-                          "--country", "TG", file, NULL};
+    const char *argv[] = {"opstream-produce", "-b", bs,   "-X", "opstream.connect.timeout.s=600",
+                          "--country",        "TG", file, NULL};
     harness_proc_t *p = sigterm_after(argv, 1000, 3);
     char *err = harness_proc_stderr(p);
     snprintf(want, sizeof(want), "%s:4: delivery failed: interrupted before delivery was confirmed",
@@ -203,8 +204,8 @@ static void produce_stops_within_seconds_of_sigterm_while_flushing(void **state)
     (void)state;
     harness_broker_t *b = harness_broker_start(NULL);
     assert_non_null(b);
-    const char *argv[] = {"opstream-produce", "-b",      b->bootstrap, "--country", "TG",
-                          "--format",         "jsonl",   "-",          NULL};
+    const char *argv[] = {"opstream-produce", "-b",    b->bootstrap, "--country", "TG",
+                          "--format",         "jsonl", "-",          NULL};
     harness_proc_t *p = harness_spawn(argv, NULL, HARNESS_STDIN_PIPE);
     assert_non_null(p);
     char file[HARNESS_PATH_MAX], *lines;
@@ -251,8 +252,14 @@ static void simulate_stops_within_seconds_of_sigterm_while_connecting(void **sta
     char bs[64];
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
-    const char *argv[] = {"opstream-simulate", "-b", bs, "-X", "opstream.connect.timeout.s=600",
-                          "--rate", "50", NULL};
+    const char *argv[] = {"opstream-simulate",
+                          "-b",
+                          bs,
+                          "-X",
+                          "opstream.connect.timeout.s=600",
+                          "--rate",
+                          "50",
+                          NULL};
     harness_proc_t *p = sigterm_after(argv, 1000, 3);
     char *err = harness_proc_stderr(p);
     assert_contains(err, "interrupted before delivery was confirmed");
@@ -307,8 +314,8 @@ static void alerts_stops_within_seconds_of_sigterm_while_connecting(void **state
     char bs[64];
     (void)state;
     snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
-    const char *argv[] = {"opstream-alerts", "-b", bs, "-X", "opstream.connect.timeout.s=600",
-                          NULL};
+    const char *argv[] = {
+        "opstream-alerts", "-b", bs, "-X", "opstream.connect.timeout.s=600", NULL};
     harness_proc_free(sigterm_after(argv, 1000, 0));
 }
 
@@ -326,7 +333,7 @@ static void alerts_refuses_an_operation_that_is_not_a_code_like_stats(void **sta
     char *a_err = NULL, *s_err = NULL;
     (void)state;
     const char *alerts[] = {"opstream-alerts", "-b", "127.0.0.1:1", "--operation",
-                            "liberterra-ii", NULL};
+                            "liberterra-ii",   NULL};
     const char *stats[] = {"opstream-stats", "--redis", g_redis->url, "liberterra-ii", NULL};
     assert_int_equal(run(alerts, NULL, STOPPED_WITHIN_MS, &a_err, NULL), 2);
     assert_int_equal(run(stats, NULL, STOPPED_WITHIN_MS, &s_err, NULL), 2);
@@ -366,8 +373,8 @@ static void ignored_options_are_not_listed_and_are_refused(void **state) {
     assert_contains(out, "[--operation OP]");
     free(out);
 
-    const char *alerts_redis[] = {"opstream-alerts", "-b", "127.0.0.1:1", "--redis", g_redis->url,
-                                  NULL};
+    const char *alerts_redis[] = {"opstream-alerts", "-b",         "127.0.0.1:1",
+                                  "--redis",         g_redis->url, NULL};
     assert_int_equal(run(alerts_redis, NULL, STOPPED_WITHIN_MS, &err, NULL), 2);
     assert_contains(err, "--redis: this program does not use Redis");
     free(err);
@@ -421,15 +428,15 @@ static void stats_country_that_never_reported_is_exit_1_with_a_message(void **st
     char *err = NULL, *out = NULL;
     (void)state;
     seed_operation("FIRST-NG", 3); /* NG GH SN */
-    const char *cm[] = {"opstream-stats", "--redis", g_redis->url, "FIRST-NG", "--country", "CM",
-                        NULL};
+    const char *cm[] = {"opstream-stats", "--redis", g_redis->url, "FIRST-NG",
+                        "--country",      "CM",      NULL};
     assert_int_equal(run(cm, NULL, STOPPED_WITHIN_MS, &err, &out), 1);
     assert_contains(err, "country CM has not reported for FIRST-NG");
     assert_string_equal(out, "");
     free(err);
     free(out);
-    const char *gh[] = {"opstream-stats", "--redis", g_redis->url, "FIRST-NG", "--country", "GH",
-                        NULL};
+    const char *gh[] = {"opstream-stats", "--redis", g_redis->url, "FIRST-NG",
+                        "--country",      "GH",      NULL};
     assert_int_equal(run(gh, NULL, STOPPED_WITHIN_MS, &err, &out), 0);
     assert_contains(out, "FIRST-NG / GH");
     free(err);
@@ -687,8 +694,8 @@ static void broker_wait_names_what_it_waited_for_and_stops_on_sigterm(void **sta
 
 /* ---- input and files ----------------------------------------------------------- */
 
-static void csv_empty_trailing_cells_are_ignored_and_a_value_past_the_header_is_rejected(
-    void **state) {
+static void
+csv_empty_trailing_cells_are_ignored_and_a_value_past_the_header_is_rejected(void **state) {
     char file[HARNESS_PATH_MAX], want[HARNESS_PATH_MAX + 128], *err = NULL;
     (void)state;
     harness_path(file, sizeof(file), "trailing.csv");
@@ -727,7 +734,8 @@ static void a_directory_as_rules_or_config_file_says_so(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(produce_names_an_unreachable_broker_once_and_fails_each_record_with_its_line),
+        cmocka_unit_test(
+            produce_names_an_unreachable_broker_once_and_fails_each_record_with_its_line),
         cmocka_unit_test(produce_stops_within_seconds_of_sigterm_while_connecting),
         cmocka_unit_test(produce_stops_within_seconds_of_sigterm_while_flushing),
         cmocka_unit_test(simulate_names_an_unreachable_broker_once_and_exits_3),

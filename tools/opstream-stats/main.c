@@ -100,8 +100,9 @@ static int read_stats(redisContext *rc, const char *op, const char *cc, long ale
         return EXIT_NOT_FOUND;
     }
     if (r == 2) {
-        snprintf(msg, msg_size, "country %s has not reported for %s (run without --country to "
-                                "see those that did)",
+        snprintf(msg, msg_size,
+                 "country %s has not reported for %s (run without --country to "
+                 "see those that did)",
                  cc, op);
         return EXIT_NOT_FOUND;
     }
@@ -134,8 +135,7 @@ static redisContext *connect_redis(const ops_config_t *cfg, int timeout_ms, char
                                          ops_config_get(cfg, "opstream.redis.password.file"),
                                          timeout_ms, inner, sizeof inner);
     if (rc == NULL)
-        snprintf(err, err_size, "cannot reach Redis (%s); check --redis or OPSTREAM_REDIS",
-                 inner);
+        snprintf(err, err_size, "cannot reach Redis (%s); check --redis or OPSTREAM_REDIS", inner);
     return rc;
 }
 
@@ -185,7 +185,7 @@ static void draw(const char *frame, int cols, bool tty) {
 /* --watch: one frame a second until a signal. The operation not there yet
  * and Redis down are waiting states shown in the frame, not errors. */
 static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *op, const char *cc,
-                 int window, bool json, long alerts) {
+                      int window, bool json, long alerts) {
     bool tty = isatty(STDOUT_FILENO);
     int code = EXIT_OK;
 
