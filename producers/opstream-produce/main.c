@@ -16,7 +16,7 @@
 
 /* First signal: stop reading and flush for at most FINAL_FLUSH_MS.
  * Second: stop waiting. */
-#define FINAL_FLUSH_MS 1500
+#define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
 

@@ -74,7 +74,7 @@ static void usage(FILE *out) {
             "do not answer within opstream.connect.timeout.s (default 10 s) are named once;\n"
             "every record then fails at once with its FILE:LINE (exit 3). librdkafka's own\n"
             "log lines only with -v.\n"
-            "SIGINT/SIGTERM: stop reading, wait up to 1.5 s for what was sent to be\n"
+            "SIGINT/SIGTERM: stop reading, wait up to 1 s for what was sent to be\n"
             "confirmed, report; what is unconfirmed then is reported failed (exit 3). A\n"
             "second signal stops waiting at once.\n"
             "A producer that fails fatally (idempotence lost) is recreated (up to 3 times)\n"

@@ -65,7 +65,7 @@ typedef struct sim_run {
 
 /* First signal: stop generating and flush for at most FINAL_FLUSH_MS.
  * Second: stop waiting. */
-#define FINAL_FLUSH_MS 1500
+#define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
 
@@ -120,7 +120,7 @@ static void usage(FILE *out) {
             "that do not answer within opstream.connect.timeout.s (default 10 s) are named\n"
             "once; generation stops and the run exits 3. librdkafka's own log lines only\n"
             "with -v.\n"
-            "SIGINT/SIGTERM: stop generating, wait up to 1.5 s for what was sent to be\n"
+            "SIGINT/SIGTERM: stop generating, wait up to 1 s for what was sent to be\n"
             "confirmed, write the totals; what is unconfirmed then counts as failed (exit\n"
             "3). A second signal stops waiting at once.\n"
             "\n"

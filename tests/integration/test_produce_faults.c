@@ -162,7 +162,7 @@ static bool stderr_has(void *arg) {
     return found;
 }
 
-/* SIGTERM while nothing can be confirmed: the final flush is bounded (1.5 s),
+/* SIGTERM while nothing can be confirmed: the final flush is bounded (1 s),
  * then every unconfirmed record is reported with its line, exit 3. */
 static void sigterm_with_brokers_down_reports_unconfirmed_records_failed(void **state) {
     char path[HARNESS_PATH_MAX], cmd[64];
@@ -193,7 +193,7 @@ static void sigterm_with_brokers_down_reports_unconfirmed_records_failed(void **
     assert_int_equal(harness_proc_exit_code(p), 3);
 
     char *err = harness_proc_stderr(p);
-    assert_non_null(strstr(err, "waiting up to 1500 ms for 300 records to be confirmed"));
+    assert_non_null(strstr(err, "waiting up to 1000 ms for 300 records to be confirmed"));
     assert_non_null(strstr(err, "read 300, delivered 0, rejected 0, failed 300"));
     for (int line = 2; line <= 301; line++) {
         char want[HARNESS_PATH_MAX + 64];
