@@ -187,7 +187,7 @@ static void draw(const char *frame, int cols, bool tty) {
 static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *op, const char *cc,
                       int window, bool json, long alerts) {
     bool tty = isatty(STDOUT_FILENO);
-    int code = EXIT_OK;
+    int code = EXIT_OK, told = EXIT_OK;
 
     while (!g_stop) {
         char msg[768] = "", *frame = NULL;
@@ -227,7 +227,11 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
         } else if (code == EXIT_OK) {
             fputs(frame, stdout); /* one JSON object per line */
             fflush(stdout);
+        } else if (code != told) {
+            /* JSON lines stay JSON: the waiting state goes to stderr, once */
+            fprintf(stderr, "opstream-stats: waiting: %s\n", msg);
         }
+        told = code;
         free(frame);
         if (code == EXIT_OK)
             ops_stats_free(&s);
