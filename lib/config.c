@@ -69,6 +69,8 @@ static const ops_config_key_t ops_config_keys[] = {
     {"opstream.event.time.max.future.s", OPS_CONFIG_INT, "86400", 0, 31622400, NULL,
      "how far past now an occurred_at/reported_at may lie (seconds); later events are rejected "
      "by producers and sent to the DLQ by consumers"},
+    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
+     "seconds to reach a broker or Redis before a program names it unreachable"},
 };
 
 #define OPS_CONFIG_NKEYS (sizeof(ops_config_keys) / sizeof(ops_config_keys[0]))
@@ -357,6 +359,10 @@ int ops_config_load_file(ops_config_t *cfg, const char *path, char *errstr, size
         errno = 0;
         ssize_t len = getline(&line, &linecap, fp);
         if (len < 0) {
+            if (ferror(fp) && errno == EISDIR) {
+                snprintf(errstr, errstr_size, "%s: is a directory, not a properties file", path);
+                goto cleanup;
+            }
             if (ferror(fp)) {
                 snprintf(errstr, errstr_size, "%s:%lu: %s", path, lineno + 1,
                          strerror(errno ? errno : EIO));
