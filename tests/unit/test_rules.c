@@ -536,6 +536,18 @@ static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **stat
     ops_rules_destroy(r);
 }
 
+/* Pinned: uuid5(3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4, "rule\x1foperation\x1fscope\x1finstance"),
+ * computed independently. A change here re-raises every alert after an upgrade. */
+static void alert_ids_match_pinned_literal_values(void **state) {
+    (void)state;
+    char id[OPS_EVENT_ID_LEN + 1];
+    ops_alert_id_derive("mass-rescue", "LIBERTERRA-II", "PH", "2adfa995-4ed5-5357-a6ef-8a8df4755b2f",
+                        id);
+    assert_string_equal(id, "2c0808bc-9bc7-583d-b7f3-232e8b27e5ce");
+    ops_alert_id_derive("victims-spike", "LIBERTERRA-II", "", "1727704800000", id);
+    assert_string_equal(id, "297cb9fc-bc05-5ae8-8df9-b378ed4ba9ee");
+}
+
 static void alert_ids_are_v5_uuids_that_differ_by_every_part(void **state) {
     (void)state;
     char a[OPS_EVENT_ID_LEN + 1], b[OPS_EVENT_ID_LEN + 1];
@@ -572,6 +584,7 @@ int main(void) {
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
         cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
         cmocka_unit_test(untrusted_extreme_times_fire_event_rules_but_skip_spikes),
+        cmocka_unit_test(alert_ids_match_pinned_literal_values),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

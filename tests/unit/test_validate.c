@@ -517,6 +517,30 @@ static void event_id_is_a_pinned_version_5_uuid(void **state) {
     assert_non_null(strchr("89ab", id[19]));
 }
 
+/* More pinned ids, each checked against an independent UUID v5 implementation:
+ * another kind, an empty source_ref, non-ASCII bytes and a moved boundary. */
+static void event_ids_match_pinned_literal_values(void **state) {
+    (void)state;
+    static const struct {
+        const char *op, *cc;
+        ops_kind_t kind;
+        const char *ref, *want;
+    } rows[] = {
+        {"LIBERTERRA-II", "PH", OPS_KIND_ARREST, "PNP-2024-4412",
+         "75f036ed-a95d-5cd6-bf8f-f77f24e4f42f"},
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "", "8c9b59d7-7eab-5d23-8a08-6d52450b51b6"},
+        {"WEKA-II", "SL", OPS_KIND_SEIZURE, "SL/2024/\xc3\xa4-7",
+         "ee153083-3dff-570c-8d4e-b42b4dddc5f1"},
+        {"FLASH-WEKAC", "M", OPS_KIND_MIGRANT, "CM-2023-0042",
+         "4e402a0a-c5fb-5af7-bd80-ef7780965b15"},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        char id[OPS_EVENT_ID_LEN + 1];
+        ops_event_id_derive(rows[i].op, rows[i].cc, rows[i].kind, rows[i].ref, id);
+        assert_string_equal(id, rows[i].want);
+    }
+}
+
 static void event_id_is_deterministic_and_depends_on_every_component(void **state) {
     (void)state;
     static const struct {
@@ -709,6 +733,7 @@ int main(void) {
         cmocka_unit_test(each_broken_rule_names_its_field_and_value),
         cmocka_unit_test(error_messages_are_escaped_and_bounded),
         cmocka_unit_test(event_id_is_a_pinned_version_5_uuid),
+        cmocka_unit_test(event_ids_match_pinned_literal_values),
         cmocka_unit_test(event_id_is_deterministic_and_depends_on_every_component),
         cmocka_unit_test(timestamps_in_every_accepted_form_parse),
         cmocka_unit_test(bad_timestamps_are_refused_with_a_reason),
