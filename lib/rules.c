@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "opstream/keys.h"
-#include "sha1.h"
+#include "uuid5_priv.h"
 #include "err_priv.h"
 
 #define RULES_MAX 256
@@ -1079,7 +1079,7 @@ static const uint8_t alert_id_namespace[16] = {0x3f, 0x7c, 0x1e, 0x52, 0x8a, 0x4
 void ops_alert_id_derive(const char *rule, const char *operation, const char *scope,
                          const char *instance, char out[OPS_EVENT_ID_LEN + 1]) {
     const char *const parts[4] = {rule, operation, scope, instance};
-    ops_sha1_uuid5(alert_id_namespace, parts, 4, out);
+    ops_uuid5_derive(alert_id_namespace, parts, 4, out);
 }
 
 /* ---- engine state ------------------------------------------------------------------ */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sha1.h"
+#include "uuid5_priv.h"
 
 /*
  * The officially assigned ISO 3166-1 alpha-2 codes (249), sorted for binary
@@ -357,7 +357,7 @@ int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **field
 void ops_event_id_derive(const char *operation, const char *country, ops_kind_t kind,
                          const char *source_ref, char out[OPS_EVENT_ID_LEN + 1]) {
     const char *parts[4] = {operation, country, ops_kind_name(kind), source_ref};
-    ops_sha1_uuid5(event_id_namespace, parts, 4, out);
+    ops_uuid5_derive(event_id_namespace, parts, 4, out);
 }
 
 /* ---- timestamps ---------------------------------------------------------- */
