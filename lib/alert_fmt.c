@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "opstream/json.h"
 #include "opstream/validate.h"
 
 typedef struct out {
@@ -61,78 +62,6 @@ static void out_safe(out_t *o, const char *s, size_t max) {
             c = '?';
         out_bytes(o, &c, 1);
     }
-}
-
-/* Length of a valid UTF-8 sequence at s (1-4), or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-int ops_json_append_string(char *buf, size_t size, size_t *pos, const char *s) {
-    out_t o = {buf, size, *pos, false};
-    out_bytes(&o, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p != '\0') {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            out_bytes(&o, esc, 2);
-            p++;
-        } else if (c < 0x20) {
-            switch (c) {
-            case '\n':
-                out_str(&o, "\\n");
-                break;
-            case '\r':
-                out_str(&o, "\\r");
-                break;
-            case '\t':
-                out_str(&o, "\\t");
-                break;
-            default:
-                out_fmt(&o, "\\u%04x", c);
-            }
-            p++;
-        } else {
-            size_t n = utf8_seq(p);
-            if (n == 0) {
-                out_str(&o, "\xef\xbf\xbd"); /* U+FFFD */
-                p++;
-            } else {
-                out_bytes(&o, (const char *)p, n);
-                p += n;
-            }
-        }
-    }
-    out_bytes(&o, "\"", 1);
-    *pos = o.pos;
-    return o.overflow ? -1 : 0;
 }
 
 /* "2024-09-30T14:05:00Z": the line shows whole seconds. */

@@ -454,7 +454,7 @@ static void jprintf(jbuf_t *j, const char *fmt, ...) {
 
 static void jstring(jbuf_t *j, const char *key, const char *s) {
     jprintf(j, ",\"%s\":", key);
-    if (!j->err && ops_json_put_string(j->buf, j->size, &j->pos, s) != 0)
+    if (!j->err && ops_json_append_string(j->buf, j->size, &j->pos, s) != 0)
         j->err = 1;
 }
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "opstream/alert_fmt.h"
+#include "opstream/json.h"
 
 #define T0 1727705100000LL /* 2024-09-30T14:05:00Z */
 
@@ -105,7 +106,7 @@ static void json_escapes_quotes_backslashes_controls_and_bad_utf8(void **state) 
         {"back\\slash", "\"back\\\\slash\""},
         {"a\nb\tc\rd", "\"a\\nb\\tc\\rd\""},
         {"bell\x07", "\"bell\\u0007\""},
-        {"esc\x1b", "\"esc\\u001b\""},
+        {"esc\x1b", "\"esc\\u001B\""},
         {"Yaound\xc3\xa9", "\"Yaound\xc3\xa9\""},             /* valid UTF-8 passes */
         {"bad\xff", "\"bad\xef\xbf\xbd\""},                   /* invalid byte */
         {"cut\xc3", "\"cut\xef\xbf\xbd\""},                   /* truncated sequence */

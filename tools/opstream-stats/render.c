@@ -4,8 +4,10 @@
  */
 #include "render.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "opstream/json.h"
 #include "opstream/validate.h"
 
 static const char *const short_names[OPS_METRIC_COUNT] = {"arrests",  "victims", "minors",
@@ -54,24 +56,11 @@ void render_text(FILE *out, const ops_stats_t *s, int window) {
     }
 }
 
-/* JSON string with the escapes RFC 8259 requires. */
+/* A JSON string literal (the library's one writer); null when out of memory. */
 static void jstr(FILE *out, const char *s) {
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p == '\r')
-            fputs("\\r", out);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
+    char *q = ops_json_quote(s);
+    fputs(q != NULL ? q : "null", out);
+    free(q);
 }
 
 static void jmetrics(FILE *out, const int64_t m[OPS_METRIC_COUNT]) {
