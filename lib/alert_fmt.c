@@ -67,7 +67,7 @@ static void out_safe(out_t *o, const char *s, size_t max) {
 /* "2024-09-30T14:05:00Z": the line shows whole seconds. */
 static void time_seconds(int64_t ms, char out[40]) {
     char full[40];
-    ops_format_timestamp(ms, full, sizeof(full));
+    ops_validate_format_timestamp(ms, full, sizeof(full));
     char *dot = strchr(full, '.');
     if (dot != NULL) {
         dot[0] = 'Z';
@@ -133,7 +133,7 @@ static void json_key_str(out_t *o, const char *key, const char *val) {
 
 static void json_key_time(out_t *o, const char *key, int64_t ms) {
     char t[40];
-    ops_format_timestamp(ms, t, sizeof(t));
+    ops_validate_format_timestamp(ms, t, sizeof(t));
     out_fmt(o, ",\"%s\":\"%s\"", key, t);
 }
 

@@ -203,7 +203,7 @@ static int get_time(build_t *b, ops_field_t f, int64_t *out) {
     char err[160];
     if (v->type == OPS_VALUE_ARRAY)
         return fail(b, f, "expected a timestamp, not an array");
-    if (ops_parse_timestamp(v->text, out, err, sizeof(err)) != 0)
+    if (ops_validate_parse_timestamp(v->text, out, err, sizeof(err)) != 0)
         return fail(b, f, "%s", err);
     return 0;
 }
@@ -468,9 +468,9 @@ int ops_record_format_json(const ops_event_t *ev, char *buf, size_t bufsize) {
     jstring(&j, "event_id", ev->event_id);
     jstring(&j, "operation", ev->operation);
     jstring(&j, "country", ev->country);
-    ops_format_timestamp(ev->occurred_at, ts, sizeof(ts));
+    ops_validate_format_timestamp(ev->occurred_at, ts, sizeof(ts));
     jstring(&j, "occurred_at", ts);
-    ops_format_timestamp(ev->reported_at, ts, sizeof(ts));
+    ops_validate_format_timestamp(ev->reported_at, ts, sizeof(ts));
     jstring(&j, "reported_at", ts);
     jstring(&j, "source_ref", ev->source_ref);
     if (ev->has_location)

@@ -211,12 +211,12 @@ static int check_time(const char *field, int64_t ms, int64_t now_ms, const char 
                       char *errstr, size_t errstr_size) {
     char a[32], b[32];
     if (ms < OPS_VALID_MIN_TIME_MS) {
-        ops_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
         return fail(fieldp, errstr, errstr_size, field, "%s is before 2000-01-01T00:00:00Z", a);
     }
     if (now_ms <= INT64_MAX - OPS_VALID_MAX_FUTURE_MS && ms > now_ms + OPS_VALID_MAX_FUTURE_MS) {
-        ops_format_timestamp(ms, a, sizeof(a));
-        ops_format_timestamp(now_ms, b, sizeof(b));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(now_ms, b, sizeof(b));
         return fail(fieldp, errstr, errstr_size, field,
                     "%s is more than 1 day in the future (now is %s)", a, b);
     }
@@ -474,7 +474,7 @@ static int parse_zone(const char *s, const char *p, int *offset_minp, char *errs
  * zone. Fractions beyond milliseconds are truncated. A zone is required:
  * a local time without one cannot be placed on the operation's timeline.
  */
-int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
+int ops_validate_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
     if (s == NULL || *s == '\0')
         return ts_fail(errstr, errstr_size, "", "empty timestamp");
 
@@ -537,7 +537,7 @@ int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr
 }
 
 /* Floor division so instants before 1970 format as the right day and time. */
-void ops_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
+void ops_validate_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
     if (buf == NULL || bufsize == 0)
         return;
     int64_t days = ms / MS_PER_DAY, rem = ms % MS_PER_DAY;

@@ -228,7 +228,7 @@ static int parse_options(int argc, char **argv, sim_opts_t *o) {
             o->sim.span_days = (int)v;
             break;
         case OPT_BASE_TIME:
-            if (ops_parse_timestamp(optarg, &o->base_time_ms, err, sizeof(err)) != 0)
+            if (ops_validate_parse_timestamp(optarg, &o->base_time_ms, err, sizeof(err)) != 0)
                 return usage_error("--base-time: %s", err);
             o->have_base_time = 1;
             break;

@@ -546,7 +546,7 @@ static void timestamps_in_every_accepted_form_parse(void **state) {
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         int64_t ms = -42;
         char err[256] = "";
-        if (ops_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != 0)
+        if (ops_validate_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != 0)
             fail_msg("\"%s\" refused: %s", rows[i].s, err);
         if (ms != rows[i].want)
             fail_msg("\"%s\" gave %lld, want %lld", rows[i].s, (long long)ms,
@@ -596,7 +596,7 @@ static void bad_timestamps_are_refused_with_a_reason(void **state) {
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         int64_t ms = -42;
         char err[256] = "";
-        if (ops_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != -1)
+        if (ops_validate_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != -1)
             fail_msg("\"%s\" accepted as %lld", rows[i].s, (long long)ms);
         assert_int_equal(ms, -42); /* untouched */
         if (strstr(err, rows[i].mentions) == NULL)
@@ -604,8 +604,8 @@ static void bad_timestamps_are_refused_with_a_reason(void **state) {
     }
     char err[256];
     int64_t ms;
-    assert_int_equal(ops_parse_timestamp(NULL, &ms, err, sizeof(err)), -1);
-    assert_int_equal(ops_parse_timestamp("garbage", &ms, NULL, 0), -1);
+    assert_int_equal(ops_validate_parse_timestamp(NULL, &ms, err, sizeof(err)), -1);
+    assert_int_equal(ops_validate_parse_timestamp("garbage", &ms, NULL, 0), -1);
 }
 
 static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
@@ -629,10 +629,10 @@ static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
         char buf[32];
         int64_t back = -42;
         char err[256];
-        ops_format_timestamp(rows[i].ms, buf, sizeof(buf));
+        ops_validate_format_timestamp(rows[i].ms, buf, sizeof(buf));
         assert_string_equal(buf, rows[i].want);
         assert_int_equal(strlen(buf), 24);
-        assert_int_equal(ops_parse_timestamp(buf, &back, err, sizeof(err)), 0);
+        assert_int_equal(ops_validate_parse_timestamp(buf, &back, err, sizeof(err)), 0);
         assert_int_equal(back, rows[i].ms);
     }
     /* A sweep over 30 years in uneven steps: every instant formats and parses back. */
@@ -641,14 +641,14 @@ static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
         char buf[32];
         int64_t back = -42;
         char err[256];
-        ops_format_timestamp(ms, buf, sizeof(buf));
-        assert_int_equal(ops_parse_timestamp(buf, &back, err, sizeof(err)), 0);
+        ops_validate_format_timestamp(ms, buf, sizeof(buf));
+        assert_int_equal(ops_validate_parse_timestamp(buf, &back, err, sizeof(err)), 0);
         assert_int_equal(back, ms);
     }
     /* Extreme values do not crash and stay within the buffer. */
     char small[25];
-    ops_format_timestamp(INT64_MIN, small, sizeof(small));
-    ops_format_timestamp(INT64_MAX, small, sizeof(small));
+    ops_validate_format_timestamp(INT64_MIN, small, sizeof(small));
+    ops_validate_format_timestamp(INT64_MAX, small, sizeof(small));
     assert_true(strlen(small) < sizeof(small));
 }
 

@@ -30,7 +30,7 @@ static void header(FILE *out, const char *first) {
 void render_text(FILE *out, const ops_stats_t *s, int window) {
     char ts[32];
 
-    ops_format_timestamp(s->now_ms, ts, sizeof ts);
+    ops_validate_format_timestamp(s->now_ms, ts, sizeof ts);
     fprintf(out, "%s%s%s  at %s\n\n", s->operation, s->country[0] ? " / " : "", s->country, ts);
     header(out, "");
     row(out, "total", s->total);
@@ -50,7 +50,7 @@ void render_text(FILE *out, const ops_stats_t *s, int window) {
     fprintf(out, "\nlatest alerts:%s\n", s->n_alerts ? "" : " none");
     for (size_t i = 0; i < s->n_alerts; i++) {
         const ops_stats_alert_t *a = &s->alerts[i];
-        ops_format_timestamp(a->raised_at, ts, sizeof ts);
+        ops_validate_format_timestamp(a->raised_at, ts, sizeof ts);
         fprintf(out, "  %s  %-8s %-2s %s: %s\n", ts, a->severity, a->country[0] ? a->country : "--",
                 a->rule, a->summary);
     }
@@ -75,7 +75,7 @@ void render_json(FILE *out, const ops_stats_t *s, int window) {
     char ts[32];
     int first = 1;
 
-    ops_format_timestamp(s->now_ms, ts, sizeof ts);
+    ops_validate_format_timestamp(s->now_ms, ts, sizeof ts);
     fputs("{\"operation\":", out);
     jstr(out, s->operation);
     fputs(",\"country\":", out);
@@ -107,7 +107,7 @@ void render_json(FILE *out, const ops_stats_t *s, int window) {
     fputs("],\"alerts\":[", out);
     for (size_t i = 0; i < s->n_alerts; i++) {
         const ops_stats_alert_t *a = &s->alerts[i];
-        ops_format_timestamp(a->raised_at, ts, sizeof ts);
+        ops_validate_format_timestamp(a->raised_at, ts, sizeof ts);
         fprintf(out, "%s{\"alert_id\":", i ? "," : "");
         jstr(out, a->id);
         fputs(",\"severity\":", out);
