@@ -326,12 +326,13 @@ static int parse_when(rule_t *r, const char *s, char *why, size_t why_size) {
 
 /* ---- parser ------------------------------------------------------------------------ */
 
+#define RULE_KEYS_MAX 16
+
 typedef struct parse_state {
     const char *file;
     ops_rules_t *rules;
-    rule_t *cur; /* the rule being filled, NULL before the first [rule] */
-    bool seen_type, seen_kind, seen_severity, seen_metric, seen_scope, seen_window;
-    bool seen_baseline, seen_factor, seen_min, seen_min_events;
+    rule_t *cur;              /* the rule being filled, NULL before the first [rule] */
+    bool seen[RULE_KEYS_MAX]; /* by row of rule_keys: keys set in the current rule */
     /* "when" lines are parsed once the rule is complete, so that they may
      * come before "kind" */
     int n_when;
@@ -350,6 +351,226 @@ static void rule_defaults(rule_t *r) {
     r->factor = 3.0;
     r->min = 1;
     r->min_events = 1;
+}
+
+/*
+ * One setter per key. Each gets the trimmed, non-empty value and reports a
+ * bad one in why; the table below says which keys may repeat and which
+ * belong to spike rules only.
+ */
+typedef int (*key_setter_t)(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                            size_t why_size);
+
+static int set_type(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                    size_t why_size) {
+    if (strcmp(val, "event") == 0)
+        r->type = RULE_EVENT;
+    else if (strcmp(val, "spike") == 0)
+        r->type = RULE_SPIKE;
+    else {
+        ops_err_format(why, why_size, "type '%s' is neither event nor spike", val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_kind(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                    size_t why_size) {
+    r->kind = ops_kind_from_name(val);
+    if (r->kind < 0) {
+        ops_err_format(why, why_size, "kind '%s' is not arrest, rescue, migrant or seizure", val);
+        return -1;
+    }
+    return 0;
+}
+
+/* Kept as text with its line: conditions are parsed once the rule is
+ * complete, so that "when" may come before "kind". */
+static int set_when(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                    size_t why_size) {
+    if (ps->n_when >= CONDS_MAX) {
+        ops_err_format(why, why_size, "more than %d 'when' lines", CONDS_MAX);
+        return -1;
+    }
+    ps->when_line[ps->n_when] = line;
+    snprintf(ps->when_text[ps->n_when], sizeof(ps->when_text[0]), "%s", val);
+    ps->n_when++;
+    return 0;
+}
+
+static int set_severity(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                        size_t why_size) {
+    char up[16];
+    size_t n = strlen(val);
+    int s = -1;
+    if (n < sizeof(up)) {
+        for (size_t i = 0; i <= n; i++)
+            up[i] = (char)toupper((unsigned char)val[i]);
+        s = ops_severity_from_name(up);
+    }
+    if (s < 0) {
+        ops_err_format(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
+        return -1;
+    }
+    r->severity = (ops_severity_t)s;
+    return 0;
+}
+
+static int set_cooldown(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                        size_t why_size) {
+    if (parse_duration(val, &r->cooldown_ms) != 0) {
+        ops_err_format(why, why_size, "cooldown '%s' is not a duration like 30s, 10m, 2h, 1d", val);
+        return -1;
+    }
+    r->has_cooldown = true;
+    return 0;
+}
+
+static int set_summary(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                       size_t why_size) {
+    if (strlen(val) > OPS_ALERT_SUMMARY_MAX) {
+        ops_err_format(why, why_size, "summary longer than %d bytes", OPS_ALERT_SUMMARY_MAX);
+        return -1;
+    }
+    snprintf(r->summary, sizeof(r->summary), "%s", val);
+    r->has_summary = true;
+    return 0;
+}
+
+static int set_metric(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                      size_t why_size) {
+    r->metric = ops_metric_from_name(val);
+    if (r->metric < 0) {
+        ops_err_format(why, why_size,
+                       "metric '%s' is not arrests, victims, minor_victims, migrants, "
+                       "seized_items or events",
+                       val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_scope(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                     size_t why_size) {
+    if (strcmp(val, "country") == 0)
+        r->scope = SCOPE_COUNTRY;
+    else if (strcmp(val, "operation") == 0)
+        r->scope = SCOPE_OPERATION;
+    else {
+        ops_err_format(why, why_size, "scope '%s' is neither country nor operation", val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_window(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                      size_t why_size) {
+    if (parse_duration(val, &r->window_ms) != 0 || r->window_ms == 0 ||
+        r->window_ms % OPS_MINUTE_MS != 0) {
+        ops_err_format(why, why_size, "window '%s' is not a whole number of minutes (1m, 10m, 2h)",
+                       val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_baseline(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                        size_t why_size) {
+    int64_t v;
+    if (parse_uint(val, BASELINE_MAX, &v) != 0 || v < 1) {
+        ops_err_format(why, why_size, "baseline '%s' is not a number of windows from 1 to %d", val,
+                       BASELINE_MAX);
+        return -1;
+    }
+    r->baseline = (int)v;
+    return 0;
+}
+
+static int set_factor(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                      size_t why_size) {
+    char *end = NULL;
+    errno = 0;
+    double f = strtod(val, &end);
+    if (errno != 0 || end == val || *end != '\0' || !isfinite(f) || f <= 0 || f > 1000) {
+        ops_err_format(why, why_size, "factor '%s' is not a number above 0 and up to 1000", val);
+        return -1;
+    }
+    r->factor = f;
+    return 0;
+}
+
+/* min and min_events: a whole number of at least 1. */
+static int set_at_least_one(const char *key, const char *val, int64_t *out, char *why,
+                            size_t why_size) {
+    if (parse_uint(val, INT64_C(1000000000), out) != 0 || *out < 1) {
+        ops_err_format(why, why_size, "%s '%s' is not a whole number of at least 1", key, val);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_min(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                   size_t why_size) {
+    return set_at_least_one("min", val, &r->min, why, why_size);
+}
+
+static int set_min_events(parse_state_t *ps, rule_t *r, const char *val, int line, char *why,
+                          size_t why_size) {
+    return set_at_least_one("min_events", val, &r->min_events, why, why_size);
+}
+
+/* The keys of a [rule] section. Add a row to add a key. A key that is not
+ * "repeats" may be set once per rule: a second "kind" or "window" is a
+ * mistake worth reporting. */
+static const struct rule_key {
+    const char *name;
+    bool repeats;    /* may be given on several lines ("when") */
+    bool spike_only; /* needs type = spike */
+    key_setter_t set;
+} rule_keys[] = {
+    {"type", false, false, set_type},
+    {"kind", false, false, set_kind},
+    {"when", true, false, set_when},
+    {"severity", false, false, set_severity},
+    {"cooldown", false, false, set_cooldown},
+    {"summary", false, false, set_summary},
+    {"metric", false, true, set_metric},
+    {"scope", false, true, set_scope},
+    {"window", false, true, set_window},
+    {"baseline", false, true, set_baseline},
+    {"factor", false, true, set_factor},
+    {"min", false, true, set_min},
+    {"min_events", false, true, set_min_events},
+};
+
+#define N_RULE_KEYS (sizeof(rule_keys) / sizeof(rule_keys[0]))
+_Static_assert(N_RULE_KEYS <= RULE_KEYS_MAX, "parse_state_t.seen is too small");
+
+static bool spike_key_seen(const parse_state_t *ps) {
+    for (size_t i = 0; i < N_RULE_KEYS; i++)
+        if (rule_keys[i].spike_only && ps->seen[i])
+            return true;
+    return false;
+}
+
+static int set_key(parse_state_t *ps, const char *key, const char *val, int line, char *why,
+                   size_t why_size) {
+    if (*val == '\0') {
+        ops_err_format(why, why_size, "'%s' has no value", key);
+        return -1;
+    }
+    for (size_t i = 0; i < N_RULE_KEYS; i++) {
+        if (strcmp(key, rule_keys[i].name) != 0)
+            continue;
+        if (!rule_keys[i].repeats && ps->seen[i]) {
+            ops_err_format(why, why_size, "'%s' set twice in one rule", key);
+            return -1;
+        }
+        ps->seen[i] = true;
+        return rule_keys[i].set(ps, ps->cur, val, line, why, why_size);
+    }
+    ops_err_format(why, why_size, "unknown key '%s'", key);
+    return -1;
 }
 
 /* Checks a finished rule; errors point at its [rule] line. */
@@ -372,8 +593,7 @@ static int finish_rule(parse_state_t *ps, char *errstr, size_t errstr_size) {
             why = "needs 'kind'";
         else if (r->n_conds == 0)
             why = "needs 'when' (a single-event rule without conditions would fire on every event)";
-        else if (ps->seen_metric || ps->seen_scope || ps->seen_window || ps->seen_baseline ||
-                 ps->seen_factor || ps->seen_min || ps->seen_min_events)
+        else if (spike_key_seen(ps))
             why = "metric, scope, window, baseline, factor, min and min_events need 'type = "
                   "spike'";
     } else {
@@ -442,166 +662,8 @@ static int start_rule(parse_state_t *ps, const char *header, int line, char *why
     snprintf(r->name, sizeof(r->name), "%s", nm);
     r->line = line;
     ps->cur = r;
-    ps->seen_type = ps->seen_kind = ps->seen_severity = ps->seen_metric = false;
-    ps->seen_scope = ps->seen_window = ps->seen_baseline = ps->seen_factor = false;
-    ps->seen_min = ps->seen_min_events = false;
+    memset(ps->seen, 0, sizeof(ps->seen));
     ps->n_when = 0;
-    return 0;
-}
-
-/* Marks a key as set; a second "kind" or "window" in one rule is a mistake
- * worth reporting ("when" may repeat). */
-static int once(bool *seen, const char *key, char *why, size_t why_size) {
-    if (*seen) {
-        ops_err_format(why, why_size, "'%s' set twice in one rule", key);
-        return -1;
-    }
-    *seen = true;
-    return 0;
-}
-
-static int set_key(parse_state_t *ps, const char *key, const char *val, int line, char *why,
-                   size_t why_size) {
-    rule_t *r = ps->cur;
-    int64_t v;
-    if (*val == '\0') {
-        ops_err_format(why, why_size, "'%s' has no value", key);
-        return -1;
-    }
-    if (strcmp(key, "type") == 0) {
-        if (once(&ps->seen_type, key, why, why_size) != 0)
-            return -1;
-        if (strcmp(val, "event") == 0)
-            r->type = RULE_EVENT;
-        else if (strcmp(val, "spike") == 0)
-            r->type = RULE_SPIKE;
-        else {
-            ops_err_format(why, why_size, "type '%s' is neither event nor spike", val);
-            return -1;
-        }
-    } else if (strcmp(key, "kind") == 0) {
-        if (once(&ps->seen_kind, key, why, why_size) != 0)
-            return -1;
-        r->kind = ops_kind_from_name(val);
-        if (r->kind < 0) {
-            ops_err_format(why, why_size, "kind '%s' is not arrest, rescue, migrant or seizure",
-                           val);
-            return -1;
-        }
-    } else if (strcmp(key, "when") == 0) {
-        if (ps->n_when >= CONDS_MAX) {
-            ops_err_format(why, why_size, "more than %d 'when' lines", CONDS_MAX);
-            return -1;
-        }
-        ps->when_line[ps->n_when] = line;
-        snprintf(ps->when_text[ps->n_when], sizeof(ps->when_text[0]), "%s", val);
-        ps->n_when++;
-    } else if (strcmp(key, "severity") == 0) {
-        if (once(&ps->seen_severity, key, why, why_size) != 0)
-            return -1;
-        char up[16];
-        size_t n = strlen(val);
-        if (n >= sizeof(up)) {
-            ops_err_format(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
-            return -1;
-        }
-        for (size_t i = 0; i <= n; i++)
-            up[i] = (char)toupper((unsigned char)val[i]);
-        int s = ops_severity_from_name(up);
-        if (s < 0) {
-            ops_err_format(why, why_size, "severity '%s' is not INFO, WARNING or CRITICAL", val);
-            return -1;
-        }
-        r->severity = (ops_severity_t)s;
-    } else if (strcmp(key, "cooldown") == 0) {
-        if (once(&r->has_cooldown, key, why, why_size) != 0)
-            return -1;
-        if (parse_duration(val, &r->cooldown_ms) != 0) {
-            ops_err_format(why, why_size, "cooldown '%s' is not a duration like 30s, 10m, 2h, 1d",
-                           val);
-            return -1;
-        }
-    } else if (strcmp(key, "summary") == 0) {
-        if (once(&r->has_summary, key, why, why_size) != 0)
-            return -1;
-        if (strlen(val) > OPS_ALERT_SUMMARY_MAX) {
-            ops_err_format(why, why_size, "summary longer than %d bytes", OPS_ALERT_SUMMARY_MAX);
-            return -1;
-        }
-        snprintf(r->summary, sizeof(r->summary), "%s", val);
-    } else if (strcmp(key, "metric") == 0) {
-        if (once(&ps->seen_metric, key, why, why_size) != 0)
-            return -1;
-        r->metric = ops_metric_from_name(val);
-        if (r->metric < 0) {
-            ops_err_format(why, why_size,
-                           "metric '%s' is not arrests, victims, minor_victims, migrants, "
-                           "seized_items or events",
-                           val);
-            return -1;
-        }
-    } else if (strcmp(key, "scope") == 0) {
-        if (once(&ps->seen_scope, key, why, why_size) != 0)
-            return -1;
-        if (strcmp(val, "country") == 0)
-            r->scope = SCOPE_COUNTRY;
-        else if (strcmp(val, "operation") == 0)
-            r->scope = SCOPE_OPERATION;
-        else {
-            ops_err_format(why, why_size, "scope '%s' is neither country nor operation", val);
-            return -1;
-        }
-    } else if (strcmp(key, "window") == 0) {
-        if (once(&ps->seen_window, key, why, why_size) != 0)
-            return -1;
-        if (parse_duration(val, &r->window_ms) != 0 || r->window_ms == 0 ||
-            r->window_ms % OPS_MINUTE_MS != 0) {
-            ops_err_format(why, why_size,
-                           "window '%s' is not a whole number of minutes (1m, 10m, 2h)", val);
-            return -1;
-        }
-    } else if (strcmp(key, "baseline") == 0) {
-        if (once(&ps->seen_baseline, key, why, why_size) != 0)
-            return -1;
-        if (parse_uint(val, BASELINE_MAX, &v) != 0 || v < 1) {
-            ops_err_format(why, why_size, "baseline '%s' is not a number of windows from 1 to %d",
-                           val, BASELINE_MAX);
-            return -1;
-        }
-        r->baseline = (int)v;
-    } else if (strcmp(key, "factor") == 0) {
-        if (once(&ps->seen_factor, key, why, why_size) != 0)
-            return -1;
-        char *end = NULL;
-        errno = 0;
-        double f = strtod(val, &end);
-        if (errno != 0 || end == val || *end != '\0' || !isfinite(f) || f <= 0 || f > 1000) {
-            ops_err_format(why, why_size, "factor '%s' is not a number above 0 and up to 1000",
-                           val);
-            return -1;
-        }
-        r->factor = f;
-    } else if (strcmp(key, "min") == 0) {
-        if (once(&ps->seen_min, key, why, why_size) != 0)
-            return -1;
-        if (parse_uint(val, INT64_C(1000000000), &v) != 0 || v < 1) {
-            ops_err_format(why, why_size, "min '%s' is not a whole number of at least 1", val);
-            return -1;
-        }
-        r->min = v;
-    } else if (strcmp(key, "min_events") == 0) {
-        if (once(&ps->seen_min_events, key, why, why_size) != 0)
-            return -1;
-        if (parse_uint(val, INT64_C(1000000000), &v) != 0 || v < 1) {
-            ops_err_format(why, why_size, "min_events '%s' is not a whole number of at least 1",
-                           val);
-            return -1;
-        }
-        r->min_events = v;
-    } else {
-        ops_err_format(why, why_size, "unknown key '%s'", key);
-        return -1;
-    }
     return 0;
 }
 

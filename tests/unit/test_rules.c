@@ -127,6 +127,31 @@ static void malformed_rules_are_refused_with_file_line_and_reason(void **state) 
         {"[rule a]\nkind = rescue\nwhen = victims >= 5\nsummary = {victims rescued\n",
          "t.conf:1: rule 'a': unterminated or empty placeholder"},
         {"[rule a]\nkind = rescue\nkind = arrest\n", "t.conf:3: 'kind' set twice in one rule"},
+        /* One row per key of the key table: its value check and its once-only rule. */
+        {"[rule a]\ntype = batch\n", "t.conf:2: type 'batch' is neither event nor spike"},
+        {"[rule a]\ntype = event\ntype = event\n", "t.conf:3: 'type' set twice in one rule"},
+        {"[rule a]\nkind =\n", "t.conf:2: 'kind' has no value"},
+        {"[rule a]\nseverity = INFO\nseverity = INFO\n", "t.conf:3: 'severity' set twice"},
+        {"[rule a]\ncooldown = 1m\ncooldown = 2m\n", "t.conf:3: 'cooldown' set twice"},
+        {"[rule a]\nsummary = x\nsummary = y\n", "t.conf:3: 'summary' set twice"},
+        {"[rule s]\ntype = spike\nmetric = events\nmetric = events\n",
+         "t.conf:4: 'metric' set twice"},
+        {"[rule s]\ntype = spike\nwindow = 1m\nwindow = 2m\n", "t.conf:4: 'window' set twice"},
+        {"[rule s]\ntype = spike\nbaseline = 0\n",
+         "t.conf:3: baseline '0' is not a number of windows from 1 to 1000"},
+        {"[rule s]\ntype = spike\nfactor = 2\nfactor = 3\n", "t.conf:4: 'factor' set twice"},
+        {"[rule s]\ntype = spike\nmin = 0\n",
+         "t.conf:3: min '0' is not a whole number of at least 1"},
+        {"[rule s]\ntype = spike\nmin_events = x\n",
+         "t.conf:3: min_events 'x' is not a whole number of at least 1"},
+        {"[rule s]\ntype = spike\nmin_events = 2\nmin_events = 2\n",
+         "t.conf:4: 'min_events' set twice"},
+        {"[rule a]\nkind = rescue\nwhen = victims >= 5\nscope = country\n",
+         "t.conf:1: rule 'a': metric, scope, window, baseline, factor, min and min_events need"},
+        {"[rule a]\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\n"
+         "when = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\n"
+         "when = a\nwhen = a\n",
+         "t.conf:18: more than 16 'when' lines"},
         {"[rule a]\nkind = rescue\nwhen = location ~ \"open quote\n",
          "t.conf:3: unterminated quoted text"},
         {"[rule a]\nkind = rescue\nwhen = country == Philippines\n",
@@ -541,8 +566,8 @@ static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **stat
 static void alert_ids_match_pinned_literal_values(void **state) {
     (void)state;
     char id[OPS_EVENT_ID_LEN + 1];
-    ops_alert_id_derive("mass-rescue", "LIBERTERRA-II", "PH", "2adfa995-4ed5-5357-a6ef-8a8df4755b2f",
-                        id);
+    ops_alert_id_derive("mass-rescue", "LIBERTERRA-II", "PH",
+                        "2adfa995-4ed5-5357-a6ef-8a8df4755b2f", id);
     assert_string_equal(id, "2c0808bc-9bc7-583d-b7f3-232e8b27e5ce");
     ops_alert_id_derive("victims-spike", "LIBERTERRA-II", "", "1727704800000", id);
     assert_string_equal(id, "297cb9fc-bc05-5ae8-8df9-b378ed4ba9ee");
