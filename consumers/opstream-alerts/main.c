@@ -22,6 +22,7 @@
 #include "opstream/config.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
+#include "startup.h"
 
 #define PROG "opstream-alerts"
 
@@ -248,6 +249,42 @@ cleanup:
     return rc;
 }
 
+/* The follower's own options. */
+static int follow_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    follow_opts_t *o = opaque;
+    switch (opt) {
+    case OPT_JSON:
+        o->json = true;
+        return 0;
+    case OPT_FROM_BEGINNING:
+        o->from_beginning = true;
+        return 0;
+    case OPT_EXIT_AT_END:
+        o->exit_at_end = true;
+        return 0;
+    case OPT_OPERATION:
+        o->operation = arg;
+        return 0;
+    case OPT_MIN_SEVERITY: {
+        char up[16];
+        size_t i = 0;
+        for (; arg[i] != '\0' && i + 1 < sizeof(up); i++)
+            up[i] = (char)(arg[i] >= 'a' && arg[i] <= 'z' ? arg[i] - 32 : arg[i]);
+        up[i] = '\0';
+        int s = ops_severity_from_name(up);
+        if (s < 0) {
+            snprintf(err, err_size, "--min-severity: '%s' is not INFO, WARNING or CRITICAL", arg);
+            return -1;
+        }
+        o->min_severity = (ops_severity_t)s;
+        return 0;
+    }
+    default:
+        snprintf(err, err_size, "unhandled option %d", opt);
+        return -1;
+    }
+}
+
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         OPS_CLI_COMMON_LONG,
@@ -258,76 +295,21 @@ int main(int argc, char **argv) {
         {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
         {NULL, 0, NULL, 0},
     };
-    ops_config_t *cfg = ops_config_new();
+    ops_config_t *cfg = NULL;
     ops_cli_common_t common = {0};
     follow_opts_t o = {0};
-    char err[512];
-    int rc = EXIT_USAGE, opt;
+    const startup_t start = {.name = PROG,
+                             .short_opts = OPS_CLI_COMMON_SHORT,
+                             .long_opts = longopts,
+                             .usage = usage,
+                             .option = follow_option,
+                             .opaque = &o,
+                             .max_args = 0,
+                             .exit_fatal = EXIT_FATAL};
 
-    if (cfg == NULL) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return EXIT_FATAL;
-    }
-    if (ops_config_load_env(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, PROG ": environment: %s\n", err);
+    int rc = startup_parse(&start, argc, argv, &cfg, &common, NULL);
+    if (rc >= 0)
         goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof(err));
-        if (handled < 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            goto cleanup;
-        }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_JSON:
-            o.json = true;
-            break;
-        case OPT_FROM_BEGINNING:
-            o.from_beginning = true;
-            break;
-        case OPT_EXIT_AT_END:
-            o.exit_at_end = true;
-            break;
-        case OPT_OPERATION:
-            o.operation = optarg;
-            break;
-        case OPT_MIN_SEVERITY: {
-            char up[16];
-            size_t i = 0;
-            for (; optarg[i] != '\0' && i + 1 < sizeof(up); i++)
-                up[i] = (char)(optarg[i] >= 'a' && optarg[i] <= 'z' ? optarg[i] - 32 : optarg[i]);
-            up[i] = '\0';
-            int s = ops_severity_from_name(up);
-            if (s < 0) {
-                fprintf(stderr, PROG ": --min-severity: '%s' is not INFO, WARNING or CRITICAL\n",
-                        optarg);
-                goto cleanup;
-            }
-            o.min_severity = (ops_severity_t)s;
-            break;
-        }
-        default:
-            fprintf(stderr, "Try '" PROG " --help'.\n");
-            goto cleanup;
-        }
-    }
-    if (common.want_help) {
-        usage(stdout);
-        rc = EXIT_OK;
-        goto cleanup;
-    }
-    if (common.want_version) {
-        ops_cli_version_string(PROG, err, sizeof(err));
-        printf("%s\n", err);
-        rc = EXIT_OK;
-        goto cleanup;
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\nTry '" PROG " --help'.\n", argv[optind]);
-        goto cleanup;
-    }
     const char *no_colour = getenv("NO_COLOR");
     o.colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
     o.verbose = common.verbose;

@@ -129,18 +129,9 @@ int main(int argc, char **argv) {
     int rc = EXIT_USAGE;
     static char *stdin_only[] = {"-"};
 
-    o.cfg = ops_config_new();
-    if (o.cfg == NULL) {
-        fprintf(stderr, "opstream-produce: out of memory\n");
-        return EXIT_USAGE;
-    }
-    if (ops_config_load_env(o.cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-produce: %s\n", err);
-        goto cleanup;
-    }
     int prc = prod_parse_options(argc, argv, &o);
-    if (prc != 0) {
-        rc = prc > 0 ? EXIT_ALL_DELIVERED : EXIT_USAGE;
+    if (prc >= 0) {
+        rc = prc;
         goto cleanup;
     }
     if (o.n_files == 0) {

@@ -20,6 +20,7 @@
 
 #include "control.h"
 #include "opstream/cli.h"
+#include "startup.h"
 
 #define EXIT_STOPPED 0
 #define EXIT_FAILED 1
@@ -82,20 +83,37 @@ static void usage(FILE *out) {
             broker_control_help());
 }
 
-/* Parses a positive int option value in [1, max]; prints why when not. */
-static int parse_count(const char *opt, const char *s, int max, int *out) {
-    char err[256];
+/* A positive int option value in [1, max], or -1 with err. */
+static int parse_count(const char *opt, const char *s, int max, int *out, char *err,
+                       size_t err_size) {
     long v;
-
-    if (ops_cli_parse_long(opt, s, 1, max, &v, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-broker: %s\n", err);
+    if (ops_cli_parse_long(opt, s, 1, max, &v, err, err_size) != 0)
         return -1;
-    }
     *out = (int)v;
     return 0;
 }
 
-/* Returns 0 to run, -1 after --help/--version (exit 0), or EXIT_USAGE. */
+static int broker_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    broker_opts_t *o = opaque;
+    switch (opt) {
+    case OPT_BROKERS:
+        return parse_count("--brokers", arg, 64, &o->brokers, err, err_size);
+    case OPT_PARTITIONS:
+        return parse_count("--partitions", arg, 1000, &o->partitions, err, err_size);
+    case OPT_BOOTSTRAP_FILE:
+        o->bootstrap_file = arg;
+        return 0;
+    case OPT_TOPIC_PREFIX:
+        o->topic_prefix = arg;
+        return 0;
+    default:
+        snprintf(err, err_size, "unhandled option %d", opt);
+        return -1;
+    }
+}
+
+/* Returns -1 to run, or the exit code once --help or --version was served
+ * or a usage error reported. The broker reads no configuration. */
 static int parse_args(int argc, char **argv, broker_opts_t *o) {
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -106,50 +124,21 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         {"version", no_argument, NULL, OPS_CLI_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    const startup_t start = {.name = "opstream-broker",
+                             .short_opts = "h",
+                             .long_opts = longopts,
+                             .usage = usage,
+                             .option = broker_option,
+                             .opaque = o,
+                             .max_args = 0,
+                             .exit_fatal = EXIT_FAILED};
+    ops_cli_common_t common = {0};
 
     o->brokers = 3;
     o->partitions = 6;
     o->bootstrap_file = NULL;
     o->topic_prefix = "opstream.";
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_BROKERS:
-            if (parse_count("--brokers", optarg, 64, &o->brokers) != 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_PARTITIONS:
-            if (parse_count("--partitions", optarg, 1000, &o->partitions) != 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_BOOTSTRAP_FILE:
-            o->bootstrap_file = optarg;
-            break;
-        case OPT_TOPIC_PREFIX:
-            o->topic_prefix = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case OPS_CLI_OPT_VERSION: {
-            char version[256];
-
-            ops_cli_version_string("opstream-broker", version, sizeof(version));
-            printf("%s\n", version);
-            return -1;
-        }
-        default:
-            fprintf(stderr, "Try 'opstream-broker --help'.\n");
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr,
-                "opstream-broker: unexpected argument '%s'\nTry 'opstream-broker --help'.\n",
-                argv[optind]);
-        return EXIT_USAGE;
-    }
-    return 0;
+    return startup_parse(&start, argc, argv, NULL, &common, NULL);
 }
 
 /* Writes the bootstrap list to path through path.tmp and rename(), so a
@@ -274,8 +263,8 @@ int main(int argc, char **argv) {
     int rc = EXIT_FAILED;
 
     rc = parse_args(argc, argv, &opts);
-    if (rc != 0)
-        return rc < 0 ? EXIT_STOPPED : rc;
+    if (rc >= 0)
+        return rc;
     rc = EXIT_FAILED;
 
     /* No SA_RESTART: a signal interrupts poll() so we stop promptly. */

@@ -18,6 +18,7 @@
 #include "opstream/stats.h"
 #include "opstream/validate.h"
 #include "render.h"
+#include "startup.h"
 
 enum { EXIT_OK = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_REDIS = 3 };
 
@@ -104,6 +105,48 @@ static int show(redisContext *rc, const char *op, const char *cc, int window, bo
     return EXIT_OK;
 }
 
+/* What the command line asks for besides the common set. */
+typedef struct stats_cli {
+    const char *cc;
+    int window;
+    bool json, watch, list;
+    long alerts;
+} stats_cli_t;
+
+static int stats_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    stats_cli_t *c = opaque;
+    switch (opt) {
+    case OPT_COUNTRY:
+        c->cc = arg;
+        if (!ops_valid_country(arg)) {
+            snprintf(err, err_size, "--country: '%s' is not an ISO 3166-1 code", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_WINDOW:
+        c->window = ops_stats_window_from_name(arg);
+        if (c->window < 0) {
+            snprintf(err, err_size, "--window: '%s': use 10m, 1h or 24h", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_JSON:
+        c->json = true;
+        return 0;
+    case OPT_WATCH:
+        c->watch = true;
+        return 0;
+    case OPT_LIST:
+        c->list = true;
+        return 0;
+    case OPT_ALERTS:
+        return ops_cli_parse_long("--alerts", arg, 0, 1000, &c->alerts, err, err_size);
+    default:
+        snprintf(err, err_size, "unhandled option %d", opt);
+        return -1;
+    }
+}
+
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         OPS_CLI_COMMON_LONG,
@@ -115,82 +158,32 @@ int main(int argc, char **argv) {
         {"alerts", required_argument, NULL, OPT_ALERTS},
         {NULL, 0, NULL, 0},
     };
-    ops_config_t *cfg = ops_config_new();
+    ops_config_t *cfg = NULL;
     ops_cli_common_t common = {0};
     redisContext *rc = NULL;
-    const char *cc = NULL, *op = NULL;
-    bool json = false, watch = false, list = false;
-    int window = -1, opt, code = EXIT_USAGE;
-    long alerts = 5;
+    stats_cli_t c = {.window = -1, .alerts = 5};
+    const startup_t start = {.name = "opstream-stats",
+                             .short_opts = OPS_CLI_COMMON_SHORT,
+                             .long_opts = longopts,
+                             .usage = usage,
+                             .option = stats_option,
+                             .opaque = &c,
+                             .max_args = -1, /* checked below, with its own message */
+                             .exit_fatal = EXIT_REDIS};
+    int argi = 0;
     char err[512];
 
-    if (cfg == NULL)
-        return EXIT_REDIS;
-    if (ops_config_load_env(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "opstream-stats: environment: %s\n", err);
+    int code = startup_parse(&start, argc, argv, &cfg, &common, &argi);
+    if (code >= 0)
         goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof err);
-        if (handled < 0) {
-            fprintf(stderr, "opstream-stats: %s\n", err);
-            goto cleanup;
-        }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_COUNTRY:
-            cc = optarg;
-            if (!ops_valid_country(cc)) {
-                fprintf(stderr, "opstream-stats: --country: '%s' is not an ISO 3166-1 code\n", cc);
-                goto cleanup;
-            }
-            break;
-        case OPT_WINDOW:
-            window = ops_stats_window_from_name(optarg);
-            if (window < 0) {
-                fprintf(stderr, "opstream-stats: --window: '%s': use 10m, 1h or 24h\n", optarg);
-                goto cleanup;
-            }
-            break;
-        case OPT_JSON:
-            json = true;
-            break;
-        case OPT_WATCH:
-            watch = true;
-            break;
-        case OPT_LIST:
-            list = true;
-            break;
-        case OPT_ALERTS: {
-            char err[256];
-            long v;
-            if (ops_cli_parse_long("--alerts", optarg, 0, 1000, &v, err, sizeof(err)) != 0) {
-                fprintf(stderr, "opstream-stats: %s\n", err);
-                goto cleanup;
-            }
-            alerts = v;
-            break;
-        }
-        default:
-            fprintf(stderr, "Try 'opstream-stats --help'.\n");
-            goto cleanup;
-        }
-    }
-    if (common.want_help) {
-        usage(stdout);
-        code = EXIT_OK;
-        goto cleanup;
-    }
-    if (common.want_version) {
-        ops_cli_version_string("opstream-stats", err, sizeof err);
-        printf("%s\n", err);
-        code = EXIT_OK;
-        goto cleanup;
-    }
-    if (optind < argc)
-        op = argv[optind++];
-    if (optind < argc || (list && op != NULL) || (!list && op == NULL)) {
+    code = EXIT_USAGE;
+    const char *cc = c.cc, *op = NULL;
+    bool json = c.json, watch = c.watch, list = c.list;
+    int window = c.window;
+    long alerts = c.alerts;
+    if (argi < argc)
+        op = argv[argi++];
+    if (argi < argc || (list && op != NULL) || (!list && op == NULL)) {
         fprintf(stderr, "opstream-stats: give one operation code, or --list\n"
                         "Try 'opstream-stats --help'.\n");
         goto cleanup;
