@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 int startup_usage_error(const startup_t *s, const char *fmt, ...) {
     va_list ap;
@@ -18,25 +19,30 @@ int startup_usage_error(const startup_t *s, const char *fmt, ...) {
     return STARTUP_EXIT_USAGE;
 }
 
-int startup_parse(const startup_t *s, int argc, char **argv, ops_config_t **cfg,
-                  ops_cli_common_t *common, int *argi) {
+int startup_unknown_option(int opt, char *err, size_t err_size) {
+    snprintf(err, err_size, "option %d is listed but not handled", opt);
+    return -1;
+}
+
+int startup_parse(startup_t *s, int argc, char **argv) {
     char err[512];
     int opt;
 
-    if (cfg != NULL) {
-        *cfg = ops_config_new();
-        if (*cfg == NULL) {
+    s->cfg = NULL;
+    memset(&s->common, 0, sizeof(s->common));
+    if (!s->no_config) {
+        s->cfg = ops_config_new();
+        if (s->cfg == NULL) {
             fprintf(stderr, "%s: out of memory\n", s->name);
             return s->exit_fatal;
         }
-        if (ops_config_load_env(*cfg, err, sizeof(err)) != 0)
+        if (ops_config_load_env(s->cfg, err, sizeof(err)) != 0)
             return startup_usage_error(s, "environment: %s", err);
     }
     while ((opt = getopt_long(argc, argv, s->short_opts, s->long_opts, NULL)) != -1) {
         /* Without a configuration only -v, --help and --version can be
          * common ones: the program's tables list no others. */
-        int rc = ops_cli_common_option(cfg != NULL ? *cfg : NULL, common, opt, optarg, err,
-                                       sizeof(err));
+        int rc = ops_cli_common_option(s->cfg, &s->common, opt, optarg, err, sizeof(err));
         if (rc < 0)
             return startup_usage_error(s, "%s", err);
         if (rc > 0)
@@ -53,18 +59,37 @@ int startup_parse(const startup_t *s, int argc, char **argv, ops_config_t **cfg,
         if (rc > 0)
             return STARTUP_EXIT_OK;
     }
-    if (common->want_help) {
+    if (s->common.want_help) {
         s->usage(stdout);
         return STARTUP_EXIT_OK;
     }
-    if (common->want_version) {
+    if (s->common.want_version) {
         ops_cli_version_string(s->name, err, sizeof(err));
         printf("%s\n", err);
         return STARTUP_EXIT_OK;
     }
     if (s->max_args >= 0 && argc - optind > s->max_args)
         return startup_usage_error(s, "unexpected argument '%s'", argv[optind + s->max_args]);
-    if (argi != NULL)
-        *argi = optind;
+    s->argi = optind;
     return -1;
+}
+
+static volatile sig_atomic_t *g_stop_flag, *g_abort_flag;
+
+static void on_stop_signal(int sig) {
+    if (*g_stop_flag && g_abort_flag != NULL)
+        *g_abort_flag = 1;
+    *g_stop_flag = sig;
+}
+
+void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic_t *abort) {
+    struct sigaction sa;
+    g_stop_flag = stop;
+    g_abort_flag = abort;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

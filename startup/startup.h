@@ -9,6 +9,8 @@
 #define OPSTREAM_STARTUP_H
 
 #include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "opstream/cli.h"
@@ -31,25 +33,37 @@ typedef struct startup {
     void *opaque;
     int max_args;   /* positional arguments accepted; -1: any number */
     int exit_fatal; /* exit code when out of memory before anything ran */
+    bool no_config; /* reads no configuration (and lists no -b, -X, -c, --redis) */
+
+    /* Filled by startup_parse: */
+    ops_config_t *cfg;       /* the configuration; the program destroys it */
+    ops_cli_common_t common; /* -v count, --help, --version */
+    int argi;                /* index of the first positional argument */
 } startup_t;
 
 /*
- * Reads the command line. With cfg non-NULL, *cfg becomes a new
- * configuration with the environment applied first (ops_config_load_env),
- * then the options in order; the caller destroys it whatever the result.
- * Programs without configuration pass cfg NULL and list no configuration
- * options. *argi (argi may be NULL) receives the index of the first
- * positional argument.
+ * Reads the command line: s->cfg becomes a new configuration with the
+ * environment applied first (ops_config_load_env), then the options in
+ * order (NULL with no_config); the program destroys it whatever the result.
  * Returns -1 when the program should run; otherwise the exit code, after
  * printing the help (stdout), the version (stdout), or "NAME: reason" and
  * "Try 'NAME --help'." (stderr).
  */
-int startup_parse(const startup_t *s, int argc, char **argv, ops_config_t **cfg,
-                  ops_cli_common_t *common, int *argi);
+int startup_parse(startup_t *s, int argc, char **argv);
+
+/* For the default of a program's option switch: an option its table lists
+ * but its callback does not handle. Returns -1 with err. */
+int startup_unknown_option(int opt, char *err, size_t err_size);
 
 /* A usage error found after startup_parse: "NAME: <message>" and
  * "Try 'NAME --help'." on stderr. Returns STARTUP_EXIT_USAGE. */
 int startup_usage_error(const startup_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Catches SIGINT and SIGTERM without SA_RESTART (a blocked read or poll
+ * returns, so the program notices at once): the first sets *stop to the
+ * signal number, a second one also sets *abort to 1 (abort may be NULL).
+ * The flags must outlive the program's run (static storage). */
+void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic_t *abort);
 
 #endif

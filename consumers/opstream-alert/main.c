@@ -77,6 +77,15 @@ typedef struct alert_cli {
     int check_only;
 } alert_cli_t;
 
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"group", required_argument, NULL, 'g'},
+    {"rules", required_argument, NULL, OPT_RULES},
+    {"lookback", required_argument, NULL, OPT_LOOKBACK},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {NULL, 0, NULL, 0},
+};
+
 static int alert_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
     alert_cli_t *c = opaque;
     long v;
@@ -99,36 +108,25 @@ static int alert_option(void *opaque, int opt, const char *arg, char *err, size_
         c->check_only = 1;
         return 0;
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"group", required_argument, NULL, 'g'},
-        {"rules", required_argument, NULL, OPT_RULES},
-        {"lookback", required_argument, NULL, OPT_LOOKBACK},
-        {"check", no_argument, NULL, OPT_CHECK},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = NULL;
     ops_rules_t *rules = NULL;
-    ops_cli_common_t common = {0};
     alert_cli_t c = {
         .opts = {.group = ALERT_DEFAULT_GROUP, .lookback_messages = ALERT_DEFAULT_LOOKBACK}};
-    const startup_t start = {.name = "opstream-alert",
-                             .short_opts = OPS_CLI_COMMON_SHORT "g:",
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = alert_option,
-                             .opaque = &c,
-                             .max_args = 0,
-                             .exit_fatal = ALERT_EXIT_FATAL};
+    startup_t start = {.name = "opstream-alert",
+                       .short_opts = OPS_CLI_COMMON_SHORT "g:",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = alert_option,
+                       .opaque = &c,
+                       .max_args = 0,
+                       .exit_fatal = ALERT_EXIT_FATAL};
     char err[512];
 
-    int rc = startup_parse(&start, argc, argv, &cfg, &common, NULL);
+    int rc = startup_parse(&start, argc, argv);
     if (rc >= 0)
         goto cleanup;
     if (c.rules_path == NULL) {
@@ -151,12 +149,12 @@ int main(int argc, char **argv) {
         rc = ALERT_EXIT_OK;
         goto cleanup;
     }
-    c.opts.cfg = cfg;
+    c.opts.cfg = start.cfg;
     c.opts.rules = rules;
-    c.opts.verbose = common.verbose;
+    c.opts.verbose = start.common.verbose;
     rc = alert_run(&c.opts);
 cleanup:
     ops_rules_destroy(rules);
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

@@ -48,11 +48,6 @@ typedef struct follow_opts {
 
 static volatile sig_atomic_t g_stop;
 
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: opstream-alerts -b BROKERS [--json] [--from-beginning] [--exit-at-end]\n"
@@ -249,6 +244,16 @@ cleanup:
     return rc;
 }
 
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"json", no_argument, NULL, OPT_JSON},
+    {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
+    {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
+    {"operation", required_argument, NULL, OPT_OPERATION},
+    {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
+    {NULL, 0, NULL, 0},
+};
+
 /* The follower's own options. */
 static int follow_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
     follow_opts_t *o = opaque;
@@ -280,50 +285,33 @@ static int follow_option(void *opaque, int opt, const char *arg, char *err, size
         return 0;
     }
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"json", no_argument, NULL, OPT_JSON},
-        {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
-        {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
-        {"operation", required_argument, NULL, OPT_OPERATION},
-        {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = NULL;
-    ops_cli_common_t common = {0};
     follow_opts_t o = {0};
-    const startup_t start = {.name = PROG,
-                             .short_opts = OPS_CLI_COMMON_SHORT,
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = follow_option,
-                             .opaque = &o,
-                             .max_args = 0,
-                             .exit_fatal = EXIT_FATAL};
+    startup_t start = {.name = PROG,
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = follow_option,
+                       .opaque = &o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_FATAL};
 
-    int rc = startup_parse(&start, argc, argv, &cfg, &common, NULL);
+    int rc = startup_parse(&start, argc, argv);
     if (rc >= 0)
         goto cleanup;
     const char *no_colour = getenv("NO_COLOR");
     o.colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
-    o.verbose = common.verbose;
+    o.verbose = start.common.verbose;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    startup_catch_stop_signals(&g_stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = follow(cfg, &o);
+    rc = follow(start.cfg, &o);
 cleanup:
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

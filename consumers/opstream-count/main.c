@@ -65,6 +65,15 @@ static void usage(FILE *out) {
             ops_cli_common_help());
 }
 
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"group", required_argument, NULL, 'g'},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
+    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+    {NULL, 0, NULL, 0},
+};
+
 /* The counter's own options. */
 static int count_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
     count_opts_t *opts = opaque;
@@ -89,46 +98,35 @@ static int count_option(void *opaque, int opt, const char *arg, char *err, size_
         opts->stats_interval_s = (int)v;
         return 0;
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"group", required_argument, NULL, 'g'},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
-        {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = NULL;
-    ops_cli_common_t common = {0};
     count_opts_t opts = {.group = COUNT_DEFAULT_GROUP,
                          .batch_max = COUNT_DEFAULT_BATCH,
                          .flush_ms = COUNT_DEFAULT_FLUSH_MS,
                          .stats_interval_s = COUNT_DEFAULT_STATS_S};
-    const startup_t start = {.name = "opstream-count",
-                             .short_opts = OPS_CLI_COMMON_SHORT "g:",
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = count_option,
-                             .opaque = &opts,
-                             .max_args = 0,
-                             .exit_fatal = COUNT_EXIT_FATAL};
+    startup_t start = {.name = "opstream-count",
+                       .short_opts = OPS_CLI_COMMON_SHORT "g:",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = count_option,
+                       .opaque = &opts,
+                       .max_args = 0,
+                       .exit_fatal = COUNT_EXIT_FATAL};
 
-    int rc = startup_parse(&start, argc, argv, &cfg, &common, NULL);
+    int rc = startup_parse(&start, argc, argv);
     if (rc >= 0)
         goto cleanup;
     if (opts.group[0] == '\0') {
         rc = startup_usage_error(&start, "-g: the group name is empty");
         goto cleanup;
     }
-    opts.cfg = cfg;
-    opts.verbose = common.verbose;
+    opts.cfg = start.cfg;
+    opts.verbose = start.common.verbose;
     rc = count_run(&opts);
 cleanup:
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

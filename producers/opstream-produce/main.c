@@ -13,27 +13,11 @@
 
 #include "opstream/validate.h"
 #include "produce.h"
+#include "startup.h"
 
 /* First signal: stop reading and flush. Second: stop waiting. */
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (g_stop)
-        g_abort = 1;
-    g_stop = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a blocked read of stdin returns */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -153,7 +137,7 @@ int main(int argc, char **argv) {
             goto cleanup;
         }
     }
-    install_signals();
+    startup_catch_stop_signals(&g_stop, &g_abort); /* a blocked read of stdin returns */
     if (!o.dry_run) {
         ops_produce_options_t po = {
             .abort = &g_abort,

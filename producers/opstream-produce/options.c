@@ -147,8 +147,7 @@ static int prod_option(void *opaque, int opt, const char *arg, char *err, size_t
         o->progress = 0;
         return 0;
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
@@ -166,20 +165,21 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {NULL, 0, NULL, 0},
     };
-    const startup_t start = {.name = "opstream-produce",
-                             .short_opts = OPS_CLI_COMMON_SHORT,
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = prod_option,
-                             .opaque = o,
-                             .max_args = -1,
-                             .exit_fatal = EXIT_USAGE};
+    startup_t start = {.name = "opstream-produce",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = prod_option,
+                       .opaque = o,
+                       .max_args = -1,
+                       .exit_fatal = EXIT_USAGE};
     char err[512];
-    int argi;
 
     o->kind = -1;
     o->progress = -1;
-    int rc = startup_parse(&start, argc, argv, &o->cfg, &o->common, &argi);
+    int rc = startup_parse(&start, argc, argv);
+    o->cfg = start.cfg;
+    o->common = start.common;
     if (rc >= 0)
         return rc;
     if (o->timeout_s > 0) {
@@ -188,8 +188,8 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
         if (ops_config_set(o->cfg, "message.timeout.ms", ms, err, sizeof(err)) != 0)
             return startup_usage_error(&start, "--timeout: %s", err);
     }
-    o->files = argv + argi;
-    o->n_files = argc - argi;
+    o->files = argv + start.argi;
+    o->n_files = argc - start.argi;
     int n_stdin = 0;
     for (int i = 0; i < o->n_files; i++)
         n_stdin += strcmp(o->files[i], "-") == 0;

@@ -63,13 +63,6 @@ typedef struct sim_run {
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
 
-static void on_signal(int sig) {
-    (void)sig;
-    if (g_stop)
-        g_abort = 1;
-    g_stop = 1;
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: opstream-simulate -b BROKERS --operation OP [--countries N] [--rate EPS]\n"
@@ -215,8 +208,7 @@ static int sim_option(void *opaque, int opt, const char *arg, char *err, size_t 
         list_scenarios();
         return 1;
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
@@ -242,13 +234,15 @@ static const struct option sim_longopts[] = {
 /* Creates o->cfg and reads the command line. Returns -1 to run, or the
  * exit code once --help, --version or --list-scenarios was served or a
  * usage error reported. */
-static int parse_options(const startup_t *start, int argc, char **argv, sim_opts_t *o) {
+static int parse_options(startup_t *start, int argc, char **argv, sim_opts_t *o) {
     char err[512];
 
     o->rate = 10;
     o->events = -1;
     o->sim.seed = 1;
-    int rc = startup_parse(start, argc, argv, &o->cfg, &o->common, NULL);
+    int rc = startup_parse(start, argc, argv);
+    o->cfg = start->cfg;
+    o->common = start->common;
     if (rc >= 0)
         return rc;
     if (o->events >= 0 && o->duration_s > 0)
@@ -393,16 +387,15 @@ int main(int argc, char **argv) {
     ops_produce_stats_t st = {0};
     char err[512];
     int rc = EXIT_USAGE;
-    struct sigaction sa;
 
-    const startup_t start = {.name = "opstream-simulate",
-                             .short_opts = OPS_CLI_COMMON_SHORT,
-                             .long_opts = sim_longopts,
-                             .usage = usage,
-                             .option = sim_option,
-                             .opaque = &o,
-                             .max_args = 0,
-                             .exit_fatal = EXIT_USAGE};
+    startup_t start = {.name = "opstream-simulate",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = sim_longopts,
+                       .usage = usage,
+                       .option = sim_option,
+                       .opaque = &o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_USAGE};
 
     run.totals = malloc(sizeof(*run.totals));
     if (run.totals == NULL) {
@@ -425,11 +418,7 @@ int main(int argc, char **argv) {
     ops_sim_totals_init(run.totals, o.sim.operation ? o.sim.operation : sc->operation);
     run.progress = !o.print && isatty(STDERR_FILENO);
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    startup_catch_stop_signals(&g_stop, &g_abort);
 
     if (!o.print) {
         ops_produce_options_t po = {

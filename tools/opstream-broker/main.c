@@ -47,10 +47,6 @@ static const char *const topic_suffixes[] = {"arrests",  "rescues", "migrants",
 
 static volatile sig_atomic_t stop_signal = 0;
 
-static void on_stop_signal(int sig) {
-    stop_signal = sig;
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: opstream-broker [--brokers N] [--partitions P] [--bootstrap-file FILE]\n"
@@ -107,8 +103,7 @@ static int broker_option(void *opaque, int opt, const char *arg, char *err, size
         o->topic_prefix = arg;
         return 0;
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
@@ -124,21 +119,21 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         {"version", no_argument, NULL, OPS_CLI_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const startup_t start = {.name = "opstream-broker",
-                             .short_opts = "h",
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = broker_option,
-                             .opaque = o,
-                             .max_args = 0,
-                             .exit_fatal = EXIT_FAILED};
-    ops_cli_common_t common = {0};
+    startup_t start = {.name = "opstream-broker",
+                       .short_opts = "h",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = broker_option,
+                       .opaque = o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_FAILED,
+                       .no_config = true};
 
     o->brokers = 3;
     o->partitions = 6;
     o->bootstrap_file = NULL;
     o->topic_prefix = "opstream.";
-    return startup_parse(&start, argc, argv, NULL, &common, NULL);
+    return startup_parse(&start, argc, argv);
 }
 
 /* Writes the bootstrap list to path through path.tmp and rename(), so a
@@ -259,7 +254,6 @@ int main(int argc, char **argv) {
     rd_kafka_mock_cluster_t *mc = NULL;
     const char *bootstrap;
     control_in_t in;
-    struct sigaction sa;
     int rc = EXIT_FAILED;
 
     rc = parse_args(argc, argv, &opts);
@@ -267,12 +261,8 @@ int main(int argc, char **argv) {
         return rc;
     rc = EXIT_FAILED;
 
-    /* No SA_RESTART: a signal interrupts poll() so we stop promptly. */
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* A signal interrupts poll() so we stop promptly. */
+    startup_catch_stop_signals(&stop_signal, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* The mock cluster lives inside a librdkafka handle; a producer created

@@ -113,6 +113,17 @@ typedef struct stats_cli {
     long alerts;
 } stats_cli_t;
 
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"country", required_argument, NULL, OPT_COUNTRY},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"list", no_argument, NULL, OPT_LIST},
+    {"alerts", required_argument, NULL, OPT_ALERTS},
+    {NULL, 0, NULL, 0},
+};
+
 static int stats_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
     stats_cli_t *c = opaque;
     switch (opt) {
@@ -142,38 +153,26 @@ static int stats_option(void *opaque, int opt, const char *arg, char *err, size_
     case OPT_ALERTS:
         return ops_cli_parse_long("--alerts", arg, 0, 1000, &c->alerts, err, err_size);
     default:
-        snprintf(err, err_size, "unhandled option %d", opt);
-        return -1;
+        return startup_unknown_option(opt, err, err_size);
     }
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"country", required_argument, NULL, OPT_COUNTRY},
-        {"window", required_argument, NULL, OPT_WINDOW},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"watch", no_argument, NULL, OPT_WATCH},
-        {"list", no_argument, NULL, OPT_LIST},
-        {"alerts", required_argument, NULL, OPT_ALERTS},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = NULL;
-    ops_cli_common_t common = {0};
     redisContext *rc = NULL;
     stats_cli_t c = {.window = -1, .alerts = 5};
-    const startup_t start = {.name = "opstream-stats",
-                             .short_opts = OPS_CLI_COMMON_SHORT,
-                             .long_opts = longopts,
-                             .usage = usage,
-                             .option = stats_option,
-                             .opaque = &c,
-                             .max_args = -1, /* checked below, with its own message */
-                             .exit_fatal = EXIT_REDIS};
-    int argi = 0;
+    startup_t start = {.name = "opstream-stats",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = stats_option,
+                       .opaque = &c,
+                       .max_args = -1, /* checked below, with its own message */
+                       .exit_fatal = EXIT_REDIS};
     char err[512];
 
-    int code = startup_parse(&start, argc, argv, &cfg, &common, &argi);
+    int code = startup_parse(&start, argc, argv);
+    ops_config_t *cfg = start.cfg;
+    int argi = start.argi;
     if (code >= 0)
         goto cleanup;
     code = EXIT_USAGE;
@@ -243,6 +242,6 @@ int main(int argc, char **argv) {
 cleanup:
     if (rc != NULL)
         redisFree(rc);
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return code;
 }
