@@ -1,11 +1,12 @@
 /*
- * opstream JSON: the strict flat-object parser of JSON Lines input (jansson
- * is not used here: it records no position for values, reports other
- * columns and wording than the documented rejects, refuses the non-UTF-8
- * bytes exports contain and turns numbers into doubles, while the field
- * checks need each value's column and its exact number text), and the one
- * JSON string writer, which repairs invalid UTF-8 and leaves the escaping to
- * jansson.
+ * opstream JSON: the strict flat-object parser of JSON Lines input, and the
+ * one JSON string writer, which repairs invalid UTF-8 and leaves the
+ * escaping to jansson. The parser stays hand-written: jansson keeps no
+ * position of a value (the field messages name its column), reports other
+ * columns and words than the documented rejects ("column 8: duplicate key
+ * 'a'" becomes column 10, "duplicate object key near ..."), refuses bytes
+ * that are not UTF-8 where this parser hands them to the field checks, and
+ * keeps a number as an integer or a double instead of its exact text.
  */
 #include "opstream/json.h"
 

@@ -3,6 +3,12 @@
  * include/opstream/rules.h for the format) into the rule model, refusing
  * with FILE:LINE and the reason anything that could not run as written.
  * Pure; the only I/O is reading the rules file.
+ *
+ * The line reader is this file's own, not libinih's: inih passes no line
+ * number to its handler and has no call for a section header, so a rule
+ * missing a setting could not be reported at its [rule] line, nor a
+ * deferred "when" at its own line; it also treats indented lines as
+ * continuations, " ;" as a comment and "key: value" as a setting.
  */
 #include <ctype.h>
 #include <errno.h>
