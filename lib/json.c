@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include "json_priv.h"
 
 /* ---- flat JSON object parser ---- */
 
@@ -432,26 +432,46 @@ static size_t utf8_seq(const unsigned char *s) {
 /* jansson only takes valid UTF-8: strings from Kafka, Redis or an export
  * may hold anything, so each byte that starts no valid sequence becomes
  * U+FFFD first (at most three bytes for one). */
-char *ops_json_quote(const char *s) {
-    size_t len = strlen(s);
-    char *fixed = malloc(3 * len + 1);
+json_t *ops_json_string_repaired(const char *s, size_t n) {
+    char *fixed = malloc(3 * n + 1);
     if (fixed == NULL)
         return NULL;
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0';) {
-        size_t n = utf8_seq(p);
-        if (n == 0) {
+    for (size_t i = 0; i < n;) {
+        /* utf8_seq reads at most to the first byte that is not a
+         * continuation, and s[n] need not be readable: copy the tail. */
+        unsigned char tail[4] = {0, 0, 0, 0};
+        size_t left = n - i < 4 ? n - i : 4;
+        memcpy(tail, s + i, left);
+        size_t k = tail[0] == 0 ? 0 : utf8_seq(tail);
+        if (k == 0 || k > left) {
             memcpy(fixed + o, "\xef\xbf\xbd", 3);
             o += 3;
-            p++;
+            i++;
         } else {
-            memcpy(fixed + o, p, n);
-            o += n;
-            p += n;
+            memcpy(fixed + o, s + i, k);
+            o += k;
+            i += k;
         }
     }
     json_t *js = json_stringn(fixed, o);
     free(fixed);
+    return js;
+}
+
+int ops_json_write(const json_t *v, char *buf, size_t size) {
+    size_t n = json_dumpb(v, buf, size, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    if (n == 0 || n >= size) {
+        if (size > 0)
+            buf[0] = '\0';
+        return -1;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
+
+char *ops_json_quote(const char *s) {
+    json_t *js = ops_json_string_repaired(s, strlen(s));
     if (js == NULL)
         return NULL;
     char *out = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -93,6 +94,11 @@ static void json_has_every_field_in_order(void **state) {
     ops_alert_format_json(&a, buf, sizeof(buf));
     assert_non_null(strstr(buf, "\"country\":null"));
     assert_non_null(strstr(buf, "\"baseline\":12.5"));
+    /* 15 significant digits, and no JSON form for NaN: null. */
+    a.baseline = 1.0 / 3;
+    a.threshold = NAN;
+    ops_alert_format_json(&a, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"baseline\":0.333333333333333,\"threshold\":null,"));
 }
 
 static void json_escapes_quotes_backslashes_controls_and_bad_utf8(void **state) {
