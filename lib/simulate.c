@@ -7,13 +7,13 @@
 #include "opstream/simulate.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "opstream/validate.h"
-#include "json_priv.h"
 
 #define HOUR_MS 3600000LL
 #define MINUTE_MS 60000LL
@@ -438,50 +438,78 @@ void ops_sim_totals_add(ops_sim_totals_t *t, const ops_event_t *ev) {
     }
 }
 
-static json_t *metrics_json(const int64_t *m) {
-    json_t *o = json_object();
-    for (int i = 0; o != NULL && i < OPS_METRIC_COUNT; i++) {
-        if (json_object_set_new(o, ops_metric_name((ops_metric_t)i), json_integer(m[i])) != 0) {
-            json_decref(o);
-            return NULL;
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        if (b->oom)
+            return;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
         }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
     }
-    return o;
 }
 
-/* Built with jansson; one line with its newline. */
+static void sb_metrics(sbuf_t *b, const int64_t *m) {
+    sb_printf(b, "{");
+    for (int i = 0; i < OPS_METRIC_COUNT; i++)
+        sb_printf(b, "%s\"%s\":%" PRId64, i ? "," : "", ops_metric_name((ops_metric_t)i), m[i]);
+    sb_printf(b, "}");
+}
+
+/* Written by hand, not through jansson: the layout is part of the output
+ * (the operation and its event count on the first line, one line a
+ * country), and scripts such as mk/demo.sh read it line by line. What goes
+ * in is numbers, names from the event model's tables and the operation code
+ * (checked by the caller, e.g. opstream-simulate's --operation). */
 char *ops_sim_totals_json(const ops_sim_totals_t *t) {
-    char *text = NULL, *line = NULL;
-    int bad = 0;
-    json_t *o = json_object(), *kinds = json_object(), *countries = json_object();
-    if (o == NULL || kinds == NULL || countries == NULL)
-        goto out;
+    sbuf_t b = {malloc(4096), 0, 4096, 0};
+    if (b.p == NULL)
+        return NULL;
+    b.p[0] = '\0';
+    sb_printf(&b, "{\"operation\":\"%s\",\"events\":%" PRId64 ",\n\"kinds\":{", t->operation,
+              t->metric[OPS_METRIC_EVENTS]);
     for (int k = 0; k < OPS_KIND_COUNT; k++)
-        bad |=
-            json_object_set_new(kinds, ops_kind_name((ops_kind_t)k), json_integer(t->by_kind[k]));
+        sb_printf(&b, "%s\"%s\":%" PRId64, k ? "," : "", ops_kind_name((ops_kind_t)k),
+                  t->by_kind[k]);
+    sb_printf(&b, "},\n\"totals\":");
+    sb_metrics(&b, t->metric);
+    sb_printf(&b, ",\n\"countries\":{");
+    int first = 1;
     for (int ci = 0; ci < 26 * 26; ci++) {
         if (t->country[ci][OPS_METRIC_EVENTS] == 0)
             continue;
-        char cc[3] = {(char)('A' + ci / 26), (char)('A' + ci % 26), '\0'};
-        bad |= json_object_set_new(countries, cc, metrics_json(t->country[ci]));
+        sb_printf(&b, "%s\n\"%c%c\":", first ? "" : ",", 'A' + ci / 26, 'A' + ci % 26);
+        sb_metrics(&b, t->country[ci]);
+        first = 0;
     }
-    bad |= json_object_set_new(o, "operation",
-                               ops_json_string_repaired(t->operation, strlen(t->operation)));
-    bad |= json_object_set_new(o, "events", json_integer(t->metric[OPS_METRIC_EVENTS]));
-    bad |= json_object_set(o, "kinds", kinds);
-    bad |= json_object_set_new(o, "totals", metrics_json(t->metric));
-    bad |= json_object_set(o, "countries", countries);
-    if (bad || (text = json_dumps(o, JSON_COMPACT)) == NULL)
-        goto out;
-    size_t n = strlen(text);
-    if ((line = malloc(n + 2)) != NULL) {
-        memcpy(line, text, n);
-        memcpy(line + n, "\n", 2);
+    sb_printf(&b, "}}\n");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
     }
-out:
-    free(text);
-    json_decref(countries);
-    json_decref(kinds);
-    json_decref(o);
-    return line;
+    return b.p;
 }

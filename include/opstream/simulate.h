@@ -67,10 +67,10 @@ typedef struct ops_sim_totals {
 
 void ops_sim_totals_init(ops_sim_totals_t *t, const char *operation);
 void ops_sim_totals_add(ops_sim_totals_t *t, const ops_event_t *ev);
-/* The totals as one line of JSON (countries in code order, so equal totals
- * give equal text): {"operation":..,"events":..,"kinds":{..},"totals":{..},
- * "countries":{"CM":{..},..}} and a newline. malloc'd; the caller frees it.
- * NULL when out of memory. */
+/* The totals as JSON (countries in code order, so equal totals give equal
+ * text): {"operation":..,"events":..,"kinds":{..},"totals":{..},
+ * "countries":{"CM":{..},..}}. malloc'd; the caller frees it. NULL when out
+ * of memory. */
 char *ops_sim_totals_json(const ops_sim_totals_t *t);
 
 #ifdef __cplusplus
