@@ -561,6 +561,37 @@ static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **stat
     ops_rules_destroy(r);
 }
 
+/* Every placeholder of both kinds of rule, pinned: the summary code moved
+ * into its own file and must expand each exactly as before. */
+static void every_summary_placeholder_expands_as_pinned(void **state) {
+    (void)state;
+    ops_rules_t *r =
+        parse_ok("[rule e]\nkind = rescue\nwhen = victims >= 1\nseverity = info\n"
+                 "summary = {operation}|{country}|{kind}|{count}|{persons}|{victims}|{migrants}|"
+                 "{items}|{minors}|{site}|{exploitation}|{offence}|{category}|{location}|"
+                 "{at_location}|{event_id}|{rule}|{severity}\n"
+                 "[rule s]\ntype = spike\nmetric = minor_victims\nscope = operation\n"
+                 "window = 2h\nbaseline = 1\nfactor = 1.25\nmin = 1\nseverity = critical\n"
+                 "summary = {operation}|{country}|{scope}|{metric}|{metric_text}|{observed}|"
+                 "{baseline}|{threshold}|{factor}|{window}|{rule}|{severity}\n");
+    ops_rule_engine_t *eng = ops_rule_engine_new(r, NULL, 0);
+    ops_alert_t out[4];
+    ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", T0, 7, "all-placeholders");
+    ev.minors = 3;
+    ev.exploitation = OPS_EXPLOITATION_FORCED_LABOUR;
+    ev.has_location = true;
+    snprintf(ev.location, sizeof(ev.location), "Pasay City");
+    assert_int_equal(ops_rule_engine_process(eng, &ev, T0, out, 4, NULL, 0), 2);
+    assert_string_equal(out[0].summary,
+                        "LIBERTERRA-II|PH|rescue|7|7|7|7|7|3|HOTEL|FORCED_LABOUR|OTHER|OTHER|"
+                        "Pasay City| at Pasay City|035b4f17-448a-57a3-b4ac-b8470cb532da|e|INFO");
+    assert_string_equal(out[1].summary,
+                        "LIBERTERRA-II||all countries|minor_victims|minor victims rescued|3|0|"
+                        "1|1.2|2 h|s|CRITICAL");
+    ops_rule_engine_destroy(eng);
+    ops_rules_destroy(r);
+}
+
 /* Pinned: uuid5(3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4, "rule\x1foperation\x1fscope\x1finstance"),
  * computed independently. A change here re-raises every alert after an upgrade. */
 static void alert_ids_match_pinned_literal_values(void **state) {
@@ -609,6 +640,7 @@ int main(void) {
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
         cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
         cmocka_unit_test(untrusted_extreme_times_fire_event_rules_but_skip_spikes),
+        cmocka_unit_test(every_summary_placeholder_expands_as_pinned),
         cmocka_unit_test(alert_ids_match_pinned_literal_values),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
     };
