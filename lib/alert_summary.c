@@ -23,9 +23,13 @@ typedef struct summary_ctx {
     const ops_alert_t *alert; /* always */
 } summary_ctx_t;
 
-static const char *const metric_texts[OPS_METRIC_COUNT] = {
-    "arrests",      "victims rescued", "minor victims rescued", "irregular migrants detected",
-    "items seized", "events reported"};
+static const char *const metric_texts[OPS_METRIC_COUNT] = {"arrests",
+                                                           "victims rescued",
+                                                           "minor victims rescued",
+                                                           "irregular migrants detected",
+                                                           "minor migrants detected",
+                                                           "items seized",
+                                                           "events reported"};
 
 static const char *const event_placeholders[] = {
     "operation",   "country",  "kind", "count",        "persons", "victims",  "migrants",

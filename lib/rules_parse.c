@@ -449,7 +449,7 @@ static int set_metric(parse_state_t *ps, rule_t *r, const char *val, int line, c
     if (r->metric < 0) {
         ops_err_format(why, why_size,
                        "metric '%s' is not arrests, victims, minor_victims, migrants, "
-                       "seized_items or events",
+                       "minor_migrants, seized_items or events",
                        val);
         return -1;
     }
@@ -777,7 +777,8 @@ int ops_rules_load_file(const char *path, ops_rules_t **out, char *errstr, size_
     }
     size_t n = fread(buf, 1, RULES_FILE_MAX + 1, f);
     if (ferror(f)) {
-        ops_err_format(errstr, errstr_size, "%s: read error", path);
+        ops_err_format(errstr, errstr_size, "%s: %s", path,
+                       errno == EISDIR ? "is a directory, not a rules file" : strerror(errno));
         goto cleanup;
     }
     if (n > RULES_FILE_MAX) {

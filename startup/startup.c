@@ -30,6 +30,7 @@ int startup_parse(startup_t *s, int argc, char **argv) {
 
     s->cfg = NULL;
     memset(&s->common, 0, sizeof(s->common));
+    s->common.uses = s->uses;
     if (!s->no_config) {
         s->cfg = ops_config_new();
         if (s->cfg == NULL) {

@@ -34,6 +34,8 @@ typedef struct startup {
     int max_args;   /* positional arguments accepted; -1: any number */
     int exit_fatal; /* exit code when out of memory before anything ran */
     bool no_config; /* reads no configuration (and lists no -b, -X, -c, --redis) */
+    unsigned uses;  /* OPS_CLI_USES_* the program talks to (0: both); the
+                     * options of the others are usage errors */
 
     /* Filled by startup_parse: */
     ops_config_t *cfg;       /* the configuration; the program destroys it */
