@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opstream/validate.h"
+
 int startup_usage_error(const startup_t *s, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "%s: ", s->name);
@@ -22,6 +24,16 @@ int startup_usage_error(const startup_t *s, const char *fmt, ...) {
 int startup_unknown_option(int opt, char *err, size_t err_size) {
     snprintf(err, err_size, "option %d is listed but not handled", opt);
     return -1;
+}
+
+int startup_operation_option(const char *arg, const char **out, char *err, size_t err_size) {
+    char why[256];
+    if (ops_operation_check(arg, why, sizeof(why)) != 0) {
+        snprintf(err, err_size, "--operation: %s", why);
+        return -1;
+    }
+    *out = arg;
+    return 0;
 }
 
 int startup_parse(startup_t *s, int argc, char **argv) {

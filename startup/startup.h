@@ -57,6 +57,10 @@ int startup_parse(startup_t *s, int argc, char **argv);
  * but its callback does not handle. Returns -1 with err. */
 int startup_unknown_option(int opt, char *err, size_t err_size);
 
+/* --operation OP, shared by the programs that take it: *out = arg when it
+ * is an operation code, else -1 with err ("--operation: why"). */
+int startup_operation_option(const char *arg, const char **out, char *err, size_t err_size);
+
 /* A usage error found after startup_parse: "NAME: <message>" and
  * "Try 'NAME --help'." on stderr. Returns STARTUP_EXIT_USAGE. */
 int startup_usage_error(const startup_t *s, const char *fmt, ...)

@@ -352,15 +352,8 @@ static int follow_option(void *opaque, int opt, const char *arg, char *err, size
     case OPT_EXIT_AT_END:
         o->exit_at_end = true;
         return 0;
-    case OPT_OPERATION: {
-        char why[256];
-        if (ops_operation_check(arg, why, sizeof(why)) != 0) {
-            snprintf(err, err_size, "--operation: %s", why);
-            return -1;
-        }
-        o->operation = arg;
-        return 0;
-    }
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->operation, err, err_size);
     case OPT_MIN_SEVERITY: {
         char up[16];
         size_t i = 0;

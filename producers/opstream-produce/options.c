@@ -95,15 +95,8 @@ static void usage(FILE *out) {
 static int prod_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
     prod_opts_t *o = opaque;
     switch (opt) {
-    case OPT_OPERATION: {
-        char why[256];
-        if (ops_operation_check(arg, why, sizeof(why)) != 0) {
-            snprintf(err, err_size, "--operation: %s", why);
-            return -1;
-        }
-        o->operation = arg;
-        return 0;
-    }
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->operation, err, err_size);
     case OPT_COUNTRY:
         if (!ops_valid_country(arg)) {
             snprintf(err, err_size, "--country: '%s' is not an ISO 3166-1 alpha-2 code", arg);

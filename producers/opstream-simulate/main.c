@@ -150,15 +150,8 @@ static int sim_option(void *opaque, int opt, const char *arg, char *err, size_t 
     sim_opts_t *o = opaque;
     double v;
     switch (opt) {
-    case OPT_OPERATION: {
-        char why[256];
-        if (ops_operation_check(arg, why, sizeof(why)) != 0) {
-            snprintf(err, err_size, "--operation: %s", why);
-            return -1;
-        }
-        o->sim.operation = arg;
-        return 0;
-    }
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->sim.operation, err, err_size);
     case OPT_COUNTRIES:
         if (parse_number("--countries", arg, 1, 60, &v, err, err_size) != 0)
             return -1;
