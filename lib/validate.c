@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sha1.h"
+#include "uuid5_priv.h"
 
 /*
  * The officially assigned ISO 3166-1 alpha-2 codes (249), sorted for binary
@@ -251,13 +251,13 @@ static int check_time(const char *field, int64_t ms, const ops_event_limits_t *l
                       const char **fieldp, char *errstr, size_t errstr_size) {
     char a[32], b[32], span[32];
     if (ms < lim->time_min_ms) {
-        ops_format_timestamp(ms, a, sizeof(a));
-        ops_format_timestamp(lim->time_min_ms, b, sizeof(b));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(lim->time_min_ms, b, sizeof(b));
         return fail(fieldp, errstr, errstr_size, field, "%s (%" PRId64 ") is before %s", a, ms, b);
     }
     if (now_ms <= INT64_MAX - lim->time_max_future_ms && ms > now_ms + lim->time_max_future_ms) {
-        ops_format_timestamp(ms, a, sizeof(a));
-        ops_format_timestamp(now_ms, b, sizeof(b));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(now_ms, b, sizeof(b));
         format_span(lim->time_max_future_ms, span, sizeof(span));
         return fail(fieldp, errstr, errstr_size, field,
                     "%s (%" PRId64 ") is more than %s in the future (now is %s)", a, ms, span, b);
@@ -385,7 +385,7 @@ int ops_event_limits_from_config(const ops_config_t *cfg, ops_event_limits_t *li
         return 0;
     min = ops_config_get(cfg, "opstream.event.time.min");
     if (min != NULL && min[0] != '\0') {
-        if (ops_parse_timestamp(min, &ms, err, sizeof(err)) != 0) {
+        if (ops_validate_parse_timestamp(min, &ms, err, sizeof(err)) != 0) {
             vprefixed_args(errstr, errstr_size, "opstream.event.time.min", "%s", err);
             return -1;
         }
@@ -462,7 +462,7 @@ int ops_event_validate(const ops_event_t *ev, const ops_event_limits_t *lim, int
 void ops_event_id_derive(const char *operation, const char *country, ops_kind_t kind,
                          const char *source_ref, char out[OPS_EVENT_ID_LEN + 1]) {
     const char *parts[4] = {operation, country, ops_kind_name(kind), source_ref};
-    ops_sha1_uuid5(event_id_namespace, parts, 4, out);
+    ops_uuid5_derive(event_id_namespace, parts, 4, out);
 }
 
 /* ---- timestamps ---------------------------------------------------------- */
@@ -579,7 +579,7 @@ static int parse_zone(const char *s, const char *p, int *offset_minp, char *errs
  * zone. Fractions beyond milliseconds are truncated. A zone is required:
  * a local time without one cannot be placed on the operation's timeline.
  */
-int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
+int ops_validate_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
     if (s == NULL || *s == '\0')
         return ts_fail(errstr, errstr_size, "", "empty timestamp");
 
@@ -642,7 +642,7 @@ int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr
 }
 
 /* Floor division so instants before 1970 format as the right day and time. */
-void ops_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
+void ops_validate_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
     if (buf == NULL || bufsize == 0)
         return;
     int64_t days = ms / MS_PER_DAY, rem = ms % MS_PER_DAY;

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "opstream/event.h"
-#include "opstream/jsonl.h"
+#include "opstream/json.h"
 #include "opstream/validate.h"
 
 #ifdef __cplusplus
