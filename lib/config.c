@@ -58,6 +58,9 @@ static const ops_config_key_t ops_config_keys[] = {
      "seconds an event_id is remembered so that a re-sent event counts once"},
     {"opstream.bucket.minute.ttl.s", OPS_CONFIG_INT, "172800", 60, 31622400, NULL,
      "TTL of the per-minute Redis buckets"},
+    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 3600, NULL,
+     "seconds before an unreachable broker or Redis is reported (and a connection attempt "
+     "given up and retried)"},
     {"opstream.bucket.hour.ttl.s", OPS_CONFIG_INT, "3024000", 3600, 316224000, NULL,
      "TTL of the per-hour Redis buckets"},
 };
