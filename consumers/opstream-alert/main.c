@@ -12,12 +12,14 @@
 #include "alert.h"
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
 #include "opstream/rules.h"
 
 enum {
     OPT_RULES = OPS_CLI_OPT_FIRST_PROGRAM,
     OPT_LOOKBACK,
     OPT_CHECK,
+    OPT_RESET_OFFSETS,
 };
 
 static void usage(FILE *out) {
@@ -34,11 +36,15 @@ static void usage(FILE *out) {
             "is documented in config/alerts.conf and include/opstream/rules.h.\n"
             "\n"
             "Each alert has a deterministic alert_id (rule, operation, scope, window or\n"
-            "event), so a restart or replay never publishes it twice: on start the alert\n"
-            "topic is read back, and each partition is re-read from its stored offset\n"
+            "event), and it is published once across restarts, replays and instances\n"
+            "of the group: on every partition assignment the alert topic is read to its\n"
+            "end (what any instance published), a publish whose outcome is unknown\n"
+            "(timeout, producer recreated) is checked against the topic before it is\n"
+            "tried again, and each partition is re-read from its stored offset\n"
             "back over the rules' span (by time where the broker supports it, else\n"
             "--lookback messages) to rebuild the spike baselines, raising nothing for\n"
-            "messages handled before. Offsets live in Redis (opstream:offsets:GROUP).\n"
+            "messages handled before. Offsets live in Redis (opstream:offsets:GROUP),\n"
+            "in the same fenced store as opstream-count's.\n"
             "Messages that do not decode go to opstream.dlq. Spike rules see the\n"
             "partitions of their own instance only: run one instance per group when\n"
             "operation-wide spike rules matter.\n"
@@ -51,21 +57,32 @@ static void usage(FILE *out) {
             "                             (default %d)\n"
             "      --check                only check the rules file, print the rule\n"
             "                             names and exit\n"
+            "      --reset-offsets earliest|latest\n"
+            "                             recovery: set the group's stored offsets of\n"
+            "                             every partition of the event topics to the\n"
+            "                             oldest or newest offset the broker has, then\n"
+            "                             exit (no --rules needed). Refused while the\n"
+            "                             group has live members\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
-            "opstream.redis.password.file.\n"
+            "opstream.redis.password.file, opstream.connect.timeout.s (seconds before\n"
+            "an unreachable broker or Redis is reported; default 10).\n"
             "\n"
             "%s"
             "\n"
-            "Each published alert is logged on stderr. Redis or Kafka unreachable while\n"
-            "running: the alert or offset write is retried, nothing is skipped.\n"
-            "SIGINT/SIGTERM: stores the offsets, then leaves the group.\n"
+            "Each published alert is logged on stderr. Redis or Kafka unreachable: said\n"
+            "once (\"waiting for broker ...\", \"waiting for Redis ...\"), the alert or\n"
+            "offset write is retried, nothing is skipped. Offsets gone backwards (topic\n"
+            "recreated, broker restarted while Redis kept the offsets): as opstream-count\n"
+            "(an ERROR line, opstream:gaps:GROUP \"skipped:<ms>\", --reset-offsets).\n"
+            "SIGINT/SIGTERM: one more attempt (up to 1 s) to store the offsets, then\n"
+            "leaves the group, in every state.\n"
             "\n"
             "Exit codes:\n"
             "  0  stopped by SIGINT/SIGTERM (or --check passed)\n"
-            "  1  fatal error (Redis or the alert topic unreachable at start, a fatal\n"
-            "     Kafka error)\n"
-            "  2  usage, configuration or rules-file error\n",
+            "  1  fatal error (a fatal Kafka error), --reset-offsets failed\n"
+            "  2  usage, configuration or rules-file error\n"
+            "  3  --reset-offsets refused: the group has live members\n",
             ALERT_DEFAULT_GROUP, ALERT_DEFAULT_LOOKBACK, ops_cli_common_help());
 }
 
@@ -76,13 +93,14 @@ int main(int argc, char **argv) {
         {"rules", required_argument, NULL, OPT_RULES},
         {"lookback", required_argument, NULL, OPT_LOOKBACK},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"reset-offsets", required_argument, NULL, OPT_RESET_OFFSETS},
         {NULL, 0, NULL, 0},
     };
     ops_config_t *cfg = ops_config_new();
     ops_rules_t *rules = NULL;
     ops_cli_common_t common = {0};
     alert_opts_t opts = {.group = ALERT_DEFAULT_GROUP, .lookback_messages = ALERT_DEFAULT_LOOKBACK};
-    const char *rules_path = NULL;
+    const char *rules_path = NULL, *reset = NULL;
     int check_only = 0;
     char err[512];
     int rc = ALERT_EXIT_USAGE, opt;
@@ -123,6 +141,9 @@ int main(int argc, char **argv) {
         case OPT_CHECK:
             check_only = 1;
             break;
+        case OPT_RESET_OFFSETS:
+            reset = optarg;
+            break;
         default:
             fprintf(stderr, "Try 'opstream-alert --help'.\n");
             goto cleanup;
@@ -144,12 +165,20 @@ int main(int argc, char **argv) {
                 argv[optind]);
         goto cleanup;
     }
-    if (rules_path == NULL) {
-        fprintf(stderr, "opstream-alert: --rules FILE is required\nTry 'opstream-alert --help'.\n");
-        goto cleanup;
-    }
     if (opts.group[0] == '\0') {
         fprintf(stderr, "opstream-alert: -g: the group name is empty\n");
+        goto cleanup;
+    }
+    if (ops_consumer_quiet_kafka(cfg, common.verbose, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-alert: %s\n", err);
+        goto cleanup;
+    }
+    if (reset != NULL) {
+        rc = alert_reset_offsets(cfg, opts.group, reset);
+        goto cleanup;
+    }
+    if (rules_path == NULL) {
+        fprintf(stderr, "opstream-alert: --rules FILE is required\nTry 'opstream-alert --help'.\n");
         goto cleanup;
     }
     if (ops_rules_load_file(rules_path, &rules, err, sizeof(err)) != 0) {
