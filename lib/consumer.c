@@ -232,7 +232,8 @@ static void nap(const ops_consumer_t *c, int ms) {
  * backoff in silence until it answers again. */
 static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
     if (!c->redis_down) {
-        say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s: %s", c->redis_shown, what, err);
+        say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s: %s; retrying with backoff",
+            c->redis_shown, what, err);
         c->redis_down = true;
     } else {
         say(c, OPS_CONSUMER_LOG_DEBUG, "%s: %s", what, err);
@@ -412,7 +413,8 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     if (aux_hset(c, key, c->member, val, err, sizeof(err)) < 0) {
         /* first contact: Redis is named before any batch needs it */
         if (!c->redis_down) {
-            say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s", c->redis_shown, err);
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s; retrying", c->redis_shown,
+                err);
             c->redis_down = true;
         }
         return;
@@ -511,12 +513,12 @@ static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
         if (r == 1) {
             c->st.gaps++;
             say(c, OPS_CONSUMER_LOG_ERROR,
-                "ERROR: group %s: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the "
-                "broker (retention) and were never handled. Recorded in opstream:gaps:%s; going "
-                "on from offset %lld",
-                c->group, gaps[i].topic, (int)gaps[i].partition, (long long)gaps[i].from,
+                "ERROR: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the broker "
+                "(retention) and were never handled by group %s. Recorded in opstream:gaps:%s; "
+                "going on from offset %lld",
+                gaps[i].topic, (int)gaps[i].partition, (long long)gaps[i].from,
                 (long long)gaps[i].to, (long long)(gaps[i].to - gaps[i].from + 1), c->group,
-                (long long)gaps[i].to + 1);
+                c->group, (long long)gaps[i].to + 1);
         }
     }
     rc = 0;
