@@ -340,9 +340,5 @@ int main(void) {
             count_with_redis_gone_stops_on_sigterm_after_the_final_flush_attempt, tc_setup,
             tc_teardown),
     };
-    if (harness_init() != 0)
-        return 1;
-    int rc = cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
-    harness_cleanup();
-    return rc;
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
