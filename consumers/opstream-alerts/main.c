@@ -190,22 +190,11 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     codec = ops_codec_new(NULL, err, sizeof(err));
     if (codec == NULL)
         goto fail;
-    rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, err, sizeof(err));
-    if (conf == NULL)
+    /* the one consumer builder (ops_kafka_consumer_build) */
+    ops_kafka_consumer_opts_t ko = {.group = group, .partition_eof = o->exit_at_end};
+    rk = ops_kafka_consumer_build(cfg, &ko, err, sizeof(err));
+    if (rk == NULL)
         goto fail;
-    if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", o->exit_at_end ? "true" : "false", err,
-                          sizeof(err)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(rk);
     if (assign_all(rk, topic, o, &ends, err, sizeof(err)) != 0)
         goto fail;
 
