@@ -160,7 +160,7 @@ struct ops_consumer {
     int connect_ms;
 
     rpart_t *parts;
-    size_t nparts, parts_cap;
+    size_t nparts, parts_cap, last_part;
 
     int64_t batch_started; /* monotonic ms of the batch's first message */
     size_t dlq_sent;       /* copies queued for the pending batch */
@@ -294,10 +294,16 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     c->o.log(c->o.log_opaque, OPS_CONSUMER_LOG_DEBUG, line);
 }
 
+/* Runs of messages come from one partition: the last hit is tried first. */
 static rpart_t *rpart_find(ops_consumer_t *c, const char *topic, int32_t partition) {
+    if (c->last_part < c->nparts && c->parts[c->last_part].partition == partition &&
+        strcmp(c->parts[c->last_part].topic, topic) == 0)
+        return &c->parts[c->last_part];
     for (size_t i = 0; i < c->nparts; i++)
-        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0) {
+            c->last_part = i;
             return &c->parts[i];
+        }
     return NULL;
 }
 
@@ -1169,6 +1175,8 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m == NULL)
             continue;
+        if (timeout_ms > 0)
+            deadline = mono_ms() + timeout_ms; /* progress: the limit is on silence */
         int idx = -1;
         for (int i = 0; i < np; i++)
             if (md->topics[0].partitions[i].id == m->partition)

@@ -20,6 +20,7 @@
 #include "opstream/cli.h"
 #include "opstream/codec.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 
@@ -174,6 +175,32 @@ cleanup:
     return rc;
 }
 
+/* One record of the alert topic: printed unless filtered out or printed
+ * before. */
+typedef struct printer {
+    const follow_opts_t *o;
+    ops_codec_t *codec;
+    ops_idset_t *seen;
+    const char *topic;
+} printer_t;
+
+static int print_record(const rd_kafka_message_t *m, void *opaque) {
+    const printer_t *pr = opaque;
+    ops_alert_t a;
+    char derr[512];
+    if (m->payload == NULL ||
+        ops_codec_decode_alert(pr->codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
+            OPS_CODEC_OK) {
+        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic,
+                m->partition, m->offset, m->payload == NULL ? "no value" : derr);
+        return 0;
+    }
+    if ((pr->o->operation == NULL || strcmp(a.operation, pr->o->operation) == 0) &&
+        a.severity >= pr->o->min_severity && ops_idset_add(pr->seen, a.alert_id) != 0)
+        print_alert(pr->o, &a);
+    return g_stop ? -1 : 0;
+}
+
 /* The follow loop. Returns an exit code. */
 static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     int rc = EXIT_FATAL;
@@ -190,6 +217,16 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     codec = ops_codec_new(NULL, err, sizeof(err));
     if (codec == NULL)
         goto fail;
+    if (o->exit_at_end && o->from_beginning) {
+        /* everything there is now, then exit: the runtime's reader */
+        printer_t pr = {o, codec, &seen, topic};
+        if (ops_consumer_read_to_end(cfg, topic, print_record, &pr, 10000, &g_stop, err,
+                                     sizeof(err)) != 0 &&
+            !g_stop)
+            goto fail;
+        rc = EXIT_OK;
+        goto cleanup;
+    }
     /* the one consumer builder (ops_kafka_consumer_build) */
     ops_kafka_consumer_opts_t ko = {.group = group, .partition_eof = o->exit_at_end};
     rk = ops_kafka_consumer_build(cfg, &ko, err, sizeof(err));
