@@ -59,7 +59,7 @@ static int make_producer(ops_alert_out_t *out, char *errstr, size_t errstr_size)
                        rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
-    if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 1500) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_metadata_destroy(md);
     return 0;
 }
