@@ -223,15 +223,20 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
         int64_t stored = p->offset >= 0 ? p->offset : -1;
         if (t == NULL || stored < 0)
             continue; /* never handled: everything is live, from the beginning */
-        int64_t start = stored;
-        if (t->fed >= 0) {
+        int64_t start = stored, lo = 0, hi = -1;
+        if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 5000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            lo = 0;
+            hi = -1;
+        }
+        if (hi >= 0 && hi < stored) {
+            /* the log went back (topic recreated, broker restarted): no
+             * re-read, so that the runtime sees the offsets below the
+             * stored one as skipped, says so and records them */
+        } else if (t->fed >= 0) {
             if (t->fed + 1 < start)
                 start = t->fed + 1;
         } else if (span > 0) {
-            int64_t lo = 0, hi = 0;
-            if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 5000) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                lo = 0;
             int64_t t_off = by_time && times->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR
                                 ? times->elems[i].offset
                                 : -1;
