@@ -273,9 +273,8 @@ static int readback_one(const rd_kafka_message_t *m, void *opaque) {
     ops_alert_t a;
     char derr[256];
 
-    if (m->payload == NULL ||
-        ops_codec_decode_alert(rb->codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
-            OPS_CODEC_OK) {
+    if (m->payload == NULL || ops_codec_decode_alert(rb->codec, m->payload, m->len, &a, derr,
+                                                     sizeof(derr)) != OPS_CODEC_OK) {
         rb->undecodable++;
         return 0;
     }

@@ -28,8 +28,8 @@
 
 #define DLQ_FLUSH_MS 10000
 #define SEEK_MS 5000
-#define BURST_MAX 1000  /* messages handled between two housekeeping rounds */
-#define BEAT_MS 2000    /* member heartbeat period */
+#define BURST_MAX 1000 /* messages handled between two housekeeping rounds */
+#define BEAT_MS 2000   /* member heartbeat period */
 #define TOPIC_MAX 256
 
 /* ---- pure rules ------------------------------------------------------------ */
@@ -407,9 +407,11 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     if ((size_t)snprintf(key, sizeof(key), "opstream:members:%s", c->group) >= sizeof(key))
         return;
     if (leaving) {
+        /* expired at once (HSET, not HDEL: the commands the Redis ACL of
+         * config/redis-acl.conf grants the consumers) */
         redisContext *rc = c->aux;
         if (rc != NULL && rc->err == 0) {
-            redisReply *r = redisCommand(rc, "HDEL %s %s", key, c->member);
+            redisReply *r = redisCommand(rc, "HSET %s %s 0", key, c->member);
             if (r != NULL)
                 freeReplyObject(r);
         }
@@ -427,7 +429,8 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     }
     if (c->redis_down && !c->redis_failing)
         redis_ok(c);
-    redisReply *r = redisCommand(c->aux, "PEXPIRE %s %d", key, 6 * OPS_CONSUMER_MEMBER_TTL_MS);
+    redisReply *r =
+        redisCommand(c->aux, "EXPIRE %s %d", key, 6 * OPS_CONSUMER_MEMBER_TTL_MS / 1000);
     if (r != NULL)
         freeReplyObject(r);
 }
@@ -512,8 +515,7 @@ static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
     }
     ops_counter_pending_gaps(c->batch, gaps, n);
     for (size_t i = 0; i < n; i++) {
-        int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], wall_ms(), err,
-                                             errsize);
+        int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], wall_ms(), err, errsize);
         if (r < 0)
             goto cleanup;
         if (r == 1) {
@@ -581,8 +583,7 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
     case OPS_COUNTER_STEP_FENCED:
         c->st.fenced++;
         c->dlq_sent = 0;
-        say(c, OPS_CONSUMER_LOG_WARN, "batch not applied: %s; seeking to the stored offsets",
-            err);
+        say(c, OPS_CONSUMER_LOG_WARN, "batch not applied: %s; seeking to the stored offsets", err);
         redis_failing(c, false);
         redis_ok(c);
         c->need_reload = true;
@@ -1050,8 +1051,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
         for (int burst = 0; m != NULL; burst++) {
             handle_message(c, m);
             rd_kafka_message_destroy(m);
-            if (burst >= BURST_MAX || ops_counter_full(c->batch) || c->need_reload ||
-                stop_asked(c))
+            if (burst >= BURST_MAX || ops_counter_full(c->batch) || c->need_reload || stop_asked(c))
                 break;
             m = rd_kafka_consumer_poll(c->rk, 0);
             drained = m == NULL;
@@ -1070,17 +1070,16 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
                 c->dlq_sent = 0;
                 reload_and_seek(c);
             }
-        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch),
-                                          ops_counter_full(c->batch), drained,
-                                          now - c->batch_started, o->flush_ms,
+        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), ops_counter_full(c->batch),
+                                          drained, now - c->batch_started, o->flush_ms,
                                           o->drained_flush_ms, c->redis_failing,
                                           now >= c->retry_at)) {
             flush_batch(c);
         }
         if (!c->assigned_once && !c->group_wait_said && !c->broker_down &&
             now - c->started >= c->connect_ms) {
-            say(c, OPS_CONSUMER_LOG_WARN,
-                "waiting for broker %s to assign partitions to group %s", c->brokers, c->group);
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s to assign partitions to group %s",
+                c->brokers, c->group);
             c->group_wait_said = true;
         }
         heartbeat(c, false);
@@ -1235,8 +1234,8 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
         for (int i = 0; i < gl->group_cnt; i++) {
             if (strcmp(gl->groups[i].group, group) == 0 && gl->groups[i].member_cnt > 0) {
                 ops_err_format(errstr, errstr_size,
-                               "group %s has %d live members (state %s); stop them first",
-                               group, gl->groups[i].member_cnt, gl->groups[i].state);
+                               "group %s has %d live members (state %s); stop them first", group,
+                               gl->groups[i].member_cnt, gl->groups[i].state);
                 out = 1;
             }
         }
@@ -1252,7 +1251,7 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
     redisReply *r = redisCommand(rc, "HGETALL %s", key);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         ops_err_format(errstr, errstr_size, "redis: HGETALL %s: %s", key,
-                       r == NULL ? rc->errstr
+                       r == NULL                      ? rc->errstr
                        : r->type == REDIS_REPLY_ERROR ? r->str
                                                       : "unexpected reply");
         if (r != NULL)
@@ -1262,8 +1261,8 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         if (ops_consumer_member_live(r->element[i + 1]->str, wall_ms())) {
             ops_err_format(errstr, errstr_size,
-                           "group %s has a live member (%s, in %s); stop every member first",
-                           group, r->element[i]->str, key);
+                           "group %s has a live member (%s, in %s); stop every member first", group,
+                           r->element[i]->str, key);
             out = 1;
             break;
         }
@@ -1273,8 +1272,8 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
 }
 
 int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
-                               const char *const *topics, ops_consumer_reset_t how,
-                               char *errstr, size_t errstr_size) {
+                               const char *const *topics, ops_consumer_reset_t how, char *errstr,
+                               size_t errstr_size) {
     int rc = -1, n = 0;
     rd_kafka_t *rk = NULL;
     redisContext *redis = NULL;

@@ -212,9 +212,8 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
         snprintf(errstr, errstr_size, "group.id: %s", kerr);
         goto cleanup;
     }
-    if (o->partition_eof &&
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr, sizeof(kerr)) !=
-            RD_KAFKA_CONF_OK) {
+    if (o->partition_eof && rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr,
+                                              sizeof(kerr)) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errstr_size, "enable.partition.eof: %s", kerr);
         goto cleanup;
     }

@@ -170,8 +170,8 @@ static int read_back(alerter_t *al) {
     size_t undecodable = 0, before = al->published.n;
     bool said = false;
 
-    while (ops_alert_topic_read(al->opts->cfg, restore_one, al, READBACK_MS, &g_stop,
-                                &undecodable, err, sizeof(err)) != 0) {
+    while (ops_alert_topic_read(al->opts->cfg, restore_one, al, READBACK_MS, &g_stop, &undecodable,
+                                err, sizeof(err)) != 0) {
         if (g_stop)
             return -1;
         if (!said)

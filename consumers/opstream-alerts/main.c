@@ -188,11 +188,10 @@ static int print_record(const rd_kafka_message_t *m, void *opaque) {
     const printer_t *pr = opaque;
     ops_alert_t a;
     char derr[512];
-    if (m->payload == NULL ||
-        ops_codec_decode_alert(pr->codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
-            OPS_CODEC_OK) {
-        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic,
-                m->partition, m->offset, m->payload == NULL ? "no value" : derr);
+    if (m->payload == NULL || ops_codec_decode_alert(pr->codec, m->payload, m->len, &a, derr,
+                                                     sizeof(derr)) != OPS_CODEC_OK) {
+        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic, m->partition,
+                m->offset, m->payload == NULL ? "no value" : derr);
         return 0;
     }
     if ((pr->o->operation == NULL || strcmp(a.operation, pr->o->operation) == 0) &&

@@ -66,11 +66,11 @@ int count_run(const count_opts_t *o) {
         fprintf(stderr, "opstream-count: %s\n", err);
         return rc;
     }
-    fprintf(stderr, "opstream-count: counting %s into %s as group %s\n",
-            ops_config_get(o->cfg, "bootstrap.servers"),
-            ops_consumer_redis_display(ops_config_get(o->cfg, "opstream.redis.url"), err,
-                                       sizeof err),
-            o->group);
+    fprintf(
+        stderr, "opstream-count: counting %s into %s as group %s\n",
+        ops_config_get(o->cfg, "bootstrap.servers"),
+        ops_consumer_redis_display(ops_config_get(o->cfg, "opstream.redis.url"), err, sizeof err),
+        o->group);
     switch (ops_consumer_run(c)) {
     case OPS_CONSUMER_STOPPED:
         rc = COUNT_EXIT_OK;

@@ -50,12 +50,12 @@ typedef struct ops_consumer_pos {
 } ops_consumer_pos_t;
 
 typedef enum ops_consumer_class {
-    OPS_CONSUMER_LIVE = 0,   /* at or past the stored offset: into the batch */
-    OPS_CONSUMER_REPLAY,     /* below the stored offset, asked for: state only */
-    OPS_CONSUMER_REGRESSED,  /* the log went backwards (offset below where this
-                              * partition stood): report, record, skip */
-    OPS_CONSUMER_SKIPPED     /* below the stored offset within a range already
-                              * reported as skipped */
+    OPS_CONSUMER_LIVE = 0,  /* at or past the stored offset: into the batch */
+    OPS_CONSUMER_REPLAY,    /* below the stored offset, asked for: state only */
+    OPS_CONSUMER_REGRESSED, /* the log went backwards (offset below where this
+                             * partition stood): report, record, skip */
+    OPS_CONSUMER_SKIPPED    /* below the stored offset within a range already
+                             * reported as skipped */
 } ops_consumer_class_t;
 
 /* Classifies a message at offset for a partition at pos. Pure. */
@@ -81,7 +81,10 @@ bool ops_consumer_batch_may_pass(size_t dlq_sent, bool dlq_confirmed);
 /* Next capped exponential backoff after cur ms (0: the first retry). */
 int ops_consumer_backoff_next(int cur_ms);
 
-typedef enum ops_consumer_reset { OPS_CONSUMER_RESET_EARLIEST, OPS_CONSUMER_RESET_LATEST } ops_consumer_reset_t;
+typedef enum ops_consumer_reset {
+    OPS_CONSUMER_RESET_EARLIEST,
+    OPS_CONSUMER_RESET_LATEST
+} ops_consumer_reset_t;
 
 /* Parses "earliest" / "latest". 0, or -1 with errstr. */
 int ops_consumer_reset_parse(const char *s, ops_consumer_reset_t *out, char *errstr,
@@ -154,16 +157,16 @@ typedef struct ops_consumer_handler {
 } ops_consumer_handler_t;
 
 typedef struct ops_consumer_options {
-    const ops_config_t *cfg; /* borrowed; outlives the consumer */
-    const char *group;       /* required */
-    const char *const *topics; /* NULL: the four event topics under opstream.topic.prefix */
-    size_t batch_max;        /* messages that make a batch full (0: 5000) */
-    int flush_ms;            /* a batch is applied at least this often (0: 10) */
-    int drained_flush_ms;    /* applied this early once nothing more is waiting (0: never) */
-    int stats_interval_s;    /* status line (INFO) this often when something changed; 0: off */
-    int shutdown_flush_ms;   /* final flush attempts after a stop (0: 1000) */
+    const ops_config_t *cfg;     /* borrowed; outlives the consumer */
+    const char *group;           /* required */
+    const char *const *topics;   /* NULL: the four event topics under opstream.topic.prefix */
+    size_t batch_max;            /* messages that make a batch full (0: 5000) */
+    int flush_ms;                /* a batch is applied at least this often (0: 10) */
+    int drained_flush_ms;        /* applied this early once nothing more is waiting (0: never) */
+    int stats_interval_s;        /* status line (INFO) this often when something changed; 0: off */
+    int shutdown_flush_ms;       /* final flush attempts after a stop (0: 1000) */
     volatile sig_atomic_t *stop; /* set by the program's signal handler */
-    int verbose;             /* librdkafka's log lines and DEBUG lines */
+    int verbose;                 /* librdkafka's log lines and DEBUG lines */
     void (*log)(void *opaque, ops_consumer_level_t level, const char *line); /* required */
     void *log_opaque;
 } ops_consumer_options_t;
@@ -180,10 +183,10 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
 void ops_consumer_destroy(ops_consumer_t *c); /* accepts NULL; leaves the group */
 
 typedef enum ops_consumer_exit {
-    OPS_CONSUMER_STOPPED = 0,   /* stopped; the last batch written */
-    OPS_CONSUMER_FATAL = 1,     /* a fatal Kafka error */
-    OPS_CONSUMER_UNFLUSHED = 3  /* stopped; the last batch could not be written (it is
-                                 * consumed again from the stored offsets) */
+    OPS_CONSUMER_STOPPED = 0,  /* stopped; the last batch written */
+    OPS_CONSUMER_FATAL = 1,    /* a fatal Kafka error */
+    OPS_CONSUMER_UNFLUSHED = 3 /* stopped; the last batch could not be written (it is
+                                * consumed again from the stored offsets) */
 } ops_consumer_exit_t;
 
 /* Runs until *opts->stop or a fatal error, then flushes the last batch (for
@@ -227,8 +230,8 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
  * heartbeats in opstream:members:{GROUP} younger than their expiry. Returns
  * the number of partitions written, or -1 with errstr. */
 int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
-                               const char *const *topics, ops_consumer_reset_t how,
-                               char *errstr, size_t errstr_size);
+                               const char *const *topics, ops_consumer_reset_t how, char *errstr,
+                               size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -77,7 +77,7 @@ TA_HELPER int group_teardown(void **state) {
 }
 
 TA_HELPER ops_event_t make_event(const char *op, ops_kind_t kind, const char *cc, int64_t t,
-                              int32_t count, const char *ref) {
+                                 int32_t count, const char *ref) {
     ops_event_t ev;
     ops_event_init(&ev);
     ev.kind = kind;
@@ -118,10 +118,11 @@ TA_HELPER void produce(const ops_event_t *evs, size_t n) {
 /* A fixed-seed stream of ordinary events: small counts, no scam centres,
  * spread evenly over `minutes` of event time in 10 countries. */
 TA_HELPER size_t gen_steady(const char *op, uint32_t seed, size_t n, int64_t from, int minutes,
-                         ops_event_t *out) {
-    TA_HELPER const char *const ccs[] = {"NG", "GH", "CM", "SN", "ML", "CI", "GR", "AR", "MK", "PH"};
+                            ops_event_t *out) {
+    TA_HELPER const char *const ccs[] = {"NG", "GH", "CM", "SN", "ML",
+                                         "CI", "GR", "AR", "MK", "PH"};
     TA_HELPER const ops_site_t sites[] = {OPS_SITE_HOTEL, OPS_SITE_NIGHTCLUB, OPS_SITE_FARM,
-                                       OPS_SITE_PRIVATE_HOME, OPS_SITE_WORKSITE};
+                                          OPS_SITE_PRIVATE_HOME, OPS_SITE_WORKSITE};
     uint32_t x = seed != 0 ? seed : 1;
     for (size_t i = 0; i < n; i++) {
         x ^= x << 13;
@@ -145,7 +146,7 @@ TA_HELPER size_t gen_steady(const char *op, uint32_t seed, size_t n, int64_t fro
 
 TA_HELPER int64_t events_on_topics(void) {
     TA_HELPER const char *const topics[] = {"opstream.arrests", "opstream.rescues",
-                                         "opstream.migrants", "opstream.seizures"};
+                                            "opstream.migrants", "opstream.seizures"};
     int64_t sum = 0;
     for (size_t i = 0; i < 4; i++) {
         int64_t n = harness_topic_count(g_broker->bootstrap, topics[i], 10000);

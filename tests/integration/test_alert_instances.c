@@ -53,8 +53,8 @@ static void set_rtt(int ms) {
     }
 }
 
-static void three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(
-    void **state) {
+static void
+three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void **state) {
     (void)state;
     const char *op = "MULTI-OP";
     const char *group = "alert-multi";
@@ -103,8 +103,8 @@ static void three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert
     /* part two with slow brokers: publishes whose outcome is unknown */
     set_rtt(2500);
     produce(evs + third, third);
-    int waited = harness_wait_until(someone_says, "checking opstream.alerts before trying again",
-                                    60000);
+    int waited =
+        harness_wait_until(someone_says, "checking opstream.alerts before trying again", 60000);
     set_rtt(0);
     if (waited != 0) {
         for (int i = 0; i < 3; i++) {
@@ -139,8 +139,7 @@ static void three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(
-            three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once),
+        cmocka_unit_test(three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

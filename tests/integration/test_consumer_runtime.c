@@ -102,8 +102,8 @@ static void sigterm_exits(harness_proc_t *p, int code) {
 }
 
 static harness_proc_t *run_tool(const char *prog, const char *group, const char *extra) {
-    const char *argv[] = {prog,      "-b", g_broker->bootstrap, "--redis", g_redis->url, "-g",
-                          group,     "--reset-offsets",         extra,     NULL};
+    const char *argv[] = {prog, "-b",  g_broker->bootstrap, "--redis", g_redis->url,
+                          "-g", group, "--reset-offsets",   extra,     NULL};
     harness_proc_t *p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 30000), 0);
@@ -226,12 +226,10 @@ static void alert_reset_offsets_latest_puts_the_group_at_the_end(void **state) {
         dump_stderr(t);
     assert_int_equal(harness_proc_exit_code(t), 0);
     harness_proc_free(t);
-    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", "regress-alert",
-                               "opstream.arrests:0"),
-                     7);
-    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", "regress-alert",
-                               "opstream.rescues:5"),
-                     0);
+    assert_int_equal(
+        redis_int("HGET opstream:offsets:%s %s", "regress-alert", "opstream.arrests:0"), 7);
+    assert_int_equal(
+        redis_int("HGET opstream:offsets:%s %s", "regress-alert", "opstream.rescues:5"), 0);
     assert_int_equal(redis_int("HLEN opstream:offsets:%s%s", "regress-alert", ""), 24);
 }
 
@@ -241,10 +239,10 @@ static harness_proc_t *spawn_prog(const char *prog, const char *brokers, const c
                                   const char *group) {
     char rules[HARNESS_PATH_MAX];
     snprintf(rules, sizeof rules, "%s/config/alerts.conf", harness_src_dir());
-    const char *count_argv[] = {"opstream-count", "-b", brokers, "--redis", redis, "-g", group,
-                                "--stats-interval", "1", NULL};
-    const char *alert_argv[] = {"opstream-alert", "-b", brokers, "--redis", redis, "-g",
-                                group,            "--rules", rules, NULL};
+    const char *count_argv[] = {"opstream-count",   "-b", brokers, "--redis", redis, "-g", group,
+                                "--stats-interval", "1",  NULL};
+    const char *alert_argv[] = {"opstream-alert", "-b",  brokers, "--redis", redis, "-g", group,
+                                "--rules",        rules, NULL};
     harness_proc_t *p =
         harness_spawn(strcmp(prog, "opstream-count") == 0 ? count_argv : alert_argv, NULL, 0);
     assert_non_null(p);
@@ -277,8 +275,7 @@ static void first_contact_unreachable_broker(const char *prog) {
 
 static void first_contact_unreachable_redis(const char *prog) {
     /* the broker assigns; Redis refuses: stuck inside the assignment */
-    harness_proc_t *p =
-        spawn_prog(prog, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
+    harness_proc_t *p = spawn_prog(prog, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
     says_once_and_waits(p, "waiting for Redis redis://127.0.0.1:9/0");
     sigterm_exits(p, 0);
     harness_proc_free(p);
