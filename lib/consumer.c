@@ -157,6 +157,7 @@ struct ops_consumer {
     redisContext *aux; /* gap records and member heartbeats */
     char redis_shown[300];
     char brokers[512];
+    char last_kafka_err[512]; /* the last client error, for the "waiting" line */
     int connect_ms;
 
     rpart_t *parts;
@@ -271,13 +272,20 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         say(c, OPS_CONSUMER_LOG_ERROR, "kafka: fatal: %s", reason);
         return;
     }
-    if (broker_error(err) && !c->broker_down) {
-        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !c->assigned_once) {
+    /* one broker of several down is librdkafka's business; none reachable,
+     * or an address or credentials that cannot work, is the user's */
+    if (!c->broker_down &&
+        (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE ||
+         err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)) {
+        if (c->last_kafka_err[0] != '\0')
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s (%s)", c->brokers, reason,
+                c->last_kafka_err);
+        else
             say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s", c->brokers, reason);
-            c->broker_down = true;
-            return;
-        }
+        c->broker_down = true;
+        return;
     }
+    snprintf(c->last_kafka_err, sizeof(c->last_kafka_err), "%s", reason);
     say(c, OPS_CONSUMER_LOG_DEBUG, "kafka: %s (%s)", reason,
         rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
@@ -739,7 +747,7 @@ static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
     if (m->err) {
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             return;
-        if (broker_error(m->err) && !c->broker_down) {
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !c->broker_down) {
             say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s", c->brokers,
                 rd_kafka_message_errstr(m));
             c->broker_down = true;
