@@ -19,9 +19,9 @@
 
 /* Exit codes. */
 enum {
-    ALERT_EXIT_OK = 0,    /* stopped by SIGINT/SIGTERM, offsets stored */
-    ALERT_EXIT_FATAL = 1, /* a fatal Kafka error, --reset-offsets failed */
-    ALERT_EXIT_USAGE = 2, /* bad option, configuration or rules file */
+    ALERT_EXIT_OK = 0,      /* stopped by SIGINT/SIGTERM, offsets stored */
+    ALERT_EXIT_FATAL = 1,   /* a fatal Kafka error, --reset-offsets failed */
+    ALERT_EXIT_USAGE = 2,   /* bad option, configuration or rules file */
     ALERT_EXIT_REFUSED = 3, /* --reset-offsets refused: the group has live members */
 };
 

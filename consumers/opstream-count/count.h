@@ -15,13 +15,13 @@
 #define COUNT_DEFAULT_FLUSH_MS 10
 #define COUNT_DEFAULT_STATS_S 10
 #define COUNT_SHUTDOWN_FLUSH_MS 1000 /* final flush attempts after a stop */
-#define COUNT_DRAINED_FLUSH_MS 2    /* a batch this old is flushed once nothing more waits */
+#define COUNT_DRAINED_FLUSH_MS 2     /* a batch this old is flushed once nothing more waits */
 
 /* Exit codes. */
 enum {
-    COUNT_EXIT_OK = 0,    /* stopped by SIGINT/SIGTERM after a final flush */
-    COUNT_EXIT_FATAL = 1, /* a fatal Kafka error, or the last batch could not be written */
-    COUNT_EXIT_USAGE = 2, /* bad option or configuration */
+    COUNT_EXIT_OK = 0,      /* stopped by SIGINT/SIGTERM after a final flush */
+    COUNT_EXIT_FATAL = 1,   /* a fatal Kafka error, or the last batch could not be written */
+    COUNT_EXIT_USAGE = 2,   /* bad option or configuration */
     COUNT_EXIT_REFUSED = 3, /* --reset-offsets refused: the group has live members */
 };
 
