@@ -58,11 +58,10 @@ static const ops_config_key_t ops_config_keys[] = {
      "seconds an event_id is remembered so that a re-sent event counts once"},
     {"opstream.bucket.minute.ttl.s", OPS_CONFIG_INT, "172800", 60, 31622400, NULL,
      "TTL of the per-minute Redis buckets"},
-    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 3600, NULL,
-     "seconds before an unreachable broker or Redis is reported (and a connection attempt "
-     "given up and retried)"},
     {"opstream.bucket.hour.ttl.s", OPS_CONFIG_INT, "3024000", 3600, 316224000, NULL,
      "TTL of the per-hour Redis buckets"},
+    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
+     "seconds to reach a broker or Redis before a program names it unreachable"},
 };
 
 #define OPS_CONFIG_NKEYS (sizeof(ops_config_keys) / sizeof(ops_config_keys[0]))
@@ -339,6 +338,10 @@ int ops_config_load_file(ops_config_t *cfg, const char *path, char *errstr, size
         errno = 0;
         ssize_t len = getline(&line, &linecap, fp);
         if (len < 0) {
+            if (ferror(fp) && errno == EISDIR) {
+                snprintf(errstr, errstr_size, "%s: is a directory, not a properties file", path);
+                goto cleanup;
+            }
             if (ferror(fp)) {
                 snprintf(errstr, errstr_size, "%s:%lu: %s", path, lineno + 1,
                          strerror(errno ? errno : EIO));
