@@ -26,6 +26,7 @@
 #include "opstream/alert_out.h"
 #include "opstream/codec.h"
 #include "opstream/consumer.h"
+#include "startup.h"
 #include "opstream/idset.h"
 #include "opstream/keys.h"
 #include "opstream/redis.h"
@@ -34,11 +35,6 @@
 #define READBACK_MS 30000
 
 static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -348,15 +344,6 @@ static void on_replay(void *opaque, const ops_consumer_msg_t *m, const ops_event
 
 /* ---- start and run --------------------------------------------------------- */
 
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 int alert_run(const alert_opts_t *opts) {
     int rc = ALERT_EXIT_FATAL;
     char err[512];
@@ -364,7 +351,7 @@ int alert_run(const alert_opts_t *opts) {
     ops_consumer_t *c = NULL;
     memset(&al, 0, sizeof(al));
     al.opts = opts;
-    install_signals();
+    startup_catch_stop_signals(&g_stop, NULL);
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
     al.alerts = calloc(al.max_alerts, sizeof(*al.alerts));

@@ -13,23 +13,9 @@
 #include <string.h>
 
 #include "opstream/consumer.h"
+#include "startup.h"
 
 static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 static void log_line(void *opaque, ops_consumer_level_t level, const char *line) {
     (void)opaque;
@@ -60,7 +46,7 @@ int count_run(const count_opts_t *o) {
                                  .log = log_line};
     ops_consumer_t *c;
 
-    install_signals();
+    startup_catch_stop_signals(&g_stop, NULL);
     c = ops_consumer_new(&co, &h, err, sizeof err);
     if (c == NULL) {
         fprintf(stderr, "opstream-count: %s\n", err);

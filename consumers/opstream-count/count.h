@@ -32,6 +32,7 @@ typedef struct count_opts {
     int flush_ms;
     int stats_interval_s; /* 0: no status line */
     int verbose;
+    const char *reset_offsets; /* --reset-offsets earliest|latest, or NULL */
 } count_opts_t;
 
 /* Runs until SIGINT/SIGTERM (installed here). Returns an exit code. */
