@@ -166,10 +166,12 @@ static void key_of_the_wrong_type_holds_the_stream_until_fixed_then_counts_exact
     assert_non_null(p);
     assert_int_equal(harness_wait_until(says_error_naming_the_total_key, p, 30000), 0);
     assert_true(harness_proc_running(p));
-    r = harness_redis_command(g_redis, "KEYS *");
+    r = harness_redis_command(g_redis, "KEYS opstream:*");
     assert_non_null(r);
-    assert_int_equal(r->elements, 1); /* only the broken key: no offsets, marks or counts */
-    assert_string_equal(r->element[0]->str, "opstream:{FLASH-WEKA}:total");
+    for (size_t i = 0; i < r->elements; i++) /* only the broken key: no offsets, marks or counts */
+        if (strcmp(r->element[i]->str, "opstream:{FLASH-WEKA}:total") != 0 &&
+            strncmp(r->element[i]->str, "opstream:members:", 17) != 0)
+            fail_msg("key %s was written", r->element[i]->str);
     freeReplyObject(r);
     r = harness_redis_command(g_redis, "DEL opstream:{FLASH-WEKA}:total");
     assert_non_null(r);
@@ -271,7 +273,7 @@ static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(
 
 static bool says_waiting_for_broker(void *arg) {
     char *err = harness_proc_stderr(arg);
-    bool yes = err != NULL && strstr(err, "waiting for the broker") != NULL;
+    bool yes = err != NULL && strstr(err, "waiting for broker 127.0.0.1:1") != NULL;
 
     free(err);
     return yes;
