@@ -154,8 +154,6 @@ cleanup:
 static harness_proc_t *spawn_count(bench_env_t *e, const char *prefix, const char *group) {
     char px[300], extra[512];
     const char *env = getenv("OPSTREAM_BENCH_COUNT_ARGS");
-    /* Short sessions: the embedded broker lets a restarted member in only
-     * when its predecessor's session has ended. */
     const char *argv[48] = {"opstream-count",
                             "-b",
                             e->broker->bootstrap,
@@ -165,14 +163,10 @@ static harness_proc_t *spawn_count(bench_env_t *e, const char *prefix, const cha
                             group,
                             "-X",
                             px,
-                            "-X",
-                            "session.timeout.ms=3000",
-                            "-X",
-                            "heartbeat.interval.ms=100",
                             "--stats-interval",
                             "0",
                             NULL};
-    size_t n = 15;
+    size_t n = 11;
 
     snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
     snprintf(extra, sizeof extra, "%s", env ? env : "");
@@ -800,10 +794,6 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
                           "bench-alert",
                           "-X",
                           px,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
                           NULL};
     if (harness_path(rules_path, sizeof rules_path, "bench-rules.conf") != 0 ||
         harness_write_file(rules_path, rules, (size_t)-1) != 0 ||

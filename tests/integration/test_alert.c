@@ -192,10 +192,6 @@ static harness_proc_t *start_alert(const char *group) {
                           g_rules,
                           "-g",
                           group,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=500",
                           NULL};
     harness_proc_t *p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);

@@ -394,7 +394,8 @@ TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
 /* ---- the consumer ------------------------------------------------------- */
 
 /* Starts opstream-count in group (extra: NULL-terminated more args, or
- * NULL). Short session timeouts so that a killed member is replaced fast. */
+ * NULL), with the group settings it uses on the embedded broker (a short
+ * session timeout: a killed member is replaced within seconds). */
 TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *extra) {
     const char *argv[32] = {"opstream-count",
                             "-b",
@@ -404,12 +405,8 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
                             "-g",
                             group,
                             "--stats-interval",
-                            "1",
-                            "-X",
-                            "session.timeout.ms=3000",
-                            "-X",
-                            "heartbeat.interval.ms=100"};
-    size_t n = 13;
+                            "1"};
+    size_t n = 9;
 
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;

@@ -174,10 +174,6 @@ static harness_proc_t *spawn_alert(const char *rules) {
                           g_redis->url,
                           "--rules",
                           rules,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
                           NULL};
     return harness_spawn(argv, NULL, 0);
 }
