@@ -199,6 +199,7 @@ int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int n
     int rc = -1;
 
     memset(out, 0, sizeof *out);
+    out->rss_kib = -1;
     if (c == NULL || bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0)
         goto cleanup;
     if ((base = offsets_sum(c, group)) < 0 || (cmd0 = redis_commands(c, &ev0)) < 0)
@@ -245,7 +246,8 @@ int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int n
     out->eps_cpu = cpu1 > cpu0 ? (double)out->events * 1000.0 / (double)(cpu1 - cpu0) : 0;
     out->cmds_per_ev = (double)(cmd1 - cmd0) / (double)(high - base);
     out->calls_per_ev = (double)(ev1 - ev0) / (double)(high - base);
-    out->exact = expect_events < 0 || counted_events(c, nops) == expect_events;
+    out->checked = expect_events >= 0;
+    out->exact = out->checked && counted_events(c, nops) == expect_events;
     if (out->rss_kib > e->rss_count_kib)
         e->rss_count_kib = out->rss_kib;
     rc = 0;
