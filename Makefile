@@ -1,7 +1,8 @@
 # opstream build.
 #   make            core library (lib/) and every program into bin/
 #   make deps       install missing Debian 12 packages (no-op when present)
-#   make test       unit + integration tests, then the same under ASan+UBSan
+#   make test       unit + integration tests and the same under ASan+UBSan, in
+#                   parallel (TEST_JOBS), plus the fuzz smoke; logs in build/test-logs/
 #   make check-unit / check-integration / check-asan   the parts of make test
 #   make clean
 # Programs are discovered: every producers/opstream-*/, consumers/opstream-*/
