@@ -149,8 +149,9 @@ TEST_SUMMARY := $(CURDIR)/build/test-summary.txt
 ASAN_DIR     := $(abspath build/asan/bin)
 REL_DIR      := $(abspath $(BINDIR))
 to_asan       = $(patsubst $(BUILD)/%,build/asan/%,$(1))
+ASAN_MAKE_VARS = --env 'OPSTREAM_MAKE_VARS=BUILD=build/asan BINDIR=build/asan/bin SAN=1'
 TEST_ARGS     = $(foreach t,$(ORDERED_INTEG),\
-                  --suite asan-integration --bin-dir $(ASAN_DIR) $(call to_asan,$(t)) \
+                  --suite asan-integration --bin-dir $(ASAN_DIR) $(ASAN_MAKE_VARS) $(call to_asan,$(t)) \
                   --suite integration --bin-dir $(REL_DIR) $(t)) \
                 --suite asan-unit --bin-dir $(ASAN_DIR) $(call to_asan,$(UNIT_BINS)) \
                 --suite unit --bin-dir $(REL_DIR) $(UNIT_BINS) \

@@ -5,10 +5,12 @@
 # binary that does not exist, crashes or runs past the time limit fails.
 #
 #   sh mk/run-tests.sh SUITE BIN...                  (the suite's binaries)
-#   sh mk/run-tests.sh [-j N] --suite S [--bin-dir D] BIN... [--suite S2 ...]
+#   sh mk/run-tests.sh [-j N] --suite S [--bin-dir D] [--env V=X] BIN... [--suite S2 ...]
 #
 # --suite names the suite of the binaries after it, --bin-dir the
-# OPSTREAM_BIN_DIR they run with (default: the one in the environment).
+# OPSTREAM_BIN_DIR they run with (default: the one in the environment),
+# --env one more variable they run with (--env may repeat; a new --suite
+# clears them).
 # Binaries start in the order given (put the slow ones first), N at a time:
 # -j N, else OPSTREAM_TEST_JOBS, else 2 per core (integration tests mostly
 # wait on their broker and redis-server). Each binary runs with its own
@@ -30,7 +32,9 @@ logroot=${OPSTREAM_TEST_LOGS:-build/test-logs}
 limit=${OPSTREAM_TEST_TIMEOUT:-900}
 suite=""
 bindir=${OPSTREAM_BIN_DIR:-}
-specs=() # "suite<TAB>bindir<TAB>binary"
+envs=""  # assignments, separated by US (0x1f)
+us=$(printf '\037')
+specs=() # "suite RS bindir RS envs RS binary" (RS: 0x1e)
 
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     suite=$1
@@ -40,11 +44,12 @@ while [ $# -gt 0 ]; do
     case "$1" in
         -j) jobs=$2; shift 2 ;;
         -j*) jobs=${1#-j}; shift ;;
-        --suite) suite=$2; shift 2 ;;
+        --suite) suite=$2; envs=""; shift 2 ;;
         --bin-dir) bindir=$2; shift 2 ;;
+        --env) envs="$envs${envs:+$us}$2"; shift 2 ;;
         *)
             [ -n "$suite" ] || { echo "run-tests: no suite for $1" >&2; exit 2; }
-            specs+=("$suite"$'\t'"$bindir"$'\t'"$1")
+            specs+=("$suite"$'\036'"$bindir"$'\036'"$envs"$'\036'"$1")
             shift
             ;;
     esac
@@ -61,7 +66,7 @@ start_all=$(date +%s)
 # One binary: runs it with its log and temp dir, writes "rc seconds" to
 # LOG.rc when done. Runs in the background.
 run_one() {
-    local s=$1 d=$2 t=$3 log=$4 tmp=$5 t0 rc
+    local s=$1 d=$2 e=$3 t=$4 log=$5 tmp=$6 t0 rc a
     t0=$(date +%s)
     rm -rf "$tmp" && mkdir -p "$tmp"
     if [ ! -x "$t" ]; then
@@ -70,6 +75,10 @@ run_one() {
     else
         (
             [ -n "$d" ] && export OPSTREAM_BIN_DIR="$d"
+            if [ -n "$e" ]; then
+                IFS=$us read -r -a assigns <<<"$e"
+                for a in "${assigns[@]}"; do export "${a?}"; done
+            fi
             export TMPDIR="$tmp" OPSTREAM_KEEP_TMP=1
             exec timeout -k 10 "$limit" "$t"
         ) >"$log" 2>&1 </dev/null
@@ -129,8 +138,8 @@ failures=()
 pending=() # indexes started and not yet collected
 
 collect() { # $1: index of a finished spec
-    local i=$1 s d t name log tmp rc secs ok bad c
-    IFS=$'\t' read -r s d t <<<"${specs[$i]}"
+    local i=$1 s d e t name log tmp rc secs ok bad c
+    IFS=$'\036' read -r s d e t <<<"${specs[$i]}"
     name=$(basename "$t")
     log="$logroot/$s/$name.log"
     tmp="$logroot/$s/$name.tmp"
@@ -154,18 +163,18 @@ collect() { # $1: index of a finished spec
     else
         failed=$((failed + 1))
         suites_f[$s]=$((${suites_f[$s]:-0} + 1))
-        failures+=("$s"$'\t'"$name"$'\t'"$log"$'\t'"$tmp"$'\t'"$rc"$'\t'"$secs")
+        failures+=("$s"$'\036'"$name"$'\036'"$log"$'\036'"$tmp"$'\036'"$rc"$'\036'"$secs")
         echo "== $s/$name: FAILED (exit $rc, $secs s, log: $log)"
     fi
 }
 
 while [ "$done_n" -lt "$total" ]; do
     while [ "$running" -lt "$jobs" ] && [ "$next" -lt "$total" ]; do
-        IFS=$'\t' read -r s d t <<<"${specs[$next]}"
+        IFS=$'\036' read -r s d e t <<<"${specs[$next]}"
         name=$(basename "$t")
         mkdir -p "$logroot/$s"
         rm -f "$logroot/$s/$name.log.rc"
-        run_one "$s" "$d" "$t" "$logroot/$s/$name.log" "$logroot/$s/$name.tmp" &
+        run_one "$s" "$d" "$e" "$t" "$logroot/$s/$name.log" "$logroot/$s/$name.tmp" &
         pending+=("$next")
         next=$((next + 1))
         running=$((running + 1))
@@ -173,7 +182,7 @@ while [ "$done_n" -lt "$total" ]; do
     wait -n 2>/dev/null || true
     still=()
     for i in "${pending[@]}"; do
-        IFS=$'\t' read -r s d t <<<"${specs[$i]}"
+        IFS=$'\036' read -r s d e t <<<"${specs[$i]}"
         if [ -f "$logroot/$s/$(basename "$t").log.rc" ]; then
             collect "$i"
             running=$((running - 1))
@@ -190,7 +199,7 @@ if [ "$failed" -gt 0 ]; then
     echo
     echo "==== what failed, and where ================================================"
     for f in "${failures[@]}"; do
-        IFS=$'\t' read -r s name log tmp rc secs <<<"$f"
+        IFS=$'\036' read -r s name log tmp rc secs <<<"$f"
         report_failure "$s" "$name" "$log" "$tmp" "$rc" "$secs"
     done
     echo
