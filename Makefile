@@ -140,8 +140,9 @@ check-asan:
 
 # make test: builds the release and sanitizer trees and the fuzz targets in
 # parallel (-j$(NPROC)), then runs every test binary of both trees in one
-# pool (TEST_JOBS at a time, slow ones first) while the fuzz smoke runs, and
-# prints the time it took and the counts: each test case once ("tests:"),
+# pool (TEST_JOBS at a time, slow ones first) while the fuzz smoke runs (its
+# lines follow the tests' when both are done), and prints the time it took
+# and the counts: each test case once ("tests:"),
 # the sanitizer pass and the fuzz targets on their own lines.
 NPROC        := $(shell nproc 2>/dev/null || echo 1)
 TEST_JOBS    ?= $(shell echo $$(( $(NPROC) * 3 )))
@@ -169,9 +170,10 @@ test: deps
 	@mkdir -p build && rm -f $(TEST_SUMMARY); t0=$$(date +%s); \
 	$(MAKE) --no-print-directory -j$(NPROC) test-build || exit 1; \
 	echo "make test: built in $$(( $$(date +%s) - t0 )) s; running the tests, $(TEST_JOBS) at a time"; \
-	OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) sh mk/fuzz.sh smoke-run & fuzz=$$!; \
+	mkdir -p build/test-logs; \
+	OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) sh mk/fuzz.sh smoke-run >build/test-logs/fuzz.log 2>&1 & fuzz=$$!; \
 	$(RUN_ENV) OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) bash mk/run-tests.sh -j $(TEST_JOBS) $(TEST_ARGS); \
-	wait $$fuzz; \
+	wait $$fuzz; cat build/test-logs/fuzz.log; \
 	times >build/test-times.txt; \
 	echo "make test: $$(( $$(date +%s) - t0 )) s wall clock, $$(awk -f mk/cpu-seconds.awk build/test-times.txt) s CPU (user+sys of everything it ran), load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	sh mk/test-summary.sh $(TEST_SUMMARY)
