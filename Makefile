@@ -145,7 +145,7 @@ check-asan:
 # and the counts: each test case once ("tests:"),
 # the sanitizer pass and the fuzz targets on their own lines.
 NPROC        := $(shell nproc 2>/dev/null || echo 1)
-TEST_JOBS    ?= $(shell echo $$(( $(NPROC) * 3 )))
+TEST_JOBS    ?= $(shell echo $$(( $(NPROC) * 4 )))
 TEST_SUMMARY := $(CURDIR)/build/test-summary.txt
 ASAN_DIR     := $(abspath build/asan/bin)
 REL_DIR      := $(abspath $(BINDIR))
