@@ -159,9 +159,9 @@ TEST_ARGS     = $(foreach t,$(ORDERED_INTEG),\
                 --suite scripts $(SCRIPT_TESTS)
 
 test-build-release:
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) -s --no-print-directory tests
 test-build-asan:
-	@$(MAKE) --no-print-directory $(ASAN_VARS) tests
+	@$(MAKE) -s --no-print-directory $(ASAN_VARS) tests
 test-build-fuzz:
 	@sh mk/fuzz.sh build
 test-build: test-build-release test-build-asan test-build-fuzz
