@@ -5,32 +5,7 @@
  * which case failed, at which line, and show the services' last log lines.
  * Not part of the suites (its name does not start with test_).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "harness.h"
-
-static harness_broker_t *g_broker;
-static harness_redis_t *g_redis;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    g_redis = harness_redis_start(false);
-    return g_broker != NULL && g_redis != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    harness_redis_free(g_redis);
-    return harness_group_teardown(state);
-}
+#include "test_count_common.h"
 
 static bool says_counting(void *arg) {
     char *err = harness_proc_stderr(arg);
@@ -61,7 +36,8 @@ static void fails_on_purpose_after_running_the_counter(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(passes),
-        cmocka_unit_test(fails_on_purpose_after_running_the_counter),
+        cmocka_unit_test_setup_teardown(fails_on_purpose_after_running_the_counter, tc_setup,
+                                        tc_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

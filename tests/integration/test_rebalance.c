@@ -6,40 +6,12 @@
  * with librdkafka's default of 45 s the newcomer waited 44 s), and the
  * user's own group settings still win. See docs/embedded-broker.md.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "harness.h"
-#include "opstream/config.h"
-#include "opstream/kafka.h"
+#include "test_count_common.h"
 
 /* A member that joins after a clean close must own its partitions within
  * this long; before the fix it took 44 s (librdkafka's default session
  * timeout of 45 s, less 1 s). */
 #define REJOIN_DEADLINE_MS 5000
-
-static harness_broker_t *g_broker;
-static harness_redis_t *g_redis;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    g_redis = harness_redis_start(false);
-    return g_broker != NULL && g_redis != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    harness_redis_free(g_redis);
-    return harness_group_teardown(state);
-}
 
 /* The value librdkafka will use for key in a consumer conf built from cfg. */
 static void consumer_conf_value(const char *bootstrap, const char *user_kv, const char *key,
@@ -145,11 +117,15 @@ static void alert_member_joining_after_a_clean_close_gets_its_partitions_within_
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(consumers_of_the_embedded_broker_use_a_short_session_timeout_unless_told),
-        cmocka_unit_test(
-            count_member_joining_after_a_clean_close_gets_its_partitions_within_seconds),
-        cmocka_unit_test(
-            alert_member_joining_after_a_clean_close_gets_its_partitions_within_seconds),
+        cmocka_unit_test_setup_teardown(
+            consumers_of_the_embedded_broker_use_a_short_session_timeout_unless_told, tc_setup,
+            tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            count_member_joining_after_a_clean_close_gets_its_partitions_within_seconds, tc_setup,
+            tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            alert_member_joining_after_a_clean_close_gets_its_partitions_within_seconds, tc_setup,
+            tc_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
