@@ -60,6 +60,8 @@ static const ops_config_key_t ops_config_keys[] = {
      "TTL of the per-minute Redis buckets"},
     {"opstream.bucket.hour.ttl.s", OPS_CONFIG_INT, "3024000", 3600, 316224000, NULL,
      "TTL of the per-hour Redis buckets"},
+    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
+     "seconds to reach a broker or Redis before a program names it unreachable"},
 };
 
 #define OPS_CONFIG_NKEYS (sizeof(ops_config_keys) / sizeof(ops_config_keys[0]))
@@ -336,6 +338,10 @@ int ops_config_load_file(ops_config_t *cfg, const char *path, char *errstr, size
         errno = 0;
         ssize_t len = getline(&line, &linecap, fp);
         if (len < 0) {
+            if (ferror(fp) && errno == EISDIR) {
+                snprintf(errstr, errstr_size, "%s: is a directory, not a properties file", path);
+                goto cleanup;
+            }
             if (ferror(fp)) {
                 snprintf(errstr, errstr_size, "%s:%lu: %s", path, lineno + 1,
                          strerror(errno ? errno : EIO));
