@@ -167,15 +167,6 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     tc_model_free(&m);
 }
 
-static bool proc_says_retrying(void *arg) {
-    harness_proc_t *p = arg;
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, "retrying") != NULL;
-
-    free(err);
-    return yes;
-}
-
 static bool proc_says_batch_not_applied(void *arg) {
     harness_proc_t *p = arg;
     char *err = harness_proc_stderr(p);
