@@ -27,7 +27,7 @@ static void restart_broker(void) {
     assert_non_null(g_broker);
     assert_int_equal(
         ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err), 0);
-    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
+    g_rk = ops_kafka_producer_new(g_cfg, tp_dr_cb, NULL, err, sizeof err);
     assert_non_null(g_rk);
 }
 
