@@ -68,10 +68,7 @@ typedef struct says {
 
 static bool proc_says(void *arg) {
     const says_t *s = arg;
-    char *err = harness_proc_stderr(s->p);
-    bool yes = err != NULL && strstr(err, s->what) != NULL;
-    free(err);
-    return yes;
+    return tc_stderr_has(s->p, s->what);
 }
 
 static int occurrences(harness_proc_t *p, const char *what) {
@@ -266,49 +263,32 @@ static void says_once_and_waits(harness_proc_t *p, const char *what) {
     assert_int_equal(occurrences(p, "events/s"), 0);
 }
 
-static void first_contact_unreachable_broker(const char *prog) {
-    harness_proc_t *p = spawn_prog(prog, "127.0.0.1:9", g_redis->url, "fc-broker");
+/* The first-contact tests run for both consumers: the program's name is
+ * the test's initial state (see BOTH_CONSUMERS in main). */
+static void names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
+    harness_proc_t *p = spawn_prog(*state, "127.0.0.1:9", g_redis->url, "fc-broker");
     says_once_and_waits(p, "waiting for broker 127.0.0.1:9");
     sigterm_exits(p, 0);
     harness_proc_free(p);
 }
 
-static void first_contact_unreachable_redis(const char *prog) {
+static void names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
     /* the broker assigns; Redis refuses: stuck inside the assignment */
-    harness_proc_t *p = spawn_prog(prog, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
+    harness_proc_t *p =
+        spawn_prog(*state, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
     says_once_and_waits(p, "waiting for Redis redis://127.0.0.1:9/0");
     sigterm_exits(p, 0);
     harness_proc_free(p);
 }
 
-static void count_names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_broker("opstream-count");
-}
-
-static void alert_names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_broker("opstream-alert");
-}
-
-static void count_names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_redis("opstream-count");
-}
-
-static void alert_names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_redis("opstream-alert");
-}
-
 /* Waiting for the group: the broker answers but refuses to coordinate. */
-static void sigterm_while_waiting_for_the_group_stops(const char *prog) {
+static void stops_on_sigterm_while_waiting_for_the_group(void **state) {
     assert_int_equal(harness_broker_command(g_broker,
                                             "push-errors FindCoordinator 60 "
                                             "COORDINATOR_NOT_AVAILABLE COORDINATOR_NOT_AVAILABLE",
                                             NULL, 0),
                      0);
-    harness_proc_t *p = spawn_prog(prog, g_broker->bootstrap, g_redis->url, "fc-group");
+    harness_proc_t *p = spawn_prog(*state, g_broker->bootstrap, g_redis->url, "fc-group");
     struct timespec ts = {2, 0};
     nanosleep(&ts, NULL);
     assert_true(harness_proc_running(p));
@@ -316,16 +296,6 @@ static void sigterm_while_waiting_for_the_group_stops(const char *prog) {
     sigterm_exits(p, 0);
     harness_proc_free(p);
     harness_broker_command(g_broker, "clear-errors FindCoordinator", NULL, 0);
-}
-
-static void count_stops_on_sigterm_while_waiting_for_the_group(void **state) {
-    (void)state;
-    sigterm_while_waiting_for_the_group_stops("opstream-count");
-}
-
-static void alert_stops_on_sigterm_while_waiting_for_the_group(void **state) {
-    (void)state;
-    sigterm_while_waiting_for_the_group_stops("opstream-alert");
 }
 
 /* Redis goes away with a batch pending: the final flush is tried, then the
@@ -361,6 +331,16 @@ static void count_with_redis_gone_stops_on_sigterm_after_the_final_flush_attempt
     harness_redis_free(r);
 }
 
+static char count_prog[] = "opstream-count";
+static char alert_prog[] = "opstream-alert";
+
+/* The test fn twice, named count_<fn> and alert_<fn>, with the program's
+ * name as its initial state. */
+#define BOTH_CONSUMERS(fn)                                                                         \
+    {"count_" #fn, fn, tc_setup, tc_teardown, count_prog}, {                                       \
+        "alert_" #fn, fn, tc_setup, tc_teardown, alert_prog                                        \
+    }
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -370,18 +350,9 @@ int main(void) {
                                         tc_teardown),
         cmocka_unit_test_setup_teardown(alert_reset_offsets_latest_puts_the_group_at_the_end,
                                         tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_names_an_unreachable_broker_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_names_an_unreachable_broker_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_names_an_unreachable_redis_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_names_an_unreachable_redis_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_stops_on_sigterm_while_waiting_for_the_group,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_stops_on_sigterm_while_waiting_for_the_group,
-                                        tc_setup, tc_teardown),
+        BOTH_CONSUMERS(names_an_unreachable_broker_once_and_stops_on_sigterm),
+        BOTH_CONSUMERS(names_an_unreachable_redis_once_and_stops_on_sigterm),
+        BOTH_CONSUMERS(stops_on_sigterm_while_waiting_for_the_group),
         cmocka_unit_test_setup_teardown(
             count_with_redis_gone_stops_on_sigterm_after_the_final_flush_attempt, tc_setup,
             tc_teardown),

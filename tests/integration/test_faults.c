@@ -66,7 +66,6 @@ static void stream_wait(stream_t *s, int produced) {
         sleep_ms(20);
 }
 
-
 static int cmp_id(const void *a, const void *b) {
     return strcmp((const char *)a, (const char *)b);
 }
@@ -321,7 +320,7 @@ static void redis_out_of_memory_applies_no_partial_batch_and_resumes_when_raised
     tc_flush();
     void *a[] = {p, "OOM"};
     assert_int_equal(harness_wait_until(tc_says, a, 30000), 0); /* it holds and says why */
-    long long retries_done = evalsha_calls() + 3;             /* several retries */
+    long long retries_done = evalsha_calls() + 3;               /* several retries */
     assert_int_equal(harness_wait_until(evalsha_calls_reach, &retries_done, 30000), 0);
     assert_true(harness_proc_running(p));
     assert_int_equal(tc_offsets_sum(GROUP), stored);      /* no offset moved */
