@@ -123,6 +123,29 @@ TA_HELPER size_t gen_steady(const char *op, uint32_t seed, size_t n, int64_t fro
     return n;
 }
 
+/* The n steady events copied to evs with a mass rescue (victims people, at
+ * a hotel, in ccs[r], source_ref "<ref_prefix>-<r>") after every `every`
+ * of them; raid r's expected mass-rescue alert id goes to expected[r].
+ * Returns the number of events in evs. */
+TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, size_t every,
+                           const char *const *ccs, const char *ref_prefix, int32_t victims,
+                           ops_event_t *evs, char expected[][OPS_EVENT_ID_LEN + 1]) {
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        evs[out++] = steady[i];
+        if ((i + 1) % every == 0) {
+            size_t r = (i + 1) / every - 1;
+            char ref[64];
+            snprintf(ref, sizeof(ref), "%s-%zu", ref_prefix, r);
+            evs[out] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN,
+                                  victims, ref);
+            ops_alert_id_derive("mass-rescue", op, ccs[r], evs[out].event_id, expected[r]);
+            out++;
+        }
+    }
+    return out;
+}
+
 /* ---- observing the consumer -------------------------------------------------- */
 
 TA_HELPER int64_t events_on_topics(void) {
