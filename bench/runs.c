@@ -508,6 +508,24 @@ static int fill_latency(bench_latency_t *out, double *lat, size_t n) {
     return 0;
 }
 
+/* Ends a latency run of program p: the seen of want samples in lat into
+ * out, p's peak RSS into *rss_peak where higher, p stopped. 0, or -1 when
+ * a sample is missing or p did not stop cleanly. */
+static int finish_latency_run(bench_latency_t *out, double *lat, size_t seen, size_t want,
+                              harness_proc_t *p, long *rss_peak) {
+    int rc = fill_latency(out, lat, seen);
+    long rss;
+
+    if (rc == 0 && seen != want)
+        rc = -1;
+    rss = bench_rss_kib(p->pid, true);
+    if (rss > *rss_peak)
+        *rss_peak = rss;
+    if (stop_clean(p) != 0)
+        rc = -1;
+    return rc;
+}
+
 /* ---- produce -> Redis ------------------------------------------------------ */
 
 /* Offsets seen by the poller: per "topic:partition" field, each increase with
@@ -672,14 +690,7 @@ int bench_latency_redis(bench_env_t *e, const char *prefix, uint64_t first_index
     }
     if (nl != n)
         bench_log("latency: %zu of %zu events seen in Redis", nl, n);
-    rc = fill_latency(out, lat, nl);
-    if (rc == 0 && nl != n)
-        rc = -1;
-    long rss = bench_rss_kib(p->pid, true);
-    if (rss > e->rss_count_kib)
-        e->rss_count_kib = rss;
-    if (stop_clean(p) != 0)
-        rc = -1;
+    rc = finish_latency_run(out, lat, nl, n, p, &e->rss_count_kib);
 cleanup:
     if (started) {
         atomic_store(&pl->stop, 1);
@@ -836,14 +847,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
     }
     if (w.nlat != w.probes)
         bench_log("alert latency: %zu of %zu probes alerted", w.nlat, w.probes);
-    rc = fill_latency(out, w.lat, w.nlat);
-    if (rc == 0 && w.nlat != w.probes)
-        rc = -1;
-    long rss = bench_rss_kib(p->pid, true);
-    if (rss > e->rss_alert_kib)
-        e->rss_alert_kib = rss;
-    if (stop_clean(p) != 0)
-        rc = -1;
+    rc = finish_latency_run(out, w.lat, w.nlat, w.probes, p, &e->rss_alert_kib);
 cleanup:
     harness_proc_free(p);
     if (w.rk != NULL) {
