@@ -148,32 +148,37 @@ cleanup:
 
 /* ---- programs ----------------------------------------------------------- */
 
+/* prog (opstream-count or opstream-alert) on the bench's broker and Redis,
+ * in group, on the topics of prefix, with more arguments (NULL-terminated,
+ * or NULL). */
+static harness_proc_t *spawn_consumer(bench_env_t *e, const char *prog, const char *prefix,
+                                      const char *group, const char *const *more) {
+    char px[300];
+    const char *argv[48] = {
+        prog, "-b", e->broker->bootstrap, "--redis", e->redis->url, "-g", group, "-X", px, NULL};
+    size_t n = 9;
+
+    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
+    for (; more != NULL && *more != NULL && n < 47; more++)
+        argv[n++] = *more;
+    argv[n] = NULL;
+    return harness_spawn(argv, NULL, 0);
+}
+
 /* opstream-count as the bench runs it. $OPSTREAM_BENCH_COUNT_ARGS (words
  * separated by spaces, e.g. "--flush-ms 5 -X fetch.wait.max.ms=5") is
  * appended, for trying settings. */
 static harness_proc_t *spawn_count(bench_env_t *e, const char *prefix, const char *group) {
-    char px[300], extra[512];
+    char extra[512];
     const char *env = getenv("OPSTREAM_BENCH_COUNT_ARGS");
-    const char *argv[48] = {"opstream-count",
-                            "-b",
-                            e->broker->bootstrap,
-                            "--redis",
-                            e->redis->url,
-                            "-g",
-                            group,
-                            "-X",
-                            px,
-                            "--stats-interval",
-                            "0",
-                            NULL};
-    size_t n = 11;
+    const char *more[40] = {"--stats-interval", "0", NULL};
+    size_t n = 2;
 
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
     snprintf(extra, sizeof extra, "%s", env ? env : "");
-    for (char *w = strtok(extra, " "); w != NULL && n < 47; w = strtok(NULL, " "))
-        argv[n++] = w;
-    argv[n] = NULL;
-    return harness_spawn(argv, NULL, 0);
+    for (char *w = strtok(extra, " "); w != NULL && n < 38; w = strtok(NULL, " "))
+        more[n++] = w;
+    more[n] = NULL;
+    return spawn_consumer(e, "opstream-count", prefix, group, more);
 }
 
 /* Stops a program with SIGTERM and says when it did not exit cleanly. */
@@ -783,7 +788,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
                                 "when = location ~ BENCHPROBE\n"
                                 "severity = INFO\n"
                                 "summary = probe {event_id}\n";
-    char rules_path[HARNESS_PATH_MAX], px[300], err[512];
+    char rules_path[HARNESS_PATH_MAX], err[512];
     bench_gen_t g;
     bench_frames_t warm = {0}, f = {0};
     alert_watch_t w = {0}, ww = {0};
@@ -795,19 +800,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
     memset(out, 0, sizeof *out);
     if (bench_gen_init(&g, 1) != 0)
         return -1;
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          e->broker->bootstrap,
-                          "--redis",
-                          e->redis->url,
-                          "--rules",
-                          rules_path,
-                          "-g",
-                          "bench-alert",
-                          "-X",
-                          px,
-                          NULL};
+    const char *more[] = {"--rules", rules_path, NULL};
     if (harness_path(rules_path, sizeof rules_path, "bench-rules.conf") != 0 ||
         harness_write_file(rules_path, rules, (size_t)-1) != 0 ||
         bench_frames_build(&warm, &g, first_index, 1, 1) != 0 ||
@@ -819,7 +812,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
         goto cleanup;
     for (size_t i = 0; i < n; i++)
         w.probes += f.event_id[i][0] != '\0';
-    if ((p = harness_spawn(argv, NULL, 0)) == NULL)
+    if ((p = spawn_consumer(e, "opstream-alert", prefix, "bench-alert", more)) == NULL)
         goto cleanup;
     /* Warm-up: the first probe's alert says the alerter is in its group. */
     ww = (alert_watch_t){.rk = w.rk, .codec = w.codec, .f = &warm, .s = ws, .lat = ww.lat};
