@@ -171,6 +171,8 @@ typedef struct codec_schema {
     direct_op_t *ops; /* direct decoding program, one op per writer field */
     size_t n_ops;
     bool direct; /* false: this writer is decoded through avro-c only */
+    direct_op_t *enc; /* direct encoding program: the model field of each writer field */
+    bool direct_enc;  /* false: events are encoded with this writer through avro-c only */
 } codec_schema_t;
 
 static int prepare_direct(codec_schema_t *e);
@@ -445,6 +447,7 @@ void ops_codec_destroy(ops_codec_t *c) {
         if (e->schema != NULL)
             avro_schema_decref(e->schema);
         free(e->ops);
+        free(e->enc);
     }
     if (c->areader != NULL)
         avro_reader_free(c->areader);
@@ -605,8 +608,36 @@ static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *
     return 0;
 }
 
+/* Direct encoding lives with direct decoding below. */
+static size_t direct_encode(const codec_schema_t *e, const ops_event_t *ev, uint8_t *out,
+                            size_t size);
+
 int ops_codec_encode_event(ops_codec_t *c, const ops_event_t *ev, void *buf, size_t bufsize,
                            size_t *lenp, char *errstr, size_t errstr_size) {
+    if (c != NULL && ev != NULL && (int)ev->kind >= 0 && ev->kind < OPS_KIND_COUNT &&
+        buf != NULL && bufsize > CODEC_HEADER_BYTES && c->writer[ev->kind]->direct_enc) {
+        const codec_schema_t *e = c->writer[ev->kind];
+        uint8_t *out = buf;
+        uint32_t id = (uint32_t)e->emb->id;
+        size_t n = direct_encode(e, ev, out + CODEC_HEADER_BYTES, bufsize - CODEC_HEADER_BYTES);
+        if (n > 0) {
+            out[0] = 0;
+            out[1] = (uint8_t)(id >> 24);
+            out[2] = (uint8_t)(id >> 16);
+            out[3] = (uint8_t)(id >> 8);
+            out[4] = (uint8_t)id;
+            if (lenp != NULL)
+                *lenp = CODEC_HEADER_BYTES + n;
+            return 0;
+        }
+    }
+    /* Anything the direct path does not write: avro-c writes it or explains. */
+    return ops_codec_encode_event_reference(c, ev, buf, bufsize, lenp, errstr, errstr_size);
+}
+
+int ops_codec_encode_event_reference(ops_codec_t *c, const ops_event_t *ev, void *buf,
+                                     size_t bufsize, size_t *lenp, char *errstr,
+                                     size_t errstr_size) {
     const field_desc_t *tables[3] = {common_fields, NULL, NULL};
     if (c == NULL || ev == NULL || (int)ev->kind < 0 || ev->kind >= OPS_KIND_COUNT) {
         set_err(errstr, errstr_size, "no codec, no event or unknown event kind");
@@ -836,11 +867,25 @@ static bool direct_type_fits(const field_desc_t *f, avro_schema_t ws) {
 static int prepare_direct(codec_schema_t *e) {
     size_t i, n;
     e->direct = false;
+    e->direct_enc = false;
     if (e->kind == CODEC_NOT_AN_EVENT)
         return 0;
     n = avro_schema_record_size(e->schema);
-    if ((e->ops = calloc(n > 0 ? n : 1, sizeof(*e->ops))) == NULL)
+    if ((e->ops = calloc(n > 0 ? n : 1, sizeof(*e->ops))) == NULL ||
+        (e->enc = calloc(n > 0 ? n : 1, sizeof(*e->enc))) == NULL)
         return -1;
+    /* Encoding: every writer field comes from a model field of its type. */
+    for (i = 0; i < n; i++) {
+        avro_schema_t ws = avro_schema_record_field_get_by_index(e->schema, (int)i);
+        const field_desc_t *f =
+            model_field(e->kind, avro_schema_record_field_name(e->schema, (int)i));
+        if (f == NULL || !direct_type_fits(f, ws))
+            break;
+        e->enc[i].f = f;
+        if (f->type == FT_ENUM)
+            e->enc[i].n_symbols = avro_schema_enum_number_of_symbols(ws);
+    }
+    e->direct_enc = i == n;
     for (i = 0; i < n; i++) {
         const char *name = avro_schema_record_field_name(e->schema, (int)i);
         avro_schema_t ws = avro_schema_record_field_get_by_index(e->schema, (int)i);
@@ -1014,6 +1059,102 @@ static bool direct_decode(const codec_schema_t *e, const uint8_t *body, size_t l
         }
     }
     return c.p == c.end;
+}
+
+/* Appends a zig-zag varint; false when the buffer is full. */
+static inline bool put_varint(uint8_t **pp, const uint8_t *end, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint8_t *p = *pp;
+    do {
+        if (p >= end)
+            return false;
+        *p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+        z >>= 7;
+    } while (z != 0);
+    *pp = p;
+    return true;
+}
+
+/* Appends a NUL-terminated member of at most size bytes as an Avro string. */
+static inline bool put_direct_string(uint8_t **pp, const uint8_t *end, const char *s,
+                                     size_t size) {
+    size_t n = strnlen(s, size);
+    if (n == size || !put_varint(pp, end, (int64_t)n) || (size_t)(end - *pp) < n)
+        return false;
+    memcpy(*pp, s, n);
+    *pp += n;
+    return true;
+}
+
+/*
+ * Encodes an event body straight from the model along the writer's fields,
+ * byte for byte what avro-c writes. Returns the body length, or 0 when it
+ * cannot (a value the schema cannot hold, the buffer too small): the caller
+ * then encodes with avro-c, which names the problem. A body is never empty.
+ */
+static size_t direct_encode(const codec_schema_t *e, const ops_event_t *ev, uint8_t *out,
+                            size_t size) {
+    const uint8_t *end = out + size;
+    const char *base = (const char *)ev;
+    uint8_t *p = out;
+    size_t i, n_fields = avro_schema_record_size(e->schema);
+
+    for (i = 0; i < n_fields; i++) {
+        const field_desc_t *f = e->enc[i].f;
+        const char *m = base + f->off;
+        switch (f->type) {
+        case FT_STRING:
+            if (!put_direct_string(&p, end, m, f->size))
+                return 0;
+            break;
+        case FT_OPT_STRING: {
+            bool has = *(const bool *)(base + f->aux);
+            if (!put_varint(&p, end, has ? 1 : 0) ||
+                (has && !put_direct_string(&p, end, m, f->size)))
+                return 0;
+            break;
+        }
+        case FT_INT: {
+            int32_t i32;
+            memcpy(&i32, m, sizeof(i32));
+            if (!put_varint(&p, end, i32))
+                return 0;
+            break;
+        }
+        case FT_LONG: {
+            int64_t i64;
+            memcpy(&i64, m, sizeof(i64));
+            if (!put_varint(&p, end, i64))
+                return 0;
+            break;
+        }
+        case FT_ENUM: {
+            int v;
+            memcpy(&v, m, sizeof(v));
+            if (v < 0 || (size_t)v >= f->size || v >= e->enc[i].n_symbols ||
+                !put_varint(&p, end, v))
+                return 0;
+            break;
+        }
+        case FT_STRING_ARRAY: {
+            uint32_t n, k;
+            memcpy(&n, base + f->aux, sizeof(n));
+            if (n > f->max_items)
+                return 0;
+            if (n > 0 && !put_varint(&p, end, n))
+                return 0;
+            for (k = 0; k < n; k++)
+                if (!put_direct_string(&p, end, m + (size_t)k * f->size, f->size))
+                    return 0;
+            if (!put_varint(&p, end, 0))
+                return 0;
+            break;
+        }
+        case FT_DOUBLE:
+            return 0;
+        }
+    }
+    return (size_t)(p - out);
 }
 
 static ops_codec_err_t map_fields(const codec_schema_t *e, const field_desc_t *const *tables,

@@ -65,6 +65,13 @@ void ops_codec_destroy(ops_codec_t *codec); /* accepts NULL */
 int ops_codec_encode_event(ops_codec_t *codec, const ops_event_t *ev, void *buf, size_t bufsize,
                            size_t *lenp, char *errstr, size_t errstr_size);
 
+/* The same encode through avro-c's generic values, the reference the direct
+ * encoder of ops_codec_encode_event is tested against: both write the same
+ * bytes, or fail with the same message. */
+int ops_codec_encode_event_reference(ops_codec_t *codec, const ops_event_t *ev, void *buf,
+                                     size_t bufsize, size_t *lenp, char *errstr,
+                                     size_t errstr_size);
+
 /* Decodes one frame into ev (ev->kind set from the writer schema). Any error
  * leaves ev unspecified and fills errstr with the class and where it was
  * found, e.g. "truncated: string length 40 at body offset 17 exceeds the 12

@@ -5,7 +5,9 @@
  * justify. A decoded event must re-encode: the codec accepted it as valid.
  * Events are decoded twice, by the direct decoder (ops_codec_decode_event)
  * and by the avro-c reference, with the default reader and with the rescue
- * v1 reader: both must give the same class, message and event.
+ * v1 reader: both must give the same class, message and event, and a
+ * decoded event re-encodes to the same bytes with the direct encoder and
+ * with avro-c.
  * The codecs are created and destroyed per input so that LeakSanitizer sees
  * every allocation a decode leaves behind (avro-c caches in its values).
  */
@@ -20,11 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Decodes with both decoders; aborts when they disagree. */
 static void decode_both(ops_codec_t *codec, const uint8_t *data, size_t size) {
-    static unsigned char out[OPS_CODEC_MAX_FRAME];
+    static unsigned char out[OPS_CODEC_MAX_FRAME], ref_out[OPS_CODEC_MAX_FRAME];
     char err[256] = "", ref_err[256] = "";
     ops_event_t ev, ref;
     ops_codec_err_t got, want;
-    size_t len;
+    size_t len, ref_len;
 
     got = ops_codec_decode_event(codec, data, size, &ev, err, sizeof err);
     want = ops_codec_decode_event_reference(codec, data, size, &ref, ref_err, sizeof ref_err);
@@ -34,9 +36,14 @@ static void decode_both(ops_codec_t *codec, const uint8_t *data, size_t size) {
         abort(); /* same frame, different events */
     if (got != OPS_CODEC_OK && strcmp(err, ref_err) != 0)
         abort();
-    if (got == OPS_CODEC_OK &&
-        ops_codec_encode_event(codec, &ev, out, sizeof out, &len, err, sizeof err) != 0)
+    if (got != OPS_CODEC_OK)
+        return;
+    if (ops_codec_encode_event(codec, &ev, out, sizeof out, &len, err, sizeof err) != 0)
         abort(); /* decoded but cannot be written back: the decoder let it through */
+    if (ops_codec_encode_event_reference(codec, &ev, ref_out, sizeof ref_out, &ref_len, err,
+                                         sizeof err) != 0 ||
+        ref_len != len || memcmp(out, ref_out, len) != 0)
+        abort(); /* the direct encoder and avro-c write different frames */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

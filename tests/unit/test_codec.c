@@ -50,6 +50,35 @@ static ops_codec_err_t decode_both(ops_codec_t *c, const void *buf, size_t len, 
 }
 #define ops_codec_decode_event(...) decode_both(__VA_ARGS__)
 
+/* Every encode likewise: the direct encoder and avro-c write the same bytes,
+ * or fail with the same message. */
+static int encode_both(ops_codec_t *c, const ops_event_t *ev, void *buf, size_t bufsize,
+                       size_t *lenp, char *errstr, size_t errstr_size) {
+    static uint8_t ref_buf[OPS_CODEC_MAX_FRAME * 2];
+    char ref_err[512] = "";
+    size_t ref_len = 0, len = 0;
+    int got, want;
+
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    got = ops_codec_encode_event(c, ev, buf, bufsize, &len, errstr, errstr_size);
+    want = ops_codec_encode_event_reference(c, ev, bufsize <= sizeof(ref_buf) ? ref_buf : NULL,
+                                            bufsize, &ref_len, ref_err,
+                                            errstr_size < sizeof(ref_err) ? errstr_size
+                                                                          : sizeof(ref_err));
+    if (got != want)
+        fail_msg("direct encode returns %d (%s), avro-c %d (%s)", got, errstr, want, ref_err);
+    if (got == 0 && (len != ref_len || memcmp(buf, ref_buf, len) != 0))
+        fail_msg("direct encode and avro-c write different frames (%zu and %zu bytes)", len,
+                 ref_len);
+    if (got != 0 && errstr_size > 0 && strcmp(errstr, ref_err) != 0)
+        fail_msg("direct encode says '%s', avro-c '%s'", errstr, ref_err);
+    if (lenp != NULL)
+        *lenp = len;
+    return got;
+}
+#define ops_codec_encode_event(...) encode_both(__VA_ARGS__)
+
 /* ---------------------------------------------------- counting allocator */
 
 static size_t mem_current;   /* bytes avro-c holds now */
@@ -911,9 +940,58 @@ static void test_direct_decoder_agrees_on_unusual_legal_encodings(void **state) 
                      OPS_CODEC_ERR_TOO_LARGE);
 }
 
-/* The direct path is the one taken: decoding a valid frame of each kind
- * makes no avro-c allocation at all, not even on the first decode. */
-static void test_direct_decode_of_valid_frames_makes_no_avro_allocation(void **state) {
+/* Events at and past every bound of the model, and buffers of every size
+ * around the frame: both encoders write the same bytes or refuse alike. */
+static void test_direct_encoder_agrees_with_avro_c_at_every_bound(void **state) {
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    char err[256];
+    ops_kind_t k;
+    size_t len, cut;
+    int v;
+    (void)state;
+    for (k = 0; k < OPS_KIND_COUNT; k++) {
+        ops_event_t ev;
+        base_event(&ev, k);
+        ev.has_location = true;
+        memset(ev.location, 'x', OPS_LOCATION_MAX);
+        ev.location[OPS_LOCATION_MAX] = '\0';
+        set_nationalities(&ev, OPS_NATIONALITIES_MAX);
+        ev.occurred_at = INT64_MIN;
+        ev.reported_at = INT64_MAX;
+        ev.count = INT32_MAX;
+        ev.minors = -1;
+        ev.referred = INT32_MIN;
+        len = 0;
+        assert_int_equal(ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err,
+                                                sizeof(err)),
+                         0);
+        for (cut = 0; cut <= len; cut++)
+            (void)ops_codec_encode_event(codec, &ev, buf, cut, &len, err, sizeof(err));
+        ev.n_nationalities = OPS_NATIONALITIES_MAX + 1;
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        ev.n_nationalities = 1;
+        ev.location[OPS_LOCATION_MAX] = 'x'; /* not NUL-terminated */
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        ev.has_location = false;
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        memset(ev.nationalities[0], 'N', 3);
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        base_event(&ev, k);
+        for (v = -2; v < 12; v++) {
+            ev.offence = (ops_offence_t)v;
+            ev.exploitation = (ops_exploitation_t)v;
+            ev.site = (ops_site_t)(v + 1);
+            ev.category = (ops_category_t)v;
+            (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        }
+        ev.country[2] = 'X';
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+    }
+}
+
+/* The direct paths are the ones taken: encoding and decoding a valid event
+ * of each kind makes no avro-c allocation at all, not even the first time. */
+static void test_direct_encode_and_decode_make_no_avro_allocation(void **state) {
     uint8_t buf[OPS_CODEC_MAX_FRAME];
     char err[256] = "";
     ops_event_t in, out;
@@ -931,6 +1009,9 @@ static void test_direct_decode_of_valid_frames_makes_no_avro_allocation(void **s
         set_nationalities(&in, k == OPS_KIND_SEIZURE ? 0 : 8);
         len = encode_ok(c, &in, buf, sizeof(buf));
         calls = mem_calls;
+        assert_int_equal((ops_codec_encode_event)(c, &in, buf, sizeof(buf), &len, err, sizeof(err)), 0);
+        if (mem_calls != calls)
+            fail_msg("kind %s: %ld avro-c allocations to encode", ops_kind_name(k), mem_calls - calls);
         assert_int_equal((ops_codec_decode_event)(c, buf, len, &out, err, sizeof(err)),
                          OPS_CODEC_OK);
         if (mem_calls != calls)
@@ -962,7 +1043,8 @@ int main(void) {
         cmocka_unit_test(test_destroy_returns_every_avro_allocation),
         cmocka_unit_test(test_direct_decoder_agrees_with_avro_c_on_mutated_frames),
         cmocka_unit_test(test_direct_decoder_agrees_on_unusual_legal_encodings),
-        cmocka_unit_test(test_direct_decode_of_valid_frames_makes_no_avro_allocation),
+        cmocka_unit_test(test_direct_encoder_agrees_with_avro_c_at_every_bound),
+        cmocka_unit_test(test_direct_encode_and_decode_make_no_avro_allocation),
     };
     /* Before any avro-c call, so every allocation is counted. */
     avro_set_allocator(counting_alloc, NULL);
