@@ -213,6 +213,7 @@ static void count_figures(const char *section, const bench_count_result_t *r, bo
     if (full) {
         add(section, "Redis commands per event (script inside)", "cmd/ev", r->cmds_per_ev);
         add(section, "Redis round trips per event", "rt/ev", r->calls_per_ev);
+        add(section, "redis-server CPU per counted event", "us/ev", r->redis_us_per_ev);
         add(section, "counts exact (1 = yes)", "", r->exact ? 1 : 0);
     }
 }
@@ -258,9 +259,18 @@ static void bench_counter(bench_env_t *e, const sizes_t *z) {
         add("counter", "poll-and-discard events/s (limit)", "ev/s", eps);
         add("counter", "poll-and-discard events per CPU-second", "ev/cpu-s", eps_cpu);
         add("counter", "ratio count / poll-and-discard", "", res.eps / eps);
-        bench_log("counter run %d: %.0f/s (%.0f per CPU-s), discard %.0f/s, exact %d", r + 1,
-                  res.eps, res.eps_cpu, eps, res.exact);
+        bench_log("counter run %d: %.0f/s (%.0f per CPU-s), discard %.0f/s, exact %d, "
+                  "redis %.2f us/ev",
+                  r + 1, res.eps, res.eps_cpu, eps, res.exact, res.redis_us_per_ev);
+        snprintf(group, sizeof group, "bench-alert-cpu-%d", r);
+        if (bench_alert_run(e, "b.main.", group, &eps, &eps_cpu) != 0)
+            return failed("alert run");
+        add("counter", "opstream-alert events/s (wall clock)", "ev/s", eps);
+        add("counter", "opstream-alert events per CPU-second", "ev/cpu-s", eps_cpu);
+        bench_log("alert run %d: %.0f/s (%.0f per CPU-s)", r + 1, eps, eps_cpu);
     }
+    target("counter", "redis-server CPU per counted event", "<= 2", 2, false);
+    target("counter", "opstream-alert events per CPU-second", ">= 300000", 3e5, true);
     target("counter", "events per CPU-second of opstream-count", ">= 1000000", 1e6, true);
     target("counter", "ratio count / poll-and-discard", ">= 0.7", 0.7, true);
     target("counter", "peak RSS of opstream-count", "<= 64", 64, false);
