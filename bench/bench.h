@@ -116,9 +116,9 @@ typedef struct bench_count_result {
 int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int nops,
                     int64_t expect_events, bench_count_result_t *out);
 
-/* opstream-alert (group, config/alerts.conf) on prefix's topics until its
- * stored offsets reach the high watermarks: events/s and events per
- * CPU-second from the moment a tenth was handled. */
+/* opstream-alert (group, config/alerts.conf) on prefix's topics: events/s
+ * and events per CPU-second from the moment a tenth was handled (by its
+ * offsets stored in Redis) over the next 100,000 events or to the end. */
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu);
 
