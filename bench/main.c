@@ -279,7 +279,7 @@ static void bench_counter(bench_env_t *e, const sizes_t *z) {
 
 static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
     static char prefixes[2][32];
-    static char names[2][2][64];
+    static char names[2][3][64];
     int slot = nops == 10 ? 0 : 1;
     char *prefix = prefixes[slot];
     bench_count_result_t res;
@@ -288,6 +288,8 @@ static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
     snprintf(prefix, sizeof prefixes[0], "b.ops%d.", nops);
     snprintf(names[slot][0], sizeof names[0][0], "%d operations: events/s", nops);
     snprintf(names[slot][1], sizeof names[0][1], "%d operations: RSS", nops);
+    snprintf(names[slot][2], sizeof names[0][2], "%d operations: redis-server CPU per event",
+             nops);
     if (prefill(e, prefix, nops, 0, z->growth_events, true, &kept) != 0)
         return failed("growth prefill");
     for (int r = 0; r < e->runs; r++) {
@@ -297,6 +299,7 @@ static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
             return failed("growth run");
         add("growth", names[slot][0], "ev/s", res.eps);
         add("growth", names[slot][1], "MiB", (double)res.rss_kib / 1024.0);
+        add("growth", names[slot][2], "us/ev", res.redis_us_per_ev);
         if (!res.exact)
             failed("growth counts exact");
     }

@@ -23,8 +23,15 @@
 #define POLL_MS 100
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 
+/* Frames up to this size are kept in their slot and handed to librdkafka
+ * without a copy (the slot outlives the message: it is released only by the
+ * delivery report or after the producer is purged or destroyed); larger
+ * ones are copied by librdkafka. */
+#define SLOT_FRAME_MAX 512
+
 typedef struct slot {
     ops_event_t ev;
+    unsigned char frame[SLOT_FRAME_MAX];
     const char *file;
     long line;
     int used;
@@ -265,14 +272,22 @@ static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errst
 
     if (rkt == NULL && (rkt = kind_topic(p, s->ev.kind, errstr, errstr_size)) == NULL)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    unsigned char *frame = p->frame;
+    int flags = RD_KAFKA_MSG_F_COPY;
+
     if (ops_codec_encode_event(p->codec, &s->ev, p->frame, sizeof(p->frame), &len, errstr,
                                errstr_size) != 0)
         return RD_KAFKA_RESP_ERR__BAD_MSG;
+    if (len <= sizeof(s->frame)) {
+        memcpy(s->frame, p->frame, len);
+        frame = s->frame;
+        flags = 0; /* the slot holds it until the delivery report */
+    }
     for (;;) {
         err = rd_kafka_producev(
             p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
-            RD_KAFKA_V_VALUE(p->frame, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_OPAQUE(s),
+            RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || aborted(p))
             break;
         rd_kafka_poll(p->rk, POLL_MS);
