@@ -18,16 +18,17 @@
 #include "opstream/codec.h"
 #include "opstream/kafka.h"
 
-#define DEFAULT_MAX_IN_FLIGHT 4096
+#define DEFAULT_MAX_IN_FLIGHT 8192
 #define DEFAULT_MAX_RECREATE 3
 #define POLL_MS 100
 #define DEFAULT_CONNECT_TIMEOUT_S 10
+#define SERVE_EVERY 16 /* sends between two polls for delivery reports */
 
 /* Frames up to this size are kept in their slot and handed to librdkafka
  * without a copy (the slot outlives the message: it is released only by the
  * delivery report or after the producer is purged or destroyed); larger
  * ones are copied by librdkafka. */
-#define SLOT_FRAME_MAX 512
+#define SLOT_FRAME_MAX 256
 
 typedef struct slot {
     ops_event_t ev;
@@ -57,6 +58,7 @@ struct ops_produce {
     int connect_s;         /* opstream.connect.timeout.s */
     int64_t connect_by_ms; /* monotonic deadline for reaching a broker */
     ops_produce_stats_t st;
+    unsigned unserved; /* sends since the last serve */
     char brokers[256]; /* bootstrap.servers, for messages */
     char last_error[512];
     char fatal_reason[512];
@@ -428,7 +430,13 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
         return -1;
     }
     p->st.sent++;
-    serve(p, 0);
+    /* Delivery reports and the fatal-error and connect checks every
+     * SERVE_EVERY sends (and whenever the slots run out, above): a poll per
+     * record was a lock round trip per record. */
+    if (++p->unserved >= SERVE_EVERY) {
+        p->unserved = 0;
+        serve(p, 0);
+    }
     return 0;
 }
 
