@@ -545,6 +545,15 @@ static int put_field(avro_value_t *rec, avro_schema_t schema, const field_desc_t
     return 0;
 }
 
+/* The frame header: magic byte 0, big-endian schema id. */
+static void put_header(uint8_t *out, uint32_t id) {
+    out[0] = 0;
+    out[1] = (uint8_t)(id >> 24);
+    out[2] = (uint8_t)(id >> 16);
+    out[3] = (uint8_t)(id >> 8);
+    out[4] = (uint8_t)id;
+}
+
 /* Fills the writer's reusable value from the field tables and writes the
  * frame: magic, big-endian id, body. */
 static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *tables,
@@ -568,11 +577,7 @@ static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *
             if (put_field(&e->wvalue, e->schema, f, src, errstr, errstr_size) != 0)
                 return -1;
 
-    out[0] = 0;
-    out[1] = (uint8_t)(id >> 24);
-    out[2] = (uint8_t)(id >> 16);
-    out[3] = (uint8_t)(id >> 8);
-    out[4] = (uint8_t)id;
+    put_header(out, id);
     avro_writer_memory_set_dest(c->awriter, (const char *)out + CODEC_HEADER_BYTES,
                                 (int64_t)(bufsize - CODEC_HEADER_BYTES));
     rc = avro_value_write(c->awriter, &e->wvalue);
@@ -599,11 +604,7 @@ int ops_codec_encode_event(ops_codec_t *c, const ops_event_t *ev, void *buf, siz
         uint32_t id = (uint32_t)e->emb->id;
         size_t n = direct_encode(e, ev, out + CODEC_HEADER_BYTES, bufsize - CODEC_HEADER_BYTES);
         if (n > 0) {
-            out[0] = 0;
-            out[1] = (uint8_t)(id >> 24);
-            out[2] = (uint8_t)(id >> 16);
-            out[3] = (uint8_t)(id >> 8);
-            out[4] = (uint8_t)id;
+            put_header(out, id);
             if (lenp != NULL)
                 *lenp = CODEC_HEADER_BYTES + n;
             return 0;
