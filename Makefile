@@ -19,7 +19,7 @@ endif
 BINDIR  ?= bin
 SAN     ?=
 
-PKGS       := rdkafka avro-c hiredis
+PKGS       := rdkafka avro-c hiredis libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

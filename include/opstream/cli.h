@@ -19,6 +19,7 @@ extern "C" {
 enum {
     OPS_CLI_OPT_REDIS = 0x1000,
     OPS_CLI_OPT_VERSION,
+    OPS_CLI_OPT_METRICS,
     OPS_CLI_OPT_FIRST_PROGRAM = 0x1100 /* programs number their own from here */
 };
 
@@ -32,6 +33,17 @@ enum {
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'}, {                   \
         "version", no_argument, NULL, OPS_CLI_OPT_VERSION                                          \
     }
+
+/* --metrics HOST:PORT, for the long-running programs' option tables (sets
+ * opstream.metrics.listen; ops_cli_common_option handles it). */
+#define OPS_CLI_METRICS_LONG {"metrics", required_argument, NULL, OPS_CLI_OPT_METRICS}
+
+/* The help lines of --metrics. */
+#define OPS_CLI_METRICS_HELP                                                                       \
+    "      --metrics HOST:PORT    serve GET /metrics (Prometheus text format),\n"                \
+    "                             /healthz and /readyz on this address\n"                         \
+    "                             (-X opstream.metrics.listen=HOST:PORT; default off;\n"          \
+    "                             [::1]:PORT for IPv6, :PORT for every interface)\n"
 
 /* What the common options asked for, besides configuration. */
 typedef struct ops_cli_common {
