@@ -1,6 +1,7 @@
 # opstream build.
 #   make            core library (lib/) and every program into bin/
 #   make deps       install missing Debian 12 packages (no-op when present)
+#   make test-deps  the same plus the packages only tests need (prometheus, jq)
 #   make test       unit + integration tests, then the same under ASan+UBSan
 #   make check-unit / check-integration / check-asan   the parts of make test
 #   make clean
@@ -53,7 +54,7 @@ INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 
-.PHONY: all deps programs tests test check-unit check-integration check-asan clean
+.PHONY: all deps test-deps programs tests test check-unit check-integration check-asan clean
 .DEFAULT_GOAL := all
 # Keep test and program objects between runs (they are not throwaway intermediates).
 .SECONDARY:
@@ -63,6 +64,8 @@ all: deps
 
 deps:
 	@sh mk/deps.sh
+test-deps:
+	@OPSTREAM_TEST_DEPS=1 sh mk/deps.sh
 
 programs: $(PROG_BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
@@ -123,7 +126,7 @@ check-asan:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin check-unit check-integration
 
 TEST_SUMMARY := $(CURDIR)/build/test-summary.txt
-test: deps
+test: test-deps
 	@mkdir -p build && rm -f $(TEST_SUMMARY)
 	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-unit check-integration
 	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-asan
