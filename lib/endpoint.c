@@ -114,8 +114,7 @@ static int listen_on(const char *addr, const char *host, int port, int *bound, c
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int one = 1;
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
@@ -250,8 +249,8 @@ ops_endpoint_t *ops_endpoint_start(const ops_endpoint_options_t *opts, char *err
     }
     snprintf(ep->address, sizeof ep->address, strchr(host, ':') ? "[%s]:%d" : "%s:%d",
              *host ? host : "0.0.0.0", ep->port);
-    size_t mem = opts->max_request_bytes ? opts->max_request_bytes
-                                         : OPS_ENDPOINT_DEFAULT_REQUEST_BYTES;
+    size_t mem =
+        opts->max_request_bytes ? opts->max_request_bytes : OPS_ENDPOINT_DEFAULT_REQUEST_BYTES;
     unsigned conns =
         opts->max_connections ? opts->max_connections : OPS_ENDPOINT_DEFAULT_CONNECTIONS;
     ep->daemon = MHD_start_daemon(

@@ -18,24 +18,24 @@
 
 #include "err_priv.h"
 
-struct ops_metric {
-    ops_metric_family_t *family;
-    char **values;                /* family->nlabels label values */
-    _Atomic uint64_t value;       /* counter: the count; gauge: the double's bits */
-    _Atomic uint64_t sum_bits;    /* histogram: the double sum's bits; counter: the set part */
-    _Atomic uint64_t buckets[];   /* histogram: nbuckets + 1 (+Inf), not cumulative */
+struct ops_metrics_series {
+    ops_metrics_family_t *family;
+    char **values;              /* family->nlabels label values */
+    _Atomic uint64_t value;     /* counter: the count; gauge: the double's bits */
+    _Atomic uint64_t sum_bits;  /* histogram: the double sum's bits; counter: the set part */
+    _Atomic uint64_t buckets[]; /* histogram: nbuckets + 1 (+Inf), not cumulative */
 };
 
-struct ops_metric_family {
+struct ops_metrics_family {
     ops_metrics_t *reg;
-    ops_metric_type_t type;
+    ops_metrics_type_t type;
     char *name;
     char *help;
     char *labels[OPS_METRICS_MAX_LABELS];
     size_t nlabels;
     double bounds[OPS_METRICS_MAX_BUCKETS];
     size_t nbuckets;
-    ops_metric_t **series; /* max_series slots, n used */
+    ops_metrics_series_t **series; /* max_series slots, n used */
     size_t n, max;
 };
 
@@ -47,7 +47,7 @@ typedef struct collector {
 
 struct ops_metrics {
     pthread_mutex_t lock;
-    ops_metric_family_t **families;
+    ops_metrics_family_t **families;
     size_t n, cap;
     collector_t *collectors;
     size_t ncollectors;
@@ -74,7 +74,7 @@ ops_metrics_t *ops_metrics_new(void) {
     return reg;
 }
 
-static void series_free(ops_metric_t *m) {
+static void series_free(ops_metrics_series_t *m) {
     if (!m)
         return;
     if (m->values)
@@ -84,7 +84,7 @@ static void series_free(ops_metric_t *m) {
     free(m);
 }
 
-static void family_free(ops_metric_family_t *f) {
+static void family_free(ops_metrics_family_t *f) {
     if (!f)
         return;
     for (size_t i = 0; i < f->n; i++)
@@ -118,8 +118,8 @@ static bool valid_name(const char *s, bool colon) {
         return false;
     for (const char *p = s; *p; p++) {
         char c = *p;
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                     (colon && c == ':');
+        bool alpha =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
         if (!alpha && !(p > s && c >= '0' && c <= '9'))
             return false;
     }
@@ -148,11 +148,10 @@ static int check_value(const char *v, char *errstr, size_t errstr_size) {
     return 0;
 }
 
-static bool same_family(const ops_metric_family_t *f, ops_metric_type_t type,
+static bool same_family(const ops_metrics_family_t *f, ops_metrics_type_t type,
                         const char *const *labels, size_t nlabels, size_t max_series,
                         const double *buckets, size_t nbuckets) {
-    if (f->type != type || f->nlabels != nlabels || f->max != max_series ||
-        f->nbuckets != nbuckets)
+    if (f->type != type || f->nlabels != nlabels || f->max != max_series || f->nbuckets != nbuckets)
         return false;
     for (size_t i = 0; i < nlabels; i++)
         if (strcmp(f->labels[i], labels[i]) != 0)
@@ -163,15 +162,15 @@ static bool same_family(const ops_metric_family_t *f, ops_metric_type_t type,
     return true;
 }
 
-static int check_family(ops_metric_type_t type, const char *name, const char *const *labels,
-                        size_t *nlabelsp, size_t max_series, const double *buckets,
-                        size_t nbuckets, char *errstr, size_t errstr_size) {
+static int check_family(ops_metrics_type_t type, const char *name, const char *const *labels,
+                        size_t *nlabelsp, size_t max_series, const double *buckets, size_t nbuckets,
+                        char *errstr, size_t errstr_size) {
     size_t nlabels = 0;
     if (!valid_name(name, true)) {
         ops_err_format(errstr, errstr_size, "'%s' is not a metric name", name ? name : "");
         return -1;
     }
-    if (type != OPS_METRIC_COUNTER && type != OPS_METRIC_GAUGE && type != OPS_METRIC_HISTOGRAM) {
+    if (type != OPS_METRICS_COUNTER && type != OPS_METRICS_GAUGE && type != OPS_METRICS_HISTOGRAM) {
         ops_err_format(errstr, errstr_size, "%s: unknown metric type", name);
         return -1;
     }
@@ -197,7 +196,7 @@ static int check_family(ops_metric_type_t type, const char *name, const char *co
                        name, max_series);
         return -1;
     }
-    if (type == OPS_METRIC_HISTOGRAM) {
+    if (type == OPS_METRICS_HISTOGRAM) {
         if (nbuckets < 1 || nbuckets > OPS_METRICS_MAX_BUCKETS || !buckets) {
             ops_err_format(errstr, errstr_size, "%s: %zu buckets (1..%d)", name, nbuckets,
                            OPS_METRICS_MAX_BUCKETS);
@@ -217,12 +216,12 @@ static int check_family(ops_metric_type_t type, const char *name, const char *co
     return 0;
 }
 
-ops_metric_family_t *ops_metrics_family(ops_metrics_t *reg, ops_metric_type_t type,
-                                        const char *name, const char *help,
-                                        const char *const *labels, size_t max_series,
-                                        const double *buckets, size_t nbuckets, char *errstr,
-                                        size_t errstr_size) {
-    ops_metric_family_t *f = NULL, *found = NULL;
+ops_metrics_family_t *ops_metrics_family(ops_metrics_t *reg, ops_metrics_type_t type,
+                                         const char *name, const char *help,
+                                         const char *const *labels, size_t max_series,
+                                         const double *buckets, size_t nbuckets, char *errstr,
+                                         size_t errstr_size) {
+    ops_metrics_family_t *f = NULL, *found = NULL;
     size_t nlabels = 0;
 
     if (!reg) {
@@ -244,7 +243,7 @@ ops_metric_family_t *ops_metrics_family(ops_metrics_t *reg, ops_metric_type_t ty
     }
     if (reg->n == reg->cap) {
         size_t ncap = reg->cap ? reg->cap * 2 : 16;
-        ops_metric_family_t **nf = realloc(reg->families, ncap * sizeof(*nf));
+        ops_metrics_family_t **nf = realloc(reg->families, ncap * sizeof(*nf));
         if (!nf)
             goto oom;
         reg->families = nf;
@@ -276,16 +275,16 @@ unlock:
     return found;
 }
 
-static bool series_matches(const ops_metric_t *m, const char *const *values) {
+static bool series_matches(const ops_metrics_series_t *m, const char *const *values) {
     for (size_t i = 0; i < m->family->nlabels; i++)
         if (strcmp(m->values[i], values[i]) != 0)
             return false;
     return true;
 }
 
-ops_metric_t *ops_metrics_series(ops_metric_family_t *f, const char *const *values, char *errstr,
-                                 size_t errstr_size) {
-    ops_metric_t *m = NULL, *found = NULL;
+ops_metrics_series_t *ops_metrics_series(ops_metrics_family_t *f, const char *const *values,
+                                         char *errstr, size_t errstr_size) {
+    ops_metrics_series_t *m = NULL, *found = NULL;
     size_t nb;
 
     if (!f) {
@@ -310,7 +309,7 @@ ops_metric_t *ops_metrics_series(ops_metric_family_t *f, const char *const *valu
         ops_err_format(errstr, errstr_size, "%s: already %zu series, its bound", f->name, f->max);
         goto unlock;
     }
-    nb = f->type == OPS_METRIC_HISTOGRAM ? f->nbuckets + 1 : 0;
+    nb = f->type == OPS_METRICS_HISTOGRAM ? f->nbuckets + 1 : 0;
     if (!(m = calloc(1, sizeof(*m) + nb * sizeof(m->buckets[0]))))
         goto oom;
     m->family = f;
@@ -325,7 +324,7 @@ ops_metric_t *ops_metrics_series(ops_metric_family_t *f, const char *const *valu
             if (!(m->values[i] = strdup(values[i])))
                 goto oom;
     }
-    if (f->type == OPS_METRIC_GAUGE)
+    if (f->type == OPS_METRICS_GAUGE)
         atomic_store(&m->value, double_bits(0.0));
     f->series[f->n++] = m;
     found = m;
@@ -339,47 +338,47 @@ unlock:
     return found;
 }
 
-static ops_metric_t *single(ops_metrics_t *reg, ops_metric_type_t type, const char *name,
-                            const char *help, char *errstr, size_t errstr_size) {
-    ops_metric_family_t *f =
+static ops_metrics_series_t *single(ops_metrics_t *reg, ops_metrics_type_t type, const char *name,
+                                    const char *help, char *errstr, size_t errstr_size) {
+    ops_metrics_family_t *f =
         ops_metrics_family(reg, type, name, help, NULL, 1, NULL, 0, errstr, errstr_size);
     return f ? ops_metrics_series(f, NULL, errstr, errstr_size) : NULL;
 }
 
-ops_metric_t *ops_metrics_counter(ops_metrics_t *reg, const char *name, const char *help,
-                                  char *errstr, size_t errstr_size) {
-    return single(reg, OPS_METRIC_COUNTER, name, help, errstr, errstr_size);
+ops_metrics_series_t *ops_metrics_counter(ops_metrics_t *reg, const char *name, const char *help,
+                                          char *errstr, size_t errstr_size) {
+    return single(reg, OPS_METRICS_COUNTER, name, help, errstr, errstr_size);
 }
 
-ops_metric_t *ops_metrics_gauge(ops_metrics_t *reg, const char *name, const char *help,
-                                char *errstr, size_t errstr_size) {
-    return single(reg, OPS_METRIC_GAUGE, name, help, errstr, errstr_size);
+ops_metrics_series_t *ops_metrics_gauge(ops_metrics_t *reg, const char *name, const char *help,
+                                        char *errstr, size_t errstr_size) {
+    return single(reg, OPS_METRICS_GAUGE, name, help, errstr, errstr_size);
 }
 
 /* ---- updates ---------------------------------------------------------------- */
 
-void ops_metric_add(ops_metric_t *m, uint64_t n) {
-    if (m && m->family->type == OPS_METRIC_COUNTER)
+void ops_metrics_add(ops_metrics_series_t *m, uint64_t n) {
+    if (m && m->family->type == OPS_METRICS_COUNTER)
         atomic_fetch_add_explicit(&m->value, n, memory_order_relaxed);
 }
 
-void ops_metric_set(ops_metric_t *m, double v) {
-    if (m && m->family->type == OPS_METRIC_GAUGE)
+void ops_metrics_set(ops_metrics_series_t *m, double v) {
+    if (m && m->family->type == OPS_METRICS_GAUGE)
         atomic_store_explicit(&m->value, double_bits(v), memory_order_relaxed);
-    else if (m && m->family->type == OPS_METRIC_COUNTER)
+    else if (m && m->family->type == OPS_METRICS_COUNTER)
         atomic_store_explicit(&m->sum_bits, double_bits(v), memory_order_relaxed);
 }
 
-static double counter_value(ops_metric_t *m) {
+static double counter_value(ops_metrics_series_t *m) {
     return (double)atomic_load(&m->value) + bits_double(atomic_load(&m->sum_bits));
 }
 
 /* The bucket is one atomic add; the sum is a compare-and-swap on the
  * double's bits, which only repeats when two threads observe at once. */
-void ops_metric_observe(ops_metric_t *m, double v) {
-    if (!m || m->family->type != OPS_METRIC_HISTOGRAM)
+void ops_metrics_observe(ops_metrics_series_t *m, double v) {
+    if (!m || m->family->type != OPS_METRICS_HISTOGRAM)
         return;
-    const ops_metric_family_t *f = m->family;
+    const ops_metrics_family_t *f = m->family;
     size_t b = 0;
     while (b < f->nbuckets && !(v <= f->bounds[b]))
         b++;
@@ -391,16 +390,16 @@ void ops_metric_observe(ops_metric_t *m, double v) {
         ;
 }
 
-double ops_metric_value(const ops_metric_t *m) {
+double ops_metrics_value(const ops_metrics_series_t *m) {
     if (!m)
         return 0.0;
-    ops_metric_t *mm = (ops_metric_t *)m; /* atomic loads take non-const pointers */
+    ops_metrics_series_t *mm = (ops_metrics_series_t *)m; /* atomic loads take non-const pointers */
     switch (m->family->type) {
-    case OPS_METRIC_COUNTER:
+    case OPS_METRICS_COUNTER:
         return counter_value(mm);
-    case OPS_METRIC_GAUGE:
+    case OPS_METRICS_GAUGE:
         return bits_double(atomic_load(&mm->value));
-    case OPS_METRIC_HISTOGRAM:
+    case OPS_METRICS_HISTOGRAM:
     default: {
         uint64_t n = 0;
         for (size_t i = 0; i <= m->family->nbuckets; i++)
@@ -445,7 +444,7 @@ const char *ops_metrics_format_value(double v, char *buf, size_t size) {
     else if (isinf(v))
         snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
     else if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53: exact integers */
-        snprintf(buf, size, "%.0f", v == 0 ? 0.0 : v);   /* no "-0" */
+        snprintf(buf, size, "%.0f", v == 0 ? 0.0 : v);      /* no "-0" */
     else
         for (int prec = 1; prec <= 17; prec++) {
             snprintf(buf, size, "%.*g", prec, v);
@@ -501,9 +500,9 @@ static void out_escaped(outbuf_t *o, const char *s, bool quote) {
 }
 
 /* name{l1="v1",l2="v2"[,le="x"]} value\n */
-static void out_sample(outbuf_t *o, const ops_metric_t *m, const char *suffix, const char *le,
-                       const char *value) {
-    const ops_metric_family_t *f = m->family;
+static void out_sample(outbuf_t *o, const ops_metrics_series_t *m, const char *suffix,
+                       const char *le, const char *value) {
+    const ops_metrics_family_t *f = m->family;
     out_str(o, f->name);
     out_str(o, suffix);
     if (f->nlabels || le) {
@@ -528,18 +527,18 @@ static void out_sample(outbuf_t *o, const ops_metric_t *m, const char *suffix, c
     out_str(o, "\n");
 }
 
-static void render_series(outbuf_t *o, ops_metric_t *m) {
-    const ops_metric_family_t *f = m->family;
+static void render_series(outbuf_t *o, ops_metrics_series_t *m) {
+    const ops_metrics_family_t *f = m->family;
     char v[64], le[64];
     switch (f->type) {
-    case OPS_METRIC_COUNTER:
+    case OPS_METRICS_COUNTER:
         out_sample(o, m, "", NULL, ops_metrics_format_value(counter_value(m), v, sizeof v));
         break;
-    case OPS_METRIC_GAUGE:
-        out_sample(o, m, "", NULL, ops_metrics_format_value(bits_double(atomic_load(&m->value)),
-                                                            v, sizeof v));
+    case OPS_METRICS_GAUGE:
+        out_sample(o, m, "", NULL,
+                   ops_metrics_format_value(bits_double(atomic_load(&m->value)), v, sizeof v));
         break;
-    case OPS_METRIC_HISTOGRAM:
+    case OPS_METRICS_HISTOGRAM:
     default: {
         /* _count is the sum of the buckets read, so that it always equals
          * the +Inf bucket even while observations arrive. */
@@ -562,8 +561,8 @@ static void render_series(outbuf_t *o, ops_metric_t *m) {
     }
 }
 
-static const char *type_name(ops_metric_type_t t) {
-    return t == OPS_METRIC_COUNTER ? "counter" : t == OPS_METRIC_GAUGE ? "gauge" : "histogram";
+static const char *type_name(ops_metrics_type_t t) {
+    return t == OPS_METRICS_COUNTER ? "counter" : t == OPS_METRICS_GAUGE ? "gauge" : "histogram";
 }
 
 int ops_metrics_render(ops_metrics_t *reg, char **out, size_t *outlen, char *errstr,
@@ -581,7 +580,7 @@ int ops_metrics_render(ops_metrics_t *reg, char **out, size_t *outlen, char *err
         reg->collectors[i].fn(reg->collectors[i].opaque);
     out_str(&o, ""); /* an empty registry renders as "" */
     for (size_t i = 0; i < reg->n; i++) {
-        ops_metric_family_t *f = reg->families[i];
+        ops_metrics_family_t *f = reg->families[i];
         if (f->n == 0)
             continue;
         out_str(&o, "# HELP ");

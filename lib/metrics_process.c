@@ -123,7 +123,7 @@ static int count_fds(void) {
 }
 
 typedef struct proc_collector {
-    ops_metric_t *cpu, *start, *rss, *vsz, *fds;
+    ops_metrics_series_t *cpu, *start, *rss, *vsz, *fds;
     long ticks, page;
     int64_t boot;
 } proc_collector_t;
@@ -134,22 +134,23 @@ static void collect_process(void *opaque) {
     double cpu, start, vsz, rss;
     if (read_small("/proc/self/stat", buf, sizeof buf) == 0 &&
         ops_metrics_parse_proc_stat(buf, pc->ticks, pc->boot, &cpu, &start, NULL, 0) == 0) {
-        ops_metric_set(pc->cpu, cpu);
-        ops_metric_set(pc->start, start);
+        ops_metrics_set(pc->cpu, cpu);
+        ops_metrics_set(pc->start, start);
     }
     if (read_small("/proc/self/statm", buf, sizeof buf) == 0 &&
         ops_metrics_parse_proc_statm(buf, pc->page, &vsz, &rss, NULL, 0) == 0) {
-        ops_metric_set(pc->rss, rss);
-        ops_metric_set(pc->vsz, vsz);
+        ops_metrics_set(pc->rss, rss);
+        ops_metrics_set(pc->vsz, vsz);
     }
     int fds = count_fds();
     if (fds >= 0)
-        ops_metric_set(pc->fds, fds);
+        ops_metrics_set(pc->fds, fds);
 }
 
-static ops_metric_t *proc_series(ops_metrics_t *reg, ops_metric_type_t type, const char *name,
-                                 const char *help, char *errstr, size_t errstr_size) {
-    ops_metric_family_t *f =
+static ops_metrics_series_t *proc_series(ops_metrics_t *reg, ops_metrics_type_t type,
+                                         const char *name, const char *help, char *errstr,
+                                         size_t errstr_size) {
+    ops_metrics_family_t *f =
         ops_metrics_family(reg, type, name, help, NULL, 1, NULL, 0, errstr, errstr_size);
     return f ? ops_metrics_series(f, NULL, errstr, errstr_size) : NULL;
 }
@@ -176,17 +177,17 @@ int ops_metrics_add_process(ops_metrics_t *reg, char *errstr, size_t errstr_size
     }
     if (ops_metrics_parse_boot_time(buf, &pc->boot, errstr, errstr_size) != 0)
         goto fail;
-    if (!(pc->cpu = proc_series(reg, OPS_METRIC_COUNTER, "process_cpu_seconds_total",
+    if (!(pc->cpu = proc_series(reg, OPS_METRICS_COUNTER, "process_cpu_seconds_total",
                                 "Total user and system CPU time spent in seconds.", errstr,
                                 errstr_size)) ||
-        !(pc->start = proc_series(reg, OPS_METRIC_GAUGE, "process_start_time_seconds",
+        !(pc->start = proc_series(reg, OPS_METRICS_GAUGE, "process_start_time_seconds",
                                   "Start time of the process since unix epoch in seconds.", errstr,
                                   errstr_size)) ||
-        !(pc->rss = proc_series(reg, OPS_METRIC_GAUGE, "process_resident_memory_bytes",
+        !(pc->rss = proc_series(reg, OPS_METRICS_GAUGE, "process_resident_memory_bytes",
                                 "Resident memory size in bytes.", errstr, errstr_size)) ||
-        !(pc->vsz = proc_series(reg, OPS_METRIC_GAUGE, "process_virtual_memory_bytes",
+        !(pc->vsz = proc_series(reg, OPS_METRICS_GAUGE, "process_virtual_memory_bytes",
                                 "Virtual memory size in bytes.", errstr, errstr_size)) ||
-        !(pc->fds = proc_series(reg, OPS_METRIC_GAUGE, "process_open_fds",
+        !(pc->fds = proc_series(reg, OPS_METRICS_GAUGE, "process_open_fds",
                                 "Number of open file descriptors.", errstr, errstr_size)))
         goto fail;
     /* now owned by reg, also on failure */
@@ -200,13 +201,13 @@ int ops_metrics_add_build_info(ops_metrics_t *reg, const char *version, char *er
                                size_t errstr_size) {
     static const char *const labels[] = {"version", NULL};
     const char *values[] = {version ? version : "unknown"};
-    ops_metric_family_t *f =
-        ops_metrics_family(reg, OPS_METRIC_GAUGE, "opstream_build_info",
+    ops_metrics_family_t *f =
+        ops_metrics_family(reg, OPS_METRICS_GAUGE, "opstream_build_info",
                            "opstream version this program was built from (always 1).", labels, 1,
                            NULL, 0, errstr, errstr_size);
-    ops_metric_t *m = f ? ops_metrics_series(f, values, errstr, errstr_size) : NULL;
+    ops_metrics_series_t *m = f ? ops_metrics_series(f, values, errstr, errstr_size) : NULL;
     if (!m)
         return -1;
-    ops_metric_set(m, 1.0);
+    ops_metrics_set(m, 1.0);
     return 0;
 }

@@ -21,8 +21,8 @@ int ops_observe_start(const ops_config_t *cfg, const char *version, ops_observe_
         ops_metrics_add_process(obs->metrics, errstr, errstr_size) != 0)
         goto fail;
     if (listen && *listen) {
-        ops_endpoint_options_t eo = {.listen = listen, .metrics = obs->metrics,
-                                     .health = obs->health};
+        ops_endpoint_options_t eo = {
+            .listen = listen, .metrics = obs->metrics, .health = obs->health};
         if (!(obs->endpoint = ops_endpoint_start(&eo, errstr, errstr_size)))
             goto fail;
     }

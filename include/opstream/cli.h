@@ -36,13 +36,14 @@ enum {
 
 /* --metrics HOST:PORT, for the long-running programs' option tables (sets
  * opstream.metrics.listen; ops_cli_common_option handles it). */
-#define OPS_CLI_METRICS_LONG {"metrics", required_argument, NULL, OPS_CLI_OPT_METRICS}
+#define OPS_CLI_METRICS_LONG                                                                       \
+    { "metrics", required_argument, NULL, OPS_CLI_OPT_METRICS }
 
 /* The help lines of --metrics. */
 #define OPS_CLI_METRICS_HELP                                                                       \
-    "      --metrics HOST:PORT    serve GET /metrics (Prometheus text format),\n"                \
-    "                             /healthz and /readyz on this address\n"                         \
-    "                             (-X opstream.metrics.listen=HOST:PORT; default off;\n"          \
+    "      --metrics HOST:PORT    serve GET /metrics (Prometheus text format),\n"                  \
+    "                             /healthz and /readyz on this address\n"                          \
+    "                             (-X opstream.metrics.listen=HOST:PORT; default off;\n"           \
     "                             [::1]:PORT for IPv6, :PORT for every interface)\n"
 
 /* What the common options asked for, besides configuration. */

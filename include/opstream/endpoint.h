@@ -28,11 +28,11 @@ int ops_endpoint_parse_listen(const char *listen, char *host, size_t host_size, 
                               char *errstr, size_t errstr_size);
 
 typedef struct ops_endpoint_options {
-    const char *listen;        /* "HOST:PORT", as above */
-    ops_metrics_t *metrics;    /* borrowed; outlives the endpoint */
-    ops_health_t *health;      /* borrowed; NULL: always alive and ready */
-    size_t max_request_bytes;  /* request line and headers (0: default above) */
-    unsigned max_connections;  /* at once (0: default above) */
+    const char *listen;       /* "HOST:PORT", as above */
+    ops_metrics_t *metrics;   /* borrowed; outlives the endpoint */
+    ops_health_t *health;     /* borrowed; NULL: always alive and ready */
+    size_t max_request_bytes; /* request line and headers (0: default above) */
+    unsigned max_connections; /* at once (0: default above) */
 } ops_endpoint_options_t;
 
 typedef struct ops_endpoint ops_endpoint_t;

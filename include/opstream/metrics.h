@@ -16,19 +16,19 @@
 extern "C" {
 #endif
 
-#define OPS_METRICS_MAX_LABELS 4     /* label names per family */
-#define OPS_METRICS_MAX_VALUE 128    /* bytes of one label value */
-#define OPS_METRICS_MAX_BUCKETS 32   /* histogram buckets, +Inf excluded */
+#define OPS_METRICS_MAX_LABELS 4   /* label names per family */
+#define OPS_METRICS_MAX_VALUE 128  /* bytes of one label value */
+#define OPS_METRICS_MAX_BUCKETS 32 /* histogram buckets, +Inf excluded */
 
 typedef struct ops_metrics ops_metrics_t;               /* the registry */
-typedef struct ops_metric_family ops_metric_family_t; /* one metric name */
-typedef struct ops_metric ops_metric_t;                 /* one series (label values) */
+typedef struct ops_metrics_family ops_metrics_family_t; /* one metric name */
+typedef struct ops_metrics_series ops_metrics_series_t; /* one series (label values) */
 
-typedef enum ops_metric_type {
-    OPS_METRIC_COUNTER = 0, /* unsigned integer that only goes up */
-    OPS_METRIC_GAUGE,       /* a value that is set */
-    OPS_METRIC_HISTOGRAM    /* observations counted in fixed buckets */
-} ops_metric_type_t;
+typedef enum ops_metrics_type {
+    OPS_METRICS_COUNTER = 0, /* unsigned integer that only goes up */
+    OPS_METRICS_GAUGE,       /* a value that is set */
+    OPS_METRICS_HISTOGRAM    /* observations counted in fixed buckets */
+} ops_metrics_type_t;
 
 ops_metrics_t *ops_metrics_new(void);
 /* Frees the registry, its families and series (every handle becomes
@@ -44,38 +44,38 @@ void ops_metrics_destroy(ops_metrics_t *reg);
  * Declaring a name again with the same type, labels and bound returns the
  * family already declared. NULL with errstr otherwise. The registry owns
  * the family. */
-ops_metric_family_t *ops_metrics_family(ops_metrics_t *reg, ops_metric_type_t type,
-                                        const char *name, const char *help,
-                                        const char *const *labels, size_t max_series,
-                                        const double *buckets, size_t nbuckets, char *errstr,
-                                        size_t errstr_size);
+ops_metrics_family_t *ops_metrics_family(ops_metrics_t *reg, ops_metrics_type_t type,
+                                         const char *name, const char *help,
+                                         const char *const *labels, size_t max_series,
+                                         const double *buckets, size_t nbuckets, char *errstr,
+                                         size_t errstr_size);
 
 /* The series of family f with these label values (as many as f has labels;
  * NULL when it has none), created on first use. A value is at most
  * OPS_METRICS_MAX_VALUE bytes of printable text (no control bytes). NULL
  * with errstr when a value is refused or f already holds max_series series:
  * callers resolve a series once and keep the handle. */
-ops_metric_t *ops_metrics_series(ops_metric_family_t *f, const char *const *values, char *errstr,
-                                 size_t errstr_size);
+ops_metrics_series_t *ops_metrics_series(ops_metrics_family_t *f, const char *const *values,
+                                         char *errstr, size_t errstr_size);
 
 /* Shorthands: declare a family without labels and return its one series. */
-ops_metric_t *ops_metrics_counter(ops_metrics_t *reg, const char *name, const char *help,
-                                  char *errstr, size_t errstr_size);
-ops_metric_t *ops_metrics_gauge(ops_metrics_t *reg, const char *name, const char *help,
-                                char *errstr, size_t errstr_size);
+ops_metrics_series_t *ops_metrics_counter(ops_metrics_t *reg, const char *name, const char *help,
+                                          char *errstr, size_t errstr_size);
+ops_metrics_series_t *ops_metrics_gauge(ops_metrics_t *reg, const char *name, const char *help,
+                                        char *errstr, size_t errstr_size);
 
 /* Hot-path updates: one atomic operation each, no lock, safe from any
  * thread. m may be NULL (metrics off): nothing happens. A call on a series
  * of another type does nothing. */
-void ops_metric_add(ops_metric_t *m, uint64_t n); /* counter += n */
+void ops_metrics_add(ops_metrics_series_t *m, uint64_t n); /* counter += n */
 /* gauge = v; on a counter, sets the part of its value read from elsewhere
  * (a collector's running total such as CPU seconds, which must not go
- * down); the counter renders as that plus what ops_metric_add added. */
-void ops_metric_set(ops_metric_t *m, double v);
-void ops_metric_observe(ops_metric_t *m, double v);
+ * down); the counter renders as that plus what ops_metrics_add added. */
+void ops_metrics_set(ops_metrics_series_t *m, double v);
+void ops_metrics_observe(ops_metrics_series_t *m, double v);
 
 /* Reads a series back (counter value, gauge value, histogram count). */
-double ops_metric_value(const ops_metric_t *m);
+double ops_metrics_value(const ops_metrics_series_t *m);
 
 /* A collector runs at the start of every render, before any series is
  * read, to set gauges whose value is read on demand (process metrics).
@@ -138,6 +138,67 @@ int ops_metrics_add_process(ops_metrics_t *reg, char *errstr, size_t errstr_size
 /* Declares opstream_build_info{version} = 1. 0, or -1 with errstr. */
 int ops_metrics_add_build_info(ops_metrics_t *reg, const char *version, char *errstr,
                                size_t errstr_size);
+
+/* ---- opstream's own families ----------------------------------------------
+ * Declared here once, with their help text and cardinality bound, so that
+ * every program and module that updates one declares it the same way.
+ * Label values come from bounded sets only (README, "Operating it"):
+ *   program   the program's name (7 programs)
+ *   topic     the topics a program reads (the four event topics, the alerts)
+ *   result    counted, duplicate, dlq, alerted (events); delivered,
+ *             rejected, failed (produced)
+ *   group     consumer group names given by -g (one or two per process)
+ *   partition partition numbers of the topics read
+ *   reason    the DLQ reason class (ops_metrics_dlq_reason), never the text
+ *   rule, severity  names from the rules file and INFO/WARNING/CRITICAL
+ */
+#define OPS_METRICS_EVENTS_MAX 64 /* program x topic x result */
+#define OPS_METRICS_LAG_MAX 4096  /* group x topic x partition */
+#define OPS_METRICS_GROUPS_MAX 8
+#define OPS_METRICS_DLQ_REASONS_MAX 16
+#define OPS_METRICS_ALERT_SERIES_MAX 1024 /* rule x severity */
+
+typedef struct ops_metrics_produced {
+    ops_metrics_series_t *delivered, *rejected, *failed; /* opstream_produced_total{result} */
+} ops_metrics_produced_t;
+
+/* Declares opstream_produced_total{result} and resolves its three series
+ * (all zero until updated). reg NULL: every handle NULL (no-ops). 0, or -1
+ * with errstr. */
+int ops_metrics_produced_init(ops_metrics_t *reg, ops_metrics_produced_t *out, char *errstr,
+                              size_t errstr_size);
+
+/* The opstream_events_total{program,topic,result} series of one
+ * combination (resolve once, keep the handle). NULL with errstr. */
+ops_metrics_series_t *ops_metrics_events(ops_metrics_t *reg, const char *program, const char *topic,
+                                         const char *result, char *errstr, size_t errstr_size);
+
+/* The consumer runtime's families. */
+typedef struct ops_metrics_consumer {
+    ops_metrics_family_t *events;       /* opstream_events_total{program,topic,result} */
+    ops_metrics_family_t *lag;          /* opstream_consumer_lag{group,topic,partition} */
+    ops_metrics_series_t *lag_sum;      /* opstream_consumer_lag_sum{group} */
+    ops_metrics_series_t *step_seconds; /* opstream_redis_step_seconds (histogram) */
+    ops_metrics_series_t *redis_errors; /* opstream_redis_errors_total */
+    ops_metrics_series_t *fenced;       /* opstream_fenced_total */
+    ops_metrics_series_t *gaps;         /* opstream_gaps_total */
+    ops_metrics_family_t *dlq;          /* opstream_dlq_total{reason} */
+} ops_metrics_consumer_t;
+
+/* Declares the consumer families for a group and resolves its unlabeled
+ * series. reg NULL: every handle NULL. 0, or -1 with errstr. */
+int ops_metrics_consumer_init(ops_metrics_t *reg, const char *group, ops_metrics_consumer_t *out,
+                              char *errstr, size_t errstr_size);
+
+/* opstream_alerts_total{rule,severity}. NULL with errstr. */
+ops_metrics_series_t *ops_metrics_alerts(ops_metrics_t *reg, const char *rule, const char *severity,
+                                         char *errstr, size_t errstr_size);
+
+/* The bounded DLQ reason class of a decode or validation failure: "magic",
+ * "unknown_schema", "truncated", "malformed", "too_large", "wrong_type",
+ * "internal" for the codec's errors (by their ops_codec_err_t value),
+ * "invalid" for an event that breaks the validation rules. */
+const char *ops_metrics_dlq_reason(int codec_err, int invalid);
 
 #ifdef __cplusplus
 }

@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 typedef struct http_answer {
-    int status;       /* -1: no answer */
-    char head[4096];  /* status line and headers */
-    char *body;       /* malloc'd, NUL-terminated; NULL when no answer */
+    int status;      /* -1: no answer */
+    char head[4096]; /* status line and headers */
+    char *body;      /* malloc'd, NUL-terminated; NULL when no answer */
     size_t body_len;
 } http_answer_t;
 
@@ -31,7 +31,8 @@ static inline void http_answer_free(http_answer_t *a) {
 /* Sends raw (len bytes) to 127.0.0.1:port and reads the answer until the
  * server closes the connection or timeout_ms passes without data. 0 when
  * a status line came back. */
-static inline int http_raw(int port, const char *raw, size_t len, int timeout_ms, http_answer_t *a) {
+static inline int http_raw(int port, const char *raw, size_t len, int timeout_ms,
+                           http_answer_t *a) {
     struct sockaddr_in sa = {0};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     char *buf = NULL;
@@ -108,9 +109,9 @@ static inline int http_raw(int port, const char *raw, size_t len, int timeout_ms
 /* METHOD path with Connection: close. */
 static inline int http_request(int port, const char *method, const char *path, http_answer_t *a) {
     char req[1024];
-    int len = snprintf(req, sizeof req,
-                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", method,
-                       path);
+    int len =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                 method, path);
     return http_raw(port, req, (size_t)len, 5000, a);
 }
 

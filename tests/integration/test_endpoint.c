@@ -21,7 +21,7 @@ typedef struct fixture {
     ops_metrics_t *reg;
     ops_health_t *health;
     ops_endpoint_t *ep;
-    ops_metric_t *served;
+    ops_metrics_series_t *served;
 } fixture_t;
 
 static int setup(void **state) {
@@ -58,7 +58,7 @@ static int teardown(void **state) {
 static void get_metrics_serves_the_registry_as_text_format_0_0_4(void **state) {
     fixture_t *f = *state;
     http_answer_t a;
-    ops_metric_add(f->served, 7);
+    ops_metrics_add(f->served, 7);
     assert_true(ops_endpoint_port(f->ep) > 0);
     assert_int_equal(http_request(ops_endpoint_port(f->ep), "GET", "/metrics", &a), 0);
     assert_int_equal(a.status, 200);
@@ -105,10 +105,11 @@ static void only_get_of_known_paths_is_served(void **state) {
         const char *method, *path;
         int status;
     } rows[] = {
-        {"POST", "/metrics", 405},  {"PUT", "/metrics", 405},   {"DELETE", "/healthz", 405},
-        {"HEAD", "/metrics", 405},  {"OPTIONS", "/readyz", 405}, {"POST", "/nowhere", 405},
-        {"GET", "/", 404},          {"GET", "/metrics/", 404},  {"GET", "/Metrics", 404},
-        {"GET", "/../etc/passwd", 404},
+        {"POST", "/metrics", 405},   {"PUT", "/metrics", 405},
+        {"DELETE", "/healthz", 405}, {"HEAD", "/metrics", 405},
+        {"OPTIONS", "/readyz", 405}, {"POST", "/nowhere", 405},
+        {"GET", "/", 404},           {"GET", "/metrics/", 404},
+        {"GET", "/Metrics", 404},    {"GET", "/../etc/passwd", 404},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         http_answer_t a;

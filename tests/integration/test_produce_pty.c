@@ -88,8 +88,8 @@ static bool row_counts(const pty_screen_t *s, int r, unsigned *rd, unsigned *dl,
                        unsigned *fl) {
     char line[PTY_COLS + 1], tail;
     pty_row(s, r, line, sizeof line);
-    return sscanf(line, "read %u, delivered %u, rejected %u, failed %u%c", rd, dl, rj, fl,
-                  &tail) == 4;
+    return sscanf(line, "read %u, delivered %u, rejected %u, failed %u%c", rd, dl, rj, fl, &tail) ==
+           4;
 }
 
 /* Ends the input and waits for the exit; the pty is read to its end. */

@@ -74,8 +74,9 @@ static void listen_addresses_parse_or_say_what_is_wrong(void **state) {
         {"[::1]9100", NULL, 0, "'[::1]9100': expected [IPV6]:PORT"},
         {"[]:9100", NULL, 0, "'[]:9100': empty IPv6 address"},
         {"a b:9100", NULL, 0, "'a b:9100': not a host name"},
-        {"http://x:9100", NULL, 0, "'http://x:9100': an IPv6 address goes in brackets: "
-                                   "[ADDRESS]:PORT"},
+        {"http://x:9100", NULL, 0,
+         "'http://x:9100': an IPv6 address goes in brackets: "
+         "[ADDRESS]:PORT"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

@@ -34,43 +34,43 @@ static void counters_and_gauges_render_as_exposition_format_0_0_4(void **state) 
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
 
-    ops_metric_family_t *ev =
-        ops_metrics_family(reg, OPS_METRIC_COUNTER, "opstream_events_total",
+    ops_metrics_family_t *ev =
+        ops_metrics_family(reg, OPS_METRICS_COUNTER, "opstream_events_total",
                            "Events handled, by result.", labels, 16, NULL, 0, err, sizeof err);
     assert_non_null(ev);
     const char *v1[] = {"opstream-count", "opstream.rescues", "counted"};
     const char *v2[] = {"opstream-count", "opstream.rescues", "dlq"};
-    ops_metric_t *counted = ops_metrics_series(ev, v1, err, sizeof err);
-    ops_metric_t *dlq = ops_metrics_series(ev, v2, err, sizeof err);
+    ops_metrics_series_t *counted = ops_metrics_series(ev, v1, err, sizeof err);
+    ops_metrics_series_t *dlq = ops_metrics_series(ev, v2, err, sizeof err);
     assert_non_null(counted);
     assert_non_null(dlq);
     /* The same values give the same series. */
     assert_ptr_equal(ops_metrics_series(ev, v1, err, sizeof err), counted);
-    ops_metric_add(counted, 41);
-    ops_metric_add(counted, 1);
-    ops_metric_t *lag = ops_metrics_gauge(reg, "opstream_lag_sum", "Lag.", err, sizeof err);
-    ops_metric_set(lag, 12.5);
-    ops_metric_set(ops_metrics_gauge(reg, "opstream_neg", "Negative.", err, sizeof err), -3);
+    ops_metrics_add(counted, 41);
+    ops_metrics_add(counted, 1);
+    ops_metrics_series_t *lag = ops_metrics_gauge(reg, "opstream_lag_sum", "Lag.", err, sizeof err);
+    ops_metrics_set(lag, 12.5);
+    ops_metrics_set(ops_metrics_gauge(reg, "opstream_neg", "Negative.", err, sizeof err), -3);
     /* Declared, no series: not rendered at all. */
-    assert_non_null(ops_metrics_family(reg, OPS_METRIC_GAUGE, "opstream_unused", "x", labels, 4,
+    assert_non_null(ops_metrics_family(reg, OPS_METRICS_GAUGE, "opstream_unused", "x", labels, 4,
                                        NULL, 0, err, sizeof err));
 
     char *text = render(reg);
-    assert_string_equal(text,
-                        "# HELP opstream_events_total Events handled, by result.\n"
-                        "# TYPE opstream_events_total counter\n"
-                        "opstream_events_total{program=\"opstream-count\",topic=\"opstream.rescues\","
-                        "result=\"counted\"} 42\n"
-                        "opstream_events_total{program=\"opstream-count\",topic=\"opstream.rescues\","
-                        "result=\"dlq\"} 0\n"
-                        "# HELP opstream_lag_sum Lag.\n"
-                        "# TYPE opstream_lag_sum gauge\n"
-                        "opstream_lag_sum 12.5\n"
-                        "# HELP opstream_neg Negative.\n"
-                        "# TYPE opstream_neg gauge\n"
-                        "opstream_neg -3\n");
+    assert_string_equal(
+        text, "# HELP opstream_events_total Events handled, by result.\n"
+              "# TYPE opstream_events_total counter\n"
+              "opstream_events_total{program=\"opstream-count\",topic=\"opstream.rescues\","
+              "result=\"counted\"} 42\n"
+              "opstream_events_total{program=\"opstream-count\",topic=\"opstream.rescues\","
+              "result=\"dlq\"} 0\n"
+              "# HELP opstream_lag_sum Lag.\n"
+              "# TYPE opstream_lag_sum gauge\n"
+              "opstream_lag_sum 12.5\n"
+              "# HELP opstream_neg Negative.\n"
+              "# TYPE opstream_neg gauge\n"
+              "opstream_neg -3\n");
     free(text);
-    assert_true(ops_metric_value(counted) == 42.0);
+    assert_true(ops_metrics_value(counted) == 42.0);
     ops_metrics_destroy(reg);
 }
 
@@ -82,15 +82,15 @@ static void histogram_renders_cumulative_buckets_sum_and_count(void **state) {
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
 
-    ops_metric_family_t *f =
-        ops_metrics_family(reg, OPS_METRIC_HISTOGRAM, "opstream_redis_step_seconds",
+    ops_metrics_family_t *f =
+        ops_metrics_family(reg, OPS_METRICS_HISTOGRAM, "opstream_redis_step_seconds",
                            "Time of one step.", labels, 1, bounds, 3, err, sizeof err);
     assert_non_null(f);
-    ops_metric_t *h = ops_metrics_series(f, vals, err, sizeof err);
-    ops_metric_observe(h, 0.0005); /* first bucket */
-    ops_metric_observe(h, 0.001);  /* on the bound: le is "less or equal" */
-    ops_metric_observe(h, 0.05);   /* third */
-    ops_metric_observe(h, 2.0);    /* +Inf only */
+    ops_metrics_series_t *h = ops_metrics_series(f, vals, err, sizeof err);
+    ops_metrics_observe(h, 0.0005); /* first bucket */
+    ops_metrics_observe(h, 0.001);  /* on the bound: le is "less or equal" */
+    ops_metrics_observe(h, 0.05);   /* third */
+    ops_metrics_observe(h, 2.0);    /* +Inf only */
     char *text = render(reg);
     assert_string_equal(text, "# HELP opstream_redis_step_seconds Time of one step.\n"
                               "# TYPE opstream_redis_step_seconds histogram\n"
@@ -101,7 +101,7 @@ static void histogram_renders_cumulative_buckets_sum_and_count(void **state) {
                               "opstream_redis_step_seconds_sum{step=\"apply\"} 2.0515\n"
                               "opstream_redis_step_seconds_count{step=\"apply\"} 4\n");
     free(text);
-    assert_true(ops_metric_value(h) == 4.0);
+    assert_true(ops_metrics_value(h) == 4.0);
     ops_metrics_destroy(reg);
 }
 
@@ -112,10 +112,10 @@ static void help_and_label_values_are_escaped(void **state) {
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
 
-    ops_metric_family_t *f = ops_metrics_family(reg, OPS_METRIC_COUNTER, "x_total",
-                                                "line one\nback\\slash \"quoted\"", labels, 2,
-                                                NULL, 0, err, sizeof err);
-    ops_metric_add(ops_metrics_series(f, vals, err, sizeof err), 1);
+    ops_metrics_family_t *f =
+        ops_metrics_family(reg, OPS_METRICS_COUNTER, "x_total", "line one\nback\\slash \"quoted\"",
+                           labels, 2, NULL, 0, err, sizeof err);
+    ops_metrics_add(ops_metrics_series(f, vals, err, sizeof err), 1);
     char *text = render(reg);
     assert_string_equal(text, "# HELP x_total line one\\nback\\\\slash \"quoted\"\n"
                               "# TYPE x_total counter\n"
@@ -130,8 +130,8 @@ static void series_beyond_the_bound_are_refused(void **state) {
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
 
-    ops_metric_family_t *f = ops_metrics_family(reg, OPS_METRIC_GAUGE, "lag", "Lag.", labels, 3,
-                                                NULL, 0, err, sizeof err);
+    ops_metrics_family_t *f = ops_metrics_family(reg, OPS_METRICS_GAUGE, "lag", "Lag.", labels, 3,
+                                                 NULL, 0, err, sizeof err);
     for (int i = 0; i < 3; i++) {
         const char *vals[] = {v};
         snprintf(v, sizeof v, "%d", i);
@@ -175,25 +175,25 @@ static void bad_names_values_and_redeclarations_are_refused(void **state) {
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         err[0] = '\0';
-        assert_null(ops_metrics_family(reg, OPS_METRIC_COUNTER, rows[i].name, "h", rows[i].labels,
+        assert_null(ops_metrics_family(reg, OPS_METRICS_COUNTER, rows[i].name, "h", rows[i].labels,
                                        rows[i].max, NULL, 0, err, sizeof err));
         assert_string_equal(err, rows[i].err);
     }
-    assert_null(ops_metrics_family(reg, OPS_METRIC_HISTOGRAM, "h", "h", NULL, 1, desc, 2, err,
+    assert_null(ops_metrics_family(reg, OPS_METRICS_HISTOGRAM, "h", "h", NULL, 1, desc, 2, err,
                                    sizeof err));
     assert_string_equal(err, "h: bucket bounds must be finite and strictly ascending");
-    assert_null(
-        ops_metrics_family(reg, OPS_METRIC_HISTOGRAM, "h", "h", NULL, 1, NULL, 0, err, sizeof err));
+    assert_null(ops_metrics_family(reg, OPS_METRICS_HISTOGRAM, "h", "h", NULL, 1, NULL, 0, err,
+                                   sizeof err));
     assert_string_equal(err, "h: 0 buckets (1..32)");
 
     /* Same declaration twice: the same family; a different one: refused. */
-    ops_metric_family_t *f = ops_metrics_family(reg, OPS_METRIC_COUNTER, "c_total", "h",
-                                                ok_labels, 4, NULL, 0, err, sizeof err);
+    ops_metrics_family_t *f = ops_metrics_family(reg, OPS_METRICS_COUNTER, "c_total", "h",
+                                                 ok_labels, 4, NULL, 0, err, sizeof err);
     assert_non_null(f);
-    assert_ptr_equal(ops_metrics_family(reg, OPS_METRIC_COUNTER, "c_total", "h", ok_labels, 4,
+    assert_ptr_equal(ops_metrics_family(reg, OPS_METRICS_COUNTER, "c_total", "h", ok_labels, 4,
                                         NULL, 0, err, sizeof err),
                      f);
-    assert_null(ops_metrics_family(reg, OPS_METRIC_GAUGE, "c_total", "h", ok_labels, 4, NULL, 0,
+    assert_null(ops_metrics_family(reg, OPS_METRICS_GAUGE, "c_total", "h", ok_labels, 4, NULL, 0,
                                    err, sizeof err));
     assert_string_equal(err, "c_total: declared twice, differently");
 
@@ -221,18 +221,18 @@ static void updates_of_the_wrong_kind_or_on_null_do_nothing(void **state) {
     char err[256];
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
-    ops_metric_t *g = ops_metrics_gauge(reg, "g", "g", err, sizeof err);
-    ops_metric_t *c = ops_metrics_counter(reg, "c_total", "c", err, sizeof err);
-    ops_metric_add(g, 5);
-    ops_metric_observe(c, 1.0);
-    ops_metric_add(NULL, 1);
-    ops_metric_set(NULL, 1);
-    ops_metric_observe(NULL, 1);
-    assert_true(ops_metric_value(g) == 0.0);
-    assert_true(ops_metric_value(c) == 0.0);
+    ops_metrics_series_t *g = ops_metrics_gauge(reg, "g", "g", err, sizeof err);
+    ops_metrics_series_t *c = ops_metrics_counter(reg, "c_total", "c", err, sizeof err);
+    ops_metrics_add(g, 5);
+    ops_metrics_observe(c, 1.0);
+    ops_metrics_add(NULL, 1);
+    ops_metrics_set(NULL, 1);
+    ops_metrics_observe(NULL, 1);
+    assert_true(ops_metrics_value(g) == 0.0);
+    assert_true(ops_metrics_value(c) == 0.0);
     /* A counter read from elsewhere (CPU seconds) plus what was added. */
-    ops_metric_set(c, 1.25);
-    ops_metric_add(c, 2);
+    ops_metrics_set(c, 1.25);
+    ops_metrics_add(c, 2);
     char *text = render(reg);
     assert_string_equal(text, "# HELP g g\n# TYPE g gauge\ng 0\n"
                               "# HELP c_total c\n# TYPE c_total counter\nc_total 3.25\n");
@@ -245,10 +245,18 @@ static void values_are_formatted_as_prometheus_reads_them(void **state) {
         double v;
         const char *text;
     } rows[] = {
-        {0, "0"},           {-0.0, "0"},         {1, "1"},       {123456789012.0, "123456789012"},
-        {0.1, "0.1"},       {0.005, "0.005"},    {2.5e-7, "2.5e-07"},
-        {1.0 / 3, "0.3333333333333333"},         {1e300, "1e+300"},
-        {INFINITY, "+Inf"}, {-INFINITY, "-Inf"}, {NAN, "NaN"},
+        {0, "0"},
+        {-0.0, "0"},
+        {1, "1"},
+        {123456789012.0, "123456789012"},
+        {0.1, "0.1"},
+        {0.005, "0.005"},
+        {2.5e-7, "2.5e-07"},
+        {1.0 / 3, "0.3333333333333333"},
+        {1e300, "1e+300"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+        {NAN, "NaN"},
     };
     char buf[64];
     (void)state;
@@ -260,14 +268,14 @@ static void values_are_formatted_as_prometheus_reads_them(void **state) {
 #define ADDS 100000
 
 typedef struct {
-    ops_metric_t *c, *h;
+    ops_metrics_series_t *c, *h;
 } thread_arg_t;
 
 static void *adder(void *p) {
     thread_arg_t *a = p;
     for (int i = 0; i < ADDS; i++) {
-        ops_metric_add(a->c, 1);
-        ops_metric_observe(a->h, 0.5);
+        ops_metrics_add(a->c, 1);
+        ops_metrics_observe(a->h, 0.5);
     }
     return NULL;
 }
@@ -291,7 +299,7 @@ static void concurrent_updates_lose_nothing(void **state) {
     thread_arg_t a;
     (void)state;
     a.c = ops_metrics_counter(reg, "adds_total", "a", err, sizeof err);
-    a.h = ops_metrics_series(ops_metrics_family(reg, OPS_METRIC_HISTOGRAM, "obs", "o", NULL, 1,
+    a.h = ops_metrics_series(ops_metrics_family(reg, OPS_METRICS_HISTOGRAM, "obs", "o", NULL, 1,
                                                 bounds, 1, err, sizeof err),
                              NULL, err, sizeof err);
     for (int i = 0; i < THREADS; i++)
@@ -299,8 +307,8 @@ static void concurrent_updates_lose_nothing(void **state) {
     assert_int_equal(pthread_create(&t[THREADS], NULL, renderer, reg), 0);
     for (int i = 0; i <= THREADS; i++)
         pthread_join(t[i], NULL);
-    assert_true(ops_metric_value(a.c) == (double)THREADS * ADDS);
-    assert_true(ops_metric_value(a.h) == (double)THREADS * ADDS);
+    assert_true(ops_metrics_value(a.c) == (double)THREADS * ADDS);
+    assert_true(ops_metrics_value(a.h) == (double)THREADS * ADDS);
     char *text = render(reg);
     assert_non_null(strstr(text, "adds_total 400000\n"));
     assert_non_null(strstr(text, "obs_bucket{le=\"1\"} 400000\n"));
@@ -311,14 +319,14 @@ static void concurrent_updates_lose_nothing(void **state) {
 
 static int collected;
 static void count_collects(void *opaque) {
-    ops_metric_set(opaque, ++collected);
+    ops_metrics_set(opaque, ++collected);
 }
 
 static void collectors_run_before_every_render(void **state) {
     char err[256];
     ops_metrics_t *reg = ops_metrics_new();
     (void)state;
-    ops_metric_t *g = ops_metrics_gauge(reg, "renders", "r", err, sizeof err);
+    ops_metrics_series_t *g = ops_metrics_gauge(reg, "renders", "r", err, sizeof err);
     assert_int_equal(ops_metrics_add_collector(reg, count_collects, g, NULL, err, sizeof err), 0);
     free(render(reg));
     char *text = render(reg);
@@ -336,21 +344,18 @@ static void proc_stat_is_parsed_after_the_last_parenthesis(void **state) {
     int64_t boot = 0;
     char err[256];
     (void)state;
-    assert_int_equal(ops_metrics_parse_proc_stat(stat, 100, 1700000000, &cpu, &start, err,
-                                                 sizeof err),
-                     0);
+    assert_int_equal(
+        ops_metrics_parse_proc_stat(stat, 100, 1700000000, &cpu, &start, err, sizeof err), 0);
     assert_true(cpu == 4.0);
     assert_true(start == 1700000010.0);
-    assert_int_equal(ops_metrics_parse_proc_stat("4242 (x) R 1 2", 100, 0, &cpu, &start, err,
-                                                 sizeof err),
-                     -1);
+    assert_int_equal(
+        ops_metrics_parse_proc_stat("4242 (x) R 1 2", 100, 0, &cpu, &start, err, sizeof err), -1);
     assert_string_equal(err, "/proc/self/stat: ends before field 6");
-    assert_int_equal(ops_metrics_parse_proc_stat("no parens", 100, 0, &cpu, &start, err,
-                                                 sizeof err),
-                     -1);
-    assert_int_equal(ops_metrics_parse_proc_statm("732 443 415 6 0 89 0\n", 4096, &vsz, &rss, err,
-                                                  sizeof err),
-                     0);
+    assert_int_equal(
+        ops_metrics_parse_proc_stat("no parens", 100, 0, &cpu, &start, err, sizeof err), -1);
+    assert_int_equal(
+        ops_metrics_parse_proc_statm("732 443 415 6 0 89 0\n", 4096, &vsz, &rss, err, sizeof err),
+        0);
     assert_true(vsz == 732.0 * 4096);
     assert_true(rss == 443.0 * 4096);
     assert_int_equal(ops_metrics_parse_proc_statm("x", 4096, &vsz, &rss, err, sizeof err), -1);
