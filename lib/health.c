@@ -33,7 +33,7 @@ ops_health_t *ops_health_new(int stall_ms) {
         free(h);
         return NULL;
     }
-    h->stall_ms = stall_ms > 0 ? stall_ms : OPS_HEALTH_DEFAULT_STALL_MS;
+    h->stall_ms = stall_ms != 0 ? stall_ms : OPS_HEALTH_DEFAULT_STALL_MS;
     atomic_init(&h->last_beat_ms, now_ms());
     snprintf(h->reason, sizeof h->reason, "starting");
     return h;
@@ -65,7 +65,7 @@ void ops_health_set_ready(ops_health_t *h, const char *reason) {
 bool ops_health_check_live(int64_t last_beat_ms, int64_t now, int stall_ms, char *reason,
                            size_t size) {
     int64_t age = now - last_beat_ms;
-    if (age <= stall_ms)
+    if (stall_ms < 0 || age <= stall_ms)
         return true;
     if (reason && size)
         snprintf(reason, size, "the main loop has not run for %lld ms (limit %d ms)",

@@ -9,11 +9,11 @@
 
 #include "err_priv.h"
 
-int ops_observe_start(const ops_config_t *cfg, const char *version, ops_observe_t *obs,
-                      char *errstr, size_t errstr_size) {
+int ops_observe_start(const ops_config_t *cfg, const char *version, int stall_ms,
+                      ops_observe_t *obs, char *errstr, size_t errstr_size) {
     const char *listen = ops_config_get(cfg, "opstream.metrics.listen");
     memset(obs, 0, sizeof(*obs));
-    if (!(obs->metrics = ops_metrics_new()) || !(obs->health = ops_health_new(0))) {
+    if (!(obs->metrics = ops_metrics_new()) || !(obs->health = ops_health_new(stall_ms))) {
         ops_err_format(errstr, errstr_size, "out of memory");
         goto fail;
     }

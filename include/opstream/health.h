@@ -22,7 +22,9 @@ extern "C" {
 typedef struct ops_health ops_health_t;
 
 /* Starts not ready ("starting") and alive (the creation counts as a beat).
- * stall_ms <= 0: OPS_HEALTH_DEFAULT_STALL_MS. NULL when out of memory. */
+ * stall_ms 0: OPS_HEALTH_DEFAULT_STALL_MS; below 0: never stalled (a
+ * program that blocks on its input, where answering is being alive). NULL
+ * when out of memory. */
 ops_health_t *ops_health_new(int stall_ms);
 void ops_health_destroy(ops_health_t *h); /* accepts NULL */
 
@@ -41,7 +43,7 @@ bool ops_health_live(ops_health_t *h, char *reason, size_t size);
 bool ops_health_ready(ops_health_t *h, char *reason, size_t size);
 
 /* The liveness rule, pure: alive when the last beat is at most stall_ms
- * before now_ms (monotonic milliseconds). */
+ * before now_ms (monotonic milliseconds), or stall_ms is below 0. */
 bool ops_health_check_live(int64_t last_beat_ms, int64_t now_ms, int stall_ms, char *reason,
                            size_t size);
 

@@ -26,11 +26,12 @@ typedef struct ops_observe {
     ops_endpoint_t *endpoint; /* NULL when the endpoint is off */
 } ops_observe_t;
 
-/* Fills *obs from cfg. 0, or -1 with errstr (a busy or invalid address:
- * "cannot listen on 127.0.0.1:9100: Address already in use"); on failure
- * *obs holds nothing to free. */
-int ops_observe_start(const ops_config_t *cfg, const char *version, ops_observe_t *obs,
-                      char *errstr, size_t errstr_size);
+/* Fills *obs from cfg; stall_ms as for ops_health_new (0: the default; -1:
+ * a program that waits on its input is never stalled). 0, or -1 with errstr (a busy or invalid
+ * address: "cannot listen on 127.0.0.1:9100: Address already in use"); on failure *obs holds
+ * nothing to free. */
+int ops_observe_start(const ops_config_t *cfg, const char *version, int stall_ms,
+                      ops_observe_t *obs, char *errstr, size_t errstr_size);
 /* Stops the endpoint, then frees the health state and the registry.
  * Accepts a zeroed or NULL obs; leaves it zeroed. */
 void ops_observe_stop(ops_observe_t *obs);

@@ -88,6 +88,25 @@ static void flush_all(prod_run_t *run) {
     }
 }
 
+/* The metrics endpoint (--metrics): a busy or invalid address is a usage
+ * error before anything is read. A producer waits on its input, so only
+ * readiness is tracked: ready once a broker answered. */
+static int start_metrics(prod_run_t *run, const prod_opts_t *o) {
+    ops_metrics_produced_t m;
+    char err[512];
+    if (ops_observe_start(o->cfg, OPS_VERSION, -1, &run->obs, err, sizeof(err)) != 0 ||
+        ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-produce: --metrics: %s\n", err);
+        return -1;
+    }
+    run->rejected_total = m.rejected;
+    ops_health_set_ready(run->obs.health, o->dry_run ? NULL : "no broker has answered yet");
+    if (run->obs.endpoint != NULL)
+        fprintf(stderr, "opstream-produce: metrics on http://%s/metrics\n",
+                ops_endpoint_address(run->obs.endpoint));
+    return 0;
+}
+
 static int summarize(prod_run_t *run, const prod_opts_t *o) {
     ops_produce_stats_t st = {0};
     if (run->producer != NULL)
@@ -162,6 +181,8 @@ int main(int argc, char **argv) {
             goto cleanup;
         }
     }
+    if (start_metrics(&run, &o) != 0)
+        goto cleanup;
     install_signals();
     if (!o.dry_run) {
         ops_produce_options_t po = {
@@ -170,6 +191,7 @@ int main(int argc, char **argv) {
             .on_notice = on_notice,
             .on_log = on_log,
             .opaque = &run,
+            .metrics = run.obs.metrics,
         };
         run.producer = ops_produce_new(o.cfg, &po, err, sizeof(err));
         if (run.producer == NULL) {
@@ -194,6 +216,7 @@ int main(int argc, char **argv) {
         rc = EXIT_USAGE;
 cleanup:
     ops_produce_destroy(run.producer);
+    ops_observe_stop(&run.obs);
     if (run.rejects != NULL && fclose(run.rejects) != 0) {
         fprintf(stderr, "opstream-produce: --rejects %s: write failed\n", o.rejects);
         if (rc == EXIT_ALL_DELIVERED)

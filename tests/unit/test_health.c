@@ -22,6 +22,8 @@ static void a_loop_silent_longer_than_the_limit_is_not_alive(void **state) {
     assert_string_equal(why, "");
     assert_false(ops_health_check_live(1000, 31001, 30000, why, sizeof why));
     assert_string_equal(why, "the main loop has not run for 30001 ms (limit 30000 ms)");
+    /* A program that waits on its input: never stalled. */
+    assert_true(ops_health_check_live(1000, 999999999, -1, why, sizeof why));
 }
 
 static void ready_only_once_the_program_says_so_and_with_its_reason(void **state) {
