@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "opstream/codec.h"
 #include "opstream/metrics.h"
 
 static char *render(ops_metrics_t *reg) {
@@ -392,6 +393,59 @@ static void process_metrics_and_build_info_are_read_from_this_process(void **sta
     ops_metrics_destroy(reg);
 }
 
+static void opstream_families_are_declared_once_with_bounded_labels(void **state) {
+    char err[256];
+    ops_metrics_t *reg = ops_metrics_new();
+    ops_metrics_consumer_t a, b;
+    ops_metrics_produced_t p;
+    (void)state;
+    assert_int_equal(ops_metrics_consumer_init(reg, "opstream-count", &a, err, sizeof err), 0);
+    /* A second group in the same process shares the families. */
+    assert_int_equal(ops_metrics_consumer_init(reg, "other", &b, err, sizeof err), 0);
+    assert_ptr_equal(a.lag, b.lag);
+    assert_ptr_equal(a.fenced, b.fenced);
+    assert_ptr_not_equal(a.lag_sum, b.lag_sum);
+    assert_int_equal(ops_metrics_produced_init(reg, &p, err, sizeof err), 0);
+    ops_metrics_add(p.delivered, 3);
+    ops_metrics_series_t *ev =
+        ops_metrics_events(reg, "opstream-count", "opstream.arrests", "counted", err, sizeof err);
+    assert_non_null(ev);
+    assert_ptr_equal(ops_metrics_events(reg, "opstream-count", "opstream.arrests", "counted", err,
+                                        sizeof err),
+                     ev);
+    ops_metrics_observe(a.step_seconds, 0.003);
+    char *text = render(reg);
+    assert_non_null(strstr(text, "# TYPE opstream_consumer_lag_sum gauge\n"
+                                 "opstream_consumer_lag_sum{group=\"opstream-count\"} 0\n"
+                                 "opstream_consumer_lag_sum{group=\"other\"} 0\n"));
+    assert_non_null(strstr(text, "opstream_redis_step_seconds_bucket{le=\"0.0025\"} 0\n"
+                                 "opstream_redis_step_seconds_bucket{le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "opstream_produced_total{result=\"delivered\"} 3\n"
+                                 "opstream_produced_total{result=\"rejected\"} 0\n"
+                                 "opstream_produced_total{result=\"failed\"} 0\n"));
+    assert_non_null(strstr(text, "opstream_events_total{program=\"opstream-count\",topic=\""
+                                 "opstream.arrests\",result=\"counted\"} 0\n"));
+    free(text);
+    /* No registry: handles are NULL and updates do nothing. */
+    assert_int_equal(ops_metrics_produced_init(NULL, &p, err, sizeof err), 0);
+    assert_null(p.delivered);
+    ops_metrics_add(p.delivered, 1);
+    ops_metrics_destroy(reg);
+}
+
+static void dlq_reasons_are_classes_not_text(void **state) {
+    (void)state;
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_MAGIC, 0), "magic");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_UNKNOWN_ID, 0), "unknown_schema");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_TRUNCATED, 0), "truncated");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_MALFORMED, 0), "malformed");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_TOO_LARGE, 0), "too_large");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_WRONG_TYPE, 0), "wrong_type");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_ERR_INTERNAL, 0), "internal");
+    assert_string_equal(ops_metrics_dlq_reason(12345, 0), "internal");
+    assert_string_equal(ops_metrics_dlq_reason(OPS_CODEC_OK, 1), "invalid");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counters_and_gauges_render_as_exposition_format_0_0_4),
@@ -405,6 +459,8 @@ int main(void) {
         cmocka_unit_test(collectors_run_before_every_render),
         cmocka_unit_test(proc_stat_is_parsed_after_the_last_parenthesis),
         cmocka_unit_test(process_metrics_and_build_info_are_read_from_this_process),
+        cmocka_unit_test(opstream_families_are_declared_once_with_bounded_labels),
+        cmocka_unit_test(dlq_reasons_are_classes_not_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
