@@ -18,21 +18,7 @@
 #include <cmocka.h>
 
 #include "metrics_common.h"
-
-static harness_broker_t *g_broker;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    return harness_group_teardown(state);
-}
+#include "test_produce_common.h"
 
 typedef struct feed {
     harness_proc_t *p;
@@ -151,11 +137,10 @@ static void simulate_counts_deliveries_while_it_runs(void **state) {
 }
 
 /* Runs argv to its end; returns the exit code and stderr in *errp. */
-static int run_to_end(const char *const argv[], char **errp) {
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+static int exit_code_of(const char *const argv[], char **errp) {
+    harness_proc_t *p = NULL;
+    int code = run_to_end(argv, 20000, &p);
     assert_non_null(p);
-    assert_int_equal(harness_proc_wait(p, 20000), 0);
-    int code = harness_proc_exit_code(p);
     *errp = harness_proc_stderr(p);
     harness_proc_free(p);
     return code;
@@ -192,13 +177,13 @@ static void busy_or_invalid_address_is_exit_2_with_the_reason(void **state) {
                              listen,
                              "-",
                              NULL};
-    assert_int_equal(run_to_end(produce, &err), 2);
+    assert_int_equal(exit_code_of(produce, &err), 2);
     assert_non_null(strstr(err, want));
     free(err);
     const char *simulate[] = {
         "opstream-simulate", "-b", g_broker->bootstrap, "--operation", "SIM-X",
         "--events",          "1",  "--metrics",         listen,        NULL};
-    assert_int_equal(run_to_end(simulate, &err), 2);
+    assert_int_equal(exit_code_of(simulate, &err), 2);
     assert_non_null(strstr(err, want));
     free(err);
     /* The same through -X. */
@@ -214,7 +199,7 @@ static void busy_or_invalid_address_is_exit_2_with_the_reason(void **state) {
                            "-X",
                            kv,
                            NULL};
-    assert_int_equal(run_to_end(via_x, &err), 2);
+    assert_int_equal(exit_code_of(via_x, &err), 2);
     assert_non_null(strstr(err, "cannot listen on"));
     free(err);
     harness_proc_free(holder);
@@ -229,12 +214,13 @@ static void busy_or_invalid_address_is_exit_2_with_the_reason(void **state) {
                          "9464",
                          "-",
                          NULL};
-    assert_int_equal(run_to_end(bad, &err), 2);
+    assert_int_equal(exit_code_of(bad, &err), 2);
     assert_non_null(strstr(err, "--metrics: opstream.metrics.listen: '9464': expected HOST:PORT"));
     free(err);
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* a child that exited closes its stdin */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(produce_counts_delivered_and_rejected_records_while_it_runs),
         cmocka_unit_test(simulate_counts_deliveries_while_it_runs),

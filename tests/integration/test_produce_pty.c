@@ -20,23 +20,8 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
 #include "pty_screen.h"
-
-static harness_broker_t *g_broker;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    return harness_group_teardown(state);
-}
+#include "test_produce_common.h"
 
 typedef struct tty_proc {
     pid_t pid;
@@ -180,6 +165,7 @@ static void no_progress_line_with_no_progress(void **state) {
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* a child that exited closes its stdin */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(progress_line_is_rewritten_in_place_and_reports_stay_above_it),
         cmocka_unit_test(no_progress_line_with_no_progress),
