@@ -152,6 +152,14 @@ demo: deps
 	@BROKERS="$(BROKERS)" REDIS="$(REDIS)" OPSTREAM_BIN_DIR=$(BINDIR) bash mk/demo.sh
 .PHONY: demo
 
+# The README's tour pasted into a fresh interactive bash (in tmux) twice in
+# a row, checking what the terminal shows (mk/tour-check.sh). Uses the
+# tour's port 6391 and /tmp/ops.bootstrap.
+tour-check: programs
+	@OPSTREAM_DEPS=tmux sh mk/deps.sh
+	@bash mk/tour-check.sh $(BINDIR)
+.PHONY: tour-check
+
 # Fuzzing: libFuzzer targets in tests/fuzz/ built with clang (ASan+UBSan)
 # against the core compiled with clang in build/fuzz (mk/fuzz.sh). `make
 # fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke` (part of make test)

@@ -164,7 +164,9 @@ int ops_alert_format_line(const ops_alert_t *a, bool colour, char *buf, size_t s
     const char *sev = ops_severity_name(a->severity);
     if (size > 0)
         buf[0] = '\0';
-    time_seconds(a->window_end, t);
+    /* A spike's window is still open when it is raised, so its end lies in
+     * the future: the line shows when the spike was raised. */
+    time_seconds(a->window_start != a->window_end ? a->raised_at : a->window_end, t);
     out_str(&o, t);
     out_str(&o, " ");
     if (colour)

@@ -64,6 +64,8 @@ static const ops_config_key_t ops_config_keys[] = {
      "TTL of the per-hour Redis buckets"},
     {"opstream.metrics.listen", OPS_CONFIG_STRING, "", 0, 0, check_listen,
      "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /readyz (empty: off)"},
+    {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
+     "seconds to reach a broker or Redis before a program names it unreachable"},
 };
 
 #define OPS_CONFIG_NKEYS (sizeof(ops_config_keys) / sizeof(ops_config_keys[0]))
@@ -348,6 +350,10 @@ int ops_config_load_file(ops_config_t *cfg, const char *path, char *errstr, size
         errno = 0;
         ssize_t len = getline(&line, &linecap, fp);
         if (len < 0) {
+            if (ferror(fp) && errno == EISDIR) {
+                snprintf(errstr, errstr_size, "%s: is a directory, not a properties file", path);
+                goto cleanup;
+            }
             if (ferror(fp)) {
                 snprintf(errstr, errstr_size, "%s:%lu: %s", path, lineno + 1,
                          strerror(errno ? errno : EIO));

@@ -41,7 +41,7 @@ static const char *const category_names[OPS_CATEGORY_COUNT] = {
 static const char *const severity_names[OPS_SEVERITY_COUNT] = {"INFO", "WARNING", "CRITICAL"};
 
 static const char *const metric_names[OPS_METRIC_COUNT] = {
-    "arrests", "victims", "minor_victims", "migrants", "seized_items", "events"};
+    "arrests", "victims", "minor_victims", "migrants", "minor_migrants", "seized_items", "events"};
 
 /* The enum values arrive as ints that may come from untrusted input (a
  * decoded record, a cast), so every lookup is range-checked instead of
@@ -126,7 +126,8 @@ int ops_metric_from_name(const char *name) {
 /*
  * Maps an event onto the Redis metrics. Every event counts once in
  * "events"; its headline number goes to the one metric of its kind, and
- * only rescues feed minor_victims (migrant minors are not victims). An
+ * a rescue's minors go to minor_victims and a migrant detection's to
+ * minor_migrants (migrant minors are not victims). An
  * unknown kind contributes only to "events" so a counter never guesses.
  */
 void ops_event_metrics(const ops_event_t *ev, int64_t out[OPS_METRIC_COUNT]) {
@@ -143,6 +144,7 @@ void ops_event_metrics(const ops_event_t *ev, int64_t out[OPS_METRIC_COUNT]) {
         break;
     case OPS_KIND_MIGRANT:
         out[OPS_METRIC_MIGRANTS] = ev->count;
+        out[OPS_METRIC_MINOR_MIGRANTS] = ev->minors;
         break;
     case OPS_KIND_SEIZURE:
         out[OPS_METRIC_SEIZED_ITEMS] = ev->count;

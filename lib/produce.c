@@ -22,6 +22,7 @@
 #define DEFAULT_MAX_IN_FLIGHT 4096
 #define DEFAULT_MAX_RECREATE 3
 #define POLL_MS 100
+#define DEFAULT_CONNECT_TIMEOUT_S 10
 
 typedef struct slot {
     ops_event_t ev;
@@ -45,12 +46,22 @@ struct ops_produce {
     int dead;                   /* fatal and no recreation left, or abandoned */
     const char *abandon_reason; /* set while abandoning */
     int reached;
+    int unreachable;       /* no broker reached within the connect timeout */
+    int connect_s;         /* opstream.connect.timeout.s */
+    int64_t connect_by_ms; /* monotonic deadline for reaching a broker */
     ops_produce_stats_t st;
     ops_metrics_produced_t m; /* opstream_produced_total: delivered, failed */
+    char brokers[256]; /* bootstrap.servers, for messages */
     char last_error[512];
     char fatal_reason[512];
     unsigned char frame[OPS_CODEC_MAX_FRAME];
 };
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void notice(ops_produce_t *p, const char *fmt, ...) {
     char msg[768];
@@ -173,6 +184,11 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
     snprintf(p->prefix, sizeof(p->prefix), "%s", prefix ? prefix : "opstream.");
     if (ops_metrics_produced_init(p->opts.metrics, &p->m, errstr, errstr_size) != 0)
         goto fail;
+    const char *bs = ops_config_get(cfg, "bootstrap.servers");
+    snprintf(p->brokers, sizeof(p->brokers), "%s", bs ? bs : "");
+    int64_t connect_s = ops_config_get_int(cfg, "opstream.connect.timeout.s");
+    p->connect_s = connect_s > 0 ? (int)connect_s : DEFAULT_CONNECT_TIMEOUT_S;
+    p->connect_by_ms = mono_ms() + (int64_t)p->connect_s * 1000;
 
     p->n_slots = p->opts.max_in_flight;
     p->slots = calloc(p->n_slots, sizeof(*p->slots));
@@ -210,6 +226,10 @@ fail:
 
 static int aborted(const ops_produce_t *p) {
     return p->opts.abort != NULL && *p->opts.abort;
+}
+
+static int stopped(const ops_produce_t *p) {
+    return aborted(p) || (p->opts.stop != NULL && *p->opts.stop);
 }
 
 /* Hands one slot's record to the current producer. Waits while librdkafka's
@@ -304,10 +324,30 @@ static void recover(ops_produce_t *p) {
     }
 }
 
+/* No broker answered within opstream.connect.timeout.s: say so once, in
+ * words, and fail what is held (each record reported with where it came
+ * from). Everything sent later fails at once with the same reason, so a
+ * wrong address ends the run in seconds instead of message.timeout.ms. */
+static void give_up_connecting(ops_produce_t *p) {
+    char reason[sizeof(p->fatal_reason) + 16];
+    p->unreachable = 1;
+    snprintf(p->fatal_reason, sizeof(p->fatal_reason), "brokers %s not reachable", p->brokers);
+    notice(p, "cannot reach the brokers at %s within %d s (%s); giving up", p->brokers,
+           p->connect_s, p->last_error[0] != '\0' ? p->last_error : "no answer");
+    snprintf(reason, sizeof(reason), "not sent: %s", p->fatal_reason);
+    ops_produce_abandon(p, reason);
+}
+
 static void serve(ops_produce_t *p, int timeout_ms) {
     rd_kafka_poll(p->rk, timeout_ms);
     if (rd_kafka_fatal_error(p->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
         recover(p);
+    /* A metadata answer (the controller id is known) means a broker is up,
+     * records or not. */
+    if (!p->reached && rd_kafka_controllerid(p->rk, 0) >= 0)
+        p->reached = 1;
+    if (!p->reached && !p->dead && mono_ms() >= p->connect_by_ms)
+        give_up_connecting(p);
 }
 
 int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, long line,
@@ -315,7 +355,7 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
     slot_t *s;
     rd_kafka_resp_err_t err;
 
-    while (p->n_free == 0 && !aborted(p))
+    while (p->n_free == 0 && !stopped(p))
         serve(p, POLL_MS);
     if (p->n_free == 0) {
         snprintf(errstr, errstr_size, "interrupted before it could be sent");
@@ -333,7 +373,10 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
     s->resend = 0;
     p->st.in_flight++;
     if (p->dead) {
-        snprintf(errstr, errstr_size, "producer failed fatally: %s", p->fatal_reason);
+        if (p->unreachable)
+            snprintf(errstr, errstr_size, "not sent: %s", p->fatal_reason);
+        else
+            snprintf(errstr, errstr_size, "producer failed fatally: %s", p->fatal_reason);
         report_failed(p, s, errstr);
         return -1;
     }
@@ -357,12 +400,6 @@ void ops_produce_poll(ops_produce_t *p, int timeout_ms) {
     serve(p, timeout_ms);
 }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rd_kafka_flush in short steps so that an abort is noticed and a fatal
  * error is recovered from while waiting. */
 int ops_produce_flush(ops_produce_t *p, int timeout_ms) {
@@ -376,6 +413,32 @@ int ops_produce_flush(ops_produce_t *p, int timeout_ms) {
         serve(p, 0);
     }
     return 0;
+}
+
+/* The final flush is bounded once a stop is asked for: a program must end
+ * within seconds of SIGTERM even when no broker answers, and whatever is
+ * still unconfirmed then is reported failed, never dropped silently. */
+int ops_produce_finish(ops_produce_t *p, int grace_ms, void (*tick)(void *opaque)) {
+    int64_t stop_by = -1;
+    while (ops_produce_flush(p, POLL_MS) != 0) {
+        if (tick != NULL)
+            tick(p->opts.opaque);
+        if (stopped(p) && stop_by < 0) {
+            stop_by = mono_ms() + grace_ms;
+            if (p->st.in_flight > 0 && !aborted(p))
+                notice(p, "interrupted: waiting up to %d ms for %llu records to be confirmed",
+                       grace_ms, (unsigned long long)p->st.in_flight);
+        }
+        if (aborted(p) || (stop_by >= 0 && mono_ms() >= stop_by)) {
+            ops_produce_abandon(p, "interrupted before delivery was confirmed");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int ops_produce_unreachable(const ops_produce_t *p) {
+    return p->unreachable;
 }
 
 void ops_produce_abandon(ops_produce_t *p, const char *reason) {

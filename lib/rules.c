@@ -466,9 +466,13 @@ typedef struct summary_ctx {
     const ops_alert_t *alert; /* always */
 } summary_ctx_t;
 
-static const char *const metric_texts[OPS_METRIC_COUNT] = {
-    "arrests",      "victims rescued", "minor victims rescued", "irregular migrants detected",
-    "items seized", "events reported"};
+static const char *const metric_texts[OPS_METRIC_COUNT] = {"arrests",
+                                                           "victims rescued",
+                                                           "minor victims rescued",
+                                                           "irregular migrants detected",
+                                                           "minor migrants detected",
+                                                           "items seized",
+                                                           "events reported"};
 
 static const char *const event_placeholders[] = {
     "operation",   "country",  "kind", "count",        "persons", "victims",  "migrants",
@@ -845,7 +849,7 @@ static int set_key(parse_state_t *ps, const char *key, const char *val, int line
         if (r->metric < 0) {
             ops_err_format(why, why_size,
                            "metric '%s' is not arrests, victims, minor_victims, migrants, "
-                           "seized_items or events",
+                           "minor_migrants, seized_items or events",
                            val);
             return -1;
         }
@@ -1018,7 +1022,8 @@ int ops_rules_load_file(const char *path, ops_rules_t **out, char *errstr, size_
     }
     size_t n = fread(buf, 1, RULES_FILE_MAX + 1, f);
     if (ferror(f)) {
-        ops_err_format(errstr, errstr_size, "%s: read error", path);
+        ops_err_format(errstr, errstr_size, "%s: %s", path,
+                       errno == EISDIR ? "is a directory, not a rules file" : strerror(errno));
         goto cleanup;
     }
     if (n > RULES_FILE_MAX) {

@@ -239,6 +239,16 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
         rc_out = 1;
         goto cleanup;
     }
+    if (cc != NULL) {
+        int reported = 0;
+        for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++)
+            reported |= set->element[i]->type == REDIS_REPLY_STRING &&
+                        strcmp(set->element[i]->str, cc) == 0;
+        if (!reported) {
+            rc_out = 2;
+            goto cleanup;
+        }
+    }
 
     /* Per-country hashes (only the one asked for with --country). */
     if (set->type == REDIS_REPLY_ARRAY && set->elements > 0) {

@@ -88,6 +88,25 @@ bool ops_valid_operation(const char *op) {
     return true;
 }
 
+int ops_operation_check(const char *op, char *errstr, size_t errstr_size) {
+    char up[OPS_OPERATION_MAX + 1];
+    size_t n = op != NULL ? strlen(op) : 0;
+    if (ops_valid_operation(op))
+        return 0;
+    if (n > 0 && n <= OPS_OPERATION_MAX) {
+        for (size_t i = 0; i <= n; i++)
+            up[i] = (char)(op[i] >= 'a' && op[i] <= 'z' ? op[i] - 'a' + 'A' : op[i]);
+        if (ops_valid_operation(up)) {
+            snprintf(errstr, errstr_size, "'%s' is not an operation code (%s): did you mean %s?",
+                     op, OPS_OPERATION_FORMAT, up);
+            return -1;
+        }
+    }
+    snprintf(errstr, errstr_size, "'%s' is not an operation code (%s, e.g. LIBERTERRA-II)",
+             op != NULL ? op : "", OPS_OPERATION_FORMAT);
+    return -1;
+}
+
 bool ops_valid_country(const char *cc) {
     if (cc == NULL || !is_upper(cc[0]) || !is_upper(cc[1]) || cc[2] != '\0')
         return false;
@@ -232,8 +251,7 @@ static int check_strings(const ops_event_t *ev, const char **fieldp, char *errst
                     quote(ev->event_id, q, sizeof(q)));
     if (!ops_valid_operation(ev->operation))
         return fail(fieldp, errstr, errstr_size, "operation",
-                    "%s is not an operation code (A-Z, 0-9 and '-', 1-32 characters, "
-                    "not starting with '-')",
+                    "%s is not an operation code (" OPS_OPERATION_FORMAT ")",
                     quote(ev->operation, q, sizeof(q)));
     if (!ops_valid_country(ev->country))
         return fail(fieldp, errstr, errstr_size, "country",

@@ -188,19 +188,31 @@ live
 echo
 say "final figures (opstream-stats $OP):"
 "$BIN/opstream-stats" --redis "$REDIS" "$OP" || status=1
+# Every alert raised, and those of the severity the subscriber showed above.
+min_sev=$(echo "${DEMO_MIN_SEVERITY:-WARNING}" | tr '[:lower:]' '[:upper:]')
+case "$min_sev" in
+CRITICAL) shown_sev="CRITICAL" ;;
+WARNING) shown_sev="WARNING CRITICAL" ;;
+*) shown_sev="INFO WARNING CRITICAL" ;;
+esac
 alerts=$(rcli --raw xlen "opstream:{$OP}:alerts" 2>/dev/null)
+shown=$(rcli --raw xrange "opstream:{$OP}:alerts" - + 2>/dev/null |
+    awk -v sev=" $shown_sev " 'prev == "severity" && index(sev, " " $0 " ") { n++ } { prev = $0 } END { print n + 0 }')
 echo
-say "${alerts:-0} alerts raised; counted $got of $expected events"
+say "${alerts:-0} alerts raised, ${shown:-0} of them $min_sev or above (shown above); counted $got of $expected events"
 [ "$got" = "$expected" ] || { say "error: the counts do not match what was delivered"; status=1; }
 
+# redis-cli commands only for a Redis that outlives the demo.
 if [ -n "$redis_port" ]; then
-    rc_cmd="redis-cli -p $redis_port"
-    after="(this Redis stops with the demo; the README's tour keeps a pipeline running)"
+    cat <<EOT
+
+The demo's Redis stops with it. To query a running pipeline with redis-cli,
+follow the README's tour, or run the demo against your own Redis:
+  make demo REDIS=redis://127.0.0.1:6379/0
+EOT
 else
     rc_cmd="redis-cli -u $REDIS"
-    after=""
-fi
-cat <<EOT
+    cat <<EOT
 
 Look for yourself with redis-cli:
   $rc_cmd hgetall 'opstream:{$OP}:total'
@@ -208,6 +220,6 @@ Look for yourself with redis-cli:
   $rc_cmd hgetall 'opstream:{$OP}:country:PH'
   $rc_cmd xrevrange 'opstream:{$OP}:alerts' + - count 5
   $rc_cmd hgetall 'opstream:offsets:opstream-count'
-$after
 EOT
+fi
 exit "$status"

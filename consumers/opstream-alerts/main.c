@@ -22,6 +22,7 @@
 #include "opstream/config.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
+#include "opstream/validate.h"
 
 #define PROG "opstream-alerts"
 
@@ -47,6 +48,28 @@ typedef struct follow_opts {
 
 static volatile sig_atomic_t g_stop;
 
+/* What librdkafka said last (error_cb, on the polling thread), and the -v
+ * level for its log lines. */
+typedef struct kafka_talk {
+    char last_error[512];
+    int verbose;
+} kafka_talk_t;
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    kafka_talk_t *t = opaque;
+    (void)rk;
+    (void)err;
+    snprintf(t->last_error, sizeof(t->last_error), "%s", reason);
+}
+
+/* librdkafka's own log lines only with -v: a broker problem is told once,
+ * in this program's words. */
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const kafka_talk_t *t = rd_kafka_opaque(rk);
+    if (level <= 2 || (t != NULL && t->verbose > 0))
+        fprintf(stderr, PROG ": kafka %s: %s\n", fac, buf);
+}
+
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
@@ -60,8 +83,9 @@ static void usage(FILE *out) {
             "Follows opstream.alerts and prints one line per alert:\n"
             "  2024-09-30T14:05:00Z CRITICAL LIBERTERRA-II PH  PH: 250 victims rescued in one "
             "SCAM_CENTRE raid, LIBERTERRA-II\n"
-            "(time: the event's time, or the end of a spike's window; country \"--\" for an\n"
-            "operation-wide alert). Colour by severity when stdout is a terminal and\n"
+            "(time: the event's time, or when a spike was raised; its window is in --json\n"
+            "as window_start/window_end; country \"--\" for an operation-wide alert).\n"
+            "Colour by severity when stdout is a terminal and\n"
             "NO_COLOR is unset. Each alert_id is printed once.\n"
             "\n"
             "Options:\n"
@@ -74,7 +98,8 @@ static void usage(FILE *out) {
             "      --min-severity S       only alerts of severity S or higher: INFO,\n"
             "                             WARNING, CRITICAL (default INFO)\n"
             "\n"
-            "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes.\n"
+            "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
+            "opstream.connect.timeout.s. librdkafka's own log lines only with -v.\n"
             "\n"
             "%s"
             "  NO_COLOR                      set and not empty: no colour\n"
@@ -84,9 +109,10 @@ static void usage(FILE *out) {
             "\n"
             "Exit codes:\n"
             "  0  end reached (--exit-at-end) or stopped by SIGINT/SIGTERM\n"
-            "  1  Kafka error (brokers unreachable, no alert topic)\n"
+            "  1  Kafka error: no alert topic, or the brokers did not answer within\n"
+            "     opstream.connect.timeout.s (default 10 s); named on stderr\n"
             "  2  usage or configuration error\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
 /* The end of each partition seen at start, for --exit-at-end. */
@@ -117,23 +143,61 @@ static void print_alert(const follow_opts_t *o, const ops_alert_t *a) {
         g_stop = 1; /* the reader went away (closed pipe) */
 }
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The topic's metadata, asked in short steps so that a signal is honoured
+ * at once and brokers that do not answer within connect_s are named.
+ * Returns 0, 1 when stopped by a signal, or -1 with err. */
+static int topic_metadata(rd_kafka_t *rk, const char *topic, const char *brokers, int connect_s,
+                          const kafka_talk_t *talk, const rd_kafka_metadata_t **mdp, char *err,
+                          size_t err_size) {
+    int64_t give_up = mono_ms() + (int64_t)connect_s * 1000;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TRANSPORT;
+    int rc = -1;
+
+    while (!g_stop && mono_ms() < give_up) {
+        e = rd_kafka_metadata(rk, 0, rkt, mdp, 500);
+        if (e != RD_KAFKA_RESP_ERR__TRANSPORT && e != RD_KAFKA_RESP_ERR__TIMED_OUT)
+            break;
+        rd_kafka_poll(rk, 100); /* serves error_cb */
+    }
+    if (g_stop) {
+        rc = 1;
+    } else if (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        snprintf(err, err_size, "cannot reach the brokers at %.200s within %d s (%.250s)", brokers,
+                 connect_s, talk->last_error[0] ? talk->last_error : rd_kafka_err2str(e));
+    } else if (e == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               ((*mdp)->topic_cnt != 1 || (*mdp)->topics[0].err)) {
+        e = (*mdp)->topic_cnt == 1 ? (*mdp)->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(e));
+    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(e));
+    } else {
+        rc = 0;
+    }
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
 /* Assigns every partition of the topic at the beginning or the end and
- * records the ends. Returns 0, or -1 with err. */
+ * records the ends. Returns 0, 1 when stopped by a signal, or -1 with err. */
 static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o, ends_t *ends,
-                      char *err, size_t err_size) {
+                      const char *brokers, int connect_s, const kafka_talk_t *talk, char *err,
+                      size_t err_size) {
     int rc = -1;
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    if (rkt != NULL)
-        rd_kafka_topic_destroy(rkt);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err))
-        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-    if (e) {
-        snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(e));
+    rd_kafka_resp_err_t e;
+    rc = topic_metadata(rk, topic, brokers, connect_s, talk, &md, err, err_size);
+    if (rc != 0)
         goto cleanup;
-    }
+    rc = -1;
     int np = md->topics[0].partition_cnt;
     parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
     ends->partition = calloc((size_t)(np > 0 ? np : 1), sizeof(int32_t));
@@ -149,7 +213,7 @@ static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o,
             o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
         if (!o->exit_at_end)
             continue;
-        e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000);
         if (e) {
             snprintf(err, err_size, "%s [%" PRId32 "]: %s", topic, p, rd_kafka_err2str(e));
             goto cleanup;
@@ -180,6 +244,9 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     char err[512], topic[256], group[64];
     rd_kafka_t *rk = NULL;
     ops_codec_t *codec = NULL;
+    kafka_talk_t talk = {.verbose = o->verbose};
+    rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int connect_s = (int)ops_config_get_int(cfg, "opstream.connect.timeout.s");
     ops_idset_t seen = {0};
     ends_t ends = {0};
     const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
@@ -193,6 +260,18 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, err, sizeof(err));
     if (conf == NULL)
         goto fail;
+    char bs[1024] = "";
+    size_t bs_size = sizeof(bs);
+    if (rd_kafka_conf_get(conf, "bootstrap.servers", bs, &bs_size) != RD_KAFKA_CONF_OK ||
+        bs[0] == '\0') {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, sizeof(err), "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
+        rc = EXIT_USAGE;
+        goto fail;
+    }
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+    rd_kafka_conf_set_opaque(conf, &talk);
     if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "enable.partition.eof", o->exit_at_end ? "true" : "false", err,
                           sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -206,7 +285,9 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     }
     conf = NULL; /* now owned by rk */
     rd_kafka_poll_set_consumer(rk);
-    if (assign_all(rk, topic, o, &ends, err, sizeof(err)) != 0)
+    int arc = assign_all(rk, topic, o, &ends, bs, connect_s > 0 ? connect_s : 10, &talk, err,
+                         sizeof(err));
+    if (arc < 0)
         goto fail;
 
     while (!g_stop && !(o->exit_at_end && ends.remaining == 0)) {
@@ -216,8 +297,12 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             end_reached(&ends, m->partition, m->offset);
         } else if (m->err) {
-            fprintf(stderr, PROG ": kafka: %s\n", rd_kafka_message_errstr(m));
+            /* once per change, not once per poll */
+            if (m->err != last_err)
+                fprintf(stderr, PROG ": kafka: %s\n", rd_kafka_message_errstr(m));
+            last_err = m->err;
         } else {
+            last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
             ops_alert_t a;
             char derr[512];
             if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
@@ -259,7 +344,7 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {0};
+    ops_cli_common_t common = {.uses = OPS_CLI_USES_KAFKA};
     follow_opts_t o = {0};
     char err[512];
     int rc = EXIT_USAGE, opt;
@@ -291,6 +376,10 @@ int main(int argc, char **argv) {
             o.exit_at_end = true;
             break;
         case OPT_OPERATION:
+            if (ops_operation_check(optarg, err, sizeof(err)) != 0) {
+                fprintf(stderr, PROG ": --operation: %s\n", err);
+                goto cleanup;
+            }
             o.operation = optarg;
             break;
         case OPT_MIN_SEVERITY: {

@@ -21,8 +21,9 @@ extern "C" {
 
 /* One line, no newline:
  *   2024-09-30T14:05:00Z CRITICAL LIBERTERRA-II PH  PH: 250 victims rescued ...
- * (time = window_end: the event's time for single-event alerts, the end of
- * the window for spikes; country "--" for operation-wide alerts). colour adds
+ * (time: the event's time for single-event alerts, where window_start ==
+ * window_end; for spikes the time the alert was raised (raised_at), not the
+ * end of its still open window; country "--" for operation-wide alerts). colour adds
  * ANSI colours by severity. Control characters in the alert's strings are
  * shown as '?'. Returns the length, or -1 when buf is too small (buf then
  * holds a cut, NUL-terminated line). */

@@ -46,8 +46,16 @@ enum {
     "                             (-X opstream.metrics.listen=HOST:PORT; default off;\n"           \
     "                             [::1]:PORT for IPv6, :PORT for every interface)\n"
 
+/* The services a program talks to (ops_cli_common_t.uses). */
+enum { OPS_CLI_USES_KAFKA = 1, OPS_CLI_USES_REDIS = 2 };
+
 /* What the common options asked for, besides configuration. */
 typedef struct ops_cli_common {
+    /* Set by the program before parsing: OPS_CLI_USES_* it talks to; 0 means
+     * both. Options for a service it does not use (-b and librdkafka -X
+     * properties without Kafka, --redis without Redis) are then usage
+     * errors rather than silently ignored. */
+    unsigned uses;
     int verbose;      /* count of -v */
     int want_help;    /* --help / -h */
     int want_version; /* --version */
@@ -68,6 +76,9 @@ int ops_cli_parse_long(const char *opt, const char *arg, long min, long max, lon
 
 /* The lines every --help prints for the common options and environment. */
 const char *ops_cli_common_help(void);
+/* The same for a program that uses only some services (OPS_CLI_USES_*):
+ * options and environment variables of the others are left out. */
+const char *ops_cli_help_for(unsigned uses);
 
 /* "opstream-count 0.1.0 (librdkafka 2.0.2, avro-c, hiredis 0.14.1)". */
 void ops_cli_version_string(const char *program, char *buf, size_t bufsize);

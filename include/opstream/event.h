@@ -113,6 +113,7 @@ typedef enum ops_metric {
     OPS_METRIC_VICTIMS,
     OPS_METRIC_MINOR_VICTIMS,
     OPS_METRIC_MIGRANTS,
+    OPS_METRIC_MINOR_MIGRANTS, /* minors among the migrants detected */
     OPS_METRIC_SEIZED_ITEMS,
     OPS_METRIC_EVENTS, /* number of events */
     OPS_METRIC_COUNT

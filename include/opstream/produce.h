@@ -33,6 +33,10 @@ typedef struct ops_produce_options {
     /* When *abort becomes non-zero, waits (for room, for a flush) return
      * early. May be NULL. Typically set by a program's second signal. */
     const volatile sig_atomic_t *abort;
+    /* When *stop becomes non-zero (a program's first signal), a send waiting
+     * for room gives up at once (the record is reported failed) and
+     * ops_produce_finish waits only its grace period. May be NULL. */
+    const volatile sig_atomic_t *stop;
     /* Called from the delivery path with the record and where it came from.
      * ev and file are only valid during the call. All may be NULL. */
     void (*on_delivered)(void *opaque, const ops_event_t *ev);
@@ -86,6 +90,21 @@ void ops_produce_poll(ops_produce_t *p, int timeout_ms);
  * for every record in flight to be reported. Returns 0 when nothing is in
  * flight any more, -1 on timeout or *abort. */
 int ops_produce_flush(ops_produce_t *p, int timeout_ms);
+
+/* The final flush: waits for every record in flight to be reported. Once
+ * *stop is set (before or during the wait) it waits at most grace_ms more;
+ * *abort ends it at once. What is unconfirmed then is reported failed
+ * ("interrupted before delivery was confirmed"). tick (may be NULL) gets the
+ * options' opaque about every 100 ms, e.g. for a progress line. Returns 0
+ * when every record was settled by its delivery report, 1 when the rest was
+ * abandoned. */
+int ops_produce_finish(ops_produce_t *p, int grace_ms, void (*tick)(void *opaque));
+
+/* Whether no broker answered within opstream.connect.timeout.s (default
+ * 10 s) of ops_produce_new: the producer then said so once through
+ * on_notice, reported what it held as failed, and fails every later send at
+ * once ("not sent: brokers B not reachable"). */
+int ops_produce_unreachable(const ops_produce_t *p);
 
 /* Gives up on every record still in flight: each is reported failed with
  * reason (e.g. "interrupted before delivery was confirmed"). */

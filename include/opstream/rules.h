@@ -30,7 +30,7 @@ extern "C" {
  *
  *   [rule country-victims-spike]
  *   type      = spike               # event (default) | spike
- *   metric    = victims             # arrests victims minor_victims migrants
+ *   metric    = victims             # arrests victims minor_victims migrants minor_migrants
  *                                   # seized_items events
  *   scope     = country             # country | operation
  *   window    = 10m                 # whole minutes; durations: 30s 10m 2h 1d

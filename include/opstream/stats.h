@@ -68,7 +68,9 @@ typedef struct ops_stats {
 
 /* Reads everything for op (country: NULL or "" for all) at now_ms, with up to
  * max_alerts alerts. Returns 0; 1 when the operation is not in
- * opstream:operations; -1 with errstr on a Redis error. *out is zeroed
+ * opstream:operations; 2 when country is given and is not in the
+ * operation's countries set (it never reported); -1 with errstr on a Redis
+ * error. *out is zeroed
  * first; free with ops_stats_free (also after an error). */
 int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_t now_ms,
                    size_t max_alerts, ops_stats_t *out, char *errstr, size_t errstr_size);

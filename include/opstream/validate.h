@@ -22,8 +22,16 @@ extern "C" {
 #define OPS_VALID_MAX_FUTURE_MS (24LL * 3600 * 1000)
 
 bool ops_valid_operation(const char *op); /* [A-Z0-9][A-Z0-9-]{0,31} */
-bool ops_valid_country(const char *cc);   /* an assigned ISO 3166-1 alpha-2 code */
-bool ops_valid_uuid(const char *s);       /* canonical lower-case 8-4-4-4-12 */
+
+/* The operation code format in words, for messages. */
+#define OPS_OPERATION_FORMAT "A-Z, 0-9 and '-', 1-32 characters, not starting with '-'"
+
+/* 0 when op is an operation code; else -1 with errstr explaining the format
+ * ("'liberterra-ii' is not an operation code (A-Z, ...): did you mean
+ * LIBERTERRA-II?"), the one wording every program uses. */
+int ops_operation_check(const char *op, char *errstr, size_t errstr_size);
+bool ops_valid_country(const char *cc); /* an assigned ISO 3166-1 alpha-2 code */
+bool ops_valid_uuid(const char *s);     /* canonical lower-case 8-4-4-4-12 */
 
 /* Checks every field of ev against the event model. now_ms is the reference
  * "now" for the future bound (pass the wall clock; tests pass a fixed value).

@@ -243,9 +243,21 @@ static int run_csv(prod_run_t *run, FILE *fp, input_t *in) {
             continue;
         }
         size_t n = ops_csv_nfields(csv);
-        /* Spreadsheets sometimes add empty cells past the last column. */
+        /* Spreadsheets add empty cells past the last column: those are
+         * ignored; a value there has no column and is an error. */
         while (n > in->n_cols && ops_csv_field(csv, n - 1)[0] == '\0')
             n--;
+        if (n > in->n_cols) {
+            size_t first = in->n_cols;
+            while (ops_csv_field(csv, first)[0] == '\0')
+                first++;
+            snprintf(why, sizeof(why),
+                     "field %zu (\"%.40s\") is past the header's %zu columns (only empty cells "
+                     "may follow the last column)",
+                     first + 1, ops_csv_field(csv, first), in->n_cols);
+            reject(run, in, line, why, raw, len, truncated);
+            continue;
+        }
         if (n != in->n_cols) {
             snprintf(why, sizeof(why), "record has %zu fields, the header has %zu", n, in->n_cols);
             reject(run, in, line, why, raw, len, truncated);

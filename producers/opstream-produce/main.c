@@ -14,7 +14,9 @@
 #include "opstream/validate.h"
 #include "produce.h"
 
-/* First signal: stop reading and flush. Second: stop waiting. */
+/* First signal: stop reading and flush for at most FINAL_FLUSH_MS.
+ * Second: stop waiting. */
+#define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
 
@@ -56,36 +58,16 @@ static void on_notice(void *opaque, const char *msg) {
     fprintf(stderr, "opstream-produce: %s\n", msg);
 }
 
-/* librdkafka's own log lines: errors always, the rest with -v. */
+/* librdkafka's own log lines with -v (critical ones always): without it a
+ * broker problem is told once, in the producer's words. */
 static void on_log(void *opaque, int level, const char *facility, const char *msg) {
     const prod_run_t *run = opaque;
     if (level <= 2 || run->o->common.verbose > 0)
         fprintf(stderr, "opstream-produce: kafka %s: %s\n", facility, msg);
 }
 
-/* Waits for every record sent to be confirmed; a second signal gives up on
- * the rest, which are then reported failed (never silently dropped). */
-static void flush_all(prod_run_t *run) {
-    int told = 0;
-    if (run->producer == NULL)
-        return;
-    while (ops_produce_flush(run->producer, 1000) != 0) {
-        if (g_stop && !told && !g_abort) {
-            ops_produce_stats_t st;
-            ops_produce_stats(run->producer, &st);
-            prod_progress_clear(run);
-            fprintf(stderr,
-                    "opstream-produce: interrupted: waiting for %llu records to be confirmed "
-                    "(signal again to stop waiting)\n",
-                    (unsigned long long)st.in_flight);
-            told = 1;
-        }
-        prod_progress(run, 0);
-        if (g_abort) {
-            ops_produce_abandon(run->producer, "interrupted before delivery was confirmed");
-            break;
-        }
-    }
+static void on_tick(void *opaque) {
+    prod_progress(opaque, 0);
 }
 
 /* The metrics endpoint (--metrics): a busy or invalid address is a usage
@@ -121,7 +103,8 @@ static int summarize(prod_run_t *run, const prod_opts_t *o) {
                 (unsigned long long)run->rejected);
         return run->rejected ? EXIT_SOME_REJECTED : EXIT_ALL_DELIVERED;
     }
-    if (st.failed > 0 && !ops_produce_reached_broker(run->producer)) {
+    if (st.failed > 0 && !ops_produce_reached_broker(run->producer) &&
+        !ops_produce_unreachable(run->producer)) {
         const char *bs = ops_config_get(o->cfg, "bootstrap.servers");
         const char *last = ops_produce_last_error(run->producer);
         if (last[0] != '\0')
@@ -187,6 +170,7 @@ int main(int argc, char **argv) {
     if (!o.dry_run) {
         ops_produce_options_t po = {
             .abort = &g_abort,
+            .stop = &g_stop,
             .on_failed = on_failed,
             .on_notice = on_notice,
             .on_log = on_log,
@@ -210,7 +194,8 @@ int main(int argc, char **argv) {
         }
         input_rc = prod_run_input(&run, o.files[i]);
     }
-    flush_all(&run);
+    if (run.producer != NULL)
+        ops_produce_finish(run.producer, FINAL_FLUSH_MS, on_tick);
     rc = summarize(&run, &o);
     if (input_rc != 0 && rc != EXIT_DELIVERY)
         rc = EXIT_USAGE;

@@ -45,7 +45,9 @@ static void usage(FILE *out) {
             "  CSV lists are ';'-separated (NG;GH); JSON lists are arrays of strings.\n"
             "  reported_at defaults to now; event_id to an id derived from operation,\n"
             "  country, kind and source_ref, so re-sending a file gives the same ids.\n"
-            "  A CSV header with an unknown column is a usage error naming it.\n"
+            "  A CSV header with an unknown column is a usage error naming it. Empty\n"
+            "  cells past the last column (spreadsheets add them) are ignored; a value\n"
+            "  there, or a missing column, rejects the row.\n"
             "\n"
             "Options:\n"
             "      --operation OP      operation code for records without one; a record\n"
@@ -69,10 +71,13 @@ static void usage(FILE *out) {
             "\n"
             "Reports: every bad record as 'FILE:LINE: field: reason' on stderr; every record\n"
             "whose delivery failed as 'FILE:LINE: delivery failed: reason (event_id ...)';\n"
-            "at the end one line 'read N, delivered N, rejected N, failed N'. With -v,\n"
-            "librdkafka's own log lines too (its errors are always shown).\n"
-            "SIGINT/SIGTERM: stop reading, wait for what was sent to be confirmed, report;\n"
-            "a second signal stops waiting and reports the unconfirmed records as failed.\n"
+            "at the end one line 'read N, delivered N, rejected N, failed N'. Brokers that\n"
+            "do not answer within opstream.connect.timeout.s (default 10 s) are named once;\n"
+            "every record then fails at once with its FILE:LINE (exit 3). librdkafka's own\n"
+            "log lines only with -v.\n"
+            "SIGINT/SIGTERM: stop reading, wait up to 1 s for what was sent to be\n"
+            "confirmed, report; what is unconfirmed then is reported failed (exit 3). A\n"
+            "second signal stops waiting at once.\n"
             "A producer that fails fatally (idempotence lost) is recreated (up to 3 times)\n"
             "and its unconfirmed records are sent again with the same event_id; consumers\n"
             "count an event_id once, so such a resend never double-counts.\n"
@@ -83,9 +88,9 @@ static void usage(FILE *out) {
             "  2  usage or configuration error (nothing sent from a file with a bad header;\n"
             "     a --metrics address that is busy or invalid)\n"
             "  3  delivery failed for some records (each is reported), e.g. the brokers\n"
-            "     could not be reached within --timeout\n"
+            "     could not be reached, or a signal came before they were confirmed\n"
             "After a signal the codes refer to the records read before it.\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -120,6 +125,7 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
 
     o->kind = -1;
     o->progress = -1;
+    o->common.uses = OPS_CLI_USES_KAFKA;
     while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
         int rc = ops_cli_common_option(o->cfg, &o->common, opt, optarg, err, sizeof(err));
         if (rc < 0)
@@ -128,10 +134,8 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
             continue;
         switch (opt) {
         case OPT_OPERATION:
-            if (!ops_valid_operation(optarg))
-                return usage_error("--operation: '%s' is not an operation code "
-                                   "([A-Z0-9][A-Z0-9-]{0,31}, e.g. LIBERTERRA-II)",
-                                   optarg);
+            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
+                return usage_error("--operation: %s", err);
             o->operation = optarg;
             break;
         case OPT_COUNTRY:

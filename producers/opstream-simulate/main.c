@@ -62,8 +62,14 @@ typedef struct sim_run {
     ops_observe_t obs;              /* metrics, health, the --metrics endpoint */
     ops_metrics_series_t *rejected; /* opstream_produced_total{result="rejected"} */
     int ready;                      /* /readyz said ready (a broker answered) */
+    ops_produce_t *producer; /* for the progress line and failure reports */
+    uint64_t unsent;         /* events failed because no broker answered */
+    long unsent_first, unsent_last;
 } sim_run_t;
 
+/* First signal: stop generating and flush for at most FINAL_FLUSH_MS.
+ * Second: stop waiting. */
+#define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
 
@@ -76,7 +82,7 @@ static void on_signal(int sig) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "Usage: opstream-simulate -b BROKERS --operation OP [--countries N] [--rate EPS]\n"
+            "Usage: opstream-simulate -b BROKERS [--operation OP] [--countries N] [--rate EPS]\n"
             "                         [--events N | --duration S] [--seed N]\n"
             "                         [--scenario NAME] [--span-days D] [--base-time T]\n"
             "                         [--totals FILE|-] [--print]\n"
@@ -115,17 +121,20 @@ static void usage(FILE *out) {
             "\n"
             "%s"
             "\n"
-            "At the end one line 'generated N, delivered N, failed N' on stderr; with -v,\n"
-            "librdkafka's own log lines too (its errors are always shown).\n"
-            "SIGINT/SIGTERM: stop generating, wait for what was sent to be confirmed, write\n"
-            "the totals; a second signal stops waiting (unconfirmed events count as failed).\n"
+            "At the end one line 'generated N, delivered N, failed N' on stderr. Brokers\n"
+            "that do not answer within opstream.connect.timeout.s (default 10 s) are named\n"
+            "once; generation stops and the run exits 3. librdkafka's own log lines only\n"
+            "with -v.\n"
+            "SIGINT/SIGTERM: stop generating, wait up to 1 s for what was sent to be\n"
+            "confirmed, write the totals; what is unconfirmed then counts as failed (exit\n"
+            "3). A second signal stops waiting at once.\n"
             "\n"
             "Exit codes:\n"
             "  0  every generated event was delivered (or printed)\n"
             "  2  usage or configuration error (also a --metrics address that is busy\n"
             "     or invalid)\n"
             "  3  delivery failed for some events (each is reported on stderr)\n",
-            ops_cli_common_help());
+            ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -183,6 +192,7 @@ static int parse_options(int argc, char **argv, sim_opts_t *o) {
     double v;
     int opt;
 
+    o->common.uses = OPS_CLI_USES_KAFKA;
     o->rate = 10;
     o->events = -1;
     o->sim.seed = 1;
@@ -194,8 +204,8 @@ static int parse_options(int argc, char **argv, sim_opts_t *o) {
             continue;
         switch (opt) {
         case OPT_OPERATION:
-            if (!ops_valid_operation(optarg))
-                return usage_error("--operation: '%s' is not an operation code", optarg);
+            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
+                return usage_error("--operation: %s", err);
             o->sim.operation = optarg;
             break;
         case OPT_COUNTRIES:
@@ -292,10 +302,19 @@ static void on_delivered(void *opaque, const ops_event_t *ev) {
     ops_sim_totals_add(run->totals, ev);
 }
 
+/* Events held when the brokers were found unreachable are counted and told
+ * in one line at the end (the reason was already given once); any other
+ * failure is told event by event. */
 static void on_failed(void *opaque, const ops_event_t *ev, const char *file, long line,
                       const char *reason) {
-    (void)opaque;
+    sim_run_t *run = opaque;
     (void)file;
+    if (run->producer != NULL && ops_produce_unreachable(run->producer)) {
+        if (run->unsent++ == 0)
+            run->unsent_first = line;
+        run->unsent_last = line;
+        return;
+    }
     fprintf(stderr, "event %ld: delivery failed: %s (event_id %s, source_ref %s)\n", line, reason,
             ev->event_id, ev->source_ref);
 }
@@ -307,7 +326,8 @@ static void on_notice(void *opaque, const char *msg) {
 
 static int g_verbose;
 
-/* librdkafka's own log lines: errors always, the rest with -v. */
+/* librdkafka's own log lines with -v (critical ones always): without it a
+ * broker problem is told once, in the simulator's words. */
 static void on_log(void *opaque, int level, const char *facility, const char *msg) {
     (void)opaque;
     if (level <= 2 || g_verbose > 0)
@@ -357,6 +377,11 @@ static void progress(sim_run_t *run, ops_produce_t *p, int force) {
     fprintf(stderr, "\r\033[Kgenerated %llu, delivered %llu, failed %llu",
             (unsigned long long)run->generated, (unsigned long long)st.delivered,
             (unsigned long long)st.failed);
+}
+
+static void on_tick(void *opaque) {
+    sim_run_t *run = opaque;
+    progress(run, run->producer, 0);
 }
 
 static int write_totals(const sim_opts_t *o, const ops_sim_totals_t *t) {
@@ -429,6 +454,8 @@ static void generate(const sim_opts_t *o, const ops_sim_t *sim, ops_produce_t *p
         } else {
             /* the event number stands in for the line in reports */
             (void)ops_produce_send(p, &ev, "simulated", (long)i, err, sizeof(err));
+            if (ops_produce_unreachable(p))
+                break; /* said once; generating more would only fail more */
         }
         progress(run, p, 0);
     }
@@ -481,6 +508,7 @@ int main(int argc, char **argv) {
     if (!o.print) {
         ops_produce_options_t po = {
             .abort = &g_abort,
+            .stop = &g_stop,
             .on_delivered = on_delivered,
             .on_failed = on_failed,
             .on_notice = on_notice,
@@ -493,22 +521,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "opstream-simulate: %s\n", err);
             goto cleanup;
         }
+        run.producer = p;
     }
     generate(&o, sim, p, &run);
     if (p != NULL) {
-        int told = 0;
-        while (ops_produce_flush(p, 1000) != 0) {
-            if (g_stop && !told && !g_abort) {
-                fprintf(stderr, "opstream-simulate: interrupted: waiting for delivery reports "
-                                "(signal again to stop waiting)\n");
-                told = 1;
-            }
-            progress(&run, p, 0);
-            if (g_abort) {
-                ops_produce_abandon(p, "interrupted before delivery was confirmed");
-                break;
-            }
-        }
+        ops_produce_finish(p, FINAL_FLUSH_MS, on_tick);
         ops_produce_stats(p, &st);
     }
     if (run.progress)
@@ -517,7 +534,12 @@ int main(int argc, char **argv) {
     if (o.totals != NULL && write_totals(&o, run.totals) != 0)
         rc = EXIT_USAGE;
     if (p != NULL) {
-        if (st.failed > 0 && !ops_produce_reached_broker(p)) {
+        if (run.unsent > 0)
+            fprintf(stderr,
+                    "opstream-simulate: events %ld to %ld (%llu) not sent: brokers not "
+                    "reachable\n",
+                    run.unsent_first, run.unsent_last, (unsigned long long)run.unsent);
+        if (st.failed > 0 && !ops_produce_reached_broker(p) && !ops_produce_unreachable(p)) {
             const char *bs = ops_config_get(o.cfg, "bootstrap.servers");
             fprintf(stderr, "opstream-simulate: could not reach brokers %s (last error: %s)\n",
                     bs ? bs : "", ops_produce_last_error(p));

@@ -256,6 +256,12 @@ static void query_user_only_reads(void **state) {
     expect_noperm(as_user(QUERY_USER, "GET other:key"), "GET outside opstream:*");
     expect_noperm(as_user(QUERY_USER, "FLUSHALL"), "FLUSHALL");
     expect_noperm(as_user(QUERY_USER, "CONFIG GET *"), "CONFIG GET");
+    /* KEYS takes no key argument for ~opstream:* to limit: the query user
+     * lists every key name, as docs/security.md says. */
+    redisReply *r = as_user(QUERY_USER, "KEYS *");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
 }
 
 /* ---- end to end ----------------------------------------------------------- */

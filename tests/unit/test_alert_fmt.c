@@ -52,6 +52,24 @@ static void line_shows_time_severity_operation_country_and_summary(void **state)
     assert_string_equal(buf, "2024-09-30T14:05:00Z INFO     LIBERTERRA-II --  quiet");
 }
 
+/* A spike's window is still open when it is raised: the line shows when it
+ * was raised, never the window's end (a time in the future). */
+static void spike_line_shows_when_it_was_raised_not_the_window_end(void **state) {
+    (void)state;
+    ops_alert_t a = raid_alert();
+    char buf[OPS_ALERT_FMT_MAX];
+    a.window_start = T0;
+    a.window_end = T0 + 10 * 60 * 1000; /* 14:15 */
+    a.raised_at = T0 + 3 * 60 * 1000;   /* 14:08 */
+    snprintf(a.summary, sizeof(a.summary), "spike");
+    ops_alert_format_line(&a, false, buf, sizeof(buf));
+    assert_string_equal(buf, "2024-09-30T14:08:00Z CRITICAL LIBERTERRA-II PH  spike");
+    ops_alert_format_json(&a, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"window_start\":\"2024-09-30T14:05:00.000Z\",\"window_end\":"
+                                "\"2024-09-30T14:15:00.000Z\""));
+    assert_non_null(strstr(buf, "\"raised_at\":\"2024-09-30T14:08:00.000Z\""));
+}
+
 static void colour_wraps_the_severity_and_only_when_asked(void **state) {
     (void)state;
     ops_alert_t a = raid_alert();
@@ -155,6 +173,7 @@ static void too_small_buffers_are_reported_and_stay_terminated(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(line_shows_time_severity_operation_country_and_summary),
+        cmocka_unit_test(spike_line_shows_when_it_was_raised_not_the_window_end),
         cmocka_unit_test(colour_wraps_the_severity_and_only_when_asked),
         cmocka_unit_test(control_characters_never_reach_the_terminal),
         cmocka_unit_test(json_has_every_field_in_order),

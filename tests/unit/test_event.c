@@ -123,8 +123,9 @@ static void every_schema_symbol_has_its_exact_spelling(void **state) {
                                         "BORDER_POINT", "VESSEL",       "OTHER"};
     static const char *const categories[] = {"FIREARMS", "VEHICLES",    "DOCUMENTS", "CASH",
                                              "DRUGS",    "ELECTRONICS", "OTHER"};
-    static const char *const metrics[] = {"arrests",  "victims",      "minor_victims",
-                                          "migrants", "seized_items", "events"};
+    static const char *const metrics[] = {"arrests",  "victims",        "minor_victims",
+                                          "migrants", "minor_migrants", "seized_items",
+                                          "events"};
     static const char *const kinds[] = {"arrest", "rescue", "migrant", "seizure"};
     static const char *const suffixes[] = {"arrests", "rescues", "migrants", "seizures"};
 
@@ -151,13 +152,14 @@ static void each_kind_feeds_its_own_metrics(void **state) {
     static const struct {
         ops_kind_t kind;
         int32_t count, minors;
-        int64_t want[OPS_METRIC_COUNT]; /* arrests victims minor_victims migrants seized events */
+        /* arrests victims minor_victims migrants minor_migrants seized events */
+        int64_t want[OPS_METRIC_COUNT];
     } rows[] = {
-        {OPS_KIND_ARREST, 1062, 0, {1062, 0, 0, 0, 0, 1}},
-        {OPS_KIND_RESCUE, 823, 120, {0, 823, 120, 0, 0, 1}},
-        {OPS_KIND_RESCUE, 250, 0, {0, 250, 0, 0, 0, 1}},
-        {OPS_KIND_MIGRANT, 2731, 400, {0, 0, 0, 2731, 0, 1}},
-        {OPS_KIND_SEIZURE, 74, 0, {0, 0, 0, 0, 74, 1}},
+        {OPS_KIND_ARREST, 1062, 0, {1062, 0, 0, 0, 0, 0, 1}},
+        {OPS_KIND_RESCUE, 823, 120, {0, 823, 120, 0, 0, 0, 1}},
+        {OPS_KIND_RESCUE, 250, 0, {0, 250, 0, 0, 0, 0, 1}},
+        {OPS_KIND_MIGRANT, 2731, 400, {0, 0, 0, 2731, 400, 0, 1}},
+        {OPS_KIND_SEIZURE, 74, 0, {0, 0, 0, 0, 0, 74, 1}},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         ops_event_t ev;

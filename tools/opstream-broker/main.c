@@ -12,7 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -29,7 +34,9 @@ enum {
     OPT_BOOTSTRAP_FILE = OPS_CLI_OPT_FIRST_PROGRAM,
     OPT_TOPIC_PREFIX,
     OPT_PARTITIONS,
-    OPT_BROKERS
+    OPT_BROKERS,
+    OPT_WAIT,
+    OPT_TIMEOUT
 };
 
 /* What the command line asked for. */
@@ -38,6 +45,8 @@ typedef struct broker_opts {
     int partitions;
     const char *bootstrap_file; /* NULL: none */
     const char *topic_prefix;
+    const char *wait_file; /* --wait FILE: wait for a broker, do not run one */
+    int timeout_s;         /* --timeout for --wait */
 } broker_opts_t;
 
 /* The topic suffixes created at start, in the order of DESIGN.md. */
@@ -54,6 +63,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "Usage: opstream-broker [--brokers N] [--partitions P] [--bootstrap-file FILE]\n"
             "                       [--topic-prefix PREFIX]\n"
+            "       opstream-broker --wait FILE [--timeout S]\n"
             "\n"
             "Embedded development Kafka broker (librdkafka's mock cluster). It keeps data in\n"
             "memory only, each partition keeps only its newest 5 MiB, no TLS/SASL: for demos,\n"
@@ -66,7 +76,12 @@ static void usage(FILE *out) {
             "  --partitions P         partitions per topic (default 6); the replication\n"
             "                         factor is min(3, N)\n"
             "  --bootstrap-file FILE  also write the bootstrap list to FILE (atomically:\n"
-            "                         FILE.tmp then rename), left in place at exit\n"
+            "                         FILE.tmp then rename); a FILE left by an earlier run\n"
+            "                         is removed at start, and FILE is removed at exit\n"
+            "  --wait FILE            run no broker: wait until FILE names a broker that\n"
+            "                         accepts connections, print its bootstrap list and\n"
+            "                         exit 0 (for scripts: B=$(opstream-broker --wait F))\n"
+            "  --timeout S            how long --wait waits (default 10 s)\n"
             "  --topic-prefix PREFIX  topic name prefix (default \"opstream.\")\n"
             "  -h, --help             this help\n"
             "      --version          version\n"
@@ -76,8 +91,9 @@ static void usage(FILE *out) {
             "Environment: none read (librdkafka's own logging goes to stderr).\n"
             "\n"
             "Exit codes:\n"
-            "  0  stopped by SIGINT/SIGTERM\n"
-            "  1  failed to start (mock cluster, topics or bootstrap file)\n"
+            "  0  stopped by SIGINT/SIGTERM (--wait: a broker answers)\n"
+            "  1  failed to start (mock cluster, topics or bootstrap file); --wait: no\n"
+            "     broker answered within --timeout, or SIGINT/SIGTERM came first\n"
             "  2  usage error\n",
             broker_control_help());
 }
@@ -102,6 +118,8 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         {"partitions", required_argument, NULL, OPT_PARTITIONS},
         {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
         {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
+        {"wait", required_argument, NULL, OPT_WAIT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPS_CLI_OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -112,6 +130,8 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
     o->partitions = 6;
     o->bootstrap_file = NULL;
     o->topic_prefix = "opstream.";
+    o->wait_file = NULL;
+    o->timeout_s = 10;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_BROKERS:
@@ -127,6 +147,13 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
             break;
         case OPT_TOPIC_PREFIX:
             o->topic_prefix = optarg;
+            break;
+        case OPT_WAIT:
+            o->wait_file = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_count("--timeout", optarg, 86400, &o->timeout_s) != 0)
+                return EXIT_USAGE;
             break;
         case 'h':
             usage(stdout);
@@ -186,6 +213,96 @@ cleanup:
     if (rc != 0)
         unlink(tmp);
     return rc;
+}
+
+/* Removes the bootstrap file at exit, unless another broker has written
+ * its own list there since. */
+static void remove_bootstrap_file(const char *path, const char *bootstrap) {
+    char line[1024] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, bootstrap) == 0)
+        unlink(path);
+}
+
+/* Whether a TCP connection to host:port (the first entry of a bootstrap
+ * list) is accepted. why gets the reason when not. */
+static int broker_answers(const char *bootstrap, char *why, size_t why_size) {
+    char host[256];
+    const char *colon, *end = bootstrap + strcspn(bootstrap, ",\n");
+    struct addrinfo hints, *ai = NULL;
+    int fd = -1, ok = 0;
+
+    colon = memchr(bootstrap, ':', (size_t)(end - bootstrap));
+    if (colon == NULL || (size_t)(colon - bootstrap) >= sizeof(host)) {
+        snprintf(why, why_size, "'%.*s' is not host:port", (int)(end - bootstrap), bootstrap);
+        return 0;
+    }
+    memcpy(host, bootstrap, (size_t)(colon - bootstrap));
+    host[colon - bootstrap] = '\0';
+    char port[16];
+    snprintf(port, sizeof(port), "%.*s", (int)(end - colon - 1), colon + 1);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL) {
+        snprintf(why, why_size, "%s:%s: unknown host", host, port);
+        return 0;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        ok = 1;
+    else
+        snprintf(why, why_size, "%s:%s: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return ok;
+}
+
+/* --wait FILE: polls until FILE holds a bootstrap list whose first broker
+ * accepts connections (a file left by a broker that died points at closed
+ * ports, so it is never taken for the new one), then prints the list. */
+static int wait_for_broker(const broker_opts_t *o) {
+    struct timespec start, now;
+    char why[512] = "";
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        char line[1024] = "";
+        FILE *f = fopen(o->wait_file, "r");
+        if (f != NULL) {
+            if (fgets(line, sizeof(line), f) == NULL)
+                line[0] = '\0';
+            fclose(f);
+            line[strcspn(line, "\n")] = '\0';
+        }
+        if (f == NULL)
+            snprintf(why, sizeof(why), "%s: %s", o->wait_file, strerror(errno));
+        else if (line[0] == '\0')
+            snprintf(why, sizeof(why), "%s is empty", o->wait_file);
+        else if (broker_answers(line, why, sizeof(why))) {
+            printf("%s\n", line);
+            fflush(stdout);
+            return EXIT_STOPPED;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (stop_signal || now.tv_sec - start.tv_sec >= o->timeout_s)
+            break;
+        struct timespec nap = {0, 100 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+    if (stop_signal)
+        fprintf(stderr, "opstream-broker: --wait %s: interrupted\n", o->wait_file);
+    else
+        fprintf(stderr, "opstream-broker: --wait %s: no broker answered within %d s (%s)\n",
+                o->wait_file, o->timeout_s, why);
+    return EXIT_FAILED;
 }
 
 static int create_topics(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o) {
@@ -286,6 +403,16 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (opts.wait_file != NULL)
+        return wait_for_broker(&opts);
+    /* A file left by an earlier run names dead ports: gone before anything
+     * can read it as ours. */
+    if (opts.bootstrap_file != NULL && unlink(opts.bootstrap_file) != 0 && errno != ENOENT) {
+        fprintf(stderr, "opstream-broker: cannot remove %s: %s\n", opts.bootstrap_file,
+                strerror(errno));
+        goto cleanup;
+    }
+
     /* The mock cluster lives inside a librdkafka handle; a producer created
      * only to host it. It dies with this handle. */
     conf = rd_kafka_conf_new();
@@ -336,6 +463,8 @@ int main(int argc, char **argv) {
             control_read(&in, mc);
     }
     fprintf(stderr, "opstream-broker: stopping on signal %d\n", (int)stop_signal);
+    if (opts.bootstrap_file != NULL)
+        remove_bootstrap_file(opts.bootstrap_file, bootstrap);
     rc = EXIT_STOPPED;
 
 cleanup:

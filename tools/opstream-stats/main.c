@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "opstream/cli.h"
@@ -50,22 +51,31 @@ static void usage(FILE *out) {
             "less than its name at the oldest edge.\n"
             "\n"
             "Options:\n"
-            "      --country CC   only this reporting country (totals and windows)\n"
+            "      --country CC   only this reporting country (totals and windows); a\n"
+            "                     country that never reported for OP is exit 1\n"
             "      --window W     only this window: 10m, 1h or 24h (default: all three)\n"
             "      --json         one JSON object (with --list: an array of codes)\n"
-            "      --watch        refresh every second (clears the screen on a terminal)\n"
-            "                     until SIGINT\n"
+            "      --watch        redraw in place every second until SIGINT/SIGTERM, cut\n"
+            "                     to the terminal (80x24 when not a terminal): header,\n"
+            "                     totals and windows first, then alerts, then as many\n"
+            "                     countries as fit (\"... N more\"). Waits, saying so,\n"
+            "                     while the operation has no count yet or Redis is down\n"
             "      --alerts N     latest alerts to show (default 5; 0 = none)\n"
             "      --list         list the operations seen\n"
+            "\n"
+            "Settings (-X or -c): opstream.redis.url, opstream.redis.password.file,\n"
+            "opstream.connect.timeout.s.\n"
             "\n"
             "%s"
             "\n"
             "Exit codes:\n"
             "  0  ok\n"
-            "  1  operation not found\n"
+            "  1  operation not found, or --country CC has not reported for it\n"
             "  2  usage error\n"
-            "  3  Redis error\n",
-            ops_cli_common_help());
+            "  3  Redis error: Redis not reachable within opstream.connect.timeout.s\n"
+            "     (default 10 s), refused or failed a command (named on stderr)\n"
+            "With --watch: 0 when stopped by SIGINT/SIGTERM, 3 if Redis was down then.\n",
+            ops_cli_help_for(OPS_CLI_USES_REDIS));
 }
 
 static int64_t wall_ms(void) {
@@ -75,33 +85,160 @@ static int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int show(redisContext *rc, const char *op, const char *cc, int window, bool json,
-                long alerts, bool clear) {
-    ops_stats_t s;
+/* Reads op once. Returns an exit code; *msg says why it is not EXIT_OK. */
+static int read_stats(redisContext *rc, const char *op, const char *cc, long alerts, ops_stats_t *s,
+                      char *msg, size_t msg_size) {
     char err[512];
-    int r = ops_stats_read(rc, op, cc, wall_ms(), (size_t)alerts, &s, err, sizeof err);
+    int r = ops_stats_read(rc, op, cc, wall_ms(), (size_t)alerts, s, err, sizeof err);
 
     if (r < 0) {
-        fprintf(stderr, "opstream-stats: %s\n", err);
-        ops_stats_free(&s);
+        snprintf(msg, msg_size, "Redis error: %s", err);
         return EXIT_REDIS;
     }
     if (r == 1) {
-        fprintf(stderr, "opstream-stats: operation %s not found (see --list)\n", op);
-        ops_stats_free(&s);
+        snprintf(msg, msg_size, "operation %s not found (see --list)", op);
+        return EXIT_NOT_FOUND;
+    }
+    if (r == 2) {
+        snprintf(msg, msg_size,
+                 "country %s has not reported for %s (run without --country to "
+                 "see those that did)",
+                 cc, op);
         return EXIT_NOT_FOUND;
     }
     if (alerts == 0)
-        s.n_alerts = 0;
-    if (clear)
-        fputs("\033[H\033[2J", stdout);
-    if (json)
+        s->n_alerts = 0;
+    return EXIT_OK;
+}
+
+static int show(redisContext *rc, const char *op, const char *cc, int window, bool json,
+                long alerts) {
+    ops_stats_t s;
+    char msg[768];
+    int code = read_stats(rc, op, cc, alerts, &s, msg, sizeof msg);
+
+    if (code != EXIT_OK)
+        fprintf(stderr, "opstream-stats: %s\n", msg);
+    else if (json)
         render_json(stdout, &s, window);
     else
-        render_text(stdout, &s, window);
+        render_text(stdout, &s, window, 0);
     fflush(stdout);
     ops_stats_free(&s);
-    return EXIT_OK;
+    return code;
+}
+
+static redisContext *connect_redis(const ops_config_t *cfg, int timeout_ms, char *err,
+                                   size_t err_size) {
+    char inner[512];
+    redisContext *rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
+                                         ops_config_get(cfg, "opstream.redis.password.file"),
+                                         timeout_ms, inner, sizeof inner);
+    if (rc == NULL)
+        snprintf(err, err_size, "cannot reach Redis (%s); check --redis or OPSTREAM_REDIS", inner);
+    return rc;
+}
+
+/* The terminal's size, 80x24 when stdout is not a terminal. */
+static void screen_size(int *rows, int *cols) {
+    struct winsize ws;
+    *rows = 24;
+    *cols = 80;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+        *rows = ws.ws_row;
+        *cols = ws.ws_col;
+    }
+}
+
+/* Draws one frame in place: cursor home, each line cut to the width and
+ * its rest cleared, then the rest of the screen cleared. The frame has
+ * fewer lines than the screen, so nothing scrolls and the scrollback does
+ * not grow. Not a terminal: the frame as text, cut the same way. */
+static void draw(const char *frame, int cols, bool tty) {
+    const char *p = frame;
+    if (tty)
+        fputs("\033[H", stdout);
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        size_t bytes = 0;
+        int shown = 0;
+        /* cut at cols characters (UTF-8 continuation bytes take no column) */
+        while (bytes < len && (shown < cols || ((unsigned char)p[bytes] & 0xC0) == 0x80)) {
+            if (((unsigned char)p[bytes] & 0xC0) != 0x80)
+                shown++;
+            if (shown > cols)
+                break;
+            bytes++;
+        }
+        fwrite(p, 1, bytes, stdout);
+        fputs(tty ? "\033[K\n" : "\n", stdout);
+        p += nl != NULL ? len + 1 : len;
+    }
+    if (tty)
+        fputs("\033[J", stdout);
+    else
+        fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* --watch: one frame a second until a signal. The operation not there yet
+ * and Redis down are waiting states shown in the frame, not errors. */
+static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *op, const char *cc,
+                      int window, bool json, long alerts) {
+    bool tty = isatty(STDOUT_FILENO);
+    int code = EXIT_OK, told = EXIT_OK;
+
+    while (!g_stop) {
+        char msg[768] = "", *frame = NULL;
+        size_t frame_len = 0;
+        int rows, cols;
+        ops_stats_t s;
+
+        if (*rcp == NULL)
+            *rcp = connect_redis(cfg, 1000, msg, sizeof msg);
+        code = *rcp != NULL ? read_stats(*rcp, op, cc, alerts, &s, msg, sizeof msg) : EXIT_REDIS;
+        if (code == EXIT_REDIS && *rcp != NULL) {
+            redisFree(*rcp); /* reconnect next time (a Redis restart) */
+            *rcp = NULL;
+        }
+        screen_size(&rows, &cols);
+        FILE *out = open_memstream(&frame, &frame_len);
+        if (out == NULL)
+            return EXIT_REDIS;
+        if (code == EXIT_OK && json) {
+            render_json(out, &s, window);
+        } else if (code == EXIT_OK) {
+            render_text(out, &s, window, rows - 1);
+        } else {
+            char ts[32];
+            ops_format_timestamp(wall_ms(), ts, sizeof ts);
+            fprintf(out, "%s%s%s  at %s\n\n", op, cc ? " / " : "", cc ? cc : "", ts);
+            if (code == EXIT_REDIS)
+                fprintf(out, "waiting for Redis: %s\n", msg);
+            else if (cc == NULL)
+                fprintf(out, "waiting for the first counted event of %s\n", op);
+            else
+                fprintf(out, "waiting for the first counted event of %s from %s\n", op, cc);
+        }
+        fclose(out);
+        if (!json) {
+            draw(frame, cols, tty);
+        } else if (code == EXIT_OK) {
+            fputs(frame, stdout); /* one JSON object per line */
+            fflush(stdout);
+        } else if (code != told) {
+            /* JSON lines stay JSON: the waiting state goes to stderr, once */
+            fprintf(stderr, "opstream-stats: waiting: %s\n", msg);
+        }
+        told = code;
+        free(frame);
+        if (code == EXIT_OK)
+            ops_stats_free(&s);
+        for (int i = 0; i < 10 && !g_stop; i++)
+            usleep(100000);
+    }
+    return code == EXIT_REDIS ? EXIT_REDIS : EXIT_OK;
 }
 
 int main(int argc, char **argv) {
@@ -116,7 +253,7 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {0};
+    ops_cli_common_t common = {.uses = OPS_CLI_USES_REDIS};
     redisContext *rc = NULL;
     const char *cc = NULL, *op = NULL;
     bool json = false, watch = false, list = false;
@@ -195,13 +332,22 @@ int main(int argc, char **argv) {
                         "Try 'opstream-stats --help'.\n");
         goto cleanup;
     }
-    if (op != NULL && !ops_valid_operation(op)) {
-        fprintf(stderr, "opstream-stats: '%s' is not an operation code ([A-Z0-9][A-Z0-9-]*)\n", op);
+    if (op != NULL && ops_operation_check(op, err, sizeof err) != 0) {
+        fprintf(stderr, "opstream-stats: %s\n", err);
         goto cleanup;
     }
-    rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
-                           ops_config_get(cfg, "opstream.redis.password.file"), 2000, err,
-                           sizeof err);
+    if (watch) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        code = watch_loop(cfg, &rc, op, cc, window, json, alerts);
+        goto cleanup;
+    }
+    int connect_s = (int)ops_config_get_int(cfg, "opstream.connect.timeout.s");
+    rc = connect_redis(cfg, (connect_s > 0 ? connect_s : 10) * 1000, err, sizeof err);
     if (rc == NULL) {
         fprintf(stderr, "opstream-stats: %s\n", err);
         code = EXIT_REDIS;
@@ -211,7 +357,7 @@ int main(int argc, char **argv) {
         char **ops;
         size_t n;
         if (ops_stats_list(rc, &ops, &n, err, sizeof err) != 0) {
-            fprintf(stderr, "opstream-stats: %s\n", err);
+            fprintf(stderr, "opstream-stats: Redis error: %s\n", err);
             code = EXIT_REDIS;
             goto cleanup;
         }
@@ -220,33 +366,7 @@ int main(int argc, char **argv) {
         code = EXIT_OK;
         goto cleanup;
     }
-    if (!watch) {
-        code = show(rc, op, cc, window, json, alerts, false);
-        goto cleanup;
-    }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    bool tty = isatty(STDOUT_FILENO);
-    while (!g_stop) {
-        code = show(rc, op, cc, window, json, alerts, tty);
-        if (code == EXIT_REDIS) {
-            /* Keep watching through a Redis restart. */
-            redisFree(rc);
-            rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
-                                   ops_config_get(cfg, "opstream.redis.password.file"), 2000, err,
-                                   sizeof err);
-            if (rc == NULL)
-                fprintf(stderr, "opstream-stats: %s\n", err);
-        }
-        for (int i = 0; i < 10 && !g_stop; i++)
-            usleep(100000);
-        if (rc == NULL && !g_stop)
-            rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
-                                   ops_config_get(cfg, "opstream.redis.password.file"), 2000, err,
-                                   sizeof err);
-        if (rc == NULL)
-            code = EXIT_REDIS;
-    }
+    code = show(rc, op, cc, window, json, alerts);
 cleanup:
     if (rc != NULL)
         redisFree(rc);

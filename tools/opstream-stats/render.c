@@ -8,26 +8,45 @@
 
 #include "opstream/validate.h"
 
-static const char *const short_names[OPS_METRIC_COUNT] = {"arrests",  "victims", "minors",
-                                                          "migrants", "seized",  "events"};
+/* Column heads, 9 characters at most: a row is 80 columns. */
+static const char *const short_names[OPS_METRIC_COUNT] = {
+    "arrests", "victims", "minor vic", "migrants", "minor mig", "seized", "events"};
 
 static void row(FILE *out, const char *label, const int64_t m[OPS_METRIC_COUNT]) {
-    fprintf(out, "%-12s", label);
+    fprintf(out, "%-10s", label);
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
-        fprintf(out, " %10lld", (long long)m[k]);
+        fprintf(out, " %9lld", (long long)m[k]);
     fputc('\n', out);
 }
 
 static void header(FILE *out, const char *first) {
-    fprintf(out, "%-12s", first);
+    fprintf(out, "%-10s", first);
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
-        fprintf(out, " %10s", short_names[k]);
+        fprintf(out, " %9s", short_names[k]);
     fputc('\n', out);
 }
 
-void render_text(FILE *out, const ops_stats_t *s, int window) {
+void render_text(FILE *out, const ops_stats_t *s, int window, int rows) {
     char ts[32];
+    int n_windows = window >= 0 ? 1 : OPS_STATS_WINDOW_COUNT;
+    size_t n_alerts = s->n_alerts, n_countries = s->n_countries, more = 0;
 
+    if (rows > 0) {
+        /* title, blank, header, total, windows; then the alerts (blank,
+         * title, one line each); the countries take what is left (blank,
+         * header, rows, and "... N more" when cut). */
+        int fixed = 4 + n_windows;
+        int room = rows - fixed - 2 - (int)n_alerts;
+        while (room < 3 && n_countries > 0 && n_alerts > 0) {
+            n_alerts--;
+            room++;
+        }
+        if (n_countries > 0 && (int)n_countries + 2 > room) {
+            size_t fit = room > 3 ? (size_t)(room - 3) : 0;
+            more = n_countries - fit;
+            n_countries = fit;
+        }
+    }
     ops_format_timestamp(s->now_ms, ts, sizeof ts);
     fprintf(out, "%s%s%s  at %s\n\n", s->operation, s->country[0] ? " / " : "", s->country, ts);
     header(out, "");
@@ -39,14 +58,17 @@ void render_text(FILE *out, const ops_stats_t *s, int window) {
         snprintf(label, sizeof label, "last %s", ops_stats_window_name((ops_stats_window_id_t)w));
         row(out, label, s->window[w]);
     }
-    if (s->n_countries > 0) {
+    if (s->n_countries > 0 && (n_countries > 0 || more == 0)) {
         fprintf(out, "\n");
         header(out, "country");
-        for (size_t i = 0; i < s->n_countries; i++)
+        for (size_t i = 0; i < n_countries; i++)
             row(out, s->countries[i].cc, s->countries[i].m);
     }
+    if (more > 0)
+        fprintf(out, "%s\u2026 %zu more %s\n", n_countries > 0 ? "" : "\n", more,
+                more == 1 ? "country" : "countries");
     fprintf(out, "\nlatest alerts:%s\n", s->n_alerts ? "" : " none");
-    for (size_t i = 0; i < s->n_alerts; i++) {
+    for (size_t i = 0; i < n_alerts; i++) {
         const ops_stats_alert_t *a = &s->alerts[i];
         ops_format_timestamp(a->raised_at, ts, sizeof ts);
         fprintf(out, "  %s  %-8s %-2s %s: %s\n", ts, a->severity, a->country[0] ? a->country : "--",
