@@ -1,9 +1,10 @@
 /*
- * A small terminal for tests that drive a program under a pseudo-terminal:
- * bytes from the pty are applied to a ROWS x COLS screen the way a terminal
- * would (carriage return, newline with scrolling, ESC[K, ESC[J, ESC[H), so
- * a test asserts what a person would see. ASCII only. Static functions,
- * included by the tests that use it.
+ * A terminal for tests that drive a program under a pseudo-terminal: the
+ * bytes the program writes are applied to a 24x80 screen as a terminal
+ * would (enough of VT100 for opstream's programs), so that a test asserts
+ * what a person sees. Static functions, included by the tests that use
+ * them after cmocka.h (opstream-stats --watch, opstream-produce's progress
+ * line).
  */
 #ifndef OPSTREAM_TEST_PTY_SCREEN_H
 #define OPSTREAM_TEST_PTY_SCREEN_H
@@ -11,33 +12,30 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
 
-#define PTY_ROWS 24
-#define PTY_COLS 80
+/* A terminal of rows x cols fed the bytes a program writes: enough of VT100
+ * for what opstream-stats sends (cursor home, clear to end of line and of
+ * screen, CR, LF, printable UTF-8). A LF on the last row scrolls: counted,
+ * since a scroll is a line added to the scrollback. */
+#define SCR_ROWS 24
+#define SCR_COLS 80
+typedef struct screen {
+    char cell[SCR_ROWS][SCR_COLS][4]; /* one UTF-8 character per cell */
+    int row, col, scrolled, frames;
+    int esc;       /* 0 none, 1 after ESC, 2 in CSI */
+    int utf8_left; /* continuation bytes still to come */
+} screen_t;
 
-typedef struct pty_screen {
-    char cell[PTY_ROWS][PTY_COLS];
-    int row, col;
-    int esc; /* 0: text, 1: after ESC, 2: inside ESC[ */
-    int scrolled;
-} pty_screen_t;
-
-static inline void pty_screen_init(pty_screen_t *s) {
-    memset(s, 0, sizeof(*s));
-    memset(s->cell, ' ', sizeof(s->cell));
+static inline void scr_clear_line(screen_t *s, int row, int from) {
+    for (int c = from; c < SCR_COLS; c++)
+        strcpy(s->cell[row][c], " ");
 }
 
-static inline void pty_clear_from(pty_screen_t *s, int r, int c) {
-    if (c < PTY_COLS)
-        memset(&s->cell[r][c], ' ', (size_t)(PTY_COLS - c));
-}
-
-static inline void pty_feed(pty_screen_t *s, const char *buf, size_t n) {
+static inline void scr_feed(screen_t *s, const char *buf, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)buf[i];
         if (s->esc == 1) {
@@ -47,14 +45,15 @@ static inline void pty_feed(pty_screen_t *s, const char *buf, size_t n) {
         if (s->esc == 2) {
             if (ch >= 0x40 && ch <= 0x7e) {
                 s->esc = 0;
-                if (ch == 'K') {
-                    pty_clear_from(s, s->row, s->col);
-                } else if (ch == 'J') {
-                    pty_clear_from(s, s->row, s->col);
-                    for (int r = s->row + 1; r < PTY_ROWS; r++)
-                        pty_clear_from(s, r, 0);
-                } else if (ch == 'H') {
+                if (ch == 'H') {
                     s->row = s->col = 0;
+                    s->frames++;
+                } else if (ch == 'K') {
+                    scr_clear_line(s, s->row, s->col);
+                } else if (ch == 'J') {
+                    scr_clear_line(s, s->row, s->col);
+                    for (int r = s->row + 1; r < SCR_ROWS; r++)
+                        scr_clear_line(s, r, 0);
                 }
             }
             continue;
@@ -64,72 +63,102 @@ static inline void pty_feed(pty_screen_t *s, const char *buf, size_t n) {
         } else if (ch == '\r') {
             s->col = 0;
         } else if (ch == '\n') {
-            /* The pty's output processing turns "\n" into "\r\n". */
             s->col = 0;
-            if (s->row == PTY_ROWS - 1) {
-                memmove(s->cell[0], s->cell[1], sizeof(s->cell[0]) * (PTY_ROWS - 1));
-                pty_clear_from(s, PTY_ROWS - 1, 0);
+            if (s->row == SCR_ROWS - 1) {
+                memmove(s->cell[0], s->cell[1], sizeof(s->cell[0]) * (SCR_ROWS - 1));
+                scr_clear_line(s, SCR_ROWS - 1, 0);
                 s->scrolled++;
             } else {
                 s->row++;
             }
-        } else if (ch >= 0x20 && ch < 0x7f && s->col < PTY_COLS) {
-            s->cell[s->row][s->col++] = (char)ch;
+        } else if (s->utf8_left > 0 && (ch & 0xC0) == 0x80) {
+            size_t l = strlen(s->cell[s->row][s->col - 1]);
+            if (l < 3)
+                s->cell[s->row][s->col - 1][l] = (char)ch, s->cell[s->row][s->col - 1][l + 1] = 0;
+            s->utf8_left--;
+        } else if (ch >= 0x20) {
+            if (s->col >= SCR_COLS)
+                continue; /* past the edge: the program must cut its lines */
+            s->cell[s->row][s->col][0] = (char)ch;
+            s->cell[s->row][s->col][1] = '\0';
+            s->utf8_left = ch >= 0xF0 ? 3 : ch >= 0xE0 ? 2 : ch >= 0xC0 ? 1 : 0;
+            s->col++;
         }
     }
 }
 
-/* Row r as text, trailing blanks cut. */
-static inline const char *pty_row(const pty_screen_t *s, int r, char *out, size_t size) {
-    size_t n = PTY_COLS < size - 1 ? PTY_COLS : size - 1;
-    memcpy(out, s->cell[r], n);
-    while (n > 0 && out[n - 1] == ' ')
-        n--;
-    out[n] = '\0';
-    return out;
+/* Row r of the screen as text, trailing blanks cut. */
+static inline void scr_row(const screen_t *s, int r, char *out, size_t size) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (int c = 0; c < SCR_COLS; c++) {
+        size_t l = strlen(s->cell[r][c]);
+        if (o + l + 1 > size)
+            break;
+        memcpy(out + o, s->cell[r][c], l);
+        o += l;
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
 }
 
-/* The first row holding text, or -1. */
-static inline int pty_find(const pty_screen_t *s, const char *text) {
-    char line[PTY_COLS + 1];
-    for (int r = 0; r < PTY_ROWS; r++)
-        if (strstr(pty_row(s, r, line, sizeof line), text) != NULL)
+static inline int scr_find(const screen_t *s, const char *text) {
+    char line[SCR_COLS * 4 + 1];
+    for (int r = 0; r < SCR_ROWS; r++) {
+        scr_row(s, r, line, sizeof(line));
+        if (strstr(line, text) != NULL)
             return r;
+    }
     return -1;
 }
 
+static inline void scr_dump(const screen_t *s) {
+    char line[SCR_COLS * 4 + 1];
+    for (int r = 0; r < SCR_ROWS; r++) {
+        scr_row(s, r, line, sizeof(line));
+        print_error("%2d|%s\n", r, line);
+    }
+}
+
+/* A fresh, blank screen. */
+static inline void scr_init(screen_t *s) {
+    memset(s, 0, sizeof(*s));
+    for (int r = 0; r < SCR_ROWS; r++)
+        scr_clear_line(s, r, 0);
+}
+
 /* How many rows hold text. */
-static inline int pty_count(const pty_screen_t *s, const char *text) {
-    char line[PTY_COLS + 1];
+static inline int scr_count(const screen_t *s, const char *text) {
+    char line[SCR_COLS * 4 + 1];
     int n = 0;
-    for (int r = 0; r < PTY_ROWS; r++)
-        if (strstr(pty_row(s, r, line, sizeof line), text) != NULL)
-            n++;
+    for (int r = 0; r < SCR_ROWS; r++) {
+        scr_row(s, r, line, sizeof(line));
+        n += strstr(line, text) != NULL;
+    }
     return n;
 }
 
-static inline void pty_dump(const pty_screen_t *s) {
-    char line[PTY_COLS + 1];
-    for (int r = 0; r < PTY_ROWS; r++)
-        fprintf(stderr, "%2d|%s\n", r, pty_row(s, r, line, sizeof line));
+/* Reads the pty into the screen until the program closes it (it exited)
+ * or timeout_ms passes. 0 when it was closed. */
+static inline int scr_read_to_close(screen_t *s, int fd, int timeout_ms) {
+    int64_t until = harness_now_ms() + timeout_ms;
+    char buf[4096];
+    while (harness_now_ms() < until) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            return 0;
+        scr_feed(s, buf, (size_t)n);
+    }
+    return -1;
 }
 
-/* Reads what the pty has for up to ms (less when it closes). Returns
- * false once the pty is closed (the program exited). */
-static inline bool pty_pump(pty_screen_t *s, int fd, int ms) {
-    int64_t until = harness_now_ms() + ms;
-    char buf[4096];
-    do {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int left = (int)(until - harness_now_ms());
-        if (poll(&pfd, 1, left > 0 ? left : 0) <= 0)
-            continue;
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            return false;
-        pty_feed(s, buf, (size_t)n);
-    } while (harness_now_ms() < until);
-    return true;
+/* Reads the pty into the screen for ms (less when it closes). */
+static inline void scr_pump(screen_t *s, int fd, int ms) {
+    (void)scr_read_to_close(s, fd, ms);
 }
 
 #endif

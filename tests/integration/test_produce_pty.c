@@ -33,7 +33,7 @@ typedef struct tty_proc {
  * and stdin on a pipe. */
 static void tty_start(tty_proc_t *t, const char *extra) {
     char path[HARNESS_PATH_MAX];
-    struct winsize ws = {.ws_row = PTY_ROWS, .ws_col = PTY_COLS};
+    struct winsize ws = {.ws_row = SCR_ROWS, .ws_col = SCR_COLS};
     int in[2];
     snprintf(path, sizeof path, "%s/opstream-produce", harness_bin_dir());
     assert_int_equal(pipe(in), 0);
@@ -69,21 +69,19 @@ static void send_good(tty_proc_t *t, int i) {
 }
 
 /* Parses the progress/summary text of row r; true when it has that form. */
-static bool row_counts(const pty_screen_t *s, int r, unsigned *rd, unsigned *dl, unsigned *rj,
+static bool row_counts(const screen_t *s, int r, unsigned *rd, unsigned *dl, unsigned *rj,
                        unsigned *fl) {
-    char line[PTY_COLS + 1], tail;
-    pty_row(s, r, line, sizeof line);
+    char line[SCR_COLS * 4 + 1], tail;
+    scr_row(s, r, line, sizeof line);
     return sscanf(line, "read %u, delivered %u, rejected %u, failed %u%c", rd, dl, rj, fl, &tail) ==
            4;
 }
 
 /* Ends the input and waits for the exit; the pty is read to its end. */
-static int tty_finish(tty_proc_t *t, pty_screen_t *s) {
+static int tty_finish(tty_proc_t *t, screen_t *s) {
     int status = 0;
     close(t->input);
-    int64_t until = harness_now_ms() + 30000;
-    while (pty_pump(s, t->pty, 100) && harness_now_ms() < until)
-        ;
+    scr_read_to_close(s, t->pty, 30000);
     if (waitpid(t->pid, &status, 0) != t->pid)
         return -1;
     close(t->pty);
@@ -91,26 +89,26 @@ static int tty_finish(tty_proc_t *t, pty_screen_t *s) {
 }
 
 static void progress_line_is_rewritten_in_place_and_reports_stay_above_it(void **state) {
-    pty_screen_t s;
+    screen_t s;
     tty_proc_t t;
     unsigned rd = 0, dl = 0, rj = 0, fl = 0;
     int i = 0;
     (void)state;
-    pty_screen_init(&s);
+    scr_init(&s);
     tty_start(&t, NULL); /* no option: on by default on a terminal */
 
     /* Records arrive one at a time until the line shows deliveries. */
     int64_t until = harness_now_ms() + 30000;
     while (!(row_counts(&s, 0, &rd, &dl, &rj, &fl) && dl >= 3) && harness_now_ms() < until) {
         send_good(&t, i++);
-        pty_pump(&s, t.pty, 150);
+        scr_pump(&s, t.pty, 150);
     }
     if (!row_counts(&s, 0, &rd, &dl, &rj, &fl) || dl < 3) {
-        pty_dump(&s);
+        scr_dump(&s);
         fail_msg("no progress line with deliveries on the first row");
     }
     /* Rewritten in place: one row, nothing scrolled, nothing below it. */
-    assert_int_equal(pty_count(&s, "read "), 1);
+    assert_int_equal(scr_count(&s, "read "), 1);
     assert_int_equal(s.scrolled, 0);
     assert_int_equal(s.row, 0);
     assert_int_equal(rj, 0);
@@ -124,39 +122,39 @@ static void progress_line_is_rewritten_in_place_and_reports_stay_above_it(void *
     until = harness_now_ms() + 30000;
     while (!(row_counts(&s, 1, &rd, &dl, &rj, &fl) && rj == 1) && harness_now_ms() < until) {
         send_good(&t, i++);
-        pty_pump(&s, t.pty, 150);
+        scr_pump(&s, t.pty, 150);
     }
-    char line[PTY_COLS + 1], want[64];
+    char line[SCR_COLS * 4 + 1], want[64];
     snprintf(want, sizeof want, "stdin:%d: ", bad_line);
-    pty_row(&s, 0, line, sizeof line);
+    scr_row(&s, 0, line, sizeof line);
     if (strncmp(line, want, strlen(want)) != 0 || strstr(line, "read ") != NULL ||
         !row_counts(&s, 1, &rd, &dl, &rj, &fl) || rj != 1) {
-        pty_dump(&s);
+        scr_dump(&s);
         fail_msg("the report is not alone on the first row with the progress below it");
     }
 
     /* End of input: the summary replaces the progress line. */
     assert_int_equal(tty_finish(&t, &s), 1); /* some records rejected */
     if (!row_counts(&s, 1, &rd, &dl, &rj, &fl) || rd != (unsigned)i + 1 || dl != (unsigned)i ||
-        rj != 1 || fl != 0 || pty_count(&s, "read ") != 1 || s.row != 2) {
-        pty_dump(&s);
+        rj != 1 || fl != 0 || scr_count(&s, "read ") != 1 || s.row != 2) {
+        scr_dump(&s);
         fail_msg("the summary is not the last line, alone, with every record accounted for");
     }
 }
 
 static void no_progress_line_with_no_progress(void **state) {
-    pty_screen_t s;
+    screen_t s;
     tty_proc_t t;
     unsigned rd, dl, rj, fl;
     (void)state;
-    pty_screen_init(&s);
+    scr_init(&s);
     tty_start(&t, "--no-progress");
     for (int i = 0; i < 20; i++) {
         send_good(&t, 1000 + i);
-        pty_pump(&s, t.pty, 100);
+        scr_pump(&s, t.pty, 100);
     }
     /* Nothing on the terminal until the end. */
-    assert_int_equal(pty_count(&s, "read "), 0);
+    assert_int_equal(scr_count(&s, "read "), 0);
     assert_int_equal(tty_finish(&t, &s), 0);
     assert_true(row_counts(&s, 0, &rd, &dl, &rj, &fl));
     assert_int_equal(rd, 20);
