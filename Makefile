@@ -6,7 +6,9 @@
 #   make check-unit / check-integration / check-asan   the parts of make test
 #   make clean
 # Programs are discovered: every producers/opstream-*/, consumers/opstream-*/
-# and tools/opstream-*/ folder is one program built from its *.c files.
+# and tools/opstream-*/ folder is one program built from its *.c files, plus
+# the program start-up in startup/ (shared by every program; it may print and
+# exit, which lib/ may not).
 # Tests are discovered: tests/unit/test_*.c and tests/integration/test_*.c,
 # one binary each (integration tests link tests/integration/harness.c).
 
@@ -20,7 +22,7 @@ endif
 BINDIR  ?= bin
 SAN     ?=
 
-PKGS       := rdkafka avro-c hiredis libmicrohttpd
+PKGS       := rdkafka avro-c hiredis uuid jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -90,12 +92,15 @@ $(LIBOPS): $(LIB_OBJS)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
+STARTUP_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard startup/*.c))
+
 define program_rule
 $(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(2)/*.c))
-$(BINDIR)/$(1): $$($(1)_OBJS) $(LIBOPS)
+$$($(1)_OBJS): CPPFLAGS += -Istartup
+$(BINDIR)/$(1): $$($(1)_OBJS) $(STARTUP_OBJS) $(LIBOPS)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD      $$@"
-	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$($(1)_OBJS) $(LIBOPS) $$(LIBS)
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$($(1)_OBJS) $(STARTUP_OBJS) $(LIBOPS) $$(LIBS)
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call program_rule,$(notdir $(d)),$(d))))
 

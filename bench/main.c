@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "opstream/json.h"
 
 #define MAX_RUNS 9
 
@@ -118,17 +119,11 @@ static void print_table(FILE *out) {
         }
     }
 }
+/* A JSON string literal (the library's one writer); null when out of memory. */
 static void json_str(FILE *o, const char *s) {
-    fputc('"', o);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(o, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(o, "\\u%04x", *s);
-        else
-            fputc(*s, o);
-    }
-    fputc('"', o);
+    char *q = ops_json_quote(s);
+    fputs(q != NULL ? q : "null", o);
+    free(q);
 }
 
 static int write_json(const char *path, const char *cpu, int cores, const char *libs,

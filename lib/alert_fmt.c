@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "opstream/validate.h"
+#include "json_priv.h"
 
 typedef struct out {
     char *buf;
@@ -63,82 +64,10 @@ static void out_safe(out_t *o, const char *s, size_t max) {
     }
 }
 
-/* Length of a valid UTF-8 sequence at s (1-4), or 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-int ops_json_append_string(char *buf, size_t size, size_t *pos, const char *s) {
-    out_t o = {buf, size, *pos, false};
-    out_bytes(&o, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p != '\0') {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            out_bytes(&o, esc, 2);
-            p++;
-        } else if (c < 0x20) {
-            switch (c) {
-            case '\n':
-                out_str(&o, "\\n");
-                break;
-            case '\r':
-                out_str(&o, "\\r");
-                break;
-            case '\t':
-                out_str(&o, "\\t");
-                break;
-            default:
-                out_fmt(&o, "\\u%04x", c);
-            }
-            p++;
-        } else {
-            size_t n = utf8_seq(p);
-            if (n == 0) {
-                out_str(&o, "\xef\xbf\xbd"); /* U+FFFD */
-                p++;
-            } else {
-                out_bytes(&o, (const char *)p, n);
-                p += n;
-            }
-        }
-    }
-    out_bytes(&o, "\"", 1);
-    *pos = o.pos;
-    return o.overflow ? -1 : 0;
-}
-
 /* "2024-09-30T14:05:00Z": the line shows whole seconds. */
 static void time_seconds(int64_t ms, char out[40]) {
     char full[40];
-    ops_format_timestamp(ms, full, sizeof(full));
+    ops_validate_format_timestamp(ms, full, sizeof(full));
     char *dot = strchr(full, '.');
     if (dot != NULL) {
         dot[0] = 'Z';
@@ -190,69 +119,58 @@ int ops_alert_format_line(const ops_alert_t *a, bool colour, char *buf, size_t s
     return o.overflow ? -1 : (int)o.pos;
 }
 
-/* A JSON number; NaN and infinities (no JSON form) become null. */
-static void json_double(out_t *o, double v) {
+/* A JSON number as "%.15g" would write it: whole values as integers (jansson
+ * would write 12 as 12.0), NaN and infinities (no JSON form) as null. */
+static json_t *json_number(double v) {
     if (!isfinite(v))
-        out_str(o, "null");
-    else
-        out_fmt(o, "%.15g", v);
+        return json_null();
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53: exact */
+        return json_integer((json_int_t)v);
+    return json_real(v);
 }
 
-static void json_key_str(out_t *o, const char *key, const char *val) {
-    out_fmt(o, ",\"%s\":", key);
-    if (!o->overflow && ops_json_append_string(o->buf, o->size, &o->pos, val) != 0)
-        o->overflow = true;
+/* A fixed-size field that may lack its NUL (decoded from Kafka). */
+static json_t *bounded(const char *s, size_t n) {
+    return ops_json_string_repaired(s, strnlen(s, n - 1));
 }
 
-static void json_key_time(out_t *o, const char *key, int64_t ms) {
+static json_t *timestamp(int64_t ms) {
     char t[40];
-    ops_format_timestamp(ms, t, sizeof(t));
-    out_fmt(o, ",\"%s\":\"%s\"", key, t);
+    ops_validate_format_timestamp(ms, t, sizeof(t));
+    return json_string(t);
 }
 
-/* Copies a fixed-size field that may lack its NUL (decoded from Kafka). */
-static const char *bounded(const char *s, size_t n, char *tmp) {
-    memcpy(tmp, s, n);
-    tmp[n - 1] = '\0';
-    return tmp;
-}
-
+/* Built with jansson, the fields in the alert's order. */
 int ops_alert_format_json(const ops_alert_t *a, char *buf, size_t size) {
-    out_t o = {buf, size, 0, false};
-    char tmp[OPS_ALERT_SUMMARY_MAX + 1];
     const char *sev = ops_severity_name(a->severity);
-    if (size > 0)
+    int bad = 0, rc = -1;
+    json_t *o = json_object(), *ids = json_array();
+
+    if (o == NULL || ids == NULL)
+        goto out;
+    for (uint32_t i = 0; i < a->n_event_ids && i < OPS_ALERT_EVENT_IDS_MAX; i++)
+        bad |= json_array_append_new(ids, bounded(a->event_ids[i], sizeof(a->event_ids[i])));
+    bad |= json_object_set_new(o, "alert_id", bounded(a->alert_id, sizeof(a->alert_id)));
+    bad |= json_object_set_new(o, "operation", bounded(a->operation, sizeof(a->operation)));
+    bad |= json_object_set_new(
+        o, "country", a->has_country ? bounded(a->country, sizeof(a->country)) : json_null());
+    bad |= json_object_set_new(o, "rule", bounded(a->rule, sizeof(a->rule)));
+    bad |= json_object_set_new(o, "metric", bounded(a->metric, sizeof(a->metric)));
+    bad |= json_object_set_new(o, "severity", json_string(sev != NULL ? sev : ""));
+    bad |= json_object_set_new(o, "observed", json_integer(a->observed));
+    bad |= json_object_set_new(o, "baseline", json_number(a->baseline));
+    bad |= json_object_set_new(o, "threshold", json_number(a->threshold));
+    bad |= json_object_set_new(o, "window_start", timestamp(a->window_start));
+    bad |= json_object_set_new(o, "window_end", timestamp(a->window_end));
+    bad |= json_object_set(o, "event_ids", ids);
+    bad |= json_object_set_new(o, "summary", bounded(a->summary, sizeof(a->summary)));
+    bad |= json_object_set_new(o, "raised_at", timestamp(a->raised_at));
+    if (!bad)
+        rc = ops_json_write(o, buf, size);
+out:
+    json_decref(ids);
+    json_decref(o);
+    if (rc < 0 && size > 0)
         buf[0] = '\0';
-    out_str(&o, "{\"alert_id\":");
-    if (!o.overflow &&
-        ops_json_append_string(buf, size, &o.pos, bounded(a->alert_id, sizeof(a->alert_id), tmp)))
-        o.overflow = true;
-    json_key_str(&o, "operation", bounded(a->operation, sizeof(a->operation), tmp));
-    if (a->has_country)
-        json_key_str(&o, "country", bounded(a->country, sizeof(a->country), tmp));
-    else
-        out_str(&o, ",\"country\":null");
-    json_key_str(&o, "rule", bounded(a->rule, sizeof(a->rule), tmp));
-    json_key_str(&o, "metric", bounded(a->metric, sizeof(a->metric), tmp));
-    json_key_str(&o, "severity", sev != NULL ? sev : "");
-    out_fmt(&o, ",\"observed\":%" PRId64 ",\"baseline\":", a->observed);
-    json_double(&o, a->baseline);
-    out_str(&o, ",\"threshold\":");
-    json_double(&o, a->threshold);
-    json_key_time(&o, "window_start", a->window_start);
-    json_key_time(&o, "window_end", a->window_end);
-    out_str(&o, ",\"event_ids\":[");
-    for (uint32_t i = 0; i < a->n_event_ids && i < OPS_ALERT_EVENT_IDS_MAX; i++) {
-        if (i > 0)
-            out_str(&o, ",");
-        if (!o.overflow &&
-            ops_json_append_string(buf, size, &o.pos,
-                                   bounded(a->event_ids[i], sizeof(a->event_ids[i]), tmp)))
-            o.overflow = true;
-    }
-    out_str(&o, "]");
-    json_key_str(&o, "summary", bounded(a->summary, sizeof(a->summary), tmp));
-    json_key_time(&o, "raised_at", a->raised_at);
-    out_str(&o, "}");
-    return o.overflow ? -1 : (int)o.pos;
+    return rc;
 }

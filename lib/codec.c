@@ -155,28 +155,6 @@ struct ops_codec {
     codec_schema_t *alert_writer;
 };
 
-const char *ops_codec_err_name(ops_codec_err_t err) {
-    switch (err) {
-    case OPS_CODEC_OK:
-        return "ok";
-    case OPS_CODEC_ERR_MAGIC:
-        return "magic";
-    case OPS_CODEC_ERR_UNKNOWN_ID:
-        return "unknown-schema-id";
-    case OPS_CODEC_ERR_TRUNCATED:
-        return "truncated";
-    case OPS_CODEC_ERR_MALFORMED:
-        return "malformed";
-    case OPS_CODEC_ERR_TOO_LARGE:
-        return "too-large";
-    case OPS_CODEC_ERR_WRONG_TYPE:
-        return "wrong-type";
-    case OPS_CODEC_ERR_INTERNAL:
-        return "internal";
-    }
-    return "unknown";
-}
-
 /* Formats "<prefix><detail>" into errstr; prefix may be empty. */
 static void vset_err(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
                      va_list ap) {

@@ -333,7 +333,12 @@ static char *trim(char *s) {
 }
 
 /* Reads "key=value" lines. Every error is prefixed with FILE:LINE so the
- * user can go straight to the line; nothing after a bad line is applied. */
+ * user can go straight to the line; nothing after a bad line is applied.
+ * Not libinih: it would split "a:b=c" at the ':', take indented lines as
+ * continuations, cut a value at " ;", end a line at a NUL byte without a
+ * word and cap lines at 200 bytes (a librdkafka value such as
+ * sasl.jaas.config may be longer); turning those off goes through globals
+ * only Debian's build of inih has. */
 int ops_config_load_file(ops_config_t *cfg, const char *path, char *errstr, size_t errstr_size) {
     int rc = -1;
     FILE *fp = NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "opstream/validate.h"
+#include "json_priv.h"
 
 #define K_ARREST (1u << OPS_KIND_ARREST)
 #define K_RESCUE (1u << OPS_KIND_RESCUE)
@@ -203,7 +204,7 @@ static int get_time(build_t *b, ops_field_t f, int64_t *out) {
     char err[160];
     if (v->type == OPS_VALUE_ARRAY)
         return fail(b, f, "expected a timestamp, not an array");
-    if (ops_parse_timestamp(v->text, out, err, sizeof(err)) != 0)
+    if (ops_validate_parse_timestamp(v->text, out, err, sizeof(err)) != 0)
         return fail(b, f, "%s", err);
     return 0;
 }
@@ -433,77 +434,67 @@ out:
 
 /* ---- an event as a JSON line ---- */
 
-typedef struct jbuf {
-    char *buf;
-    size_t size, pos;
-    int err;
-} jbuf_t;
-
-static void jprintf(jbuf_t *j, const char *fmt, ...) {
-    va_list ap;
-    if (j->err)
-        return;
-    va_start(ap, fmt);
-    int n = vsnprintf(j->buf + j->pos, j->size - j->pos, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= j->size - j->pos)
-        j->err = 1;
-    else
-        j->pos += (size_t)n;
+static int put_str(json_t *o, const char *key, const char *s) {
+    return json_object_set_new(o, key, s != NULL ? ops_json_string_repaired(s, strlen(s)) : NULL);
 }
 
-static void jstring(jbuf_t *j, const char *key, const char *s) {
-    jprintf(j, ",\"%s\":", key);
-    if (!j->err && ops_json_put_string(j->buf, j->size, &j->pos, s) != 0)
-        j->err = 1;
+static int put_int(json_t *o, const char *key, int32_t v) {
+    return json_object_set_new(o, key, json_integer(v));
 }
 
+/* The fields in the input format's order, through jansson. */
 int ops_record_format_json(const ops_event_t *ev, char *buf, size_t bufsize) {
-    jbuf_t j = {buf, bufsize, 0, 0};
-    char ts[40];
+    char occurred[40], reported[40];
+    int bad = 0, rc = -1;
+    json_t *o = json_object();
 
-    if (bufsize == 0)
-        return -1;
-    jprintf(&j, "{\"kind\":\"%s\"", ops_kind_name(ev->kind));
-    jstring(&j, "event_id", ev->event_id);
-    jstring(&j, "operation", ev->operation);
-    jstring(&j, "country", ev->country);
-    ops_format_timestamp(ev->occurred_at, ts, sizeof(ts));
-    jstring(&j, "occurred_at", ts);
-    ops_format_timestamp(ev->reported_at, ts, sizeof(ts));
-    jstring(&j, "reported_at", ts);
-    jstring(&j, "source_ref", ev->source_ref);
+    if (bufsize == 0 || o == NULL)
+        goto out;
+    ops_validate_format_timestamp(ev->occurred_at, occurred, sizeof(occurred));
+    ops_validate_format_timestamp(ev->reported_at, reported, sizeof(reported));
+    bad |= put_str(o, "kind", ops_kind_name(ev->kind));
+    bad |= put_str(o, "event_id", ev->event_id);
+    bad |= put_str(o, "operation", ev->operation);
+    bad |= put_str(o, "country", ev->country);
+    bad |= put_str(o, "occurred_at", occurred);
+    bad |= put_str(o, "reported_at", reported);
+    bad |= put_str(o, "source_ref", ev->source_ref);
     if (ev->has_location)
-        jstring(&j, "location", ev->location);
-    jprintf(&j, ",\"%s\":%" PRId32, fields[count_field[ev->kind]].name, ev->count);
+        bad |= put_str(o, "location", ev->location);
+    bad |= put_int(o, fields[count_field[ev->kind]].name, ev->count);
     switch (ev->kind) {
     case OPS_KIND_ARREST:
-        jstring(&j, "offence", ops_offence_name(ev->offence));
+        bad |= put_str(o, "offence", ops_offence_name(ev->offence));
         break;
     case OPS_KIND_RESCUE:
-        jprintf(&j, ",\"minors\":%" PRId32 ",\"referred\":%" PRId32, ev->minors, ev->referred);
-        jstring(&j, "exploitation", ops_exploitation_name(ev->exploitation));
-        jstring(&j, "site", ops_site_name(ev->site));
+        bad |= put_int(o, "minors", ev->minors);
+        bad |= put_int(o, "referred", ev->referred);
+        bad |= put_str(o, "exploitation", ops_exploitation_name(ev->exploitation));
+        bad |= put_str(o, "site", ops_site_name(ev->site));
         break;
     case OPS_KIND_MIGRANT:
-        jprintf(&j, ",\"minors\":%" PRId32, ev->minors);
+        bad |= put_int(o, "minors", ev->minors);
         break;
     case OPS_KIND_SEIZURE:
-        jstring(&j, "category", ops_category_name(ev->category));
+        bad |= put_str(o, "category", ops_category_name(ev->category));
         break;
     default:
         break;
     }
     if (ev->kind < OPS_KIND_COUNT && list_field[ev->kind] != OPS_FIELD_COUNT) {
-        jprintf(&j, ",\"%s\":[", fields[list_field[ev->kind]].name);
-        for (uint32_t i = 0; i < ev->n_nationalities && i < OPS_NATIONALITIES_MAX; i++)
-            jprintf(&j, "%s\"%.2s\"", i ? "," : "", ev->nationalities[i]);
-        jprintf(&j, "]");
+        json_t *list = json_array();
+        for (uint32_t i = 0; list != NULL && i < ev->n_nationalities && i < OPS_NATIONALITIES_MAX;
+             i++) {
+            const char *cc = ev->nationalities[i];
+            bad |= json_array_append_new(list, ops_json_string_repaired(cc, strnlen(cc, 2)));
+        }
+        bad |= json_object_set_new(o, fields[list_field[ev->kind]].name, list);
     }
-    jprintf(&j, "}");
-    if (j.err) {
-        buf[bufsize - 1] = '\0';
-        return -1;
-    }
-    return (int)j.pos;
+    if (!bad)
+        rc = ops_json_write(o, buf, bufsize);
+out:
+    json_decref(o);
+    if (rc < 0 && bufsize > 0)
+        buf[0] = '\0';
+    return rc;
 }

@@ -480,6 +480,11 @@ static void sb_metrics(sbuf_t *b, const int64_t *m) {
     sb_printf(b, "}");
 }
 
+/* Written by hand, not through jansson: the layout is part of the output
+ * (the operation and its event count on the first line, one line a
+ * country), and scripts such as mk/demo.sh read it line by line. What goes
+ * in is numbers, names from the event model's tables and the operation code
+ * (checked by the caller, e.g. opstream-simulate's --operation). */
 char *ops_sim_totals_json(const ops_sim_totals_t *t) {
     sbuf_t b = {malloc(4096), 0, 4096, 0};
     if (b.p == NULL)

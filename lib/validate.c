@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sha1.h"
+#include "uuid5_priv.h"
 
 /*
  * The officially assigned ISO 3166-1 alpha-2 codes (249), sorted for binary
@@ -230,12 +230,12 @@ static int check_time(const char *field, int64_t ms, int64_t now_ms, const char 
                       char *errstr, size_t errstr_size) {
     char a[32], b[32];
     if (ms < OPS_VALID_MIN_TIME_MS) {
-        ops_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
         return fail(fieldp, errstr, errstr_size, field, "%s is before 2000-01-01T00:00:00Z", a);
     }
     if (now_ms <= INT64_MAX - OPS_VALID_MAX_FUTURE_MS && ms > now_ms + OPS_VALID_MAX_FUTURE_MS) {
-        ops_format_timestamp(ms, a, sizeof(a));
-        ops_format_timestamp(now_ms, b, sizeof(b));
+        ops_validate_format_timestamp(ms, a, sizeof(a));
+        ops_validate_format_timestamp(now_ms, b, sizeof(b));
         return fail(fieldp, errstr, errstr_size, field,
                     "%s is more than 1 day in the future (now is %s)", a, b);
     }
@@ -375,7 +375,7 @@ int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **field
 void ops_event_id_derive(const char *operation, const char *country, ops_kind_t kind,
                          const char *source_ref, char out[OPS_EVENT_ID_LEN + 1]) {
     const char *parts[4] = {operation, country, ops_kind_name(kind), source_ref};
-    ops_sha1_uuid5(event_id_namespace, parts, 4, out);
+    ops_uuid5_derive(event_id_namespace, parts, 4, out);
 }
 
 /* ---- timestamps ---------------------------------------------------------- */
@@ -492,7 +492,7 @@ static int parse_zone(const char *s, const char *p, int *offset_minp, char *errs
  * zone. Fractions beyond milliseconds are truncated. A zone is required:
  * a local time without one cannot be placed on the operation's timeline.
  */
-int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
+int ops_validate_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size) {
     if (s == NULL || *s == '\0')
         return ts_fail(errstr, errstr_size, "", "empty timestamp");
 
@@ -555,7 +555,7 @@ int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr
 }
 
 /* Floor division so instants before 1970 format as the right day and time. */
-void ops_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
+void ops_validate_format_timestamp(int64_t ms, char *buf, size_t bufsize) {
     if (buf == NULL || bufsize == 0)
         return;
     int64_t days = ms / MS_PER_DAY, rem = ms % MS_PER_DAY;

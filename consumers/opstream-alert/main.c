@@ -13,6 +13,7 @@
 #include "opstream/cli.h"
 #include "opstream/config.h"
 #include "opstream/rules.h"
+#include "startup.h"
 
 enum {
     OPT_RULES = OPS_CLI_OPT_FIRST_PROGRAM,
@@ -69,106 +70,91 @@ static void usage(FILE *out) {
             ALERT_DEFAULT_GROUP, ALERT_DEFAULT_LOOKBACK, ops_cli_common_help());
 }
 
-int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"group", required_argument, NULL, 'g'},
-        {"rules", required_argument, NULL, OPT_RULES},
-        {"lookback", required_argument, NULL, OPT_LOOKBACK},
-        {"check", no_argument, NULL, OPT_CHECK},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = ops_config_new();
-    ops_rules_t *rules = NULL;
-    ops_cli_common_t common = {0};
-    alert_opts_t opts = {.group = ALERT_DEFAULT_GROUP, .lookback_messages = ALERT_DEFAULT_LOOKBACK};
-    const char *rules_path = NULL;
-    int check_only = 0;
-    char err[512];
-    int rc = ALERT_EXIT_USAGE, opt;
+/* What the command line asks of opstream-alert besides the common set. */
+typedef struct alert_cli {
+    alert_opts_t opts;
+    const char *rules_path;
+    int check_only;
+} alert_cli_t;
 
-    if (cfg == NULL) {
-        fprintf(stderr, "opstream-alert: out of memory\n");
-        return ALERT_EXIT_FATAL;
-    }
-    if (ops_config_load_env(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-alert: environment: %s\n", err);
-        goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT "g:", longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof(err));
-        if (handled < 0) {
-            fprintf(stderr, "opstream-alert: %s\n", err);
-            goto cleanup;
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"group", required_argument, NULL, 'g'},
+    {"rules", required_argument, NULL, OPT_RULES},
+    {"lookback", required_argument, NULL, OPT_LOOKBACK},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {NULL, 0, NULL, 0},
+};
+
+static int alert_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    alert_cli_t *c = opaque;
+    long v;
+    switch (opt) {
+    case 'g':
+        c->opts.group = arg;
+        return 0;
+    case OPT_RULES:
+        c->rules_path = arg;
+        return 0;
+    case OPT_LOOKBACK:
+        if (ops_cli_parse_long("--lookback", arg, 0, 1000000000L, &v, err, err_size) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, err_size - n, " (messages)");
+            return -1;
         }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case 'g':
-            opts.group = optarg;
-            break;
-        case OPT_RULES:
-            rules_path = optarg;
-            break;
-        case OPT_LOOKBACK: {
-            long v;
-            if (ops_cli_parse_long("--lookback", optarg, 0, 1000000000L, &v, err, sizeof(err)) !=
-                0) {
-                fprintf(stderr, "opstream-alert: %s (messages)\n", err);
-                goto cleanup;
-            }
-            opts.lookback_messages = v;
-            break;
-        }
-        case OPT_CHECK:
-            check_only = 1;
-            break;
-        default:
-            fprintf(stderr, "Try 'opstream-alert --help'.\n");
-            goto cleanup;
-        }
+        c->opts.lookback_messages = v;
+        return 0;
+    case OPT_CHECK:
+        c->check_only = 1;
+        return 0;
+    default:
+        return startup_unknown_option(opt, err, err_size);
     }
-    if (common.want_help) {
-        usage(stdout);
-        rc = ALERT_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    ops_rules_t *rules = NULL;
+    alert_cli_t c = {
+        .opts = {.group = ALERT_DEFAULT_GROUP, .lookback_messages = ALERT_DEFAULT_LOOKBACK}};
+    startup_t start = {.name = "opstream-alert",
+                       .short_opts = OPS_CLI_COMMON_SHORT "g:",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = alert_option,
+                       .opaque = &c,
+                       .max_args = 0,
+                       .exit_fatal = ALERT_EXIT_FATAL};
+    char err[512];
+
+    int rc = startup_parse(&start, argc, argv);
+    if (rc >= 0)
+        goto cleanup;
+    if (c.rules_path == NULL) {
+        rc = startup_usage_error(&start, "--rules FILE is required");
         goto cleanup;
     }
-    if (common.want_version) {
-        ops_cli_version_string("opstream-alert", err, sizeof(err));
-        printf("%s\n", err);
-        rc = ALERT_EXIT_OK;
+    if (c.opts.group[0] == '\0') {
+        rc = startup_usage_error(&start, "-g: the group name is empty");
         goto cleanup;
     }
-    if (optind < argc) {
-        fprintf(stderr, "opstream-alert: unexpected argument '%s'\nTry 'opstream-alert --help'.\n",
-                argv[optind]);
-        goto cleanup;
-    }
-    if (rules_path == NULL) {
-        fprintf(stderr, "opstream-alert: --rules FILE is required\nTry 'opstream-alert --help'.\n");
-        goto cleanup;
-    }
-    if (opts.group[0] == '\0') {
-        fprintf(stderr, "opstream-alert: -g: the group name is empty\n");
-        goto cleanup;
-    }
-    if (ops_rules_load_file(rules_path, &rules, err, sizeof(err)) != 0) {
+    rc = ALERT_EXIT_USAGE;
+    if (ops_rules_load_file(c.rules_path, &rules, err, sizeof(err)) != 0) {
         fprintf(stderr, "opstream-alert: %s\n", err);
         goto cleanup;
     }
-    if (check_only) {
+    if (c.check_only) {
         for (size_t i = 0; i < ops_rules_count(rules); i++)
             printf("%s %s\n", ops_rules_name(rules, i),
                    ops_rules_is_spike(rules, i) ? "spike" : "event");
         rc = ALERT_EXIT_OK;
         goto cleanup;
     }
-    opts.cfg = cfg;
-    opts.rules = rules;
-    opts.verbose = common.verbose;
-    rc = alert_run(&opts);
+    c.opts.cfg = start.cfg;
+    c.opts.rules = rules;
+    c.opts.verbose = start.common.verbose;
+    rc = alert_run(&c.opts);
 cleanup:
     ops_rules_destroy(rules);
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/validate.h"
+#include "startup.h"
 
 #define PROG "opstream-alerts"
 
@@ -68,11 +69,6 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     const kafka_talk_t *t = rd_kafka_opaque(rk);
     if (level <= 2 || (t != NULL && t->verbose > 0))
         fprintf(stderr, PROG ": kafka %s: %s\n", fac, buf);
-}
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
 }
 
 static void usage(FILE *out) {
@@ -333,104 +329,74 @@ cleanup:
     return rc;
 }
 
-int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"json", no_argument, NULL, OPT_JSON},
-        {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
-        {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
-        {"operation", required_argument, NULL, OPT_OPERATION},
-        {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {.uses = OPS_CLI_USES_KAFKA};
-    follow_opts_t o = {0};
-    char err[512];
-    int rc = EXIT_USAGE, opt;
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"json", no_argument, NULL, OPT_JSON},
+    {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
+    {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
+    {"operation", required_argument, NULL, OPT_OPERATION},
+    {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
+    {NULL, 0, NULL, 0},
+};
 
-    if (cfg == NULL) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return EXIT_FATAL;
-    }
-    if (ops_config_load_env(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, PROG ": environment: %s\n", err);
-        goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof(err));
-        if (handled < 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            goto cleanup;
+/* The follower's own options. */
+static int follow_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    follow_opts_t *o = opaque;
+    switch (opt) {
+    case OPT_JSON:
+        o->json = true;
+        return 0;
+    case OPT_FROM_BEGINNING:
+        o->from_beginning = true;
+        return 0;
+    case OPT_EXIT_AT_END:
+        o->exit_at_end = true;
+        return 0;
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->operation, err, err_size);
+    case OPT_MIN_SEVERITY: {
+        char up[16];
+        size_t i = 0;
+        for (; arg[i] != '\0' && i + 1 < sizeof(up); i++)
+            up[i] = (char)(arg[i] >= 'a' && arg[i] <= 'z' ? arg[i] - 32 : arg[i]);
+        up[i] = '\0';
+        int s = ops_severity_from_name(up);
+        if (s < 0) {
+            snprintf(err, err_size, "--min-severity: '%s' is not INFO, WARNING or CRITICAL", arg);
+            return -1;
         }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_JSON:
-            o.json = true;
-            break;
-        case OPT_FROM_BEGINNING:
-            o.from_beginning = true;
-            break;
-        case OPT_EXIT_AT_END:
-            o.exit_at_end = true;
-            break;
-        case OPT_OPERATION:
-            if (ops_operation_check(optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, PROG ": --operation: %s\n", err);
-                goto cleanup;
-            }
-            o.operation = optarg;
-            break;
-        case OPT_MIN_SEVERITY: {
-            char up[16];
-            size_t i = 0;
-            for (; optarg[i] != '\0' && i + 1 < sizeof(up); i++)
-                up[i] = (char)(optarg[i] >= 'a' && optarg[i] <= 'z' ? optarg[i] - 32 : optarg[i]);
-            up[i] = '\0';
-            int s = ops_severity_from_name(up);
-            if (s < 0) {
-                fprintf(stderr, PROG ": --min-severity: '%s' is not INFO, WARNING or CRITICAL\n",
-                        optarg);
-                goto cleanup;
-            }
-            o.min_severity = (ops_severity_t)s;
-            break;
-        }
-        default:
-            fprintf(stderr, "Try '" PROG " --help'.\n");
-            goto cleanup;
-        }
+        o->min_severity = (ops_severity_t)s;
+        return 0;
     }
-    if (common.want_help) {
-        usage(stdout);
-        rc = EXIT_OK;
+    default:
+        return startup_unknown_option(opt, err, err_size);
+    }
+}
+
+int main(int argc, char **argv) {
+    follow_opts_t o = {0};
+    startup_t start = {.name = PROG,
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = follow_option,
+                       .opaque = &o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_FATAL,
+                       .uses = OPS_CLI_USES_KAFKA};
+
+    int rc = startup_parse(&start, argc, argv);
+    if (rc >= 0)
         goto cleanup;
-    }
-    if (common.want_version) {
-        ops_cli_version_string(PROG, err, sizeof(err));
-        printf("%s\n", err);
-        rc = EXIT_OK;
-        goto cleanup;
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\nTry '" PROG " --help'.\n", argv[optind]);
-        goto cleanup;
-    }
     const char *no_colour = getenv("NO_COLOR");
     o.colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
-    o.verbose = common.verbose;
+    o.verbose = start.common.verbose;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    startup_catch_stop_signals(&g_stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = follow(cfg, &o);
+    rc = follow(start.cfg, &o);
 cleanup:
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

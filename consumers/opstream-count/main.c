@@ -12,6 +12,7 @@
 #include "count.h"
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "startup.h"
 
 enum {
     OPT_BATCH = OPS_CLI_OPT_FIRST_PROGRAM,
@@ -64,100 +65,68 @@ static void usage(FILE *out) {
             ops_cli_common_help());
 }
 
-/* Parses an integer option; prints why when it is not one. */
-static int parse_int(const char *opt, const char *arg, long min, long max, long *out) {
-    char err[256];
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"group", required_argument, NULL, 'g'},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
+    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+    {NULL, 0, NULL, 0},
+};
 
-    if (ops_cli_parse_long(opt, arg, min, max, out, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-count: %s\n", err);
-        return -1;
+/* The counter's own options. */
+static int count_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    count_opts_t *opts = opaque;
+    long v;
+    switch (opt) {
+    case 'g':
+        opts->group = arg;
+        return 0;
+    case OPT_BATCH:
+        if (ops_cli_parse_long("--batch", arg, 1, 1000000, &v, err, err_size) != 0)
+            return -1;
+        opts->batch_max = (size_t)v;
+        return 0;
+    case OPT_FLUSH_MS:
+        if (ops_cli_parse_long("--flush-ms", arg, 1, 60000, &v, err, err_size) != 0)
+            return -1;
+        opts->flush_ms = (int)v;
+        return 0;
+    case OPT_STATS_INTERVAL:
+        if (ops_cli_parse_long("--stats-interval", arg, 0, 86400, &v, err, err_size) != 0)
+            return -1;
+        opts->stats_interval_s = (int)v;
+        return 0;
+    default:
+        return startup_unknown_option(opt, err, err_size);
     }
-    return 0;
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"group", required_argument, NULL, 'g'},
-        {"batch", required_argument, NULL, OPT_BATCH},
-        {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
-        {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {0};
     count_opts_t opts = {.group = COUNT_DEFAULT_GROUP,
                          .batch_max = COUNT_DEFAULT_BATCH,
                          .flush_ms = COUNT_DEFAULT_FLUSH_MS,
                          .stats_interval_s = COUNT_DEFAULT_STATS_S};
-    char err[512];
-    int rc = COUNT_EXIT_USAGE, opt;
-    long v;
+    startup_t start = {.name = "opstream-count",
+                       .short_opts = OPS_CLI_COMMON_SHORT "g:",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = count_option,
+                       .opaque = &opts,
+                       .max_args = 0,
+                       .exit_fatal = COUNT_EXIT_FATAL};
 
-    if (cfg == NULL) {
-        fprintf(stderr, "opstream-count: out of memory\n");
-        return COUNT_EXIT_FATAL;
-    }
-    if (ops_config_load_env(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "opstream-count: environment: %s\n", err);
+    int rc = startup_parse(&start, argc, argv);
+    if (rc >= 0)
         goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT "g:", longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof err);
-        if (handled < 0) {
-            fprintf(stderr, "opstream-count: %s\n", err);
-            goto cleanup;
-        }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case 'g':
-            opts.group = optarg;
-            break;
-        case OPT_BATCH:
-            if (parse_int("--batch", optarg, 1, 1000000, &v) != 0)
-                goto cleanup;
-            opts.batch_max = (size_t)v;
-            break;
-        case OPT_FLUSH_MS:
-            if (parse_int("--flush-ms", optarg, 1, 60000, &v) != 0)
-                goto cleanup;
-            opts.flush_ms = (int)v;
-            break;
-        case OPT_STATS_INTERVAL:
-            if (parse_int("--stats-interval", optarg, 0, 86400, &v) != 0)
-                goto cleanup;
-            opts.stats_interval_s = (int)v;
-            break;
-        default:
-            fprintf(stderr, "Try 'opstream-count --help'.\n");
-            goto cleanup;
-        }
-    }
-    if (common.want_help) {
-        usage(stdout);
-        rc = COUNT_EXIT_OK;
-        goto cleanup;
-    }
-    if (common.want_version) {
-        ops_cli_version_string("opstream-count", err, sizeof err);
-        printf("%s\n", err);
-        rc = COUNT_EXIT_OK;
-        goto cleanup;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "opstream-count: unexpected argument '%s'\nTry 'opstream-count --help'.\n",
-                argv[optind]);
-        goto cleanup;
-    }
     if (opts.group[0] == '\0') {
-        fprintf(stderr, "opstream-count: -g: the group name is empty\n");
+        rc = startup_usage_error(&start, "-g: the group name is empty");
         goto cleanup;
     }
-    opts.cfg = cfg;
-    opts.verbose = common.verbose;
+    opts.cfg = start.cfg;
+    opts.verbose = start.common.verbose;
     rc = count_run(&opts);
 cleanup:
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return rc;
 }

@@ -35,10 +35,6 @@ int ops_alert_format_line(const ops_alert_t *a, bool colour, char *buf, size_t s
  * length, or -1 when buf is too small. */
 int ops_alert_format_json(const ops_alert_t *a, char *buf, size_t size);
 
-/* Appends s to buf as a JSON string literal (with quotes) at *pos, keeping
- * buf NUL-terminated. Returns 0, or -1 when it does not fit. */
-int ops_json_append_string(char *buf, size_t size, size_t *pos, const char *s);
-
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,7 @@
 
 #include <avro.h>
 
-#include "opstream/codec.h"
+#include "opstream/codec_err.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "opstream/event.h"
-#include "opstream/jsonl.h"
+#include "opstream/json.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -50,10 +50,10 @@ void ops_event_id_derive(const char *operation, const char *country, ops_kind_t 
 /* Parses a timestamp: ISO 8601 with a zone ("2024-09-30T14:05:00Z",
  * "2024-09-30T16:05:00.250+02:00") or epoch milliseconds ("1727705100000").
  * Returns 0 and sets *msp, or -1 with errstr. */
-int ops_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size);
+int ops_validate_parse_timestamp(const char *s, int64_t *msp, char *errstr, size_t errstr_size);
 
 /* Formats ms as "2024-09-30T14:05:00.000Z" into buf (at least 25 bytes). */
-void ops_format_timestamp(int64_t ms, char *buf, size_t bufsize);
+void ops_validate_format_timestamp(int64_t ms, char *buf, size_t bufsize);
 
 #ifdef __cplusplus
 }

@@ -13,29 +13,13 @@
 
 #include "opstream/validate.h"
 #include "produce.h"
+#include "startup.h"
 
 /* First signal: stop reading and flush for at most FINAL_FLUSH_MS.
  * Second: stop waiting. */
 #define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (g_stop)
-        g_abort = 1;
-    g_stop = 1;
-}
-
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a blocked read of stdin returns */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 static int64_t wall_ms(void) {
     struct timespec ts;
@@ -131,18 +115,9 @@ int main(int argc, char **argv) {
     int rc = EXIT_USAGE;
     static char *stdin_only[] = {"-"};
 
-    o.cfg = ops_config_new();
-    if (o.cfg == NULL) {
-        fprintf(stderr, "opstream-produce: out of memory\n");
-        return EXIT_USAGE;
-    }
-    if (ops_config_load_env(o.cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-produce: %s\n", err);
-        goto cleanup;
-    }
     int prc = prod_parse_options(argc, argv, &o);
-    if (prc != 0) {
-        rc = prc > 0 ? EXIT_ALL_DELIVERED : EXIT_USAGE;
+    if (prc >= 0) {
+        rc = prc;
         goto cleanup;
     }
     if (o.n_files == 0) {
@@ -166,7 +141,7 @@ int main(int argc, char **argv) {
     }
     if (start_metrics(&run, &o) != 0)
         goto cleanup;
-    install_signals();
+    startup_catch_stop_signals(&g_stop, &g_abort); /* a blocked read of stdin returns */
     if (!o.dry_run) {
         ops_produce_options_t po = {
             .abort = &g_abort,

@@ -4,13 +4,13 @@
  * before any input is read.
  */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "opstream/validate.h"
 #include "produce.h"
+#include "startup.h"
 
 enum {
     OPT_OPERATION = OPS_CLI_OPT_FIRST_PROGRAM,
@@ -93,16 +93,61 @@ static void usage(FILE *out) {
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "opstream-produce: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'opstream-produce --help'.\n");
-    return -1;
+/* The producer's own options; a bad value is a usage error. */
+static int prod_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    prod_opts_t *o = opaque;
+    switch (opt) {
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->operation, err, err_size);
+    case OPT_COUNTRY:
+        if (!ops_valid_country(arg)) {
+            snprintf(err, err_size, "--country: '%s' is not an ISO 3166-1 alpha-2 code", arg);
+            return -1;
+        }
+        o->country = arg;
+        return 0;
+    case OPT_KIND:
+        o->kind = ops_kind_from_name(arg);
+        if (o->kind < 0) {
+            snprintf(err, err_size, "--kind: '%s' is not arrest, rescue, migrant or seizure", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_FORMAT:
+        if (strcmp(arg, "csv") == 0)
+            o->format = FORMAT_CSV;
+        else if (strcmp(arg, "jsonl") == 0 || strcmp(arg, "ndjson") == 0)
+            o->format = FORMAT_JSONL;
+        else {
+            snprintf(err, err_size, "--format: '%s' is not csv or jsonl", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_REJECTS:
+        o->rejects = arg;
+        return 0;
+    case OPT_DRY_RUN:
+        o->dry_run = 1;
+        return 0;
+    case OPT_TIMEOUT: {
+        long s;
+        if (ops_cli_parse_long("--timeout", arg, 1, 86400, &s, err, err_size) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, err_size - n, " (seconds)");
+            return -1;
+        }
+        o->timeout_s = (int)s;
+        return 0;
+    }
+    case OPT_PROGRESS:
+        o->progress = 1;
+        return 0;
+    case OPT_NO_PROGRESS:
+        o->progress = 0;
+        return 0;
+    default:
+        return startup_unknown_option(opt, err, err_size);
+    }
 }
 
 int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
@@ -120,89 +165,36 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
         OPS_CLI_METRICS_LONG,
         {NULL, 0, NULL, 0},
     };
+    startup_t start = {.name = "opstream-produce",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = prod_option,
+                       .opaque = o,
+                       .max_args = -1,
+                       .exit_fatal = EXIT_USAGE,
+                       .uses = OPS_CLI_USES_KAFKA};
     char err[512];
-    int opt;
 
     o->kind = -1;
     o->progress = -1;
-    o->common.uses = OPS_CLI_USES_KAFKA;
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int rc = ops_cli_common_option(o->cfg, &o->common, opt, optarg, err, sizeof(err));
-        if (rc < 0)
-            return usage_error("%s", err);
-        if (rc > 0)
-            continue;
-        switch (opt) {
-        case OPT_OPERATION:
-            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
-                return usage_error("--operation: %s", err);
-            o->operation = optarg;
-            break;
-        case OPT_COUNTRY:
-            if (!ops_valid_country(optarg))
-                return usage_error("--country: '%s' is not an ISO 3166-1 alpha-2 code", optarg);
-            o->country = optarg;
-            break;
-        case OPT_KIND:
-            o->kind = ops_kind_from_name(optarg);
-            if (o->kind < 0)
-                return usage_error("--kind: '%s' is not arrest, rescue, migrant or seizure",
-                                   optarg);
-            break;
-        case OPT_FORMAT:
-            if (strcmp(optarg, "csv") == 0)
-                o->format = FORMAT_CSV;
-            else if (strcmp(optarg, "jsonl") == 0 || strcmp(optarg, "ndjson") == 0)
-                o->format = FORMAT_JSONL;
-            else
-                return usage_error("--format: '%s' is not csv or jsonl", optarg);
-            break;
-        case OPT_REJECTS:
-            o->rejects = optarg;
-            break;
-        case OPT_DRY_RUN:
-            o->dry_run = 1;
-            break;
-        case OPT_TIMEOUT: {
-            long s;
-            if (ops_cli_parse_long("--timeout", optarg, 1, 86400, &s, err, sizeof(err)) != 0)
-                return usage_error("%s (seconds)", err);
-            o->timeout_s = (int)s;
-            break;
-        }
-        case OPT_PROGRESS:
-            o->progress = 1;
-            break;
-        case OPT_NO_PROGRESS:
-            o->progress = 0;
-            break;
-        default:
-            fprintf(stderr, "Try 'opstream-produce --help'.\n");
-            return -1;
-        }
-    }
-    if (o->common.want_help) {
-        usage(stdout);
-        return 1;
-    }
-    if (o->common.want_version) {
-        char v[256];
-        ops_cli_version_string("opstream-produce", v, sizeof(v));
-        printf("%s\n", v);
-        return 1;
-    }
+    int rc = startup_parse(&start, argc, argv);
+    o->cfg = start.cfg;
+    o->common = start.common;
+    if (rc >= 0)
+        return rc;
     if (o->timeout_s > 0) {
         char ms[32];
         snprintf(ms, sizeof(ms), "%d", o->timeout_s * 1000);
         if (ops_config_set(o->cfg, "message.timeout.ms", ms, err, sizeof(err)) != 0)
-            return usage_error("--timeout: %s", err);
+            return startup_usage_error(&start, "--timeout: %s", err);
     }
-    o->files = argv + optind;
-    o->n_files = argc - optind;
+    o->files = argv + start.argi;
+    o->n_files = argc - start.argi;
     int n_stdin = 0;
     for (int i = 0; i < o->n_files; i++)
         n_stdin += strcmp(o->files[i], "-") == 0;
     if (n_stdin > 1)
-        return usage_error("%s", "stdin ('-') can be read only once");
-    return 0;
+        return startup_usage_error(&start, "%s", "stdin ('-') can be read only once");
+    return -1;
 }

@@ -39,8 +39,9 @@ typedef struct prod_opts {
     int n_files;
 } prod_opts_t;
 
-/* Parses argv into o (o->cfg must exist). Returns 0 to run, 1 when --help
- * or --version was served, -1 on a usage error (message on stderr). */
+/* Creates o->cfg (environment first) and parses argv into o. Returns -1 to
+ * run, or the exit code once --help or --version was served or a usage
+ * error reported (o->cfg may be set either way; the caller destroys it). */
 int prod_parse_options(int argc, char **argv, prod_opts_t *o);
 
 /* One run over the inputs. */

@@ -6,7 +6,6 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "opstream/record.h"
 #include "opstream/simulate.h"
 #include "opstream/validate.h"
+#include "startup.h"
 
 #define EXIT_OK 0
 #define EXIT_USAGE 2
@@ -72,13 +72,6 @@ typedef struct sim_run {
 #define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (g_stop)
-        g_abort = 1;
-    g_stop = 1;
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -137,23 +130,15 @@ static void usage(FILE *out) {
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "opstream-simulate: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'opstream-simulate --help'.\n");
-    return -1;
-}
-
-static int parse_number(const char *opt, const char *arg, double lo, double hi, double *out) {
+/* A number in lo..hi, or -1 with err. */
+static int parse_number(const char *opt, const char *arg, double lo, double hi, double *out,
+                        char *err, size_t err_size) {
     char *end;
     double v = strtod(arg, &end);
-    if (end == arg || *end != '\0' || !(v >= lo && v <= hi))
-        return usage_error("%s: '%s' is not a number in %g..%g", opt, arg, lo, hi);
+    if (end == arg || *end != '\0' || !(v >= lo && v <= hi)) {
+        snprintf(err, err_size, "%s: '%s' is not a number in %g..%g", opt, arg, lo, hi);
+        return -1;
+    }
     *out = v;
     return 0;
 }
@@ -166,129 +151,120 @@ static void list_scenarios(void) {
     }
 }
 
-/* Returns 0 to run, 1 when --help/--version/--list-scenarios was served,
- * -1 on a usage error (reported). */
-static int parse_options(int argc, char **argv, sim_opts_t *o) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"operation", required_argument, NULL, OPT_OPERATION},
-        {"countries", required_argument, NULL, OPT_COUNTRIES},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"events", required_argument, NULL, OPT_EVENTS},
-        {"duration", required_argument, NULL, OPT_DURATION},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"scenario", required_argument, NULL, OPT_SCENARIO},
-        {"span-days", required_argument, NULL, OPT_SPAN_DAYS},
-        {"base-time", required_argument, NULL, OPT_BASE_TIME},
-        {"totals", required_argument, NULL, OPT_TOTALS},
-        {"print", no_argument, NULL, OPT_PRINT},
-        {"dry-run", no_argument, NULL, OPT_PRINT},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"list-scenarios", no_argument, NULL, OPT_LIST},
-        OPS_CLI_METRICS_LONG,
-        {NULL, 0, NULL, 0},
-    };
-    char err[512];
+/* The simulator's own options; --list-scenarios is served here. */
+static int sim_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    sim_opts_t *o = opaque;
     double v;
-    int opt;
+    switch (opt) {
+    case OPT_OPERATION:
+        return startup_operation_option(arg, &o->sim.operation, err, err_size);
+    case OPT_COUNTRIES:
+        if (parse_number("--countries", arg, 1, 60, &v, err, err_size) != 0)
+            return -1;
+        o->sim.countries = (size_t)v;
+        return 0;
+    case OPT_RATE:
+        return parse_number("--rate", arg, 0, 1e6, &o->rate, err, err_size);
+    case OPT_EVENTS:
+        if (parse_number("--events", arg, 0, 1e12, &v, err, err_size) != 0)
+            return -1;
+        o->events = (long long)v;
+        return 0;
+    case OPT_DURATION:
+        return parse_number("--duration", arg, 0.001, 1e7, &o->duration_s, err, err_size);
+    case OPT_SEED: {
+        char *end;
+        o->sim.seed = strtoull(arg, &end, 0);
+        if (end == arg || *end != '\0') {
+            snprintf(err, err_size, "--seed: '%s' is not a number", arg);
+            return -1;
+        }
+        return 0;
+    }
+    case OPT_SCENARIO:
+        if (ops_sim_scenario_find(arg) == NULL) {
+            snprintf(err, err_size, "--scenario: unknown scenario '%s' (see --list-scenarios)",
+                     arg);
+            return -1;
+        }
+        o->sim.scenario = arg;
+        return 0;
+    case OPT_SPAN_DAYS:
+        if (parse_number("--span-days", arg, 0, 366, &v, err, err_size) != 0)
+            return -1;
+        o->sim.span_days = (int)v;
+        return 0;
+    case OPT_BASE_TIME: {
+        char why[256];
+        if (ops_validate_parse_timestamp(arg, &o->base_time_ms, why, sizeof(why)) != 0) {
+            snprintf(err, err_size, "--base-time: %s", why);
+            return -1;
+        }
+        o->have_base_time = 1;
+        return 0;
+    }
+    case OPT_TOTALS:
+        o->totals = arg;
+        return 0;
+    case OPT_PRINT:
+        o->print = 1;
+        return 0;
+    case OPT_TIMEOUT:
+        if (parse_number("--timeout", arg, 1, 86400, &v, err, err_size) != 0)
+            return -1;
+        o->timeout_s = (int)v;
+        return 0;
+    case OPT_LIST:
+        list_scenarios();
+        return 1;
+    default:
+        return startup_unknown_option(opt, err, err_size);
+    }
+}
 
-    o->common.uses = OPS_CLI_USES_KAFKA;
+static const struct option sim_longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"operation", required_argument, NULL, OPT_OPERATION},
+    {"countries", required_argument, NULL, OPT_COUNTRIES},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"scenario", required_argument, NULL, OPT_SCENARIO},
+    {"span-days", required_argument, NULL, OPT_SPAN_DAYS},
+    {"base-time", required_argument, NULL, OPT_BASE_TIME},
+    {"totals", required_argument, NULL, OPT_TOTALS},
+    {"print", no_argument, NULL, OPT_PRINT},
+    {"dry-run", no_argument, NULL, OPT_PRINT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"list-scenarios", no_argument, NULL, OPT_LIST},
+    OPS_CLI_METRICS_LONG,
+    {NULL, 0, NULL, 0},
+};
+
+/* Creates o->cfg and reads the command line. Returns -1 to run, or the
+ * exit code once --help, --version or --list-scenarios was served or a
+ * usage error reported. */
+static int parse_options(startup_t *start, int argc, char **argv, sim_opts_t *o) {
+    char err[512];
+
     o->rate = 10;
     o->events = -1;
     o->sim.seed = 1;
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int rc = ops_cli_common_option(o->cfg, &o->common, opt, optarg, err, sizeof(err));
-        if (rc < 0)
-            return usage_error("%s", err);
-        if (rc > 0)
-            continue;
-        switch (opt) {
-        case OPT_OPERATION:
-            if (ops_operation_check(optarg, err, sizeof(err)) != 0)
-                return usage_error("--operation: %s", err);
-            o->sim.operation = optarg;
-            break;
-        case OPT_COUNTRIES:
-            if (parse_number("--countries", optarg, 1, 60, &v) != 0)
-                return -1;
-            o->sim.countries = (size_t)v;
-            break;
-        case OPT_RATE:
-            if (parse_number("--rate", optarg, 0, 1e6, &o->rate) != 0)
-                return -1;
-            break;
-        case OPT_EVENTS:
-            if (parse_number("--events", optarg, 0, 1e12, &v) != 0)
-                return -1;
-            o->events = (long long)v;
-            break;
-        case OPT_DURATION:
-            if (parse_number("--duration", optarg, 0.001, 1e7, &o->duration_s) != 0)
-                return -1;
-            break;
-        case OPT_SEED: {
-            char *end;
-            o->sim.seed = strtoull(optarg, &end, 0);
-            if (end == optarg || *end != '\0')
-                return usage_error("--seed: '%s' is not a number", optarg);
-            break;
-        }
-        case OPT_SCENARIO:
-            if (ops_sim_scenario_find(optarg) == NULL)
-                return usage_error("--scenario: unknown scenario '%s' (see --list-scenarios)",
-                                   optarg);
-            o->sim.scenario = optarg;
-            break;
-        case OPT_SPAN_DAYS:
-            if (parse_number("--span-days", optarg, 0, 366, &v) != 0)
-                return -1;
-            o->sim.span_days = (int)v;
-            break;
-        case OPT_BASE_TIME:
-            if (ops_parse_timestamp(optarg, &o->base_time_ms, err, sizeof(err)) != 0)
-                return usage_error("--base-time: %s", err);
-            o->have_base_time = 1;
-            break;
-        case OPT_TOTALS:
-            o->totals = optarg;
-            break;
-        case OPT_PRINT:
-            o->print = 1;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_number("--timeout", optarg, 1, 86400, &v) != 0)
-                return -1;
-            o->timeout_s = (int)v;
-            break;
-        case OPT_LIST:
-            list_scenarios();
-            return 1;
-        default:
-            fprintf(stderr, "Try 'opstream-simulate --help'.\n");
-            return -1;
-        }
-    }
-    if (o->common.want_help) {
-        usage(stdout);
-        return 1;
-    }
-    if (o->common.want_version) {
-        char ver[256];
-        ops_cli_version_string("opstream-simulate", ver, sizeof(ver));
-        printf("%s\n", ver);
-        return 1;
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    int rc = startup_parse(start, argc, argv);
+    o->cfg = start->cfg;
+    o->common = start->common;
+    if (rc >= 0)
+        return rc;
     if (o->events >= 0 && o->duration_s > 0)
-        return usage_error("%s", "give --events or --duration, not both");
+        return startup_usage_error(start, "%s", "give --events or --duration, not both");
     if (o->timeout_s > 0) {
         char ms[32];
         snprintf(ms, sizeof(ms), "%d", o->timeout_s * 1000);
         if (ops_config_set(o->cfg, "message.timeout.ms", ms, err, sizeof(err)) != 0)
-            return usage_error("--timeout: %s", err);
+            return startup_usage_error(start, "--timeout: %s", err);
     }
-    return 0;
+    return -1;
 }
 
 static int64_t clock_ms(clockid_t id) {
@@ -469,27 +445,31 @@ int main(int argc, char **argv) {
     ops_produce_stats_t st = {0};
     char err[512];
     int rc = EXIT_USAGE;
-    struct sigaction sa;
 
-    o.cfg = ops_config_new();
+    startup_t start = {.name = "opstream-simulate",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = sim_longopts,
+                       .usage = usage,
+                       .option = sim_option,
+                       .opaque = &o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_USAGE,
+                       .uses = OPS_CLI_USES_KAFKA};
+
     run.totals = malloc(sizeof(*run.totals));
-    if (o.cfg == NULL || run.totals == NULL) {
+    if (run.totals == NULL) {
         fprintf(stderr, "opstream-simulate: out of memory\n");
         goto cleanup;
     }
-    if (ops_config_load_env(o.cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-simulate: %s\n", err);
-        goto cleanup;
-    }
-    int prc = parse_options(argc, argv, &o);
-    if (prc != 0) {
-        rc = prc > 0 ? EXIT_OK : EXIT_USAGE;
+    int prc = parse_options(&start, argc, argv, &o);
+    if (prc >= 0) {
+        rc = prc;
         goto cleanup;
     }
     g_verbose = o.common.verbose;
     sim = ops_sim_new(&o.sim, err, sizeof(err));
     if (sim == NULL) {
-        usage_error("%s", err);
+        rc = startup_usage_error(&start, "%s", err);
         goto cleanup;
     }
     const ops_sim_scenario_t *sc =
@@ -499,11 +479,7 @@ int main(int argc, char **argv) {
     if (start_metrics(&run, &o) != 0)
         goto cleanup;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    startup_catch_stop_signals(&g_stop, &g_abort);
 
     if (!o.print) {
         ops_produce_options_t po = {

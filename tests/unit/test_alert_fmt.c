@@ -7,11 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "opstream/alert_fmt.h"
+#include "opstream/json.h"
 
 #define T0 1727705100000LL /* 2024-09-30T14:05:00Z */
 
@@ -110,6 +112,11 @@ static void json_has_every_field_in_order(void **state) {
     ops_alert_format_json(&a, buf, sizeof(buf));
     assert_non_null(strstr(buf, "\"country\":null"));
     assert_non_null(strstr(buf, "\"baseline\":12.5"));
+    /* 15 significant digits, and no JSON form for NaN: null. */
+    a.baseline = 1.0 / 3;
+    a.threshold = NAN;
+    ops_alert_format_json(&a, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"baseline\":0.333333333333333,\"threshold\":null,"));
 }
 
 static void json_escapes_quotes_backslashes_controls_and_bad_utf8(void **state) {
@@ -123,7 +130,7 @@ static void json_escapes_quotes_backslashes_controls_and_bad_utf8(void **state) 
         {"back\\slash", "\"back\\\\slash\""},
         {"a\nb\tc\rd", "\"a\\nb\\tc\\rd\""},
         {"bell\x07", "\"bell\\u0007\""},
-        {"esc\x1b", "\"esc\\u001b\""},
+        {"esc\x1b", "\"esc\\u001B\""},
         {"Yaound\xc3\xa9", "\"Yaound\xc3\xa9\""},             /* valid UTF-8 passes */
         {"bad\xff", "\"bad\xef\xbf\xbd\""},                   /* invalid byte */
         {"cut\xc3", "\"cut\xef\xbf\xbd\""},                   /* truncated sequence */

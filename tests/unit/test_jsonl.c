@@ -161,13 +161,13 @@ static void line_reader_cuts_overlong_lines_and_continues(void **state) {
     fclose(fp);
 }
 
-static void put_string_escapes_what_json_requires(void **state) {
+static void append_string_escapes_what_json_requires(void **state) {
     char buf[64];
     size_t pos = 0;
-    assert_int_equal(ops_json_put_string(buf, sizeof(buf), &pos, "a\"b\\c\n\x01"), 0);
+    assert_int_equal(ops_json_append_string(buf, sizeof(buf), &pos, "a\"b\\c\n\x01"), 0);
     assert_string_equal(buf, "\"a\\\"b\\\\c\\n\\u0001\"");
     pos = 0;
-    assert_int_equal(ops_json_put_string(buf, 4, &pos, "long text"), -1);
+    assert_int_equal(ops_json_append_string(buf, 4, &pos, "long text"), -1);
     assert_true(strlen(buf) < 4);
 }
 
@@ -180,7 +180,7 @@ int main(void) {
         cmocka_unit_test(parser_is_reusable_after_an_error),
         cmocka_unit_test(line_reader_strips_line_ends_and_keeps_raw_bytes),
         cmocka_unit_test(line_reader_cuts_overlong_lines_and_continues),
-        cmocka_unit_test(put_string_escapes_what_json_requires),
+        cmocka_unit_test(append_string_escapes_what_json_requires),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,31 @@ static void malformed_rules_are_refused_with_file_line_and_reason(void **state) 
         {"[rule a]\nkind = rescue\nwhen = victims >= 5\nsummary = {victims rescued\n",
          "t.conf:1: rule 'a': unterminated or empty placeholder"},
         {"[rule a]\nkind = rescue\nkind = arrest\n", "t.conf:3: 'kind' set twice in one rule"},
+        /* One row per key of the key table: its value check and its once-only rule. */
+        {"[rule a]\ntype = batch\n", "t.conf:2: type 'batch' is neither event nor spike"},
+        {"[rule a]\ntype = event\ntype = event\n", "t.conf:3: 'type' set twice in one rule"},
+        {"[rule a]\nkind =\n", "t.conf:2: 'kind' has no value"},
+        {"[rule a]\nseverity = INFO\nseverity = INFO\n", "t.conf:3: 'severity' set twice"},
+        {"[rule a]\ncooldown = 1m\ncooldown = 2m\n", "t.conf:3: 'cooldown' set twice"},
+        {"[rule a]\nsummary = x\nsummary = y\n", "t.conf:3: 'summary' set twice"},
+        {"[rule s]\ntype = spike\nmetric = events\nmetric = events\n",
+         "t.conf:4: 'metric' set twice"},
+        {"[rule s]\ntype = spike\nwindow = 1m\nwindow = 2m\n", "t.conf:4: 'window' set twice"},
+        {"[rule s]\ntype = spike\nbaseline = 0\n",
+         "t.conf:3: baseline '0' is not a number of windows from 1 to 1000"},
+        {"[rule s]\ntype = spike\nfactor = 2\nfactor = 3\n", "t.conf:4: 'factor' set twice"},
+        {"[rule s]\ntype = spike\nmin = 0\n",
+         "t.conf:3: min '0' is not a whole number of at least 1"},
+        {"[rule s]\ntype = spike\nmin_events = x\n",
+         "t.conf:3: min_events 'x' is not a whole number of at least 1"},
+        {"[rule s]\ntype = spike\nmin_events = 2\nmin_events = 2\n",
+         "t.conf:4: 'min_events' set twice"},
+        {"[rule a]\nkind = rescue\nwhen = victims >= 5\nscope = country\n",
+         "t.conf:1: rule 'a': metric, scope, window, baseline, factor, min and min_events need"},
+        {"[rule a]\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\n"
+         "when = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\nwhen = a\n"
+         "when = a\nwhen = a\n",
+         "t.conf:18: more than 16 'when' lines"},
         {"[rule a]\nkind = rescue\nwhen = location ~ \"open quote\n",
          "t.conf:3: unterminated quoted text"},
         {"[rule a]\nkind = rescue\nwhen = country == Philippines\n",
@@ -536,6 +561,49 @@ static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **stat
     ops_rules_destroy(r);
 }
 
+/* Every placeholder of both kinds of rule, pinned: the summary code moved
+ * into its own file and must expand each exactly as before. */
+static void every_summary_placeholder_expands_as_pinned(void **state) {
+    (void)state;
+    ops_rules_t *r =
+        parse_ok("[rule e]\nkind = rescue\nwhen = victims >= 1\nseverity = info\n"
+                 "summary = {operation}|{country}|{kind}|{count}|{persons}|{victims}|{migrants}|"
+                 "{items}|{minors}|{site}|{exploitation}|{offence}|{category}|{location}|"
+                 "{at_location}|{event_id}|{rule}|{severity}\n"
+                 "[rule s]\ntype = spike\nmetric = minor_victims\nscope = operation\n"
+                 "window = 2h\nbaseline = 1\nfactor = 1.25\nmin = 1\nseverity = critical\n"
+                 "summary = {operation}|{country}|{scope}|{metric}|{metric_text}|{observed}|"
+                 "{baseline}|{threshold}|{factor}|{window}|{rule}|{severity}\n");
+    ops_rule_engine_t *eng = ops_rule_engine_new(r, NULL, 0);
+    ops_alert_t out[4];
+    ops_event_t ev = make_event(OPS_KIND_RESCUE, "PH", T0, 7, "all-placeholders");
+    ev.minors = 3;
+    ev.exploitation = OPS_EXPLOITATION_FORCED_LABOUR;
+    ev.has_location = true;
+    snprintf(ev.location, sizeof(ev.location), "Pasay City");
+    assert_int_equal(ops_rule_engine_process(eng, &ev, T0, out, 4, NULL, 0), 2);
+    assert_string_equal(out[0].summary,
+                        "LIBERTERRA-II|PH|rescue|7|7|7|7|7|3|HOTEL|FORCED_LABOUR|OTHER|OTHER|"
+                        "Pasay City| at Pasay City|035b4f17-448a-57a3-b4ac-b8470cb532da|e|INFO");
+    assert_string_equal(out[1].summary,
+                        "LIBERTERRA-II||all countries|minor_victims|minor victims rescued|3|0|"
+                        "1|1.2|2 h|s|CRITICAL");
+    ops_rule_engine_destroy(eng);
+    ops_rules_destroy(r);
+}
+
+/* Pinned: uuid5(3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4, "rule\x1foperation\x1fscope\x1finstance"),
+ * computed independently. A change here re-raises every alert after an upgrade. */
+static void alert_ids_match_pinned_literal_values(void **state) {
+    (void)state;
+    char id[OPS_EVENT_ID_LEN + 1];
+    ops_alert_id_derive("mass-rescue", "LIBERTERRA-II", "PH",
+                        "2adfa995-4ed5-5357-a6ef-8a8df4755b2f", id);
+    assert_string_equal(id, "2c0808bc-9bc7-583d-b7f3-232e8b27e5ce");
+    ops_alert_id_derive("victims-spike", "LIBERTERRA-II", "", "1727704800000", id);
+    assert_string_equal(id, "297cb9fc-bc05-5ae8-8df9-b378ed4ba9ee");
+}
+
 static void alert_ids_are_v5_uuids_that_differ_by_every_part(void **state) {
     (void)state;
     char a[OPS_EVENT_ID_LEN + 1], b[OPS_EVENT_ID_LEN + 1];
@@ -572,6 +640,8 @@ int main(void) {
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
         cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
         cmocka_unit_test(untrusted_extreme_times_fire_event_rules_but_skip_spikes),
+        cmocka_unit_test(every_summary_placeholder_expands_as_pinned),
+        cmocka_unit_test(alert_ids_match_pinned_literal_values),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of validation: SHA-1 against the FIPS 180 vectors, the ISO
+ * Unit tests of validation: UUID v5 against the RFC 9562 example, the ISO
  * 3166-1 table, operation and UUID formats, one bad row per event rule, the
  * deterministic v5 event_id, and timestamp parsing and formatting.
  */
@@ -14,7 +14,7 @@
 
 #include "opstream/validate.h"
 
-#include "../../lib/sha1.h"
+#include "../../lib/uuid5_priv.h"
 
 /* The country table, exposed by lib/validate.c for these tests only. */
 size_t ops_validate_country_table(const char (**tablep)[3]);
@@ -24,84 +24,7 @@ size_t ops_validate_country_table(const char (**tablep)[3]);
 
 #define N_ROWS(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- SHA-1 --------------------------------------------------------------- */
-
-static void hex(const uint8_t *d, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static void sha1_matches_fips_180_vectors(void **state) {
-    (void)state;
-    static const struct {
-        const char *msg;
-        const char *want;
-    } rows[] = {
-        {"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"},
-        {"", "da39a3ee5e6b4b0d3255bfef95601890afd80709"},
-        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", /* 448 bits */
-         "84983e441c3bd26ebaae4aa1f95129e5e54670f1"},
-        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqr"
-         "lmnopqrsmnopqrstnopqrstu", /* 896 bits */
-         "a49b2446a02c645bf419f995b67091253a04a259"},
-    };
-    for (size_t i = 0; i < N_ROWS(rows); i++) {
-        uint8_t d[OPS_SHA1_DIGEST_LEN];
-        char got[41];
-        ops_sha1(rows[i].msg, strlen(rows[i].msg), d);
-        hex(d, sizeof(d), got);
-        assert_string_equal(got, rows[i].want);
-    }
-}
-
-static void sha1_of_a_million_a_matches_fips_vector(void **state) {
-    (void)state;
-    static char chunk[1000];
-    memset(chunk, 'a', sizeof(chunk));
-    ops_sha1_t s;
-    uint8_t d[OPS_SHA1_DIGEST_LEN];
-    char got[41];
-    ops_sha1_init(&s);
-    for (int i = 0; i < 1000; i++)
-        ops_sha1_update(&s, chunk, sizeof(chunk));
-    ops_sha1_final(&s, d);
-    hex(d, sizeof(d), got);
-    assert_string_equal(got, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
-}
-
-/* Lengths around the 55/56/64-byte padding boundaries, fed in uneven pieces. */
-static void sha1_padding_boundaries_and_split_updates_agree(void **state) {
-    (void)state;
-    static const struct {
-        size_t len;
-        const char *want; /* SHA-1 of len 'a' bytes */
-    } rows[] = {
-        {55, "c1c8bbdc22796e28c0e15163d20899b65621d65a"},
-        {56, "c2db330f6083854c99d4b5bfb6e8f29f201be699"},
-        {63, "03f09f5b158a7a8cdad920bddc29b81c18a551f5"},
-        {64, "0098ba824b5c16427bd7a1122a5a442a25ec644d"},
-        {65, "11655326c708d70319be2610e8a57d9a5b959d3b"},
-        {119, "ee971065aaa017e0632a8ca6c77bb3bf8b1dfc56"},
-        {120, "f34c1488385346a55709ba056ddd08280dd4c6d6"},
-    };
-    char buf[128];
-    memset(buf, 'a', sizeof(buf));
-    for (size_t i = 0; i < N_ROWS(rows); i++) {
-        for (size_t step = 1; step <= 70; step += 23) {
-            ops_sha1_t s;
-            uint8_t d[OPS_SHA1_DIGEST_LEN];
-            char got[41];
-            ops_sha1_init(&s);
-            for (size_t off = 0; off < rows[i].len; off += step) {
-                size_t n = rows[i].len - off < step ? rows[i].len - off : step;
-                ops_sha1_update(&s, buf + off, n);
-            }
-            ops_sha1_final(&s, d);
-            hex(d, sizeof(d), got);
-            assert_string_equal(got, rows[i].want);
-        }
-    }
-}
+/* ---- UUID v5 ------------------------------------------------------------ */
 
 /* RFC 9562 appendix A.4: the DNS namespace and "www.example.com". */
 static void uuid5_matches_the_rfc_9562_example(void **state) {
@@ -110,8 +33,21 @@ static void uuid5_matches_the_rfc_9562_example(void **state) {
                                        0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
     const char *parts[1] = {"www.example.com"};
     char id[37];
-    ops_sha1_uuid5(dns_ns, parts, 1, id);
+    ops_uuid5_derive(dns_ns, parts, 1, id);
     assert_string_equal(id, "2ed6657d-e927-568b-95e1-2665a8aea6a2");
+}
+
+/* A name past the stack buffer (the heap path), NULL and empty parts. */
+static void uuid5_of_a_long_name_and_empty_parts_is_pinned(void **state) {
+    (void)state;
+    static const uint8_t dns_ns[16] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                                       0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+    static char long_part[3001];
+    memset(long_part, 'a', 3000);
+    const char *parts[4] = {long_part, NULL, "", "b"};
+    char id[37];
+    ops_uuid5_derive(dns_ns, parts, 4, id);
+    assert_string_equal(id, "ec997cde-337b-59c4-96a6-b8ec404aa4a1");
 }
 
 /* ---- countries, operations, uuids ---------------------------------------- */
@@ -517,6 +453,30 @@ static void event_id_is_a_pinned_version_5_uuid(void **state) {
     assert_non_null(strchr("89ab", id[19]));
 }
 
+/* More pinned ids, each checked against an independent UUID v5 implementation:
+ * another kind, an empty source_ref, non-ASCII bytes and a moved boundary. */
+static void event_ids_match_pinned_literal_values(void **state) {
+    (void)state;
+    static const struct {
+        const char *op, *cc;
+        ops_kind_t kind;
+        const char *ref, *want;
+    } rows[] = {
+        {"LIBERTERRA-II", "PH", OPS_KIND_ARREST, "PNP-2024-4412",
+         "75f036ed-a95d-5cd6-bf8f-f77f24e4f42f"},
+        {"FLASH-WEKA", "CM", OPS_KIND_RESCUE, "", "8c9b59d7-7eab-5d23-8a08-6d52450b51b6"},
+        {"WEKA-II", "SL", OPS_KIND_SEIZURE, "SL/2024/\xc3\xa4-7",
+         "ee153083-3dff-570c-8d4e-b42b4dddc5f1"},
+        {"FLASH-WEKAC", "M", OPS_KIND_MIGRANT, "CM-2023-0042",
+         "4e402a0a-c5fb-5af7-bd80-ef7780965b15"},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        char id[OPS_EVENT_ID_LEN + 1];
+        ops_event_id_derive(rows[i].op, rows[i].cc, rows[i].kind, rows[i].ref, id);
+        assert_string_equal(id, rows[i].want);
+    }
+}
+
 static void event_id_is_deterministic_and_depends_on_every_component(void **state) {
     (void)state;
     static const struct {
@@ -586,7 +546,7 @@ static void timestamps_in_every_accepted_form_parse(void **state) {
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         int64_t ms = -42;
         char err[256] = "";
-        if (ops_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != 0)
+        if (ops_validate_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != 0)
             fail_msg("\"%s\" refused: %s", rows[i].s, err);
         if (ms != rows[i].want)
             fail_msg("\"%s\" gave %lld, want %lld", rows[i].s, (long long)ms,
@@ -636,7 +596,7 @@ static void bad_timestamps_are_refused_with_a_reason(void **state) {
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         int64_t ms = -42;
         char err[256] = "";
-        if (ops_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != -1)
+        if (ops_validate_parse_timestamp(rows[i].s, &ms, err, sizeof(err)) != -1)
             fail_msg("\"%s\" accepted as %lld", rows[i].s, (long long)ms);
         assert_int_equal(ms, -42); /* untouched */
         if (strstr(err, rows[i].mentions) == NULL)
@@ -644,8 +604,8 @@ static void bad_timestamps_are_refused_with_a_reason(void **state) {
     }
     char err[256];
     int64_t ms;
-    assert_int_equal(ops_parse_timestamp(NULL, &ms, err, sizeof(err)), -1);
-    assert_int_equal(ops_parse_timestamp("garbage", &ms, NULL, 0), -1);
+    assert_int_equal(ops_validate_parse_timestamp(NULL, &ms, err, sizeof(err)), -1);
+    assert_int_equal(ops_validate_parse_timestamp("garbage", &ms, NULL, 0), -1);
 }
 
 static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
@@ -669,10 +629,10 @@ static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
         char buf[32];
         int64_t back = -42;
         char err[256];
-        ops_format_timestamp(rows[i].ms, buf, sizeof(buf));
+        ops_validate_format_timestamp(rows[i].ms, buf, sizeof(buf));
         assert_string_equal(buf, rows[i].want);
         assert_int_equal(strlen(buf), 24);
-        assert_int_equal(ops_parse_timestamp(buf, &back, err, sizeof(err)), 0);
+        assert_int_equal(ops_validate_parse_timestamp(buf, &back, err, sizeof(err)), 0);
         assert_int_equal(back, rows[i].ms);
     }
     /* A sweep over 30 years in uneven steps: every instant formats and parses back. */
@@ -681,23 +641,21 @@ static void formatted_timestamps_are_pinned_and_parse_back(void **state) {
         char buf[32];
         int64_t back = -42;
         char err[256];
-        ops_format_timestamp(ms, buf, sizeof(buf));
-        assert_int_equal(ops_parse_timestamp(buf, &back, err, sizeof(err)), 0);
+        ops_validate_format_timestamp(ms, buf, sizeof(buf));
+        assert_int_equal(ops_validate_parse_timestamp(buf, &back, err, sizeof(err)), 0);
         assert_int_equal(back, ms);
     }
     /* Extreme values do not crash and stay within the buffer. */
     char small[25];
-    ops_format_timestamp(INT64_MIN, small, sizeof(small));
-    ops_format_timestamp(INT64_MAX, small, sizeof(small));
+    ops_validate_format_timestamp(INT64_MIN, small, sizeof(small));
+    ops_validate_format_timestamp(INT64_MAX, small, sizeof(small));
     assert_true(strlen(small) < sizeof(small));
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sha1_matches_fips_180_vectors),
-        cmocka_unit_test(sha1_of_a_million_a_matches_fips_vector),
-        cmocka_unit_test(sha1_padding_boundaries_and_split_updates_agree),
         cmocka_unit_test(uuid5_matches_the_rfc_9562_example),
+        cmocka_unit_test(uuid5_of_a_long_name_and_empty_parts_is_pinned),
         cmocka_unit_test(country_table_is_sorted_with_249_assigned_codes),
         cmocka_unit_test(country_codes_accept_assigned_and_refuse_others),
         cmocka_unit_test(operation_codes_follow_the_pattern),
@@ -709,6 +667,7 @@ int main(void) {
         cmocka_unit_test(each_broken_rule_names_its_field_and_value),
         cmocka_unit_test(error_messages_are_escaped_and_bounded),
         cmocka_unit_test(event_id_is_a_pinned_version_5_uuid),
+        cmocka_unit_test(event_ids_match_pinned_literal_values),
         cmocka_unit_test(event_id_is_deterministic_and_depends_on_every_component),
         cmocka_unit_test(timestamps_in_every_accepted_form_parse),
         cmocka_unit_test(bad_timestamps_are_refused_with_a_reason),

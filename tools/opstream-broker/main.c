@@ -25,6 +25,7 @@
 
 #include "control.h"
 #include "opstream/cli.h"
+#include "startup.h"
 
 #define EXIT_STOPPED 0
 #define EXIT_FAILED 1
@@ -54,10 +55,6 @@ static const char *const topic_suffixes[] = {"arrests",  "rescues", "migrants",
                                              "seizures", "alerts",  "dlq"};
 
 static volatile sig_atomic_t stop_signal = 0;
-
-static void on_stop_signal(int sig) {
-    stop_signal = sig;
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -98,20 +95,41 @@ static void usage(FILE *out) {
             broker_control_help());
 }
 
-/* Parses a positive int option value in [1, max]; prints why when not. */
-static int parse_count(const char *opt, const char *s, int max, int *out) {
-    char err[256];
+/* A positive int option value in [1, max], or -1 with err. */
+static int parse_count(const char *opt, const char *s, int max, int *out, char *err,
+                       size_t err_size) {
     long v;
-
-    if (ops_cli_parse_long(opt, s, 1, max, &v, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-broker: %s\n", err);
+    if (ops_cli_parse_long(opt, s, 1, max, &v, err, err_size) != 0)
         return -1;
-    }
     *out = (int)v;
     return 0;
 }
 
-/* Returns 0 to run, -1 after --help/--version (exit 0), or EXIT_USAGE. */
+static int broker_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    broker_opts_t *o = opaque;
+    switch (opt) {
+    case OPT_BROKERS:
+        return parse_count("--brokers", arg, 64, &o->brokers, err, err_size);
+    case OPT_PARTITIONS:
+        return parse_count("--partitions", arg, 1000, &o->partitions, err, err_size);
+    case OPT_BOOTSTRAP_FILE:
+        o->bootstrap_file = arg;
+        return 0;
+    case OPT_TOPIC_PREFIX:
+        o->topic_prefix = arg;
+        return 0;
+    case OPT_WAIT:
+        o->wait_file = arg;
+        return 0;
+    case OPT_TIMEOUT:
+        return parse_count("--timeout", arg, 86400, &o->timeout_s, err, err_size);
+    default:
+        return startup_unknown_option(opt, err, err_size);
+    }
+}
+
+/* Returns -1 to run, or the exit code once --help or --version was served
+ * or a usage error reported. The broker reads no configuration. */
 static int parse_args(int argc, char **argv, broker_opts_t *o) {
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -124,7 +142,15 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
         {"version", no_argument, NULL, OPS_CLI_OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    startup_t start = {.name = "opstream-broker",
+                       .short_opts = "h",
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = broker_option,
+                       .opaque = o,
+                       .max_args = 0,
+                       .exit_fatal = EXIT_FAILED,
+                       .no_config = true};
 
     o->brokers = 3;
     o->partitions = 6;
@@ -132,51 +158,7 @@ static int parse_args(int argc, char **argv, broker_opts_t *o) {
     o->topic_prefix = "opstream.";
     o->wait_file = NULL;
     o->timeout_s = 10;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_BROKERS:
-            if (parse_count("--brokers", optarg, 64, &o->brokers) != 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_PARTITIONS:
-            if (parse_count("--partitions", optarg, 1000, &o->partitions) != 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_BOOTSTRAP_FILE:
-            o->bootstrap_file = optarg;
-            break;
-        case OPT_TOPIC_PREFIX:
-            o->topic_prefix = optarg;
-            break;
-        case OPT_WAIT:
-            o->wait_file = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_count("--timeout", optarg, 86400, &o->timeout_s) != 0)
-                return EXIT_USAGE;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case OPS_CLI_OPT_VERSION: {
-            char version[256];
-
-            ops_cli_version_string("opstream-broker", version, sizeof(version));
-            printf("%s\n", version);
-            return -1;
-        }
-        default:
-            fprintf(stderr, "Try 'opstream-broker --help'.\n");
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr,
-                "opstream-broker: unexpected argument '%s'\nTry 'opstream-broker --help'.\n",
-                argv[optind]);
-        return EXIT_USAGE;
-    }
-    return 0;
+    return startup_parse(&start, argc, argv);
 }
 
 /* Writes the bootstrap list to path through path.tmp and rename(), so a
@@ -387,20 +369,15 @@ int main(int argc, char **argv) {
     rd_kafka_mock_cluster_t *mc = NULL;
     const char *bootstrap;
     control_in_t in;
-    struct sigaction sa;
     int rc = EXIT_FAILED;
 
     rc = parse_args(argc, argv, &opts);
-    if (rc != 0)
-        return rc < 0 ? EXIT_STOPPED : rc;
+    if (rc >= 0)
+        return rc;
     rc = EXIT_FAILED;
 
-    /* No SA_RESTART: a signal interrupts poll() so we stop promptly. */
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* A signal interrupts poll() so we stop promptly. */
+    startup_catch_stop_signals(&stop_signal, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (opts.wait_file != NULL)

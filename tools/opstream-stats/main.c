@@ -19,6 +19,7 @@
 #include "opstream/stats.h"
 #include "opstream/validate.h"
 #include "render.h"
+#include "startup.h"
 
 enum { EXIT_OK = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_REDIS = 3 };
 
@@ -32,11 +33,6 @@ enum {
 };
 
 static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -212,7 +208,7 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
             render_text(out, &s, window, rows - 1);
         } else {
             char ts[32];
-            ops_format_timestamp(wall_ms(), ts, sizeof ts);
+            ops_validate_format_timestamp(wall_ms(), ts, sizeof ts);
             fprintf(out, "%s%s%s  at %s\n\n", op, cc ? " / " : "", cc ? cc : "", ts);
             if (code == EXIT_REDIS)
                 fprintf(out, "waiting for Redis: %s\n", msg);
@@ -241,93 +237,85 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
     return code == EXIT_REDIS ? EXIT_REDIS : EXIT_OK;
 }
 
+/* What the command line asks for besides the common set. */
+typedef struct stats_cli {
+    const char *cc;
+    int window;
+    bool json, watch, list;
+    long alerts;
+} stats_cli_t;
+
+static const struct option longopts[] = {
+    OPS_CLI_COMMON_LONG,
+    {"country", required_argument, NULL, OPT_COUNTRY},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"list", no_argument, NULL, OPT_LIST},
+    {"alerts", required_argument, NULL, OPT_ALERTS},
+    {NULL, 0, NULL, 0},
+};
+
+static int stats_option(void *opaque, int opt, const char *arg, char *err, size_t err_size) {
+    stats_cli_t *c = opaque;
+    switch (opt) {
+    case OPT_COUNTRY:
+        c->cc = arg;
+        if (!ops_valid_country(arg)) {
+            snprintf(err, err_size, "--country: '%s' is not an ISO 3166-1 code", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_WINDOW:
+        c->window = ops_stats_window_from_name(arg);
+        if (c->window < 0) {
+            snprintf(err, err_size, "--window: '%s': use 10m, 1h or 24h", arg);
+            return -1;
+        }
+        return 0;
+    case OPT_JSON:
+        c->json = true;
+        return 0;
+    case OPT_WATCH:
+        c->watch = true;
+        return 0;
+    case OPT_LIST:
+        c->list = true;
+        return 0;
+    case OPT_ALERTS:
+        return ops_cli_parse_long("--alerts", arg, 0, 1000, &c->alerts, err, err_size);
+    default:
+        return startup_unknown_option(opt, err, err_size);
+    }
+}
+
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        OPS_CLI_COMMON_LONG,
-        {"country", required_argument, NULL, OPT_COUNTRY},
-        {"window", required_argument, NULL, OPT_WINDOW},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"watch", no_argument, NULL, OPT_WATCH},
-        {"list", no_argument, NULL, OPT_LIST},
-        {"alerts", required_argument, NULL, OPT_ALERTS},
-        {NULL, 0, NULL, 0},
-    };
-    ops_config_t *cfg = ops_config_new();
-    ops_cli_common_t common = {.uses = OPS_CLI_USES_REDIS};
     redisContext *rc = NULL;
-    const char *cc = NULL, *op = NULL;
-    bool json = false, watch = false, list = false;
-    int window = -1, opt, code = EXIT_USAGE;
-    long alerts = 5;
+    stats_cli_t c = {.window = -1, .alerts = 5};
+    startup_t start = {.name = "opstream-stats",
+                       .short_opts = OPS_CLI_COMMON_SHORT,
+                       .long_opts = longopts,
+                       .usage = usage,
+                       .option = stats_option,
+                       .opaque = &c,
+                       .max_args = -1, /* checked below, with its own message */
+                       .exit_fatal = EXIT_REDIS,
+                       .uses = OPS_CLI_USES_REDIS};
     char err[512];
 
-    if (cfg == NULL)
-        return EXIT_REDIS;
-    if (ops_config_load_env(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "opstream-stats: environment: %s\n", err);
+    int code = startup_parse(&start, argc, argv);
+    ops_config_t *cfg = start.cfg;
+    int argi = start.argi;
+    if (code >= 0)
         goto cleanup;
-    }
-    while ((opt = getopt_long(argc, argv, OPS_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        int handled = ops_cli_common_option(cfg, &common, opt, optarg, err, sizeof err);
-        if (handled < 0) {
-            fprintf(stderr, "opstream-stats: %s\n", err);
-            goto cleanup;
-        }
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_COUNTRY:
-            cc = optarg;
-            if (!ops_valid_country(cc)) {
-                fprintf(stderr, "opstream-stats: --country: '%s' is not an ISO 3166-1 code\n", cc);
-                goto cleanup;
-            }
-            break;
-        case OPT_WINDOW:
-            window = ops_stats_window_from_name(optarg);
-            if (window < 0) {
-                fprintf(stderr, "opstream-stats: --window: '%s': use 10m, 1h or 24h\n", optarg);
-                goto cleanup;
-            }
-            break;
-        case OPT_JSON:
-            json = true;
-            break;
-        case OPT_WATCH:
-            watch = true;
-            break;
-        case OPT_LIST:
-            list = true;
-            break;
-        case OPT_ALERTS: {
-            char err[256];
-            long v;
-            if (ops_cli_parse_long("--alerts", optarg, 0, 1000, &v, err, sizeof(err)) != 0) {
-                fprintf(stderr, "opstream-stats: %s\n", err);
-                goto cleanup;
-            }
-            alerts = v;
-            break;
-        }
-        default:
-            fprintf(stderr, "Try 'opstream-stats --help'.\n");
-            goto cleanup;
-        }
-    }
-    if (common.want_help) {
-        usage(stdout);
-        code = EXIT_OK;
-        goto cleanup;
-    }
-    if (common.want_version) {
-        ops_cli_version_string("opstream-stats", err, sizeof err);
-        printf("%s\n", err);
-        code = EXIT_OK;
-        goto cleanup;
-    }
-    if (optind < argc)
-        op = argv[optind++];
-    if (optind < argc || (list && op != NULL) || (!list && op == NULL)) {
+    code = EXIT_USAGE;
+    const char *cc = c.cc, *op = NULL;
+    bool json = c.json, watch = c.watch, list = c.list;
+    int window = c.window;
+    long alerts = c.alerts;
+    if (argi < argc)
+        op = argv[argi++];
+    if (argi < argc || (list && op != NULL) || (!list && op == NULL)) {
         fprintf(stderr, "opstream-stats: give one operation code, or --list\n"
                         "Try 'opstream-stats --help'.\n");
         goto cleanup;
@@ -337,12 +325,7 @@ int main(int argc, char **argv) {
         goto cleanup;
     }
     if (watch) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        startup_catch_stop_signals(&g_stop, NULL);
         code = watch_loop(cfg, &rc, op, cc, window, json, alerts);
         goto cleanup;
     }
@@ -370,6 +353,6 @@ int main(int argc, char **argv) {
 cleanup:
     if (rc != NULL)
         redisFree(rc);
-    ops_config_destroy(cfg);
+    ops_config_destroy(start.cfg);
     return code;
 }

@@ -4,8 +4,10 @@
  */
 #include "render.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "opstream/json.h"
 #include "opstream/validate.h"
 
 /* Column heads, 9 characters at most: a row is 80 columns. */
@@ -47,7 +49,7 @@ void render_text(FILE *out, const ops_stats_t *s, int window, int rows) {
             n_countries = fit;
         }
     }
-    ops_format_timestamp(s->now_ms, ts, sizeof ts);
+    ops_validate_format_timestamp(s->now_ms, ts, sizeof ts);
     fprintf(out, "%s%s%s  at %s\n\n", s->operation, s->country[0] ? " / " : "", s->country, ts);
     header(out, "");
     row(out, "total", s->total);
@@ -70,30 +72,17 @@ void render_text(FILE *out, const ops_stats_t *s, int window, int rows) {
     fprintf(out, "\nlatest alerts:%s\n", s->n_alerts ? "" : " none");
     for (size_t i = 0; i < n_alerts; i++) {
         const ops_stats_alert_t *a = &s->alerts[i];
-        ops_format_timestamp(a->raised_at, ts, sizeof ts);
+        ops_validate_format_timestamp(a->raised_at, ts, sizeof ts);
         fprintf(out, "  %s  %-8s %-2s %s: %s\n", ts, a->severity, a->country[0] ? a->country : "--",
                 a->rule, a->summary);
     }
 }
 
-/* JSON string with the escapes RFC 8259 requires. */
+/* A JSON string literal (the library's one writer); null when out of memory. */
 static void jstr(FILE *out, const char *s) {
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p == '\r')
-            fputs("\\r", out);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
+    char *q = ops_json_quote(s);
+    fputs(q != NULL ? q : "null", out);
+    free(q);
 }
 
 static void jmetrics(FILE *out, const int64_t m[OPS_METRIC_COUNT]) {
@@ -108,7 +97,7 @@ void render_json(FILE *out, const ops_stats_t *s, int window) {
     char ts[32];
     int first = 1;
 
-    ops_format_timestamp(s->now_ms, ts, sizeof ts);
+    ops_validate_format_timestamp(s->now_ms, ts, sizeof ts);
     fputs("{\"operation\":", out);
     jstr(out, s->operation);
     fputs(",\"country\":", out);
@@ -140,7 +129,7 @@ void render_json(FILE *out, const ops_stats_t *s, int window) {
     fputs("],\"alerts\":[", out);
     for (size_t i = 0; i < s->n_alerts; i++) {
         const ops_stats_alert_t *a = &s->alerts[i];
-        ops_format_timestamp(a->raised_at, ts, sizeof ts);
+        ops_validate_format_timestamp(a->raised_at, ts, sizeof ts);
         fprintf(out, "%s{\"alert_id\":", i ? "," : "");
         jstr(out, a->id);
         fputs(",\"severity\":", out);
