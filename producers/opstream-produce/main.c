@@ -59,17 +59,16 @@ static void on_tick(void *opaque) {
  * readiness is tracked: ready once a broker answered. */
 static int start_metrics(prod_run_t *run, const prod_opts_t *o) {
     ops_metrics_produced_t m;
-    char err[512];
-    if (ops_observe_start(o->cfg, OPS_VERSION, -1, &run->obs, err, sizeof(err)) != 0 ||
-        ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-produce: --metrics: %s\n", err);
+    char err[256];
+    if (startup_observe("opstream-produce", o->cfg, -1, &run->obs) != 0)
+        return -1;
+    /* declared before a record is read, so every result shows from 0 */
+    if (ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "opstream-produce", err);
         return -1;
     }
     run->rejected_total = m.rejected;
     ops_health_set_ready(run->obs.health, o->dry_run ? NULL : "no broker has answered yet");
-    if (run->obs.endpoint != NULL)
-        fprintf(stderr, "opstream-produce: metrics on http://%s/metrics\n",
-                ops_endpoint_address(run->obs.endpoint));
     return 0;
 }
 

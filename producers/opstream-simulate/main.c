@@ -62,8 +62,8 @@ typedef struct sim_run {
     ops_observe_t obs;              /* metrics, health, the --metrics endpoint */
     ops_metrics_series_t *rejected; /* opstream_produced_total{result="rejected"} */
     int ready;                      /* /readyz said ready (a broker answered) */
-    ops_produce_t *producer; /* for the progress line and failure reports */
-    uint64_t unsent;         /* events failed because no broker answered */
+    ops_produce_t *producer;        /* for the progress line and failure reports */
+    uint64_t unsent;                /* events failed because no broker answered */
     long unsent_first, unsent_last;
 } sim_run_t;
 
@@ -385,17 +385,15 @@ static int write_totals(const sim_opts_t *o, const ops_sim_totals_t *t) {
  * error before anything is generated. */
 static int start_metrics(sim_run_t *run, const sim_opts_t *o) {
     ops_metrics_produced_t m;
-    char err[512];
-    if (ops_observe_start(o->cfg, OPS_VERSION, 0, &run->obs, err, sizeof(err)) != 0 ||
-        ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
-        fprintf(stderr, "opstream-simulate: --metrics: %s\n", err);
+    char err[256];
+    if (startup_observe("opstream-simulate", o->cfg, 0, &run->obs) != 0)
+        return -1;
+    if (ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "opstream-simulate", err);
         return -1;
     }
     run->rejected = m.rejected;
     ops_health_set_ready(run->obs.health, o->print ? NULL : "no broker has answered yet");
-    if (run->obs.endpoint != NULL)
-        fprintf(stderr, "opstream-simulate: metrics on http://%s/metrics\n",
-                ops_endpoint_address(run->obs.endpoint));
     return 0;
 }
 
