@@ -22,11 +22,14 @@
 
 #include "opstream/alert_out.h"
 #include "opstream/codec.h"
+#include "opstream/consumer_metrics.h"
 #include "opstream/dlq.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
+#include "opstream/observe.h"
 #include "opstream/redis.h"
+#include "startup.h"
 
 #define PROG "opstream-alert"
 
@@ -95,6 +98,10 @@ typedef struct alerter {
     int64_t last_redis_log_ms;
     /* counters for the closing line */
     uint64_t n_live, n_replayed, n_published, n_already, n_dlq;
+    /* observability: metrics, health, the --metrics endpoint */
+    ops_observe_t obs;
+    ops_consumer_metrics_t cm; /* lag, DLQ reasons */
+    int64_t lag_at;
 } alerter_t;
 
 static tp_t *tp_get(alerter_t *al, const char *topic, int32_t partition, bool create) {
@@ -381,6 +388,10 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
         if (ops_idset_add(&al->published, a->alert_id) < 0)
             logmsg("out of memory remembering alert %s", a->alert_id);
         al->n_published++;
+        /* rule names come from the rules file: a bounded set */
+        ops_metrics_add(
+            ops_metrics_alerts(al->obs.metrics, a->rule, ops_severity_name(a->severity), NULL, 0),
+            1);
         logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
                ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
                a->has_country ? a->country : "", mono_ms() - t0, a->summary);
@@ -434,6 +445,9 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
             }
             al->dlq_pending = true;
             al->n_dlq++;
+            const char *cls[] = {ops_metrics_dlq_reason(cerr, 0)};
+            ops_metrics_add(ops_metrics_series(al->cm.m.dlq, cls, NULL, 0), 1);
+            ops_metrics_add(ops_metrics_events(al->obs.metrics, PROG, topic, "dlq", NULL, 0), 1);
             if (al->opts->verbose)
                 logmsg("%s [%" PRId32 "] offset %" PRId64 " to the DLQ: %s", topic, m->partition,
                        m->offset, err);
@@ -447,6 +461,9 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
             if (emit(al, &al->alerts[i]) != 0)
                 return -1;
         }
+        if (live && n > 0)
+            ops_metrics_add(ops_metrics_events(al->obs.metrics, PROG, topic, "alerted", NULL, 0),
+                            1);
         if (live)
             al->n_live++;
         else
@@ -459,6 +476,42 @@ static int handle_message(alerter_t *al, const rd_kafka_message_t *m) {
 }
 
 /* ---- start and run --------------------------------------------------------- */
+
+/* /healthz: the loop turned; /readyz: partitions held and Redis answering;
+ * the lag once a second. */
+static void observe(alerter_t *al) {
+    int64_t now = mono_ms();
+    ops_health_beat(al->obs.health);
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int assigned = 0;
+    if (rd_kafka_assignment(al->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l != NULL) {
+        assigned = l->cnt;
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (al->redis == NULL)
+        ops_health_set_ready(al->obs.health, "Redis unreachable");
+    else if (assigned == 0)
+        ops_health_set_ready(al->obs.health, "no partitions assigned");
+    else
+        ops_health_set_ready(al->obs.health, NULL);
+    if (al->obs.metrics != NULL && now >= al->lag_at) {
+        ops_consumer_metrics_lag(&al->cm, al->rk, false);
+        al->lag_at = now + 1000;
+    }
+}
+
+/* The consumer metrics of the four event topics. */
+static int init_metrics(alerter_t *al, char *err, size_t errsize) {
+    const char *prefix = ops_config_get(al->opts->cfg, "opstream.topic.prefix");
+    char topics[OPS_KIND_COUNT][256];
+    for (int k = 0; k < OPS_KIND_COUNT; k++)
+        if (ops_topic_name(prefix, (ops_kind_t)k, topics[k], sizeof topics[k]) != 0) {
+            snprintf(err, errsize, "topic prefix too long");
+            return -1;
+        }
+    return ops_consumer_metrics_init(&al->cm, al->obs.metrics, PROG, al->opts->group,
+                                     (const char(*)[256])topics, OPS_KIND_COUNT, err, errsize);
+}
 
 static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
@@ -508,6 +561,14 @@ int alert_run(const alert_opts_t *opts) {
     alerter_t al;
     memset(&al, 0, sizeof(al));
     al.opts = opts;
+    /* --metrics: a busy or invalid address is a usage error, at once */
+    if (startup_observe(PROG, opts->cfg, 0, &al.obs) != 0)
+        return ALERT_EXIT_USAGE;
+    if (init_metrics(&al, err, sizeof(err)) != 0) {
+        logmsg("%s", err);
+        ops_observe_stop(&al.obs);
+        return ALERT_EXIT_USAGE;
+    }
     install_signals();
 
     if (ops_key_offsets(opts->group, al.offsets_key, sizeof(al.offsets_key)) < 0) {
@@ -583,6 +644,7 @@ int alert_run(const alert_opts_t *opts) {
             (al.pending >= ALERT_STORE_EVERY || mono_ms() - al.last_store_ms >= ALERT_STORE_MS))
             store_offsets(&al);
         ops_dlq_poll(al.dlq);
+        observe(&al);
         char ferr[256];
         if (rd_kafka_fatal_error(al.rk, ferr, sizeof(ferr)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             logmsg("fatal consumer error: %s", ferr);
@@ -615,5 +677,7 @@ cleanup:
     free(al.alerts);
     ops_idset_clear(&al.published);
     free(al.tps);
+    ops_consumer_metrics_free(&al.cm);
+    ops_observe_stop(&al.obs);
     return rc;
 }

@@ -51,7 +51,8 @@ static void usage(FILE *out) {
             "                             the broker cannot find offsets by time\n"
             "                             (default %d)\n"
             "      --check                only check the rules file, print the rule\n"
-            "                             names and exit\n"
+            "                             names and exit\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
             "opstream.redis.password.file.\n"
@@ -66,7 +67,8 @@ static void usage(FILE *out) {
             "  0  stopped by SIGINT/SIGTERM (or --check passed)\n"
             "  1  fatal error (Redis or the alert topic unreachable at start, a fatal\n"
             "     Kafka error)\n"
-            "  2  usage, configuration or rules-file error\n",
+            "  2  usage, configuration or rules-file error (also a --metrics address\n"
+            "     that is busy or invalid)\n",
             ALERT_DEFAULT_GROUP, ALERT_DEFAULT_LOOKBACK, ops_cli_common_help());
 }
 
@@ -83,6 +85,7 @@ static const struct option longopts[] = {
     {"rules", required_argument, NULL, OPT_RULES},
     {"lookback", required_argument, NULL, OPT_LOOKBACK},
     {"check", no_argument, NULL, OPT_CHECK},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 

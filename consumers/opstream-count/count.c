@@ -15,14 +15,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
 
 #include "opstream/codec.h"
+#include "opstream/consumer_metrics.h"
 #include "opstream/counter.h"
 #include "opstream/counter_redis.h"
 #include "opstream/dlq.h"
 #include "opstream/kafka.h"
+#include "opstream/observe.h"
+#include "opstream/redis.h"
 #include "opstream/validate.h"
+#include "startup.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -53,6 +58,14 @@ typedef struct count {
     int64_t retry_at;
     char last_redis_err[256];
 
+    /* observability: metrics, health, the --metrics endpoint */
+    ops_observe_t obs;
+    ops_consumer_metrics_t cm;
+    int64_t lag_at;      /* monotonic ms of the next lag update */
+    redisContext *probe; /* /readyz asks Redis while no batch does */
+    int64_t probe_at;
+    char probe_err[256]; /* why the last probe failed, "" when it answered */
+
     /* status */
     uint64_t events, batches, dlq_msgs, fenced, events_at_last_status;
     size_t gaps_reported;
@@ -64,6 +77,12 @@ static int64_t now_mono_ms(void) {
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t now_wall_ms(void) {
@@ -195,6 +214,7 @@ static int record_gaps(count_t *ct, char *err, size_t errsize) {
             goto cleanup;
         if (r == 1) {
             ct->gaps_reported++;
+            ops_consumer_metrics_gap(&ct->cm);
             say("ERROR: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the broker "
                 "(retention) and were never counted; the counts miss them. Recorded in "
                 "opstream:gaps:%s; counting goes on from offset %lld",
@@ -227,6 +247,7 @@ static ops_counter_step_t flush_batch(count_t *ct) {
         return OPS_COUNTER_STEP_FENCED;
     }
     if (record_gaps(ct, err, sizeof err) != 0) {
+        ops_consumer_metrics_redis_error(&ct->cm);
         if (!ct->redis_failing) {
             set_paused(ct, true);
             ct->redis_failing = true;
@@ -235,7 +256,10 @@ static ops_counter_step_t flush_batch(count_t *ct) {
         return OPS_COUNTER_STEP_FAILED;
     }
     events = ops_counter_pending_events(ct->counter);
+    int64_t step_start = now_mono_us();
     step = ops_counter_redis_apply(ct->redis, ct->counter, now_wall_ms(), &seen, err, sizeof err);
+    ops_consumer_metrics_step(&ct->cm, ct->counter, (double)(now_mono_us() - step_start) / 1e6,
+                              step);
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         ct->events += events - seen;
@@ -288,6 +312,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             redis_failed(ct, "redis: reading offsets on assignment", e);
             if (g_signals > 0)
                 break;
+            ops_health_beat(ct->obs.health); /* waiting on purpose is being alive */
             struct timespec ts = {ct->backoff_ms / 1000, (ct->backoff_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -363,10 +388,19 @@ static void handle_message(count_t *ct, rd_kafka_message_t *m) {
             : ops_codec_decode_event(ct->codec, m->payload, m->len, &ev, err, sizeof err);
     if (m->payload == NULL)
         snprintf(err, sizeof err, "truncated: the message has no value");
-    if (cerr == OPS_CODEC_OK && check_event(&ev, err, sizeof err) != 0)
+    bool invalid = false;
+    if (cerr == OPS_CODEC_OK && check_event(&ev, err, sizeof err) != 0) {
         cerr = OPS_CODEC_ERR_MALFORMED;
+        invalid = true;
+    }
+    if (ops_counter_pending(ct->counter) == 0)
+        ops_consumer_metrics_batch_start(&ct->cm, ct->counter); /* this message starts one */
     if (cerr == OPS_CODEC_OK) {
         r = ops_counter_add_event(ct->counter, topic, m->partition, m->offset, &ev);
+        if (r == OPS_COUNTER_ADDED)
+            ops_consumer_metrics_added(&ct->cm, topic, ev.kind);
+        else if (r == OPS_COUNTER_DUPLICATE)
+            ops_consumer_metrics_duplicate(&ct->cm, topic);
     } else {
         r = ops_counter_add_skip(ct->counter, topic, m->partition, m->offset);
         if (r == OPS_COUNTER_SKIPPED) {
@@ -381,6 +415,7 @@ static void handle_message(count_t *ct, rd_kafka_message_t *m) {
                 ct->need_reload = true;
                 return;
             }
+            ops_consumer_metrics_dlq(&ct->cm, topic, ops_metrics_dlq_reason(cerr, invalid));
         }
     }
     if (r == OPS_COUNTER_NO_MEMORY) {
@@ -432,6 +467,53 @@ static void status_line(count_t *ct, int64_t now, bool force) {
         ops_counter_partitions(ct->counter), ct->redis_failing ? ", redis unreachable" : "");
     ct->events_at_last_status = ct->events;
     ct->last_status = now;
+}
+
+/* /healthz: the loop turned; /readyz: partitions held and Redis answering.
+ * The lag metrics are refreshed once a second from librdkafka's cache, or
+ * every 5 s from the broker while the partitions are paused. */
+static void probe_redis(count_t *ct, int64_t now) {
+    char err[256];
+    if (ct->obs.endpoint == NULL || now < ct->probe_at)
+        return;
+    ct->probe_at = now + 2000;
+    if (ct->probe == NULL &&
+        (ct->probe = ops_redis_connect(ops_config_get(ct->o->cfg, "opstream.redis.url"),
+                                       ops_config_get(ct->o->cfg, "opstream.redis.password.file"),
+                                       1000, err, sizeof err)) == NULL) {
+        snprintf(ct->probe_err, sizeof ct->probe_err, "%s", err);
+        return;
+    }
+    redisReply *r = redisCommand(ct->probe, "PING");
+    if (r == NULL || ct->probe->err) {
+        snprintf(ct->probe_err, sizeof ct->probe_err, "%s",
+                 ct->probe->err ? ct->probe->errstr : "no answer");
+        redisFree(ct->probe);
+        ct->probe = NULL;
+    } else {
+        ct->probe_err[0] = '\0';
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+static void observe(count_t *ct, int64_t now) {
+    char why[512];
+    ops_health_beat(ct->obs.health);
+    probe_redis(ct, now);
+    if (ct->redis_failing || ct->last_redis_err[0] != '\0')
+        snprintf(why, sizeof why, "Redis unreachable: %s", ct->last_redis_err);
+    else if (ct->probe_err[0] != '\0')
+        snprintf(why, sizeof why, "Redis unreachable: %s", ct->probe_err);
+    else if (ops_counter_partitions(ct->counter) == 0)
+        snprintf(why, sizeof why, "no partitions assigned");
+    else
+        why[0] = '\0';
+    ops_health_set_ready(ct->obs.health, why);
+    if (now >= ct->lag_at) {
+        ops_consumer_metrics_lag(&ct->cm, ct->rk, ct->redis_failing);
+        ct->lag_at = now + (ct->redis_failing ? 5000 : 1000);
+    }
 }
 
 /* Client errors such as "all brokers down" arrive here (librdkafka retries
@@ -514,6 +596,19 @@ static int subscribe(count_t *ct, char *err, size_t errsize) {
     return 0;
 }
 
+/* The consumer metrics of the four event topics. */
+static int init_metrics(count_t *ct, char *err, size_t errsize) {
+    const char *prefix = ops_config_get(ct->o->cfg, "opstream.topic.prefix");
+    char topics[OPS_KIND_COUNT][256];
+    for (int k = 0; k < OPS_KIND_COUNT; k++)
+        if (ops_topic_name(prefix, (ops_kind_t)k, topics[k], sizeof topics[k]) != 0) {
+            snprintf(err, errsize, "topic prefix too long");
+            return -1;
+        }
+    return ops_consumer_metrics_init(&ct->cm, ct->obs.metrics, "opstream-count", ct->o->group,
+                                     (const char(*)[256])topics, OPS_KIND_COUNT, err, errsize);
+}
+
 static void install_signals(void) {
     struct sigaction sa;
 
@@ -554,6 +649,10 @@ int count_run(const count_opts_t *o) {
     ops_codec_options_t copts = {0};
     ops_counter_options_t kopts = {0};
 
+    /* --metrics: a busy or invalid address is a usage error, before any
+     * connection is made */
+    if (startup_observe("opstream-count", o->cfg, 0, &ct.obs) != 0)
+        return rc;
     install_signals();
     copts.max_message_bytes = (size_t)ops_config_get_int(o->cfg, "opstream.max.message.bytes");
     kopts.group = o->group;
@@ -568,7 +667,7 @@ int count_run(const count_opts_t *o) {
                                           5000, err, sizeof err)) == NULL ||
         (ct.dlq = ops_dlq_new(o->cfg, err, sizeof err)) == NULL ||
         (ct.rk = new_consumer(&ct, err, sizeof err)) == NULL ||
-        subscribe(&ct, err, sizeof err) != 0) {
+        subscribe(&ct, err, sizeof err) != 0 || init_metrics(&ct, err, sizeof err) != 0) {
         say("%s", err);
         goto cleanup;
     }
@@ -626,6 +725,7 @@ int count_run(const count_opts_t *o) {
             flush_batch(&ct);
         }
         status_line(&ct, now, false);
+        observe(&ct, now);
     }
 
     if (final_flush(&ct) != 0 && rc == COUNT_EXIT_OK)
@@ -640,5 +740,9 @@ cleanup:
     ops_counter_redis_destroy(ct.redis);
     ops_counter_destroy(ct.counter);
     ops_codec_destroy(ct.codec);
+    ops_consumer_metrics_free(&ct.cm);
+    if (ct.probe != NULL)
+        redisFree(ct.probe);
+    ops_observe_stop(&ct.obs);
     return rc;
 }

@@ -40,7 +40,8 @@ static void usage(FILE *out) {
             "                             is waiting, so it only grows while events arrive\n"
             "      --stats-interval S     status line on stderr every S seconds: events/s,\n"
             "                             batches, DLQ count, duplicates, lag\n"
-            "                             (default %d; 0 = off)\n"
+            "                             (default %d; 0 = off)\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.dedupe.window.s,\n"
             "opstream.bucket.minute.ttl.s, opstream.bucket.hour.ttl.s,\n"
@@ -60,7 +61,8 @@ static void usage(FILE *out) {
             "Exit codes:\n"
             "  0  stopped by SIGINT/SIGTERM after the final flush\n"
             "  1  fatal error (Kafka fatal error, final batch not written)\n"
-            "  2  usage or configuration error\n",
+            "  2  usage or configuration error (also a --metrics address that is busy\n"
+            "     or invalid)\n",
             COUNT_DEFAULT_GROUP, COUNT_DEFAULT_BATCH, COUNT_DEFAULT_FLUSH_MS, COUNT_DEFAULT_STATS_S,
             ops_cli_common_help());
 }
@@ -71,6 +73,7 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 

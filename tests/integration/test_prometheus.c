@@ -1,9 +1,11 @@
 /*
  * Against a real Prometheus (Debian's prometheus binary, scraping every
  * second): what opstream serves is scraped and queried as operators will
- * do it. The producer's delivered rate is above zero under load, and every
- * query of the shipped Grafana dashboard is valid PromQL that Prometheus
- * answers.
+ * do it. opstream-count under load: its counted-events rate is above zero,
+ * its lag grows while Redis is away and opstream_consumer_lag_sum returns
+ * to 0 once it has caught up; the
+ * producer's delivered rate is above zero under load; every query of the
+ * shipped Grafana dashboard is valid PromQL that Prometheus answers.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -19,17 +21,20 @@
 #include "prometheus_server.h"
 
 static harness_broker_t *g_broker;
+static harness_redis_t *g_redis;
 
 static int group_setup(void **state) {
     if (harness_group_setup(state) != 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
     g_broker = harness_broker_start(NULL);
-    return g_broker ? 0 : -1;
+    g_redis = harness_redis_start(true); /* AOF: a restart keeps the counts */
+    return g_broker && g_redis ? 0 : -1;
 }
 
 static int group_teardown(void **state) {
     harness_broker_free(g_broker);
+    harness_redis_free(g_redis);
     return harness_group_teardown(state);
 }
 
@@ -49,8 +54,17 @@ static bool query_has(void *arg) {
 static void producer_rate_is_scraped_and_queryable(void **state) {
     char target[64];
     (void)state;
-    const char *argv[] = {"opstream-simulate", "-b", g_broker->bootstrap, "--operation", "PROM-SIM",
-                          "--rate", "200", "--events", "1000000", "--metrics", "127.0.0.1:0",
+    const char *argv[] = {"opstream-simulate",
+                          "-b",
+                          g_broker->bootstrap,
+                          "--operation",
+                          "PROM-SIM",
+                          "--rate",
+                          "200",
+                          "--events",
+                          "1000000",
+                          "--metrics",
+                          "127.0.0.1:0",
                           NULL};
     harness_proc_t *sim = harness_spawn(argv, NULL, 0);
     assert_non_null(sim);
@@ -66,21 +80,122 @@ static void producer_rate_is_scraped_and_queryable(void **state) {
     assert_int_equal(harness_wait_until(query_has, &up, 30000), 0);
     /* The delivered rate over the last scrapes is above zero. */
     query_wait_t rate = {
-        prom, "rate(opstream_produced_total{job=\"opstream-simulate\",result=\"delivered\"}[5s]) > 0",
-        1, 0};
+        prom,
+        "rate(opstream_produced_total{job=\"opstream-simulate\",result=\"delivered\"}[5s]) > 0", 1,
+        0};
     assert_int_equal(harness_wait_until(query_has, &rate, 30000), 0);
     assert_true(rate.sum > 0);
     /* Process metrics and the build info arrive too. */
     double v;
-    assert_int_equal(ps_query(prom, "process_resident_memory_bytes{job=\"opstream-simulate\"} > 0",
-                              &v),
-                     1);
+    assert_int_equal(
+        ps_query(prom, "process_resident_memory_bytes{job=\"opstream-simulate\"} > 0", &v), 1);
     assert_int_equal(ps_query(prom, "opstream_build_info{version=\"" OPS_VERSION "\"}", &v), 1);
     assert_true(v == 1);
 
     ps_free(prom);
     assert_int_equal(harness_proc_stop(sim, 20000), 0);
     harness_proc_free(sim);
+}
+
+/* Sum of the group's stored offsets, and of the topics' high watermarks. */
+static int64_t stored_offsets(const char *group) {
+    redisReply *r = harness_redis_command(g_redis, "HVALS opstream:offsets:%s", group);
+    int64_t sum = 0;
+    if (r == NULL)
+        return -1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        sum += strtoll(r->element[i]->str, NULL, 10);
+    freeReplyObject(r);
+    return sum;
+}
+
+static bool caught_up(void *arg) {
+    int64_t want = 0;
+    static const char *const topics[] = {"opstream.arrests", "opstream.rescues",
+                                         "opstream.migrants", "opstream.seizures"};
+    (void)arg;
+    for (int i = 0; i < 4; i++)
+        want += harness_topic_count(g_broker->bootstrap, topics[i], 10000);
+    return stored_offsets("prom") == want;
+}
+
+static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
+    char target[64];
+    (void)state;
+    const char *count_argv[] = {
+        "opstream-count", "-b",        g_broker->bootstrap, "--redis", g_redis->url, "-g",
+        "prom",           "--metrics", "127.0.0.1:0",       NULL};
+    harness_proc_t *count = harness_spawn(count_argv, NULL, 0);
+    assert_non_null(count);
+    int port = mc_port(count, 15000);
+    assert_true(port > 0);
+    snprintf(target, sizeof target, "opstream-count=127.0.0.1:%d", port);
+    const char *targets[] = {target, NULL};
+    prom_server_t *prom = ps_start(targets);
+    assert_non_null(prom);
+    query_wait_t up = {prom, "up{job=\"opstream-count\"} == 1", 1, 0};
+    assert_int_equal(harness_wait_until(query_has, &up, 30000), 0);
+
+    /* Load: a simulated operation at 400 events/s until the rate shows. */
+    const char *sim_argv[] = {"opstream-simulate",
+                              "-b",
+                              g_broker->bootstrap,
+                              "--operation",
+                              "PROM-OP",
+                              "--rate",
+                              "400",
+                              "--events",
+                              "1000000",
+                              NULL};
+    harness_proc_t *sim = harness_spawn(sim_argv, NULL, 0);
+    assert_non_null(sim);
+    query_wait_t rate = {prom,
+                         "sum(rate(opstream_events_total{job=\"opstream-count\","
+                         "result=\"counted\"}[5s])) > 0",
+                         1, 0};
+    assert_int_equal(harness_wait_until(query_has, &rate, 60000), 0);
+    assert_true(rate.sum > 0);
+
+    /* Redis goes away under load: counting pauses and the lag grows... */
+    assert_int_equal(harness_redis_stop(g_redis), 0);
+    query_wait_t behind = {
+        prom, "opstream_consumer_lag_sum{job=\"opstream-count\",group=\"prom\"} > 0", 1, 0};
+    assert_int_equal(harness_wait_until(query_has, &behind, 60000), 0);
+    /* ...until it is back and the load ends. */
+    assert_int_equal(harness_redis_restart(g_redis), 0);
+    assert_int_equal(harness_proc_stop(sim, 20000), 0);
+    harness_proc_free(sim);
+
+    /* Caught up (Redis holds every offset): the lag Prometheus reads is
+     * back at 0. */
+    assert_int_equal(harness_wait_until(caught_up, NULL, 60000), 0);
+    query_wait_t lag = {
+        prom, "opstream_consumer_lag_sum{job=\"opstream-count\",group=\"prom\"} == 0", 1, 0};
+    assert_int_equal(harness_wait_until(query_has, &lag, 30000), 0);
+    /* And what was counted is what Prometheus says was counted. */
+    double counted;
+    query_wait_t total = {prom,
+                          "sum(opstream_events_total{job=\"opstream-count\","
+                          "result=\"counted\"})",
+                          1, 0};
+    assert_int_equal(harness_wait_until(query_has, &total, 10000), 0);
+    redisReply *r = harness_redis_command(g_redis, "HGET opstream:{PROM-OP}:total events");
+    assert_non_null(r);
+    assert_non_null(r->str);
+    counted = strtod(r->str, NULL);
+    freeReplyObject(r);
+    assert_true(counted > 0);
+    query_wait_t same = {prom, NULL, 1, 0};
+    char q[256];
+    snprintf(q, sizeof q,
+             "sum(opstream_events_total{job=\"opstream-count\",result=\"counted\"}) == %.0f",
+             counted);
+    same.promql = q;
+    assert_int_equal(harness_wait_until(query_has, &same, 10000), 0);
+
+    ps_free(prom);
+    assert_int_equal(harness_proc_stop(count, 20000), 0);
+    harness_proc_free(count);
 }
 
 /* Every expression of config/grafana/opstream.json parses and evaluates. */
@@ -113,6 +228,7 @@ static void every_dashboard_query_is_valid_promql(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counting_rate_and_lag_as_prometheus_sees_them),
         cmocka_unit_test(producer_rate_is_scraped_and_queryable),
         cmocka_unit_test(every_dashboard_query_is_valid_promql),
     };
