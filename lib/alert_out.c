@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "opstream/codec.h"
+#include "opstream/consumer.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
 #include "err_priv.h"
@@ -58,7 +59,7 @@ static int make_producer(ops_alert_out_t *out, char *errstr, size_t errstr_size)
                        rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
-    if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_metadata(out->rk, 0, out->rkt, &md, 1500) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_metadata_destroy(md);
     return 0;
 }
@@ -260,147 +261,45 @@ cleanup:
 
 /* ---- reading the alert topic back ---------------------------------------- */
 
+typedef struct readback {
+    ops_codec_t *codec;
+    int (*fn)(const ops_alert_t *a, void *opaque);
+    void *opaque;
+    size_t undecodable;
+} readback_t;
+
+static int readback_one(const rd_kafka_message_t *m, void *opaque) {
+    readback_t *rb = opaque;
+    ops_alert_t a;
+    char derr[256];
+
+    if (m->payload == NULL || ops_codec_decode_alert(rb->codec, m->payload, m->len, &a, derr,
+                                                     sizeof(derr)) != OPS_CODEC_OK) {
+        rb->undecodable++;
+        return 0;
+    }
+    return rb->fn(&a, rb->opaque);
+}
+
 int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a, void *opaque),
-                         void *opaque, int timeout_ms, size_t *undecodablep, char *errstr,
-                         size_t errstr_size) {
-    int rc = -1;
+                         void *opaque, int timeout_ms, volatile sig_atomic_t *stop,
+                         size_t *undecodablep, char *errstr, size_t errstr_size) {
     char topic[256];
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *conf = NULL;
-    ops_codec_t *codec = NULL;
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    int64_t *high = NULL;
-    size_t undecodable = 0;
-    char kerr[512];
+    readback_t rb = {.fn = fn, .opaque = opaque};
+    int rc = -1;
 
     if (alerts_topic(cfg, topic, sizeof(topic)) != 0) {
         ops_err_format(errstr, errstr_size, "alert topic name too long");
         goto cleanup;
     }
-    codec = ops_codec_new(NULL, errstr, errstr_size);
-    if (codec == NULL)
+    rb.codec = ops_codec_new(NULL, errstr, errstr_size);
+    if (rb.codec == NULL)
         goto cleanup;
-    conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, errstr, errstr_size);
-    if (conf == NULL)
-        goto cleanup;
-    /* a reader with assign(): group.id is required by librdkafka but no
-     * offsets are ever committed under it */
-    if (rd_kafka_conf_set(conf, "group.id", "opstream-alert-readback", kerr, sizeof(kerr)) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr, sizeof(kerr))) {
-        ops_err_format(errstr, errstr_size, "%s", kerr);
-        goto cleanup;
-    }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-    if (rk == NULL) {
-        ops_err_format(errstr, errstr_size, "cannot create Kafka consumer: %s", kerr);
-        goto cleanup;
-    }
-    conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(rk);
-
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-    rd_kafka_topic_destroy(rkt);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err) {
-        ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
-                       rd_kafka_err2str(err                  ? err
-                                        : md->topic_cnt == 1 ? md->topics[0].err
-                                                             : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        goto cleanup;
-    }
-    int np = md->topics[0].partition_cnt;
-    parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-    high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
-    if (parts == NULL || high == NULL) {
-        ops_err_format(errstr, errstr_size, "out of memory");
-        goto cleanup;
-    }
-    int remaining = 0;
-    for (int i = 0; i < np; i++) {
-        int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo = 0, hi = 0;
-        err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms);
-        if (err) {
-            ops_err_format(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
-                           rd_kafka_err2str(err));
-            goto cleanup;
-        }
-        high[i] = hi;
-        if (hi > lo) {
-            rd_kafka_topic_partition_list_add(parts, topic, p)->offset = lo;
-            remaining++;
-        }
-    }
-    if (remaining == 0) {
-        rc = 0;
-        goto cleanup;
-    }
-    err = rd_kafka_assign(rk, parts);
-    if (err) {
-        ops_err_format(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(err));
-        goto cleanup;
-    }
-    int64_t deadline_polls = timeout_ms / 100 + 1;
-    while (remaining > 0) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (m == NULL) {
-            if (--deadline_polls <= 0) {
-                ops_err_format(errstr, errstr_size, "reading %s: timed out", topic);
-                goto cleanup;
-            }
-            continue;
-        }
-        int idx = -1;
-        for (int i = 0; i < np; i++) {
-            if (md->topics[0].partitions[i].id == m->partition)
-                idx = i;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (idx >= 0 && high[idx] >= 0 && m->offset >= high[idx]) {
-                high[idx] = -1;
-                remaining--;
-            }
-        } else if (m->err) {
-            ops_err_format(errstr, errstr_size, "reading %s: %s", topic,
-                           rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            goto cleanup;
-        } else {
-            ops_alert_t a;
-            char derr[256];
-            if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) ==
-                OPS_CODEC_OK) {
-                if (fn(&a, opaque) != 0) {
-                    ops_err_format(errstr, errstr_size, "reading %s: stopped by the caller", topic);
-                    rd_kafka_message_destroy(m);
-                    goto cleanup;
-                }
-            } else {
-                undecodable++;
-            }
-            if (idx >= 0 && high[idx] >= 0 && m->offset + 1 >= high[idx]) {
-                high[idx] = -1;
-                remaining--;
-            }
-        }
-        rd_kafka_message_destroy(m);
-    }
-    rc = 0;
+    rc = ops_consumer_read_to_end(cfg, topic, readback_one, &rb, timeout_ms, stop, errstr,
+                                  errstr_size);
 cleanup:
     if (undecodablep != NULL)
-        *undecodablep = undecodable;
-    free(high);
-    if (parts != NULL)
-        rd_kafka_topic_partition_list_destroy(parts);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    ops_codec_destroy(codec);
+        *undecodablep = rb.undecodable;
+    ops_codec_destroy(rb.codec);
     return rc;
 }

@@ -111,6 +111,15 @@ rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t ro
     for (size_t i = 0; i < ndefs; i++)
         if (apply_kafka(defs[i].key, defs[i].value, &ctx) != 0)
             goto cleanup;
+    /* A broker that does not answer is given up on (and retried) after
+     * opstream.connect.timeout.s, so that programs can say so early. */
+    {
+        char ms[32];
+        snprintf(ms, sizeof(ms), "%lld",
+                 (long long)ops_config_get_int(cfg, "opstream.connect.timeout.s") * 1000);
+        if (apply_kafka("socket.connection.setup.timeout.ms", ms, &ctx) != 0)
+            goto cleanup;
+    }
     if (ops_config_foreach(cfg, OPS_CONFIG_KAFKA, apply_kafka, &ctx) != 0)
         goto cleanup;
     if (apply_sasl_password_file(cfg, conf, errstr, errstr_size) != 0)
@@ -188,20 +197,24 @@ rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
     return new_client(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 }
 
-/* The group comes from the argument, else from group.id; a consumer with
- * no group cannot subscribe, so that is an error here rather than later. */
-rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
-                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                                        rd_kafka_topic_partition_list_t *, void *),
-                                   void *opaque, char *errstr, size_t errstr_size) {
+/* The group comes from the options, else from group.id; a consumer with
+ * no group cannot subscribe, so that is an error here rather than later.
+ * The one way opstream builds a Kafka consumer. */
+rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
+                                     char *errstr, size_t errstr_size) {
     char kerr[512];
     rd_kafka_t *rk = NULL;
     rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, errstr, errstr_size);
     if (!conf)
         goto cleanup;
-    if (group && *group &&
-        rd_kafka_conf_set(conf, "group.id", group, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+    if (o->group && *o->group &&
+        rd_kafka_conf_set(conf, "group.id", o->group, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errstr_size, "group.id: %s", kerr);
+        goto cleanup;
+    }
+    if (o->partition_eof && rd_kafka_conf_set(conf, "enable.partition.eof", "true", kerr,
+                                              sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "enable.partition.eof: %s", kerr);
         goto cleanup;
     }
     char buf[8] = "";
@@ -211,9 +224,13 @@ rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
         snprintf(errstr, errstr_size, "no consumer group: use -g GROUP or -X group.id=GROUP");
         goto cleanup;
     }
-    if (rebalance_cb)
-        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, opaque);
+    if (o->rebalance_cb)
+        rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
+    if (o->error_cb)
+        rd_kafka_conf_set_error_cb(conf, o->error_cb);
+    if (o->log_cb)
+        rd_kafka_conf_set_log_cb(conf, o->log_cb);
+    rd_kafka_conf_set_opaque(conf, o->opaque);
     rk = new_client(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     conf = NULL; /* consumed by new_client either way */
     if (!rk)
@@ -228,4 +245,12 @@ cleanup:
     if (conf)
         rd_kafka_conf_destroy(conf);
     return rk;
+}
+
+rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
+                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                        rd_kafka_topic_partition_list_t *, void *),
+                                   void *opaque, char *errstr, size_t errstr_size) {
+    ops_kafka_consumer_opts_t o = {.group = group, .rebalance_cb = rebalance_cb, .opaque = opaque};
+    return ops_kafka_consumer_build(cfg, &o, errstr, errstr_size);
 }

@@ -19,9 +19,10 @@
 
 /* Exit codes. */
 enum {
-    ALERT_EXIT_OK = 0,    /* stopped by SIGINT/SIGTERM, offsets stored */
-    ALERT_EXIT_FATAL = 1, /* Redis or Kafka unusable at start, a fatal Kafka error */
-    ALERT_EXIT_USAGE = 2, /* bad option, configuration or rules file */
+    ALERT_EXIT_OK = 0,      /* stopped by SIGINT/SIGTERM, offsets stored */
+    ALERT_EXIT_FATAL = 1,   /* a fatal Kafka error, --reset-offsets failed */
+    ALERT_EXIT_USAGE = 2,   /* bad option, configuration or rules file */
+    ALERT_EXIT_REFUSED = 3, /* --reset-offsets refused: the group has live members */
 };
 
 typedef struct alert_opts {
@@ -35,5 +36,9 @@ typedef struct alert_opts {
 
 /* Runs until SIGINT/SIGTERM (installed here). Returns an exit code. */
 int alert_run(const alert_opts_t *opts);
+
+/* --reset-offsets earliest|latest: rewrites opstream:offsets:GROUP unless
+ * the group has live members. Returns an exit code. */
+int alert_reset_offsets(const ops_config_t *cfg, const char *group, const char *how);
 
 #endif

@@ -12,6 +12,7 @@
 #include "alert.h"
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
 #include "opstream/rules.h"
 #include "startup.h"
 
@@ -19,6 +20,7 @@ enum {
     OPT_RULES = OPS_CLI_OPT_FIRST_PROGRAM,
     OPT_LOOKBACK,
     OPT_CHECK,
+    OPT_RESET_OFFSETS,
 };
 
 static void usage(FILE *out) {
@@ -35,11 +37,15 @@ static void usage(FILE *out) {
             "is documented in config/alerts.conf and include/opstream/rules.h.\n"
             "\n"
             "Each alert has a deterministic alert_id (rule, operation, scope, window or\n"
-            "event), so a restart or replay never publishes it twice: on start the alert\n"
-            "topic is read back, and each partition is re-read from its stored offset\n"
+            "event), and it is published once across restarts, replays and instances\n"
+            "of the group: on every partition assignment the alert topic is read to its\n"
+            "end (what any instance published), a publish whose outcome is unknown\n"
+            "(timeout, producer recreated) is checked against the topic before it is\n"
+            "tried again, and each partition is re-read from its stored offset\n"
             "back over the rules' span (by time where the broker supports it, else\n"
             "--lookback messages) to rebuild the spike baselines, raising nothing for\n"
-            "messages handled before. Offsets live in Redis (opstream:offsets:GROUP).\n"
+            "messages handled before. Offsets live in Redis (opstream:offsets:GROUP),\n"
+            "in the same fenced store as opstream-count's.\n"
             "Messages that do not decode go to opstream.dlq. Spike rules see the\n"
             "partitions of their own instance only: run one instance per group when\n"
             "operation-wide spike rules matter.\n"
@@ -51,24 +57,35 @@ static void usage(FILE *out) {
             "                             the broker cannot find offsets by time\n"
             "                             (default %d)\n"
             "      --check                only check the rules file, print the rule\n"
-            "                             names and exit\n" OPS_CLI_METRICS_HELP
+            "                             names and exit\n"
+            "      --reset-offsets earliest|latest\n"
+            "                             recovery: set the group's stored offsets of\n"
+            "                             every partition of the event topics to the\n"
+            "                             oldest or newest offset the broker has, then\n"
+            "                             exit (no --rules needed). Refused while the\n"
+            "                             group has live members\n" OPS_CLI_METRICS_HELP
             "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
-            "opstream.redis.password.file.\n"
+            "opstream.redis.password.file, opstream.connect.timeout.s (seconds before\n"
+            "an unreachable broker or Redis is reported; default 10).\n"
             "\n"
             "%s"
             "\n"
-            "Each published alert is logged on stderr. Redis or Kafka unreachable while\n"
-            "running: the alert or offset write is retried, nothing is skipped.\n"
-            "SIGINT/SIGTERM: stores the offsets, then leaves the group.\n"
+            "Each published alert is logged on stderr. Redis or Kafka unreachable: said\n"
+            "once (\"waiting for broker ...\", \"waiting for Redis ...\"), the alert or\n"
+            "offset write is retried, nothing is skipped. Offsets gone backwards (topic\n"
+            "recreated, broker restarted while Redis kept the offsets): as opstream-count\n"
+            "(an ERROR line, opstream:gaps:GROUP \"skipped:<ms>\", --reset-offsets).\n"
+            "SIGINT/SIGTERM: one more attempt (up to 1 s) to store the offsets, then\n"
+            "leaves the group, in every state.\n"
             "\n"
             "Exit codes:\n"
             "  0  stopped by SIGINT/SIGTERM (or --check passed)\n"
-            "  1  fatal error (Redis or the alert topic unreachable at start, a fatal\n"
-            "     Kafka error)\n"
+            "  1  fatal error (a fatal Kafka error), --reset-offsets failed\n"
             "  2  usage, configuration or rules-file error (also a --metrics address\n"
-            "     that is busy or invalid)\n",
+            "     that is busy or invalid)\n"
+            "  3  --reset-offsets refused: the group has live members\n",
             ALERT_DEFAULT_GROUP, ALERT_DEFAULT_LOOKBACK, ops_cli_common_help());
 }
 
@@ -76,6 +93,7 @@ static void usage(FILE *out) {
 typedef struct alert_cli {
     alert_opts_t opts;
     const char *rules_path;
+    const char *reset_offsets; /* --reset-offsets earliest|latest, or NULL */
     int check_only;
 } alert_cli_t;
 
@@ -85,6 +103,7 @@ static const struct option longopts[] = {
     {"rules", required_argument, NULL, OPT_RULES},
     {"lookback", required_argument, NULL, OPT_LOOKBACK},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"reset-offsets", required_argument, NULL, OPT_RESET_OFFSETS},
     OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
@@ -110,6 +129,9 @@ static int alert_option(void *opaque, int opt, const char *arg, char *err, size_
     case OPT_CHECK:
         c->check_only = 1;
         return 0;
+    case OPT_RESET_OFFSETS:
+        c->reset_offsets = arg;
+        return 0;
     default:
         return startup_unknown_option(opt, err, err_size);
     }
@@ -132,12 +154,20 @@ int main(int argc, char **argv) {
     int rc = startup_parse(&start, argc, argv);
     if (rc >= 0)
         goto cleanup;
-    if (c.rules_path == NULL) {
-        rc = startup_usage_error(&start, "--rules FILE is required");
-        goto cleanup;
-    }
     if (c.opts.group[0] == '\0') {
         rc = startup_usage_error(&start, "-g: the group name is empty");
+        goto cleanup;
+    }
+    if (ops_consumer_quiet_kafka(start.cfg, start.common.verbose, err, sizeof(err)) != 0) {
+        rc = startup_usage_error(&start, "%s", err);
+        goto cleanup;
+    }
+    if (c.reset_offsets != NULL) {
+        rc = alert_reset_offsets(start.cfg, c.opts.group, c.reset_offsets);
+        goto cleanup;
+    }
+    if (c.rules_path == NULL) {
+        rc = startup_usage_error(&start, "--rules FILE is required");
         goto cleanup;
     }
     rc = ALERT_EXIT_USAGE;

@@ -259,34 +259,22 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     codec = ops_codec_new(NULL, err, sizeof(err));
     if (codec == NULL)
         goto fail;
-    rd_kafka_conf_t *conf = ops_kafka_conf_new(cfg, OPS_KAFKA_CONSUMER, err, sizeof(err));
-    if (conf == NULL)
+    /* the one consumer builder (ops_kafka_consumer_build) */
+    ops_kafka_consumer_opts_t ko = {.group = group,
+                                    .error_cb = on_kafka_error,
+                                    .log_cb = on_kafka_log,
+                                    .opaque = &talk,
+                                    .partition_eof = o->exit_at_end};
+    rk = ops_kafka_consumer_build(cfg, &ko, err, sizeof(err));
+    if (rk == NULL) {
+        if (strncmp(err, "no brokers", 10) == 0)
+            rc = EXIT_USAGE;
         goto fail;
+    }
     char bs[1024] = "";
     size_t bs_size = sizeof(bs);
-    if (rd_kafka_conf_get(conf, "bootstrap.servers", bs, &bs_size) != RD_KAFKA_CONF_OK ||
-        bs[0] == '\0') {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, sizeof(err), "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
-        rc = EXIT_USAGE;
-        goto fail;
-    }
-    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
-    rd_kafka_conf_set_opaque(conf, &talk);
-    if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", o->exit_at_end ? "true" : "false", err,
-                          sizeof(err)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    conf = NULL; /* now owned by rk */
-    rd_kafka_poll_set_consumer(rk);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bs, &bs_size) != RD_KAFKA_CONF_OK)
+        bs[0] = '\0';
     int arc = assign_all(rk, topic, o, &ends, bs, connect_s > 0 ? connect_s : 10, &talk, err,
                          sizeof(err));
     if (arc < 0)

@@ -12,12 +12,14 @@
 #include "count.h"
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
 #include "startup.h"
 
 enum {
     OPT_BATCH = OPS_CLI_OPT_FIRST_PROGRAM,
     OPT_FLUSH_MS,
     OPT_STATS_INTERVAL,
+    OPT_RESET_OFFSETS,
 };
 
 static void usage(FILE *out) {
@@ -38,31 +40,50 @@ static void usage(FILE *out) {
             "      --flush-ms MS          flush a batch at least this often (default %d);\n"
             "                             a batch is also flushed as soon as nothing more\n"
             "                             is waiting, so it only grows while events arrive\n"
-            "      --stats-interval S     status line on stderr every S seconds: events/s,\n"
-            "                             batches, DLQ count, duplicates, lag\n"
-            "                             (default %d; 0 = off)\n" OPS_CLI_METRICS_HELP
+            "      --stats-interval S     status line on stderr every S seconds when\n"
+            "                             something changed: events/s, batches, DLQ\n"
+            "                             count, duplicates, lag (default %d; 0 = off)\n"
+            "      --reset-offsets earliest|latest\n"
+            "                             recovery: set the group's stored offsets\n"
+            "                             (opstream:offsets:GROUP) of every partition of\n"
+            "                             the event topics to the oldest or the newest\n"
+            "                             offset the broker has, then exit. Refused while\n"
+            "                             the group has live members\n" OPS_CLI_METRICS_HELP
             "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.dedupe.window.s,\n"
             "opstream.bucket.minute.ttl.s, opstream.bucket.hour.ttl.s,\n"
-            "opstream.max.message.bytes, opstream.redis.password.file.\n"
+            "opstream.max.message.bytes, opstream.redis.password.file,\n"
+            "opstream.connect.timeout.s (seconds before an unreachable broker or Redis\n"
+            "is reported; default 10).\n"
             "\n"
             "%s"
             "\n"
             "Redis unreachable: the batch is kept, consumption pauses and the write is\n"
-            "retried with backoff. Broker unreachable: waits and says so.\n"
+            "retried with backoff (\"waiting for Redis ...\" once, \"Redis reachable\n"
+            "again\" when it answers). Broker unreachable: waits and says so once\n"
+            "(\"waiting for broker ...\"); librdkafka's own lines only with -v.\n"
             "Fallen behind retention (the broker dropped messages before they were\n"
             "counted): an ERROR line names the partition and the lost offsets, the gap\n"
             "is recorded in the hash opstream:gaps:GROUP (field TOPIC:PARTITION:FROM-TO,\n"
             "value the time found, ms) before any offset passes it, and counting goes\n"
             "on with what the broker still has.\n"
-            "SIGINT/SIGTERM: flushes the last batch, then leaves the group.\n"
+            "Offsets gone backwards (the topic was recreated, or the broker restarted\n"
+            "while Redis kept the offsets): the messages below the stored offset are\n"
+            "skipped, an ERROR line names the group, partition and range, and the range\n"
+            "is recorded in opstream:gaps:GROUP with value \"skipped:<ms>\"; counting\n"
+            "resumes once the partition passes the stored offset. To count them, stop\n"
+            "every member and run --reset-offsets earliest.\n"
+            "SIGINT/SIGTERM: one more attempt (up to 1 s) to write the last batch, then\n"
+            "leaves the group, in every state (connecting, waiting for Redis).\n"
             "\n"
             "Exit codes:\n"
             "  0  stopped by SIGINT/SIGTERM after the final flush\n"
-            "  1  fatal error (Kafka fatal error, final batch not written)\n"
+            "  1  fatal error (Kafka fatal error, final batch not written; it is\n"
+            "     consumed again on the next start), --reset-offsets failed\n"
             "  2  usage or configuration error (also a --metrics address that is busy\n"
-            "     or invalid)\n",
+            "     or invalid)\n"
+            "  3  --reset-offsets refused: the group has live members\n",
             COUNT_DEFAULT_GROUP, COUNT_DEFAULT_BATCH, COUNT_DEFAULT_FLUSH_MS, COUNT_DEFAULT_STATS_S,
             ops_cli_common_help());
 }
@@ -73,6 +94,7 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+    {"reset-offsets", required_argument, NULL, OPT_RESET_OFFSETS},
     OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
@@ -100,6 +122,9 @@ static int count_option(void *opaque, int opt, const char *arg, char *err, size_
             return -1;
         opts->stats_interval_s = (int)v;
         return 0;
+    case OPT_RESET_OFFSETS:
+        opts->reset_offsets = arg;
+        return 0;
     default:
         return startup_unknown_option(opt, err, err_size);
     }
@@ -124,6 +149,15 @@ int main(int argc, char **argv) {
         goto cleanup;
     if (opts.group[0] == '\0') {
         rc = startup_usage_error(&start, "-g: the group name is empty");
+        goto cleanup;
+    }
+    char err[512];
+    if (ops_consumer_quiet_kafka(start.cfg, start.common.verbose, err, sizeof err) != 0) {
+        rc = startup_usage_error(&start, "%s", err);
+        goto cleanup;
+    }
+    if (opts.reset_offsets != NULL) {
+        rc = count_reset_offsets(start.cfg, opts.group, opts.reset_offsets);
         goto cleanup;
     }
     opts.cfg = start.cfg;

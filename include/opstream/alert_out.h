@@ -53,13 +53,14 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
 int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, size_t errstr_size);
 
 /* Reads every alert of the alert topic, all partitions from the beginning
- * up to the high watermarks seen at the start (no group, no commits), and
- * calls fn for each one that decodes; fn returning non-zero stops with -1.
- * *undecodablep (may be NULL) gets the number of records that did not
- * decode. -1 with errstr on a Kafka error or after timeout_ms. */
+ * up to the high watermarks seen at the start (ops_consumer_read_to_end),
+ * and calls fn for each one that decodes; fn returning non-zero stops with
+ * -1. *undecodablep (may be NULL) gets the number of records that did not
+ * decode. -1 with errstr on a Kafka error, after timeout_ms, or once *stop
+ * (may be NULL) is set. */
 int ops_alert_topic_read(const ops_config_t *cfg, int (*fn)(const ops_alert_t *a, void *opaque),
-                         void *opaque, int timeout_ms, size_t *undecodablep, char *errstr,
-                         size_t errstr_size);
+                         void *opaque, int timeout_ms, volatile sig_atomic_t *stop,
+                         size_t *undecodablep, char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef OPSTREAM_KAFKA_H
 #define OPSTREAM_KAFKA_H
 
+#include <stdbool.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "opstream/config.h"
@@ -27,6 +29,25 @@ rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t ro
 rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
                                    void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                                    void *opaque, char *errstr, size_t errstr_size);
+
+/* How a consumer is built: group (NULL: group.id from the config), the
+ * callbacks (each may be NULL), their opaque, and whether partition EOF
+ * events are wanted (readers that stop at the end). */
+typedef struct ops_kafka_consumer_opts {
+    const char *group;
+    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *,
+                         void *);
+    void (*error_cb)(rd_kafka_t *, int, const char *, void *);
+    void (*log_cb)(const rd_kafka_t *, int, const char *, const char *);
+    void *opaque;
+    bool partition_eof;
+} ops_kafka_consumer_opts_t;
+
+/* The one consumer builder: opstream's consumer defaults, the user's
+ * properties, then o. The poll queue is redirected to the consumer queue
+ * (rd_kafka_poll_set_consumer). NULL with errstr on failure. */
+rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
+                                     char *errstr, size_t errstr_size);
 
 /* A consumer in group `group` (NULL: group.id from cfg). rebalance_cb may be
  * NULL for librdkafka's default assign/unassign. The poll queue is

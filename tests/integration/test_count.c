@@ -175,7 +175,7 @@ static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(
 
 static bool says_waiting_for_broker(void *arg) {
     char *err = harness_proc_stderr(arg);
-    bool yes = err != NULL && strstr(err, "waiting for the broker") != NULL;
+    bool yes = err != NULL && strstr(err, "waiting for broker 127.0.0.1:1") != NULL;
 
     free(err);
     return yes;

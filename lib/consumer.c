@@ -1,0 +1,1452 @@
+/*
+ * opstream consumer runtime: one consume loop for every opstream consumer
+ * (rd_kafka_consumer_poll only). Offsets live in Redis in the fenced store
+ * of counter_redis.c; the program's handler adds decoded, valid events to
+ * the batch and the runtime applies the batch with its offsets in one
+ * atomic step. Pure rules first, then the loop, then read-to-end and the
+ * offset reset.
+ */
+#include "opstream/consumer.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "opstream/codec.h"
+#include "opstream/consumer_metrics.h"
+#include "opstream/dlq.h"
+#include "opstream/kafka.h"
+#include "opstream/keys.h"
+#include "opstream/redis.h"
+#include "opstream/validate.h"
+#include "err_priv.h"
+
+#define DLQ_FLUSH_MS 10000
+#define SEEK_MS 5000
+#define BURST_MAX 1000 /* messages handled between two housekeeping rounds */
+#define BEAT_MS 2000   /* member heartbeat period */
+#define TOPIC_MAX 256
+
+/* ---- pure rules ------------------------------------------------------------ */
+
+ops_consumer_class_t ops_consumer_classify(const ops_consumer_pos_t *pos, int64_t offset) {
+    if (pos->next >= 0 && offset < pos->next)
+        return OPS_CONSUMER_REGRESSED;
+    if (pos->skip_below >= 0 && offset < pos->skip_below)
+        return OPS_CONSUMER_SKIPPED;
+    if (pos->stored >= 0 && offset < pos->stored)
+        return pos->start >= 0 && offset >= pos->start ? OPS_CONSUMER_REPLAY
+                                                       : OPS_CONSUMER_REGRESSED;
+    return OPS_CONSUMER_LIVE;
+}
+
+int ops_consumer_regressed_range(int64_t stored, int64_t offset, int64_t *from, int64_t *to) {
+    if (stored < 0 || offset < 0 || offset >= stored)
+        return 0;
+    *from = offset;
+    *to = stored - 1;
+    return 1;
+}
+
+bool ops_consumer_flush_due(size_t pending, bool full, bool drained, int64_t age_ms, int flush_ms,
+                            int drained_ms, bool redis_failing, bool retry_due) {
+    if (pending == 0)
+        return false;
+    if (redis_failing && !retry_due)
+        return false;
+    return full || age_ms >= flush_ms || (drained && drained_ms > 0 && age_ms >= drained_ms);
+}
+
+bool ops_consumer_batch_may_pass(size_t dlq_sent, bool dlq_confirmed) {
+    return dlq_sent == 0 || dlq_confirmed;
+}
+
+int ops_consumer_backoff_next(int cur_ms) {
+    int next = cur_ms <= 0 ? OPS_CONSUMER_BACKOFF_MIN_MS : cur_ms * 2;
+    return next > OPS_CONSUMER_BACKOFF_MAX_MS ? OPS_CONSUMER_BACKOFF_MAX_MS : next;
+}
+
+int ops_consumer_reset_parse(const char *s, ops_consumer_reset_t *out, char *errstr,
+                             size_t errstr_size) {
+    if (s != NULL && strcmp(s, "earliest") == 0) {
+        *out = OPS_CONSUMER_RESET_EARLIEST;
+        return 0;
+    }
+    if (s != NULL && strcmp(s, "latest") == 0) {
+        *out = OPS_CONSUMER_RESET_LATEST;
+        return 0;
+    }
+    ops_err_format(errstr, errstr_size, "--reset-offsets: '%s' is neither earliest nor latest",
+                   s != NULL ? s : "");
+    return -1;
+}
+
+int64_t ops_consumer_reset_target(ops_consumer_reset_t how, int64_t lo, int64_t hi) {
+    if (lo < 0)
+        lo = 0;
+    if (hi < lo)
+        hi = lo;
+    return how == OPS_CONSUMER_RESET_EARLIEST ? lo : hi;
+}
+
+const char *ops_consumer_gap_value_skipped(int64_t now_ms, char *buf, size_t size) {
+    snprintf(buf, size, "skipped:%" PRId64, now_ms);
+    return buf;
+}
+
+bool ops_consumer_member_live(const char *value, int64_t now_ms) {
+    char *end = NULL;
+    long long v;
+
+    if (value == NULL || *value == '\0')
+        return false;
+    v = strtoll(value, &end, 10);
+    return end != value && *end == '\0' && v > now_ms;
+}
+
+const char *ops_consumer_redis_display(const char *url, char *buf, size_t size) {
+    const char *scheme = strstr(url, "://");
+    const char *at, *rest;
+
+    if (scheme == NULL) {
+        snprintf(buf, size, "%s", url);
+        return buf;
+    }
+    rest = scheme + 3;
+    at = strchr(rest, '@');
+    if (at != NULL && (strchr(rest, '/') == NULL || at < strchr(rest, '/')))
+        rest = at + 1;
+    snprintf(buf, size, "%.*s%s", (int)(scheme + 3 - url), url, rest);
+    /* a ?password=... or ?user=... query is left out too */
+    char *q = strchr(buf, '?');
+    if (q != NULL && strstr(q, "pass") != NULL)
+        *q = '\0';
+    return buf;
+}
+
+/* ---- the runtime ----------------------------------------------------------- */
+
+int ops_consumer_quiet_kafka(ops_config_t *cfg, int verbose, char *errstr, size_t errstr_size) {
+    if (verbose > 0 || ops_config_get(cfg, "log_level") != NULL)
+        return 0;
+    return ops_config_set(cfg, "log_level", "2", errstr, errstr_size);
+}
+
+typedef struct rpart {
+    char topic[TOPIC_MAX];
+    int32_t partition;
+    ops_consumer_pos_t pos;
+} rpart_t;
+
+struct ops_consumer {
+    ops_consumer_options_t o;
+    ops_consumer_handler_t h;
+    char *group;
+    char (*topics)[TOPIC_MAX];
+    size_t ntopics;
+    rd_kafka_t *rk;
+    ops_codec_t *codec;
+    ops_counter_t *batch;
+    ops_counter_redis_t *store;
+    ops_dlq_t *dlq;
+    redisContext *aux; /* gap records and member heartbeats */
+    char redis_shown[300];
+    char brokers[512];
+    char last_kafka_err[512]; /* the last client error, for the "waiting" line */
+    int connect_ms;
+
+    rpart_t *parts;
+    size_t nparts, parts_cap, last_part;
+
+    int64_t batch_started; /* monotonic ms of the batch's first message */
+    size_t dlq_sent;       /* copies queued for the pending batch */
+    bool redis_failing;    /* the last step failed: partitions paused */
+    bool need_reload;      /* offsets must be re-read and sought to */
+    bool stopping;
+    int backoff_ms;
+    int64_t retry_at;
+
+    /* first contact: each state change said once */
+    bool redis_down;
+    bool broker_down;
+    bool assigned_once;
+    bool group_wait_said;
+    int64_t started;
+
+    char member[128];
+    int64_t beat_at;
+
+    ops_consumer_metrics_t cm; /* metrics of batches, steps and lag */
+    char redis_err[256];       /* why Redis failed last, for /readyz */
+    int64_t lag_at;            /* monotonic ms of the next lag update */
+    ops_consumer_stats_t st, st_shown;
+    size_t dupes_shown;
+    int64_t last_status;
+};
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool stop_asked(const ops_consumer_t *c) {
+    return c->stopping || (c->o.stop != NULL && *c->o.stop);
+}
+
+static void say(const ops_consumer_t *c, ops_consumer_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(const ops_consumer_t *c, ops_consumer_level_t level, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+
+    if (level == OPS_CONSUMER_LOG_DEBUG && !c->o.verbose)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->o.log(c->o.log_opaque, level, line);
+}
+
+/* Sleeps up to ms in small steps, returning early on a stop. */
+static void nap(const ops_consumer_t *c, int ms) {
+    int64_t until = mono_ms() + ms;
+    while (!stop_asked(c)) {
+        ops_health_beat(c->o.health); /* waiting on purpose is being alive */
+        int64_t left = until - mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts = {0, (long)(left < 50 ? left : 50) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Redis failed: said once when it starts failing, then retried with capped
+ * backoff in silence until it answers again. */
+static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
+    snprintf(c->redis_err, sizeof(c->redis_err), "%s: %s", what, err);
+    if (!c->redis_down) {
+        say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s: %s; retrying with backoff",
+            c->redis_shown, what, err);
+        c->redis_down = true;
+    } else {
+        say(c, OPS_CONSUMER_LOG_DEBUG, "%s: %s", what, err);
+    }
+    c->backoff_ms = ops_consumer_backoff_next(c->backoff_ms);
+    c->retry_at = mono_ms() + c->backoff_ms;
+}
+
+static void redis_ok(ops_consumer_t *c) {
+    if (c->redis_down)
+        say(c, OPS_CONSUMER_LOG_INFO, "Redis reachable again");
+    c->redis_down = false;
+    c->backoff_ms = 0;
+    c->retry_at = 0;
+}
+
+static void broker_alive(ops_consumer_t *c) {
+    if (c->broker_down)
+        say(c, OPS_CONSUMER_LOG_INFO, "broker %s reachable again", c->brokers);
+    c->broker_down = false;
+}
+
+static bool broker_error(int err) {
+    return err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+           err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+           err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL;
+}
+
+/* Client errors (librdkafka retries by itself): a broker that cannot be
+ * reached is said once until it answers again; the rest with -v. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    ops_consumer_t *c = opaque;
+
+    if (rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        say(c, OPS_CONSUMER_LOG_ERROR, "kafka: fatal: %s", reason);
+        return;
+    }
+    /* one broker of several down is librdkafka's business; none reachable,
+     * or an address or credentials that cannot work, is the user's */
+    if (!c->broker_down &&
+        (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE ||
+         err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)) {
+        if (c->last_kafka_err[0] != '\0')
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s (%s)", c->brokers, reason,
+                c->last_kafka_err);
+        else
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s", c->brokers, reason);
+        c->broker_down = true;
+        return;
+    }
+    snprintf(c->last_kafka_err, sizeof(c->last_kafka_err), "%s", reason);
+    say(c, OPS_CONSUMER_LOG_DEBUG, "kafka: %s (%s)", reason,
+        rd_kafka_err2name((rd_kafka_resp_err_t)err));
+}
+
+/* librdkafka's own log lines only with -v. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const ops_consumer_t *c = rd_kafka_opaque(rk);
+    char line[1024];
+
+    if (c == NULL || !c->o.verbose)
+        return;
+    snprintf(line, sizeof(line), "kafka %s: %s", fac, buf);
+    (void)level;
+    c->o.log(c->o.log_opaque, OPS_CONSUMER_LOG_DEBUG, line);
+}
+
+/* Runs of messages come from one partition: the last hit is tried first. */
+static rpart_t *rpart_find(ops_consumer_t *c, const char *topic, int32_t partition) {
+    if (c->last_part < c->nparts && c->parts[c->last_part].partition == partition &&
+        strcmp(c->parts[c->last_part].topic, topic) == 0)
+        return &c->parts[c->last_part];
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0) {
+            c->last_part = i;
+            return &c->parts[i];
+        }
+    return NULL;
+}
+
+static rpart_t *rpart_add(ops_consumer_t *c, const char *topic, int32_t partition) {
+    rpart_t *p = rpart_find(c, topic, partition);
+    if (p != NULL)
+        return p;
+    if (c->nparts == c->parts_cap) {
+        size_t cap = c->parts_cap ? c->parts_cap * 2 : 32;
+        rpart_t *v = realloc(c->parts, cap * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        c->parts = v;
+        c->parts_cap = cap;
+    }
+    p = &c->parts[c->nparts++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->partition = partition;
+    p->pos.stored = p->pos.start = p->pos.next = p->pos.skip_below = -1;
+    return p;
+}
+
+static int64_t stored_of(const ops_consumer_t *c, const char *topic, int32_t partition) {
+    size_t n = ops_counter_partitions(c->batch);
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        int32_t p;
+        int64_t stored;
+        ops_counter_partition(c->batch, i, &t, &p, &stored);
+        if (p == partition && strcmp(t, topic) == 0)
+            return stored;
+    }
+    return -1;
+}
+
+static void set_paused(ops_consumer_t *c, bool pause) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+
+    if (rd_kafka_assignment(c->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l != NULL) {
+        if (pause)
+            rd_kafka_pause_partitions(c->rk, l);
+        else
+            rd_kafka_resume_partitions(c->rk, l);
+    }
+    if (l != NULL)
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void redis_failing(ops_consumer_t *c, bool failing) {
+    if (failing != c->redis_failing)
+        set_paused(c, failing);
+    c->redis_failing = failing;
+}
+
+/* The side connection for rare writes (skipped ranges, heartbeats). */
+static redisContext *aux_get(ops_consumer_t *c, char *err, size_t errsize) {
+    if (c->aux != NULL && c->aux->err == 0)
+        return c->aux;
+    if (c->aux != NULL)
+        redisFree(c->aux);
+    c->aux = ops_redis_connect(ops_config_get(c->o.cfg, "opstream.redis.url"),
+                               ops_config_get(c->o.cfg, "opstream.redis.password.file"),
+                               c->connect_ms < 5000 ? c->connect_ms : 5000, err, errsize);
+    return c->aux;
+}
+
+/* HSET key field value on the side connection: 1 new, 0 updated, -1. */
+static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const char *value,
+                    char *err, size_t errsize) {
+    redisContext *rc = aux_get(c, err, errsize);
+    redisReply *r;
+    int out = -1;
+
+    if (rc == NULL)
+        return -1;
+    r = redisCommand(rc, "HSET %s %s %s", key, field, value);
+    if (r == NULL) {
+        ops_err_format(err, errsize, "redis: %s", rc->errstr);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+        out = r->integer > 0 ? 1 : 0;
+    else
+        ops_err_format(err, errsize, "redis: HSET %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    return out;
+}
+
+/* Member heartbeat: opstream:members:{GROUP} field host:pid -> expiry (ms),
+ * so that --reset-offsets can tell a live group where the broker cannot
+ * list its members. Best effort: a Redis outage is handled by the step. */
+static void heartbeat(ops_consumer_t *c, bool leaving) {
+    char key[OPS_KEY_MAX], val[32], err[256];
+    int64_t now = mono_ms();
+
+    if (!leaving && now < c->beat_at)
+        return;
+    c->beat_at = now + BEAT_MS;
+    if ((size_t)snprintf(key, sizeof(key), "opstream:members:%s", c->group) >= sizeof(key))
+        return;
+    if (leaving) {
+        /* expired at once (HSET, not HDEL: the commands the Redis ACL of
+         * config/redis-acl.conf grants the consumers) */
+        redisContext *rc = c->aux;
+        if (rc != NULL && rc->err == 0) {
+            redisReply *r = redisCommand(rc, "HSET %s %s 0", key, c->member);
+            if (r != NULL)
+                freeReplyObject(r);
+        }
+        return;
+    }
+    snprintf(val, sizeof(val), "%" PRId64, wall_ms() + OPS_CONSUMER_MEMBER_TTL_MS);
+    if (aux_hset(c, key, c->member, val, err, sizeof(err)) < 0) {
+        /* first contact: Redis is named before any batch needs it */
+        snprintf(c->redis_err, sizeof(c->redis_err), "%s", err);
+        if (!c->redis_down) {
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s; retrying", c->redis_shown,
+                err);
+            c->redis_down = true;
+        }
+        return;
+    }
+    if (c->redis_down && !c->redis_failing)
+        redis_ok(c);
+    redisReply *r =
+        redisCommand(c->aux, "EXPIRE %s %d", key, 6 * OPS_CONSUMER_MEMBER_TTL_MS / 1000);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* The partitions of the batch at their stored offsets (none: the
+ * beginning). */
+static rd_kafka_topic_partition_list_t *stored_positions(const ops_consumer_t *c) {
+    size_t n = ops_counter_partitions(c->batch);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        int32_t part;
+        int64_t stored;
+        ops_counter_partition(c->batch, i, &topic, &part, &stored);
+        rd_kafka_topic_partition_list_add(l, topic, part)->offset =
+            stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    return l;
+}
+
+static void pos_at(rpart_t *rp, int64_t stored, int64_t start) {
+    rp->pos.stored = stored;
+    rp->pos.start = start;
+    rp->pos.next = start;
+    rp->pos.skip_below = -1;
+}
+
+/* After a fenced batch: re-read what Redis holds and seek there, dropping
+ * whatever was fetched from the old positions. */
+static int reload_and_seek(ops_consumer_t *c) {
+    char err[512];
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_error_t *e;
+    int rc = 0;
+
+    if (ops_counter_redis_load_offsets(c->store, c->batch, c->group, err, sizeof err) != 0) {
+        redis_failed(c, "reading offsets", err);
+        return -1;
+    }
+    redis_ok(c);
+    l = stored_positions(c);
+    e = rd_kafka_seek_partitions(c->rk, l, SEEK_MS);
+    if (e != NULL) {
+        say(c, OPS_CONSUMER_LOG_WARN, "kafka: seek: %s; retrying", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rc = -1;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        rpart_t *rp = rpart_add(c, l->elems[i].topic, l->elems[i].partition);
+        if (l->elems[i].err) {
+            if (rc == 0)
+                say(c, OPS_CONSUMER_LOG_WARN, "kafka: seek %s [%d]: %s; retrying",
+                    l->elems[i].topic, (int)l->elems[i].partition,
+                    rd_kafka_err2str(l->elems[i].err));
+            rc = -1;
+        }
+        if (rp != NULL) {
+            int64_t s = l->elems[i].offset >= 0 ? l->elems[i].offset : -1;
+            pos_at(rp, s, s);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (rc != 0)
+        c->retry_at = mono_ms() + OPS_CONSUMER_BACKOFF_MAX_MS;
+    c->need_reload = rc != 0;
+    return rc;
+}
+
+/* Retention gaps (counter.h): recorded in opstream:gaps:{GROUP} before the
+ * batch that passes them is applied, and said once. */
+static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
+    size_t n = ops_counter_pending_gaps(c->batch, NULL, 0);
+    ops_counter_gap_t *gaps;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if ((gaps = calloc(n, sizeof(*gaps))) == NULL) {
+        ops_err_format(err, errsize, "out of memory");
+        return -1;
+    }
+    ops_counter_pending_gaps(c->batch, gaps, n);
+    for (size_t i = 0; i < n; i++) {
+        int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], wall_ms(), err, errsize);
+        if (r < 0)
+            goto cleanup;
+        if (r == 1) {
+            c->st.gaps++;
+            ops_consumer_metrics_gap(&c->cm);
+            say(c, OPS_CONSUMER_LOG_ERROR,
+                "ERROR: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the broker "
+                "(retention) and were never handled by group %s. Recorded in opstream:gaps:%s; "
+                "going on from offset %lld",
+                gaps[i].topic, (int)gaps[i].partition, (long long)gaps[i].from,
+                (long long)gaps[i].to, (long long)(gaps[i].to - gaps[i].from + 1), c->group,
+                c->group, (long long)gaps[i].to + 1);
+        }
+    }
+    rc = 0;
+cleanup:
+    free(gaps);
+    return rc;
+}
+
+/* Writes the pending batch: DLQ copies confirmed first (the step passes
+ * their offsets), retention gaps recorded, then the handler's step. */
+static ops_counter_step_t flush_batch(ops_consumer_t *c) {
+    char err[512];
+    size_t seen = 0, events, skips;
+    ops_counter_step_t step;
+
+    if (ops_counter_pending(c->batch) == 0)
+        return OPS_COUNTER_STEP_APPLIED;
+    skips = ops_counter_pending_skips(c->batch);
+    if (c->dlq_sent > 0) {
+        bool confirmed = ops_dlq_flush(c->dlq, DLQ_FLUSH_MS, err, sizeof err) == 0;
+        if (!ops_consumer_batch_may_pass(c->dlq_sent, confirmed)) {
+            say(c, OPS_CONSUMER_LOG_WARN, "%s; the batch is dropped and consumed again", err);
+            ops_counter_discard(c->batch);
+            c->dlq_sent = 0;
+            c->need_reload = true;
+            return OPS_COUNTER_STEP_FENCED;
+        }
+    }
+    if (record_gaps(c, err, sizeof err) != 0) {
+        ops_consumer_metrics_redis_error(&c->cm);
+        redis_failing(c, true);
+        redis_failed(c, "recording lost offsets", err);
+        return OPS_COUNTER_STEP_FAILED;
+    }
+    if (c->h.before_apply != NULL &&
+        c->h.before_apply(c->h.opaque, c->batch, err, sizeof err) != 0) {
+        ops_consumer_metrics_redis_error(&c->cm);
+        redis_failing(c, true);
+        redis_failed(c, "before the step", err);
+        return OPS_COUNTER_STEP_FAILED;
+    }
+    events = ops_counter_pending_events(c->batch);
+    int64_t step_start = mono_us();
+    if (c->h.apply != NULL)
+        step = c->h.apply(c->h.opaque, c->store, c->batch, wall_ms(), &seen, err, sizeof err);
+    else
+        step = ops_counter_redis_apply(c->store, c->batch, wall_ms(), &seen, err, sizeof err);
+    ops_consumer_metrics_step(&c->cm, c->batch, (double)(mono_us() - step_start) / 1e6, step);
+    switch (step) {
+    case OPS_COUNTER_STEP_APPLIED:
+        c->st.events += events - seen;
+        c->st.dlq += skips > 0 && c->dlq_sent > 0 ? c->dlq_sent : 0;
+        c->st.batches++;
+        c->dlq_sent = 0;
+        redis_failing(c, false);
+        redis_ok(c);
+        break;
+    case OPS_COUNTER_STEP_FENCED:
+        c->st.fenced++;
+        c->dlq_sent = 0;
+        say(c, OPS_CONSUMER_LOG_WARN, "batch not applied: %s; seeking to the stored offsets", err);
+        redis_failing(c, false);
+        redis_ok(c);
+        c->need_reload = true;
+        break;
+    case OPS_COUNTER_STEP_FAILED:
+        redis_failing(c, true);
+        redis_failed(c, "applying a batch", err);
+        break;
+    }
+    return step;
+}
+
+/* Eager rebalancing. ASSIGN: read the stored offsets (retrying while Redis
+ * is down, until a stop: assigning anywhere else could skip or repeat
+ * events), let the handler lower them for replay, and assign there.
+ * REVOKE: one attempt to write the pending batch, then let go; an unwritten
+ * batch is consumed again by the next owner. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ops_consumer_t *c = opaque;
+    char e[512];
+
+    broker_alive(c);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        ops_counter_unassign_all(c->batch);
+        c->dlq_sent = 0;
+        for (int i = 0; i < parts->cnt; i++)
+            if (ops_counter_assign(c->batch, parts->elems[i].topic, parts->elems[i].partition, -1,
+                                   e, sizeof e) != 0)
+                say(c, OPS_CONSUMER_LOG_ERROR, "%s", e);
+        while (ops_counter_redis_load_offsets(c->store, c->batch, c->group, e, sizeof e) != 0) {
+            redis_failed(c, "reading offsets on assignment", e);
+            if (stop_asked(c))
+                break;
+            nap(c, c->backoff_ms);
+            if (stop_asked(c))
+                break;
+        }
+        if (stop_asked(c)) {
+            /* stopping before the offsets are known: assign nothing */
+            ops_counter_unassign_all(c->batch);
+            rd_kafka_assign(rk, NULL);
+            return;
+        }
+        redis_ok(c);
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t s = stored_of(c, parts->elems[i].topic, parts->elems[i].partition);
+            parts->elems[i].offset = s >= 0 ? s : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (c->h.assigned != NULL && c->h.assigned(c->h.opaque, rk, parts) != 0)
+            c->stopping = true;
+        for (int i = 0; i < parts->cnt; i++) {
+            rpart_t *rp = rpart_add(c, parts->elems[i].topic, parts->elems[i].partition);
+            int64_t s = stored_of(c, parts->elems[i].topic, parts->elems[i].partition);
+            if (rp != NULL)
+                pos_at(rp, s, parts->elems[i].offset >= 0 ? parts->elems[i].offset : -1);
+        }
+        if (!c->assigned_once || c->o.verbose)
+            say(c, OPS_CONSUMER_LOG_INFO, "assigned %d partitions", parts->cnt);
+        c->assigned_once = true;
+        rd_kafka_assign(rk, parts);
+        rd_kafka_resume_partitions(rk, parts);
+        c->redis_failing = false;
+        c->need_reload = false;
+    } else {
+        if (flush_batch(c) != OPS_COUNTER_STEP_APPLIED)
+            ops_counter_discard(c->batch);
+        ops_counter_unassign_all(c->batch);
+        c->dlq_sent = 0;
+        c->nparts = 0;
+        c->redis_failing = false;
+        c->need_reload = false;
+        say(c, OPS_CONSUMER_LOG_DEBUG, "revoked %d partitions", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* The one call site of consumer-side validation: an event that decodes
+ * but would make bad keys (or no dedupe) is refused like an undecodable
+ * one. */
+static int check_event(const ops_event_t *ev, char *err, size_t errsize) {
+    if (!ops_valid_operation(ev->operation)) {
+        ops_err_format(err, errsize, "invalid: operation '%.40s'", ev->operation);
+        return -1;
+    }
+    if (!ops_valid_country(ev->country)) {
+        ops_err_format(err, errsize, "invalid: country '%.8s'", ev->country);
+        return -1;
+    }
+    if (!ops_valid_uuid(ev->event_id)) {
+        ops_err_format(err, errsize, "invalid: event_id '%.40s'", ev->event_id);
+        return -1;
+    }
+    return 0;
+}
+
+/* Decodes and checks one message; on failure *reason is its DLQ reason
+ * class (ops_metrics_dlq_reason). */
+static int decode(ops_consumer_t *c, const rd_kafka_message_t *m, ops_event_t *ev, char *err,
+                  size_t errsize, const char **reason) {
+    ops_codec_err_t ce;
+    if (m->payload == NULL) {
+        ops_err_format(err, errsize, "truncated: the message has no value");
+        *reason = ops_metrics_dlq_reason(OPS_CODEC_ERR_TRUNCATED, 0);
+        return -1;
+    }
+    ce = ops_codec_decode_event(c->codec, m->payload, m->len, ev, err, errsize);
+    if (ce != OPS_CODEC_OK) {
+        *reason = ops_metrics_dlq_reason(ce, 0);
+        return -1;
+    }
+    *reason = ops_metrics_dlq_reason(OPS_CODEC_OK, 1);
+    return check_event(ev, err, errsize);
+}
+
+/* The log of a partition went backwards (topic recreated, broker restarted
+ * while Redis kept the offsets): what is pending is written first (it came
+ * from the log as it was), then the offsets below the stored one that the
+ * broker now serves are recorded as skipped and said as an ERROR. */
+static void regressed(ops_consumer_t *c, rpart_t *rp, int64_t offset) {
+    char key[OPS_KEY_MAX], field[TOPIC_MAX + 64], val[48], err[512];
+    int64_t from, to, stored;
+
+    if (ops_counter_pending(c->batch) > 0 && flush_batch(c) != OPS_COUNTER_STEP_APPLIED) {
+        ops_counter_discard(c->batch);
+        c->dlq_sent = 0;
+    }
+    stored = stored_of(c, rp->topic, rp->partition);
+    rp->pos.next = offset; /* in order again from here */
+    if (!ops_consumer_regressed_range(stored, offset, &from, &to))
+        return;
+    snprintf(key, sizeof(key), "opstream:gaps:%s", c->group);
+    snprintf(field, sizeof(field), "%s:%d:%" PRId64 "-%" PRId64, rp->topic, (int)rp->partition,
+             from, to);
+    ops_consumer_gap_value_skipped(wall_ms(), val, sizeof(val));
+    if (aux_hset(c, key, field, val, err, sizeof(err)) < 0) {
+        /* not recorded: come back to it from the stored offset */
+        redis_failed(c, "recording skipped offsets", err);
+        c->need_reload = true;
+        return;
+    }
+    rp->pos.skip_below = stored;
+    c->st.skipped++;
+    ops_consumer_metrics_gap(&c->cm);
+    say(c, OPS_CONSUMER_LOG_ERROR,
+        "ERROR: group %s: %s [%d]: the broker serves offset %" PRId64 " below the stored offset "
+        "%" PRId64 " (topic recreated, or broker restarted while Redis kept the offsets): "
+        "offsets %" PRId64 "..%" PRId64 " are skipped and not handled, recorded in "
+        "opstream:gaps:%s as skipped; handling resumes at offset %" PRId64 ". To handle them: "
+        "stop every member of the group, then --reset-offsets earliest -g %s",
+        c->group, rp->topic, (int)rp->partition, offset, stored, from, to, c->group, stored,
+        c->group);
+}
+
+static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
+    char err[512];
+    ops_event_t ev;
+    ops_consumer_msg_t cm;
+    ops_counter_add_result_t r;
+    rpart_t *rp;
+
+    if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            return;
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !c->broker_down) {
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s: %s", c->brokers,
+                rd_kafka_message_errstr(m));
+            c->broker_down = true;
+            return;
+        }
+        say(c, OPS_CONSUMER_LOG_DEBUG, "kafka: %s", rd_kafka_message_errstr(m));
+        return;
+    }
+    broker_alive(c);
+    if (c->need_reload)
+        return; /* fetched from positions that are about to be replaced */
+    cm.topic = rd_kafka_topic_name(m->rkt);
+    cm.partition = m->partition;
+    cm.offset = m->offset;
+    cm.raw = m;
+    rp = rpart_find(c, cm.topic, m->partition);
+    if (rp == NULL)
+        return;
+    ops_consumer_class_t cls = ops_consumer_classify(&rp->pos, m->offset);
+    if (cls == OPS_CONSUMER_REGRESSED) {
+        regressed(c, rp, m->offset);
+        if (c->need_reload)
+            return;
+        cls = ops_consumer_classify(&rp->pos, m->offset);
+    }
+    rp->pos.next = m->offset + 1;
+    if (cls == OPS_CONSUMER_SKIPPED || cls == OPS_CONSUMER_REGRESSED)
+        return;
+    const char *reason = NULL;
+    bool valid = decode(c, m, &ev, err, sizeof err, &reason) == 0;
+    if (cls == OPS_CONSUMER_REPLAY) {
+        if (valid && c->h.replay != NULL)
+            c->h.replay(c->h.opaque, &cm, &ev);
+        c->st.replayed++;
+        return;
+    }
+    if (ops_counter_pending(c->batch) == 0)
+        ops_consumer_metrics_batch_start(&c->cm, c->batch); /* this message starts one */
+    if (valid) {
+        r = c->h.event(c->h.opaque, c->batch, &cm, &ev);
+        if (r == OPS_COUNTER_ADDED)
+            ops_consumer_metrics_added(&c->cm, cm.topic, ev.kind);
+        else if (r == OPS_COUNTER_DUPLICATE)
+            ops_consumer_metrics_duplicate(&c->cm, cm.topic);
+    } else {
+        r = ops_counter_add_skip(c->batch, cm.topic, m->partition, m->offset);
+        if (r == OPS_COUNTER_SKIPPED) {
+            char e2[512];
+            say(c, OPS_CONSUMER_LOG_DEBUG, "%s [%d] @%" PRId64 " to the DLQ: %s", cm.topic,
+                (int)m->partition, m->offset, err);
+            if (ops_dlq_send(c->dlq, m, err, e2, sizeof e2) != 0) {
+                /* not even queued: the batch must not pass this offset */
+                say(c, OPS_CONSUMER_LOG_WARN, "%s; the batch is dropped and consumed again", e2);
+                ops_counter_discard(c->batch);
+                c->dlq_sent = 0;
+                c->need_reload = true;
+                return;
+            }
+            c->dlq_sent++;
+            ops_consumer_metrics_dlq(&c->cm, cm.topic, reason);
+        }
+    }
+    if (r == OPS_COUNTER_NO_MEMORY) {
+        say(c, OPS_CONSUMER_LOG_WARN, "out of memory; the batch is dropped and consumed again");
+        ops_counter_discard(c->batch);
+        c->dlq_sent = 0;
+        c->need_reload = true;
+        return;
+    }
+    if ((r == OPS_COUNTER_ADDED || r == OPS_COUNTER_SKIPPED || r == OPS_COUNTER_DUPLICATE) &&
+        ops_counter_pending(c->batch) == 1)
+        c->batch_started = mono_ms();
+}
+
+/* Consumer lag from the watermarks librdkafka caches from fetch responses
+ * (no extra round trip). */
+static int64_t lag(const ops_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int64_t total = 0;
+
+    if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || l == NULL)
+        return -1;
+    rd_kafka_position(c->rk, l);
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+        if (pos >= 0 && hi > pos)
+            total += hi - pos;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return total;
+}
+
+/* A status line every stats_interval_s, only when something changed. */
+static void status_line(ops_consumer_t *c, int64_t now, bool last) {
+    int64_t interval = (int64_t)c->o.stats_interval_s * 1000;
+    size_t dupes = ops_counter_dupes(c->batch);
+    double secs;
+
+    if (interval <= 0 || (!last && now - c->last_status < interval))
+        return;
+    if (memcmp(&c->st, &c->st_shown, sizeof(c->st)) == 0 && dupes == c->dupes_shown) {
+        c->last_status = now;
+        return;
+    }
+    secs = (double)(now - c->last_status) / 1000.0;
+    say(c, OPS_CONSUMER_LOG_INFO,
+        "%.1f events/s, %llu events, %llu batches, %llu dlq, %zu duplicates, %llu fenced, "
+        "%llu gaps, %llu skipped ranges, lag %lld, %zu partitions%s",
+        secs > 0 ? (double)(c->st.events - c->st_shown.events) / secs : 0.0,
+        (unsigned long long)c->st.events, (unsigned long long)c->st.batches,
+        (unsigned long long)c->st.dlq, dupes, (unsigned long long)c->st.fenced,
+        (unsigned long long)c->st.gaps, (unsigned long long)c->st.skipped, (long long)lag(c),
+        ops_counter_partitions(c->batch), c->redis_failing ? ", Redis unreachable" : "");
+    c->st_shown = c->st;
+    c->dupes_shown = dupes;
+    c->last_status = now;
+}
+
+static int subscribe(ops_consumer_t *c, char *err, size_t errsize) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->ntopics);
+    rd_kafka_resp_err_t kerr;
+
+    for (size_t i = 0; i < c->ntopics; i++)
+        rd_kafka_topic_partition_list_add(l, c->topics[i], RD_KAFKA_PARTITION_UA);
+    kerr = rd_kafka_subscribe(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (kerr) {
+        ops_err_format(err, errsize, "subscribe: %s", rd_kafka_err2str(kerr));
+        return -1;
+    }
+    return 0;
+}
+
+/* The event topics (or the given ones) into a fresh array. */
+static int topic_names(const ops_config_t *cfg, const char *const *given, char (**out)[TOPIC_MAX],
+                       size_t *n, char *err, size_t errsize) {
+    const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
+    size_t cnt = 0;
+
+    if (given != NULL)
+        while (given[cnt] != NULL)
+            cnt++;
+    else
+        cnt = OPS_KIND_COUNT;
+    *out = calloc(cnt ? cnt : 1, sizeof(**out));
+    if (*out == NULL) {
+        ops_err_format(err, errsize, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (given != NULL) {
+            if ((size_t)snprintf((*out)[i], TOPIC_MAX, "%s", given[i]) >= TOPIC_MAX)
+                goto too_long;
+        } else if (ops_topic_name(prefix, (ops_kind_t)i, (*out)[i], TOPIC_MAX) != 0) {
+            goto too_long;
+        }
+    }
+    *n = cnt;
+    return 0;
+too_long:
+    ops_err_format(err, errsize, "topic name too long");
+    free(*out);
+    *out = NULL;
+    return -1;
+}
+
+ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
+                                 const ops_consumer_handler_t *handler, char *errstr,
+                                 size_t errstr_size) {
+    ops_consumer_t *c = NULL;
+    ops_codec_options_t copts = {0};
+    ops_counter_options_t kopts = {0};
+    char host[64] = "";
+
+    if (opts == NULL || handler == NULL || handler->event == NULL || opts->log == NULL ||
+        opts->group == NULL || opts->group[0] == '\0') {
+        ops_err_format(errstr, errstr_size, "consumer: group, log and event handler are required");
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->group = strdup(opts->group)) == NULL) {
+        ops_err_format(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    c->o = *opts;
+    c->o.group = c->group;
+    c->h = *handler;
+    if (c->o.flush_ms <= 0)
+        c->o.flush_ms = 10;
+    if (c->o.shutdown_flush_ms <= 0)
+        c->o.shutdown_flush_ms = 1000;
+    c->connect_ms = (int)ops_config_get_int(opts->cfg, "opstream.connect.timeout.s") * 1000;
+    if (c->connect_ms <= 0)
+        c->connect_ms = 10000;
+    snprintf(c->brokers, sizeof(c->brokers), "%s",
+             ops_config_get(opts->cfg, "bootstrap.servers") != NULL
+                 ? ops_config_get(opts->cfg, "bootstrap.servers")
+                 : "(none)");
+    ops_consumer_redis_display(ops_config_get(opts->cfg, "opstream.redis.url"), c->redis_shown,
+                               sizeof(c->redis_shown));
+    gethostname(host, sizeof(host) - 1);
+    snprintf(c->member, sizeof(c->member), "%s:%ld:%lld", host, (long)getpid(),
+             (long long)wall_ms());
+    copts.max_message_bytes = (size_t)ops_config_get_int(opts->cfg, "opstream.max.message.bytes");
+    kopts.group = c->group;
+    kopts.max_events = opts->batch_max;
+    kopts.dedupe_window_s = ops_config_get_int(opts->cfg, "opstream.dedupe.window.s");
+    kopts.minute_ttl_s = ops_config_get_int(opts->cfg, "opstream.bucket.minute.ttl.s");
+    kopts.hour_ttl_s = ops_config_get_int(opts->cfg, "opstream.bucket.hour.ttl.s");
+    if (topic_names(opts->cfg, opts->topics, &c->topics, &c->ntopics, errstr, errstr_size) != 0 ||
+        (c->codec = ops_codec_new(&copts, errstr, errstr_size)) == NULL ||
+        (c->batch = ops_counter_new(&kopts, errstr, errstr_size)) == NULL ||
+        (c->store = ops_counter_redis_new(ops_config_get(opts->cfg, "opstream.redis.url"),
+                                          ops_config_get(opts->cfg, "opstream.redis.password.file"),
+                                          c->connect_ms < 5000 ? c->connect_ms : 5000, errstr,
+                                          errstr_size)) == NULL ||
+        (c->dlq = ops_dlq_new(opts->cfg, errstr, errstr_size)) == NULL ||
+        ops_consumer_metrics_init(
+            &c->cm, opts->metrics, opts->program ? opts->program : "opstream-consumer", c->group,
+            (const char(*)[256])c->topics, c->ntopics, errstr, errstr_size) != 0)
+        goto fail;
+    ops_kafka_consumer_opts_t ko = {.group = c->group,
+                                    .rebalance_cb = rebalance_cb,
+                                    .error_cb = error_cb,
+                                    .log_cb = log_cb,
+                                    .opaque = c};
+    if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
+        subscribe(c, errstr, errstr_size) != 0)
+        goto fail;
+    return c;
+fail:
+    ops_consumer_destroy(c);
+    return NULL;
+}
+
+void ops_consumer_destroy(ops_consumer_t *c) {
+    if (c == NULL)
+        return;
+    if (c->rk != NULL) {
+        if (c->broker_down || !c->assigned_once) {
+            /* nobody to say goodbye to: leaving would wait for the broker */
+            rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        } else {
+            rd_kafka_consumer_close(c->rk);
+            rd_kafka_destroy(c->rk);
+        }
+    }
+    ops_dlq_destroy(c->dlq);
+    ops_counter_redis_destroy(c->store);
+    ops_counter_destroy(c->batch);
+    ops_codec_destroy(c->codec);
+    if (c->aux != NULL)
+        redisFree(c->aux);
+    ops_consumer_metrics_free(&c->cm);
+    free(c->parts);
+    free(c->topics);
+    free(c->group);
+    free(c);
+}
+
+rd_kafka_t *ops_consumer_kafka(ops_consumer_t *c) {
+    return c->rk;
+}
+
+void ops_consumer_get_stats(const ops_consumer_t *c, ops_consumer_stats_t *st) {
+    *st = c->st;
+}
+
+/* Final flush after a stop: retried for shutdown_flush_ms; what is not
+ * written is not lost, it is consumed again from the stored offsets. */
+static int final_flush(ops_consumer_t *c) {
+    int64_t deadline = mono_ms() + c->o.shutdown_flush_ms;
+
+    for (;;) {
+        ops_counter_step_t s = flush_batch(c);
+        if (s == OPS_COUNTER_STEP_APPLIED || s == OPS_COUNTER_STEP_FENCED)
+            return 0; /* written, or another consumer owns it */
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_poll(c->rk, (int)(left < c->backoff_ms ? left : c->backoff_ms));
+    }
+    say(c, OPS_CONSUMER_LOG_WARN,
+        "the last batch (%zu messages) was not written; it will be consumed again",
+        ops_counter_pending(c->batch));
+    ops_counter_discard(c->batch);
+    return -1;
+}
+
+/* /healthz: the loop turned; /readyz: partitions held and Redis answering.
+ * The lag metrics are refreshed once a second from librdkafka's cache, or
+ * every 5 s from the broker while the partitions are paused. */
+static void observe(ops_consumer_t *c, int64_t now) {
+    char why[1024]; /* cut to OPS_HEALTH_REASON_MAX by the health state */
+
+    ops_health_beat(c->o.health);
+    if (c->o.health != NULL) {
+        if (c->redis_down || c->redis_failing)
+            snprintf(why, sizeof why, "Redis %s unreachable: %s", c->redis_shown, c->redis_err);
+        else if (ops_counter_partitions(c->batch) == 0)
+            snprintf(why, sizeof why, "no partitions assigned%s",
+                     c->broker_down ? " (broker unreachable)" : "");
+        else
+            why[0] = '\0';
+        ops_health_set_ready(c->o.health, why);
+    }
+    if (c->o.metrics != NULL && now >= c->lag_at) {
+        bool ask = c->redis_failing && !c->broker_down;
+        ops_consumer_metrics_lag(&c->cm, c->rk, ask);
+        c->lag_at = now + (ask ? 5000 : 1000);
+    }
+}
+
+ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
+    ops_consumer_exit_t rc = OPS_CONSUMER_STOPPED;
+    const ops_consumer_options_t *o = &c->o;
+
+    c->started = c->last_status = mono_ms();
+    while (!stop_asked(c)) {
+        int64_t now = mono_ms();
+        int timeout = 100;
+        if (ops_counter_pending(c->batch) > 0) {
+            int64_t due = c->batch_started + o->flush_ms - now;
+            if (c->redis_failing && c->retry_at - now > due)
+                due = c->retry_at - now;
+            if (!c->redis_failing && o->drained_flush_ms > 0 &&
+                c->batch_started + o->drained_flush_ms - now < due)
+                due = c->batch_started + o->drained_flush_ms - now;
+            timeout = due <= 0 ? 0 : (due < 100 ? (int)due : 100);
+        }
+        if (c->redis_failing && ops_counter_full(c->batch))
+            timeout = 10; /* paused: only keep the group membership alive */
+        /* A burst: everything already fetched, up to a full batch, before
+         * the housekeeping below. A batch at least drained_flush_ms old is
+         * flushed when the burst runs dry, so at low rates events wait
+         * ~2 ms instead of flush_ms, while at high rates batches still grow
+         * (more arrives while Redis is busy). */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
+        bool drained = m == NULL;
+        for (int burst = 0; m != NULL; burst++) {
+            handle_message(c, m);
+            rd_kafka_message_destroy(m);
+            if (burst >= BURST_MAX || ops_counter_full(c->batch) || c->need_reload || stop_asked(c))
+                break;
+            m = rd_kafka_consumer_poll(c->rk, 0);
+            drained = m == NULL;
+        }
+        ops_dlq_poll(c->dlq);
+        now = mono_ms();
+        char ferr[512];
+        if (rd_kafka_fatal_error(c->rk, ferr, sizeof ferr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            say(c, OPS_CONSUMER_LOG_ERROR, "kafka: fatal error: %s", ferr);
+            rc = OPS_CONSUMER_FATAL;
+            break;
+        }
+        if (c->need_reload) {
+            if (now >= c->retry_at) {
+                ops_counter_discard(c->batch);
+                c->dlq_sent = 0;
+                reload_and_seek(c);
+            }
+        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), ops_counter_full(c->batch),
+                                          drained, now - c->batch_started, o->flush_ms,
+                                          o->drained_flush_ms, c->redis_failing,
+                                          now >= c->retry_at)) {
+            flush_batch(c);
+        }
+        if (!c->assigned_once && !c->group_wait_said && !c->broker_down &&
+            now - c->started >= c->connect_ms) {
+            say(c, OPS_CONSUMER_LOG_WARN, "waiting for broker %s to assign partitions to group %s",
+                c->brokers, c->group);
+            c->group_wait_said = true;
+        }
+        heartbeat(c, false);
+        status_line(c, now, false);
+        observe(c, now);
+    }
+    if (final_flush(c) != 0 && rc == OPS_CONSUMER_STOPPED)
+        rc = OPS_CONSUMER_UNFLUSHED;
+    status_line(c, mono_ms(), true);
+    heartbeat(c, true);
+    return rc;
+}
+
+/* ---- reading a topic to its end ------------------------------------------- */
+
+int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
+                             int (*fn)(const rd_kafka_message_t *m, void *opaque), void *opaque,
+                             int timeout_ms, volatile sig_atomic_t *stop, char *errstr,
+                             size_t errstr_size) {
+    int rc = -1;
+    rd_kafka_t *rk = NULL;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t *high = NULL;
+    int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
+    int step_ms = timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000;
+    /* a reader with assign(): librdkafka wants a group.id, nothing is
+     * ever committed under it */
+    ops_kafka_consumer_opts_t ko = {.group = "opstream-reader", .partition_eof = true};
+
+    rk = ops_kafka_consumer_build(cfg, &ko, errstr, errstr_size);
+    if (rk == NULL)
+        goto cleanup;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    while (mono_ms() < deadline && !(stop != NULL && *stop)) {
+        err = rd_kafka_metadata(rk, 0, rkt, &md, step_ms < 1000 ? step_ms : 1000);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0)
+            break;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+            rd_kafka_metadata_destroy(md);
+            md = NULL;
+        }
+    }
+    rd_kafka_topic_destroy(rkt);
+    if (md == NULL) {
+        ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
+                       stop != NULL && *stop ? "interrupted" : rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    int np = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+    high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
+    if (parts == NULL || high == NULL) {
+        ops_err_format(errstr, errstr_size, "out of memory");
+        goto cleanup;
+    }
+    int remaining = 0;
+    for (int i = 0; i < np; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, step_ms);
+        if (err) {
+            ops_err_format(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
+                           rd_kafka_err2str(err));
+            goto cleanup;
+        }
+        high[i] = hi > lo ? hi : -1;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(parts, topic, p)->offset = lo;
+            remaining++;
+        }
+    }
+    if (remaining == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    err = rd_kafka_assign(rk, parts);
+    if (err) {
+        ops_err_format(errstr, errstr_size, "assign %s: %s", topic, rd_kafka_err2str(err));
+        goto cleanup;
+    }
+    while (remaining > 0) {
+        if (stop != NULL && *stop) {
+            ops_err_format(errstr, errstr_size, "reading %s: interrupted", topic);
+            goto cleanup;
+        }
+        if (mono_ms() >= deadline) {
+            ops_err_format(errstr, errstr_size, "reading %s: timed out", topic);
+            goto cleanup;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m == NULL)
+            continue;
+        if (timeout_ms > 0)
+            deadline = mono_ms() + timeout_ms; /* progress: the limit is on silence */
+        int idx = -1;
+        for (int i = 0; i < np; i++)
+            if (md->topics[0].partitions[i].id == m->partition)
+                idx = i;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (idx >= 0 && high[idx] >= 0 && m->offset >= high[idx]) {
+                high[idx] = -1;
+                remaining--;
+            }
+        } else if (m->err) {
+            if (!broker_error(m->err)) {
+                ops_err_format(errstr, errstr_size, "reading %s: %s", topic,
+                               rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                goto cleanup;
+            }
+        } else {
+            if (idx >= 0 && high[idx] >= 0 && m->offset < high[idx] && fn(m, opaque) != 0) {
+                ops_err_format(errstr, errstr_size, "reading %s: stopped by the caller", topic);
+                rd_kafka_message_destroy(m);
+                goto cleanup;
+            }
+            if (idx >= 0 && high[idx] >= 0 && m->offset + 1 >= high[idx]) {
+                high[idx] = -1;
+                remaining--;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rc = 0;
+cleanup:
+    free(high);
+    if (parts != NULL)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rk != NULL) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    return rc;
+}
+
+/* ---- recovery ----------------------------------------------------------------- */
+
+/* Live members of the group: the broker's list where it answers, and the
+ * runtime's heartbeats in Redis. 0 none, 1 some (errstr names them), -1. */
+static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, char *errstr,
+                        size_t errstr_size) {
+    const struct rd_kafka_group_list *gl = NULL;
+    char key[OPS_KEY_MAX];
+    int out = 0;
+    rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, group, &gl, 10000);
+
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < gl->group_cnt; i++) {
+            if (strcmp(gl->groups[i].group, group) == 0 && gl->groups[i].member_cnt > 0) {
+                ops_err_format(errstr, errstr_size,
+                               "group %s has %d live members (state %s); stop them first", group,
+                               gl->groups[i].member_cnt, gl->groups[i].state);
+                out = 1;
+            }
+        }
+        rd_kafka_group_list_destroy(gl);
+        if (out)
+            return out;
+    } else if (err != RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE) {
+        ops_err_format(errstr, errstr_size, "listing the members of group %s: %s", group,
+                       rd_kafka_err2str(err));
+        return -1;
+    }
+    snprintf(key, sizeof(key), "opstream:members:%s", group);
+    redisReply *r = redisCommand(rc, "HGETALL %s", key);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        ops_err_format(errstr, errstr_size, "redis: HGETALL %s: %s", key,
+                       r == NULL                      ? rc->errstr
+                       : r->type == REDIS_REPLY_ERROR ? r->str
+                                                      : "unexpected reply");
+        if (r != NULL)
+            freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (ops_consumer_member_live(r->element[i + 1]->str, wall_ms())) {
+            ops_err_format(errstr, errstr_size,
+                           "group %s has a live member (%s, in %s); stop every member first", group,
+                           r->element[i]->str, key);
+            out = 1;
+            break;
+        }
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
+                               const char *const *topics, ops_consumer_reset_t how, char *errstr,
+                               size_t errstr_size) {
+    int rc = -1, n = 0;
+    rd_kafka_t *rk = NULL;
+    redisContext *redis = NULL;
+    char(*names)[TOPIC_MAX] = NULL;
+    size_t ntopics = 0;
+    char key[OPS_KEY_MAX];
+    const char **argv = NULL;
+    char(*vals)[2][TOPIC_MAX + 32] = NULL;
+    size_t argc = 2, cap = 0;
+    redisReply *r = NULL;
+    int timeout_ms = (int)ops_config_get_int(cfg, "opstream.connect.timeout.s") * 1000;
+    ops_kafka_consumer_opts_t ko = {.group = "opstream-reader"};
+
+    if (ops_key_offsets(group, key, sizeof(key)) < 0) {
+        ops_err_format(errstr, errstr_size, "group name too long for a key");
+        goto cleanup;
+    }
+    if (topic_names(cfg, topics, &names, &ntopics, errstr, errstr_size) != 0)
+        goto cleanup;
+    redis = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
+                              ops_config_get(cfg, "opstream.redis.password.file"), timeout_ms,
+                              errstr, errstr_size);
+    if (redis == NULL)
+        goto cleanup;
+    if ((rk = ops_kafka_consumer_build(cfg, &ko, errstr, errstr_size)) == NULL)
+        goto cleanup;
+    int live = live_members(rk, redis, group, errstr, errstr_size);
+    if (live != 0) {
+        rc = live > 0 ? -2 : -1;
+        goto cleanup;
+    }
+    for (size_t t = 0; t < ntopics; t++) {
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, names[t], NULL);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_topic_destroy(rkt);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err))
+            err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (err) {
+            ops_err_format(errstr, errstr_size, "metadata of %s: %s", names[t],
+                           rd_kafka_err2str(err));
+            if (md != NULL)
+                rd_kafka_metadata_destroy(md);
+            goto cleanup;
+        }
+        for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+            int32_t p = md->topics[0].partitions[i].id;
+            int64_t lo = 0, hi = 0;
+            err = rd_kafka_query_watermark_offsets(rk, names[t], p, &lo, &hi, timeout_ms);
+            if (err) {
+                ops_err_format(errstr, errstr_size, "watermarks of %s [%d]: %s", names[t], (int)p,
+                               rd_kafka_err2str(err));
+                rd_kafka_metadata_destroy(md);
+                goto cleanup;
+            }
+            if ((size_t)n == cap) {
+                cap = cap ? cap * 2 : 64;
+                void *nv = realloc(vals, cap * sizeof(*vals));
+                void *na = nv != NULL ? realloc(argv, (2 * cap + 2) * sizeof(*argv)) : NULL;
+                if (nv != NULL)
+                    vals = nv;
+                if (na == NULL) {
+                    ops_err_format(errstr, errstr_size, "out of memory");
+                    rd_kafka_metadata_destroy(md);
+                    goto cleanup;
+                }
+                argv = na;
+            }
+            snprintf(vals[n][0], sizeof(vals[n][0]), "%s:%d", names[t], (int)p);
+            snprintf(vals[n][1], sizeof(vals[n][1]), "%" PRId64,
+                     ops_consumer_reset_target(how, lo, hi));
+            n++;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    if (n == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    argv[0] = "HSET";
+    argv[1] = key;
+    for (int i = 0; i < n; i++) {
+        argv[argc++] = vals[i][0];
+        argv[argc++] = vals[i][1];
+    }
+    r = redisCommandArgv(redis, (int)argc, argv, NULL);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key,
+                       r == NULL ? redis->errstr : r->str);
+        goto cleanup;
+    }
+    rc = n;
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(argv);
+    free(vals);
+    free(names);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    if (redis != NULL)
+        redisFree(redis);
+    return rc;
+}

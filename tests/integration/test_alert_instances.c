@@ -1,0 +1,145 @@
+/*
+ * Alerts once across instances: three opstream-alert instances in one
+ * group against the embedded broker (opstream-broker) and a real
+ * redis-server; one is killed with SIGKILL right after it published an
+ * alert (partitions move to the others), and the brokers answer slower
+ * than the alert producer waits (a publish whose outcome is unknown: the
+ * alert is on the topic but the producer reports a timeout). Every expected
+ * alert id is on opstream.alerts exactly once.
+ */
+#include <time.h>
+
+#include "test_alert_common.h"
+
+/* ---- the test ---------------------------------------------------------------- */
+
+#define RAIDS 24
+
+static harness_proc_t *g_inst[3];
+
+static int instance_that_published(const char *alert_id) {
+    char line[128];
+    snprintf(line, sizeof(line), "alert %.100s", alert_id);
+    for (int i = 0; i < 3; i++) {
+        if (g_inst[i] == NULL)
+            continue;
+        char *err = harness_proc_stderr(g_inst[i]);
+        bool yes = err != NULL && strstr(err, line) != NULL;
+        free(err);
+        if (yes)
+            return i;
+    }
+    return -1;
+}
+
+static bool someone_says(void *arg) {
+    for (int i = 0; i < 3; i++) {
+        if (g_inst[i] == NULL)
+            continue;
+        char *err = harness_proc_stderr(g_inst[i]);
+        bool yes = err != NULL && strstr(err, (const char *)arg) != NULL;
+        free(err);
+        if (yes)
+            return true;
+    }
+    return false;
+}
+
+static void set_rtt(int ms) {
+    char cmd[64];
+    for (int b = 1; b <= 3; b++) {
+        snprintf(cmd, sizeof(cmd), "rtt %d %d", b, ms);
+        assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
+    }
+}
+
+static void
+three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void **state) {
+    (void)state;
+    const char *op = "MULTI-OP";
+    const char *group = "alert-multi";
+    static const char *const ccs[] = {"TH", "VN", "KH", "MY", "ID", "LA", "MM", "BD",
+                                      "LK", "NP", "JP", "KR", "MN", "BT", "MV", "TL",
+                                      "FJ", "PG", "WS", "TO", "SB", "VU", "NR", "TV"};
+    static ops_event_t steady[RAIDS * 20], evs[RAIDS * 21];
+    char expected[RAIDS][OPS_EVENT_ID_LEN + 1];
+    gen_steady(op, 5, RAIDS * 20, T0, RAIDS * 20, steady);
+    size_t n = 0;
+    for (int i = 0; i < RAIDS * 20; i++) {
+        evs[n++] = steady[i];
+        if ((i + 1) % 20 == 0) {
+            int r = (i + 1) / 20 - 1;
+            char ref[32];
+            snprintf(ref, sizeof(ref), "multi-raid-%d", r);
+            evs[n] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN, 70, ref);
+            ops_alert_id_derive("mass-rescue", op, ccs[r], evs[n].event_id, expected[r]);
+            n++;
+        }
+    }
+    size_t third = n / 3;
+    static const char *const slow[] = {"-X", "session.timeout.ms=10000", "-X",
+                                       "message.timeout.ms=1500", NULL};
+    /* the alert producer gives up after 1.5 s: with the brokers answering
+     * after 2.5 s, a delivered alert is reported as timed out (a longer
+     * session timeout keeps the group together through the slow phase) */
+    for (int i = 0; i < 3; i++)
+        g_inst[i] = start_alert_with(group, slow);
+
+    /* part one, then a SIGKILL right after an alert was published, before
+     * its offsets were likely stored */
+    produce(evs, third);
+    int victim = -1;
+    for (int tries = 0; victim < 0 && tries < 600; tries++) {
+        for (int r = 0; r < RAIDS && victim < 0; r++)
+            victim = instance_that_published(expected[r]);
+        if (victim < 0)
+            nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    }
+    assert_true(victim >= 0);
+    assert_int_equal(harness_proc_kill(g_inst[victim]), 0);
+    harness_proc_free(g_inst[victim]);
+    g_inst[victim] = NULL;
+
+    /* part two with slow brokers: publishes whose outcome is unknown */
+    set_rtt(2500);
+    produce(evs + third, third);
+    int waited =
+        harness_wait_until(someone_says, "checking opstream.alerts before trying again", 60000);
+    set_rtt(0);
+    if (waited != 0) {
+        for (int i = 0; i < 3; i++) {
+            char *err = g_inst[i] != NULL ? harness_proc_stderr(g_inst[i]) : NULL;
+            fprintf(stderr, "--- instance %d:\n%s\n", i, err != NULL ? err : "(killed)");
+            free(err);
+        }
+    }
+    assert_int_equal(waited, 0);
+
+    /* part three, then everything handled */
+    produce(evs + 2 * third, n - 2 * third);
+    wait_consumed(group);
+    for (int i = 0; i < 3; i++) {
+        if (g_inst[i] != NULL)
+            stop_alert(g_inst[i]);
+        g_inst[i] = NULL;
+    }
+
+    alerts_t got;
+    read_alerts(op, &got);
+    assert_unique_ids(&got);
+    for (int r = 0; r < RAIDS; r++) {
+        int times = 0;
+        for (size_t i = 0; i < got.n; i++)
+            times += strcmp(got.v[i].alert_id, expected[r]) == 0;
+        if (times != 1)
+            fail_msg("alert %s (raid %d) is on the topic %d times", expected[r], r, times);
+    }
+    free(got.v);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
