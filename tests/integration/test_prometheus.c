@@ -19,24 +19,7 @@
 
 #include "metrics_common.h"
 #include "prometheus_server.h"
-
-static harness_broker_t *g_broker;
-static harness_redis_t *g_redis;
-
-static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    g_broker = harness_broker_start(NULL);
-    g_redis = harness_redis_start(true); /* AOF: a restart keeps the counts */
-    return g_broker && g_redis ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    harness_broker_free(g_broker);
-    harness_redis_free(g_redis);
-    return harness_group_teardown(state);
-}
+#include "test_count_common.h"
 
 typedef struct query_wait {
     prom_server_t *prom;
@@ -97,28 +80,6 @@ static void producer_rate_is_scraped_and_queryable(void **state) {
     harness_proc_free(sim);
 }
 
-/* Sum of the group's stored offsets, and of the topics' high watermarks. */
-static int64_t stored_offsets(const char *group) {
-    redisReply *r = harness_redis_command(g_redis, "HVALS opstream:offsets:%s", group);
-    int64_t sum = 0;
-    if (r == NULL)
-        return -1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        sum += strtoll(r->element[i]->str, NULL, 10);
-    freeReplyObject(r);
-    return sum;
-}
-
-static bool caught_up(void *arg) {
-    int64_t want = 0;
-    static const char *const topics[] = {"opstream.arrests", "opstream.rescues",
-                                         "opstream.migrants", "opstream.seizures"};
-    (void)arg;
-    for (int i = 0; i < 4; i++)
-        want += harness_topic_count(g_broker->bootstrap, topics[i], 10000);
-    return stored_offsets("prom") == want;
-}
-
 static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
     char target[64];
     (void)state;
@@ -168,7 +129,7 @@ static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
 
     /* Caught up (Redis holds every offset): the lag Prometheus reads is
      * back at 0. */
-    assert_int_equal(harness_wait_until(caught_up, NULL, 60000), 0);
+    assert_int_equal(tc_wait_consumed("prom", 60000), 0);
     query_wait_t lag = {
         prom, "opstream_consumer_lag_sum{job=\"opstream-count\",group=\"prom\"} == 0", 1, 0};
     assert_int_equal(harness_wait_until(query_has, &lag, 30000), 0);
@@ -216,9 +177,14 @@ static void every_dashboard_query_is_valid_promql(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(counting_rate_and_lag_as_prometheus_sees_them),
-        cmocka_unit_test(producer_rate_is_scraped_and_queryable),
+        /* each with its own broker and an emptied Redis (AOF: a restart
+         * keeps the counts) */
+        cmocka_unit_test_setup_teardown(counting_rate_and_lag_as_prometheus_sees_them, tc_setup,
+                                        tc_teardown),
+        cmocka_unit_test_setup_teardown(producer_rate_is_scraped_and_queryable, tc_setup,
+                                        tc_teardown),
         cmocka_unit_test(every_dashboard_query_is_valid_promql),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
