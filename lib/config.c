@@ -18,6 +18,7 @@
 #include "config_priv.h"
 #include "opstream/endpoint.h"
 #include "opstream/redis.h"
+#include "opstream/validate.h"
 
 /* ------------------------------------------------------------------------
  * Application keys. Add a row to add a key: name, type, default, range for
@@ -43,6 +44,7 @@ typedef struct ops_config_key {
 
 static int check_redis_url(const char *value, char *errstr, size_t errstr_size);
 static int check_listen(const char *value, char *errstr, size_t errstr_size);
+static int check_time_min(const char *value, char *errstr, size_t errstr_size);
 
 static const ops_config_key_t ops_config_keys[] = {
     {"opstream.topic.prefix", OPS_CONFIG_STRING, "opstream.", 0, 0, NULL,
@@ -56,14 +58,21 @@ static const ops_config_key_t ops_config_keys[] = {
      "built)"},
     {"opstream.max.message.bytes", OPS_CONFIG_INT, "1048576", 64, 1000000000, NULL,
      "largest Kafka value accepted; larger ones go to the DLQ"},
-    {"opstream.dedupe.window.s", OPS_CONFIG_INT, "604800", 1, 31622400, NULL,
-     "seconds an event_id is remembered so that a re-sent event counts once"},
+    {"opstream.dedupe.window.s", OPS_CONFIG_INT, "604800", 0, 31622400, NULL,
+     "seconds an event_id is remembered so that a re-sent event counts once; 0 turns dedupe off "
+     "(then only the offsets stored with the counts keep them exact)"},
     {"opstream.bucket.minute.ttl.s", OPS_CONFIG_INT, "172800", 60, 31622400, NULL,
      "TTL of the per-minute Redis buckets"},
     {"opstream.bucket.hour.ttl.s", OPS_CONFIG_INT, "3024000", 3600, 316224000, NULL,
      "TTL of the per-hour Redis buckets"},
     {"opstream.metrics.listen", OPS_CONFIG_STRING, "", 0, 0, check_listen,
      "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /readyz (empty: off)"},
+    {"opstream.event.time.min", OPS_CONFIG_STRING, "2000-01-01T00:00:00Z", 0, 0, check_time_min,
+     "earliest accepted occurred_at/reported_at (ISO 8601 with a zone, or epoch ms); earlier "
+     "events are rejected by producers and sent to the DLQ by consumers"},
+    {"opstream.event.time.max.future.s", OPS_CONFIG_INT, "86400", 0, 31622400, NULL,
+     "how far past now an occurred_at/reported_at may lie (seconds); later events are rejected "
+     "by producers and sent to the DLQ by consumers"},
     {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
      "seconds to reach a broker or Redis before a program names it unreachable"},
 };
@@ -83,6 +92,18 @@ static int check_listen(const char *value, char *errstr, size_t errstr_size) {
     if (!*value)
         return 0; /* off */
     return ops_endpoint_parse_listen(value, host, sizeof host, &port, errstr, errstr_size);
+}
+
+static int check_time_min(const char *value, char *errstr, size_t errstr_size) {
+    int64_t ms;
+
+    if (ops_validate_parse_timestamp(value, &ms, errstr, errstr_size) != 0)
+        return -1;
+    if (ms < 0) {
+        snprintf(errstr, errstr_size, "'%.40s' is before 1970-01-01", value);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

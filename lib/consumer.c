@@ -155,7 +155,8 @@ struct ops_consumer {
     ops_counter_t *batch;
     ops_counter_redis_t *store;
     ops_dlq_t *dlq;
-    redisContext *aux; /* gap records and member heartbeats */
+    ops_event_limits_t limits; /* the producer's validation rules */
+    redisContext *aux;         /* gap records and member heartbeats */
     char redis_shown[300];
     char brokers[512];
     char last_kafka_err[512]; /* the last client error, for the "waiting" line */
@@ -618,6 +619,14 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         redis_failing(c, true);
         redis_failed(c, "applying a batch", err);
         break;
+    case OPS_COUNTER_STEP_REFUSED:
+        /* A key the step writes cannot take the write: nothing was
+         * written; said as an ERROR at every retry until it is fixed. */
+        redis_failing(c, true);
+        say(c, OPS_CONSUMER_LOG_ERROR, "ERROR: %s", err);
+        c->backoff_ms = ops_consumer_backoff_next(c->backoff_ms);
+        c->retry_at = mono_ms() + c->backoff_ms;
+        break;
     }
     return step;
 }
@@ -688,22 +697,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* The one call site of consumer-side validation: an event that decodes
- * but would make bad keys (or no dedupe) is refused like an undecodable
- * one. */
-static int check_event(const ops_event_t *ev, char *err, size_t errsize) {
-    if (!ops_valid_operation(ev->operation)) {
-        ops_err_format(err, errsize, "invalid: operation '%.40s'", ev->operation);
-        return -1;
-    }
-    if (!ops_valid_country(ev->country)) {
-        ops_err_format(err, errsize, "invalid: country '%.8s'", ev->country);
-        return -1;
-    }
-    if (!ops_valid_uuid(ev->event_id)) {
-        ops_err_format(err, errsize, "invalid: event_id '%.40s'", ev->event_id);
-        return -1;
-    }
-    return 0;
+ * but breaks the producer's rules (absurd counts or times, bad keys, no
+ * dedupe id) is refused like an undecodable one, by the same function the
+ * producer uses, so producer and consumers never disagree. */
+static int check_event(const ops_consumer_t *c, const ops_event_t *ev, char *err, size_t errsize) {
+    return ops_event_validate(ev, &c->limits, wall_ms(), err, errsize);
 }
 
 /* Decodes and checks one message; on failure *reason is its DLQ reason
@@ -722,7 +720,7 @@ static int decode(ops_consumer_t *c, const rd_kafka_message_t *m, ops_event_t *e
         return -1;
     }
     *reason = ops_metrics_dlq_reason(OPS_CODEC_OK, 1);
-    return check_event(ev, err, errsize);
+    return check_event(c, ev, err, errsize);
 }
 
 /* The log of a partition went backwards (topic recreated, broker restarted
@@ -989,7 +987,8 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
     kopts.dedupe_window_s = ops_config_get_int(opts->cfg, "opstream.dedupe.window.s");
     kopts.minute_ttl_s = ops_config_get_int(opts->cfg, "opstream.bucket.minute.ttl.s");
     kopts.hour_ttl_s = ops_config_get_int(opts->cfg, "opstream.bucket.hour.ttl.s");
-    if (topic_names(opts->cfg, opts->topics, &c->topics, &c->ntopics, errstr, errstr_size) != 0 ||
+    if (ops_event_limits_from_config(opts->cfg, &c->limits, errstr, errstr_size) != 0 ||
+        topic_names(opts->cfg, opts->topics, &c->topics, &c->ntopics, errstr, errstr_size) != 0 ||
         (c->codec = ops_codec_new(&copts, errstr, errstr_size)) == NULL ||
         (c->batch = ops_counter_new(&kopts, errstr, errstr_size)) == NULL ||
         (c->store = ops_counter_redis_new(ops_config_get(opts->cfg, "opstream.redis.url"),

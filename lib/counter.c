@@ -191,8 +191,8 @@ ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
         ops_err_format(errstr, errstr_size, "counter: a consumer group is required");
         goto fail;
     }
-    if (opts->dedupe_window_s < 0 || opts->minute_ttl_s < 0 || opts->hour_ttl_s < 0) {
-        ops_err_format(errstr, errstr_size, "counter: windows and TTLs must not be negative");
+    if (opts->minute_ttl_s < 0 || opts->hour_ttl_s < 0) {
+        ops_err_format(errstr, errstr_size, "counter: TTLs must not be negative");
         goto fail;
     }
     c = calloc(1, sizeof(*c));
@@ -201,7 +201,8 @@ ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
         goto fail;
     }
     c->max_events = opts->max_events ? opts->max_events : OPS_COUNTER_DEFAULT_MAX_EVENTS;
-    c->window_s = opts->dedupe_window_s ? opts->dedupe_window_s : 604800;
+    c->window_s = opts->dedupe_window_s < 0 ? OPS_COUNTER_DEFAULT_DEDUPE_WINDOW_S
+                                            : opts->dedupe_window_s; /* 0: off */
     c->minute_ttl_s = opts->minute_ttl_s ? opts->minute_ttl_s : 172800;
     c->hour_ttl_s = opts->hour_ttl_s ? opts->hour_ttl_s : 3024000;
     smap_init(&c->ids, sizeof(size_t));
@@ -337,6 +338,14 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         c->evs = e;
         c->evs_cap = cap;
     }
+    if (c->window_s == 0) {
+        /* Dedupe off: every message counts, a repeated id too; only the
+         * offsets keep the counts exact. */
+        r = take_offset(c, topic, partition, offset);
+        if (r != OPS_COUNTER_ADDED)
+            return r;
+        goto copy;
+    }
     id_key(key, ev->operation, ev->event_id);
     if (smap_get(&c->ids, key, false, NULL) >= 0) {
         r = take_offset(c, topic, partition, offset);
@@ -356,6 +365,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         return OPS_COUNTER_NO_MEMORY;
     }
     *(size_t *)smap_val(&c->ids, (size_t)idx) = c->nevs;
+copy:;
     cev_t *e = &c->evs[c->nevs++];
     copy_str(e->op, sizeof(e->op), ev->operation);
     copy_str(e->id, sizeof(e->id), ev->event_id);
@@ -719,7 +729,7 @@ static int build_dedupe(const ops_counter_t *c, int64_t now_s, ops_counter_args_
     char key[OPS_KEY_MAX];
 
     smap_init(&ops, 1);
-    for (size_t i = 0; i < c->nevs; i++)
+    for (size_t i = 0; c->window_s > 0 && i < c->nevs; i++)
         if (!c->evs[i].dropped && smap_get(&ops, c->evs[i].op, true, NULL) < 0)
             goto cleanup;
     if (args_int(a, (int64_t)ops.n) != 0)

@@ -16,17 +16,43 @@
 #include "opstream/redis.h"
 #include "err_priv.h"
 
-/* The atomic step. Phase 1 only reads: every partition's stored offset must
- * equal what the consumer believes (else FENCED, nothing written), and no
- * event id may be marked in a dedupe slot of the window (else SEEN with the
- * (operation, id) pairs, nothing written). Phase 2 writes everything. Redis
- * runs a script without interleaving, so phase 2 sees what phase 1 checked;
- * and phase 2 only issues commands that cannot fail on keys of the right
- * type. Long argument runs go through unpack() in chunks (Lua's C stack
+/* The atomic step. A Lua script that fails half-way keeps the writes it
+ * made (Redis has no rollback), so phase 1 only reads and checks everything
+ * a write of phase 2 could fail on:
+ *   - the type of every key phase 2 writes (offsets, the dedupe slots read,
+ *     the newest of which takes the marks, counter hashes: hash; the sets:
+ *     set); another type is REFUSED naming the key, nothing written. A
+ *     counter hash's type is learnt from the HMGET of its current values
+ *     (redis.pcall: a wrong type is an error reply, not a script error), so
+ *     it costs no extra call;
+ *   - every counter field's current value: an integer Redis can increment,
+ *     and current + delta within int64 (a margin of 2^12 below the limit,
+ *     since Lua numbers are doubles), else REFUSED naming key and field;
+ *   - every EXPIREAT time: a positive integer Redis accepts (< 10^15 s);
+ *   - every partition's stored offset equals what the consumer believes
+ *     (else FENCED, nothing written);
+ *   - no event id is marked in a dedupe slot of the window (else SEEN with
+ *     the (operation, id) pairs, nothing written).
+ * Redis runs a script without interleaving, so phase 2 sees what phase 1
+ * checked, and it only issues commands that cannot fail on what was
+ * checked (an out-of-memory refusal comes at the first write, before any
+ * write). Long argument runs go through unpack() in chunks (Lua's C stack
  * limit). */
 static const char counter_script[] =
     "local a = ARGV\n"
     "local okey, now = a[1], a[2]\n"
+    "local function typeof(k) return redis.call('TYPE', k)['ok'] end\n"
+    "local function want(k, t)\n"
+    "  local ty = typeof(k)\n"
+    "  if ty ~= 'none' and ty ~= t then return {'REFUSED', k, 'holds a ' .. ty .. ', not a ' .. t} "
+    "end\n"
+    "end\n"
+    "local function badexp(k, e)\n"
+    "  if not string.match(e, '^[1-9]%d*$') or #e > 15 then\n"
+    "    return {'REFUSED', k, 'expiry time ' .. e .. ' is not one Redis accepts'}\n"
+    "  end\n"
+    "end\n"
+    "local r = want(okey, 'hash'); if r then return r end\n"
     "local i = 3\n"
     "local np = tonumber(a[i]); i = i + 1\n"
     "local offs = {}\n"
@@ -47,16 +73,55 @@ static const char counter_script[] =
     "  local ni = tonumber(a[i]); i = i + 1\n"
     "  g.is = i; g.ie = i + ni - 1; i = i + ni\n"
     "  groups[d] = g\n"
+    "  r = badexp(g.mk, g.mexp); if r then return r end\n"
     "  for k = g.ks, g.ke do\n"
-    "    if redis.call('EXISTS', a[k]) == 1 then\n"
+    "    local ty = typeof(a[k])\n"
+    "    if ty == 'hash' then\n"
     "      for c = g.is, g.ie, 1000 do\n"
-    "        local r = redis.call('HMGET', a[k], unpack(a, c, math.min(c + 999, g.ie)))\n"
-    "        for j = 1, #r do\n"
-    "          if r[j] then seen[#seen + 1] = g.op; seen[#seen + 1] = a[c + j - 1] end\n"
+    "        local m = redis.call('HMGET', a[k], unpack(a, c, math.min(c + 999, g.ie)))\n"
+    "        for j = 1, #m do\n"
+    "          if m[j] then seen[#seen + 1] = g.op; seen[#seen + 1] = a[c + j - 1] end\n"
+    "        end\n"
+    "      end\n"
+    "    elseif ty ~= 'none' then\n"
+    "      return {'REFUSED', a[k], 'holds a ' .. ty .. ', not a hash'}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local nh = tonumber(a[i]); i = i + 1\n"
+    "local hs = {}\n"
+    "local LIM = 9223372036854771712\n"
+    "for h = 1, nh do\n"
+    "  local key, exp, nf = a[i], a[i + 1], tonumber(a[i + 2]); i = i + 3\n"
+    "  hs[h] = {key = key, exp = exp, fs = i, nf = nf}\n"
+    "  if exp ~= '0' then r = badexp(key, exp); if r then return r end end\n"
+    "  for c = 0, nf - 1, 500 do\n"
+    "    local fl = {}\n"
+    "    for f = c, math.min(c + 499, nf - 1) do fl[#fl + 1] = a[i + 2 * f] end\n"
+    "    local cur = redis.pcall('HMGET', key, unpack(fl))\n"
+    "    if cur.err then return {'REFUSED', key, 'holds a ' .. typeof(key) .. ', not a hash'} end\n"
+    "    for j = 1, #fl do\n"
+    "      local v, dl = cur[j], a[i + 2 * (c + j - 1) + 1]\n"
+    "      if v then\n"
+    "        if not (v == '0' or string.match(v, '^%-?[1-9]%d*$')) or #v > 20 then\n"
+    "          return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. string.sub(v, 1, 40) .. "
+    "', not an integer'}\n"
+    "        end\n"
+    "        local sum = tonumber(v) + tonumber(dl)\n"
+    "        if sum > LIM or sum < -LIM then\n"
+    "          return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. v .. ': adding ' .. dl .. "
+    "' would leave the 64-bit range'}\n"
     "        end\n"
     "      end\n"
     "    end\n"
     "  end\n"
+    "  i = i + 2 * nf\n"
+    "end\n"
+    "local ns = tonumber(a[i]); i = i + 1\n"
+    "local ss = i\n"
+    "for s = 1, ns do\n"
+    "  r = want(a[i], 'set'); if r then return r end\n"
+    "  i = i + 2\n"
     "end\n"
     "if #seen > 0 then return {'SEEN', seen} end\n"
     "for d = 1, nd do\n"
@@ -68,14 +133,14 @@ static const char counter_script[] =
     "  end\n"
     "  if g.ie >= g.is then redis.call('EXPIREAT', g.mk, g.mexp) end\n"
     "end\n"
-    "local nh = tonumber(a[i]); i = i + 1\n"
     "for h = 1, nh do\n"
-    "  local key, exp, nf = a[i], a[i + 1], tonumber(a[i + 2]); i = i + 3\n"
-    "  for f = 1, nf do redis.call('HINCRBY', key, a[i], a[i + 1]); i = i + 2 end\n"
-    "  if exp ~= '0' then redis.call('EXPIREAT', key, exp) end\n"
+    "  local hh = hs[h]\n"
+    "  for f = 0, hh.nf - 1 do\n"
+    "    redis.call('HINCRBY', hh.key, a[hh.fs + 2 * f], a[hh.fs + 2 * f + 1])\n"
+    "  end\n"
+    "  if hh.exp ~= '0' then redis.call('EXPIREAT', hh.key, hh.exp) end\n"
     "end\n"
-    "local ns = tonumber(a[i]); i = i + 1\n"
-    "for s = 1, ns do redis.call('SADD', a[i], a[i + 1]); i = i + 2 end\n"
+    "for s = 0, ns - 1 do redis.call('SADD', a[ss + 2 * s], a[ss + 2 * s + 1]) end\n"
     "for c = 1, #offs, 1000 do\n"
     "  redis.call('HSET', okey, unpack(offs, c, math.min(c + 999, #offs)))\n"
     "end\n"
@@ -276,6 +341,15 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
                            exp && *exp ? exp : "nothing");
             ops_counter_discard(c);
             step = OPS_COUNTER_STEP_FENCED;
+            goto cleanup;
+        }
+        if (status != NULL && strcmp(status, "REFUSED") == 0) {
+            const char *key = elem_str(r, 1), *why = elem_str(r, 2);
+            ops_err_format(errstr, errstr_size,
+                           "key %s %s: nothing of the batch was written and its offsets did not "
+                           "move; fix or delete the key, the batch is retried",
+                           key ? key : "?", why ? why : "is refused");
+            step = OPS_COUNTER_STEP_REFUSED;
             goto cleanup;
         }
         if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2) {

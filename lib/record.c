@@ -370,7 +370,8 @@ static int build_kind_fields(build_t *b, ops_event_t *ev) {
 
 /* The order of the checks gives the most useful first error: what the
  * record is (kind), whose it is (operation, country), then its content, and
- * finally the event model's own rules (ops_validate_event). */
+ * finally the event model's own rules (ops_validate_event_limits: the same
+ * implementation the consumers judge decoded events with). */
 int ops_record_build(const ops_record_t *rec, const ops_record_defaults_t *d, ops_event_t *ev,
                      const char **fieldp, char *errstr, size_t errstr_size) {
     build_t b = {rec, OPS_FIELD_KIND, errstr, errstr_size};
@@ -420,7 +421,7 @@ int ops_record_build(const ops_record_t *rec, const ops_record_defaults_t *d, op
     } else {
         ops_event_id_derive(ev->operation, ev->country, ev->kind, ev->source_ref, ev->event_id);
     }
-    if (ops_validate_event(ev, d->now_ms, &vfield, errstr, errstr_size) != 0) {
+    if (ops_validate_event_limits(ev, d->limits, d->now_ms, &vfield, errstr, errstr_size) != 0) {
         if (fieldp != NULL)
             *fieldp = vfield;
         return -1;

@@ -178,6 +178,16 @@ static void vprefixed(char *errstr, size_t errstr_size, const char *prefix, cons
         vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
 }
 
+static void vprefixed_args(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
+static void vprefixed_args(char *errstr, size_t errstr_size, const char *prefix, const char *fmt,
+                           ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprefixed(errstr, errstr_size, prefix, fmt, ap);
+    va_end(ap);
+}
+
 /* Formats "field: reason" into errstr and reports the field. Returns -1 so
  * rule checks can end with `return fail(...)`. */
 static int fail(const char **fieldp, char *errstr, size_t errstr_size, const char *field,
@@ -223,21 +233,34 @@ static const char *nationalities_field(ops_kind_t kind) {
     return names[kind];
 }
 
+/* "1 day", "36 hours", "90 s": the future bound as an operator set it. */
+static void format_span(int64_t ms, char *buf, size_t bufsize) {
+    if (ms > 0 && ms % 86400000 == 0)
+        snprintf(buf, bufsize, "%" PRId64 " day%s", ms / 86400000, ms == 86400000 ? "" : "s");
+    else if (ms > 0 && ms % 3600000 == 0)
+        snprintf(buf, bufsize, "%" PRId64 " hour%s", ms / 3600000, ms == 3600000 ? "" : "s");
+    else
+        snprintf(buf, bufsize, "%" PRId64 " s", ms / 1000);
+}
+
 /* Both event times share the same bounds; reported_at may precede
  * occurred_at because national systems export with their own lags and
- * corrections, and the counters only use occurred_at. */
-static int check_time(const char *field, int64_t ms, int64_t now_ms, const char **fieldp,
-                      char *errstr, size_t errstr_size) {
-    char a[32], b[32];
-    if (ms < OPS_VALID_MIN_TIME_MS) {
+ * corrections, and the counters only use occurred_at. The upper bound is
+ * computed without overflow for any now_ms and any limit. */
+static int check_time(const char *field, int64_t ms, const ops_event_limits_t *lim, int64_t now_ms,
+                      const char **fieldp, char *errstr, size_t errstr_size) {
+    char a[32], b[32], span[32];
+    if (ms < lim->time_min_ms) {
         ops_validate_format_timestamp(ms, a, sizeof(a));
-        return fail(fieldp, errstr, errstr_size, field, "%s is before 2000-01-01T00:00:00Z", a);
+        ops_validate_format_timestamp(lim->time_min_ms, b, sizeof(b));
+        return fail(fieldp, errstr, errstr_size, field, "%s (%" PRId64 ") is before %s", a, ms, b);
     }
-    if (now_ms <= INT64_MAX - OPS_VALID_MAX_FUTURE_MS && ms > now_ms + OPS_VALID_MAX_FUTURE_MS) {
+    if (now_ms <= INT64_MAX - lim->time_max_future_ms && ms > now_ms + lim->time_max_future_ms) {
         ops_validate_format_timestamp(ms, a, sizeof(a));
         ops_validate_format_timestamp(now_ms, b, sizeof(b));
+        format_span(lim->time_max_future_ms, span, sizeof(span));
         return fail(fieldp, errstr, errstr_size, field,
-                    "%s is more than 1 day in the future (now is %s)", a, b);
+                    "%s (%" PRId64 ") is more than %s in the future (now is %s)", a, ms, span, b);
     }
     return 0;
 }
@@ -346,12 +369,55 @@ static int check_nationalities(const ops_event_t *ev, const char **fieldp, char 
     return 0;
 }
 
+void ops_event_limits_default(ops_event_limits_t *lim) {
+    lim->time_min_ms = OPS_VALID_MIN_TIME_MS;
+    lim->time_max_future_ms = OPS_VALID_MAX_FUTURE_MS;
+}
+
+int ops_event_limits_from_config(const ops_config_t *cfg, ops_event_limits_t *lim, char *errstr,
+                                 size_t errstr_size) {
+    char err[200], q[128];
+    const char *min;
+    int64_t ms;
+
+    ops_event_limits_default(lim);
+    if (cfg == NULL)
+        return 0;
+    min = ops_config_get(cfg, "opstream.event.time.min");
+    if (min != NULL && min[0] != '\0') {
+        if (ops_validate_parse_timestamp(min, &ms, err, sizeof(err)) != 0) {
+            vprefixed_args(errstr, errstr_size, "opstream.event.time.min", "%s", err);
+            return -1;
+        }
+        if (ms < 0) {
+            vprefixed_args(errstr, errstr_size, "opstream.event.time.min",
+                           "%s is before 1970-01-01", quote(min, q, sizeof(q)));
+            return -1;
+        }
+        lim->time_min_ms = ms;
+    }
+    int64_t future_s = ops_config_get_int(cfg, "opstream.event.time.max.future.s");
+    if (future_s < 0 || future_s > INT64_MAX / 1000) {
+        vprefixed_args(errstr, errstr_size, "opstream.event.time.max.future.s",
+                       "%" PRId64 " is out of range", future_s);
+        return -1;
+    }
+    lim->time_max_future_ms = future_s * 1000;
+    return 0;
+}
+
 /*
  * Checks the fields in schema order and reports the first rule broken, so a
  * national desk fixing its export sees one clear reason per record.
  */
-int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **fieldp, char *errstr,
-                       size_t errstr_size) {
+int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                              const char **fieldp, char *errstr, size_t errstr_size) {
+    ops_event_limits_t def;
+
+    if (lim == NULL) {
+        ops_event_limits_default(&def);
+        lim = &def;
+    }
     if (fieldp != NULL)
         *fieldp = NULL;
     if (errstr != NULL && errstr_size > 0)
@@ -361,13 +427,34 @@ int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **field
     if (ops_kind_name(ev->kind) == NULL)
         return fail(fieldp, errstr, errstr_size, "kind", "%d is not an event kind", (int)ev->kind);
     if (check_strings(ev, fieldp, errstr, errstr_size) != 0 ||
-        check_time("occurred_at", ev->occurred_at, now_ms, fieldp, errstr, errstr_size) != 0 ||
-        check_time("reported_at", ev->reported_at, now_ms, fieldp, errstr, errstr_size) != 0 ||
+        check_time("occurred_at", ev->occurred_at, lim, now_ms, fieldp, errstr, errstr_size) != 0 ||
+        check_time("reported_at", ev->reported_at, lim, now_ms, fieldp, errstr, errstr_size) != 0 ||
         check_counts(ev, fieldp, errstr, errstr_size) != 0 ||
         check_enums(ev, fieldp, errstr, errstr_size) != 0 ||
         check_nationalities(ev, fieldp, errstr, errstr_size) != 0)
         return -1;
     return 0;
+}
+
+int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **fieldp, char *errstr,
+                       size_t errstr_size) {
+    return ops_validate_event_limits(ev, NULL, now_ms, fieldp, errstr, errstr_size);
+}
+
+/* The consumers' form: the producer's message behind "invalid: ", the
+ * class word opstream.error starts with (like "malformed" or "truncated"). */
+int ops_event_validate(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                       char *errstr, size_t errstr_size) {
+    char msg[400];
+
+    if (ops_validate_event_limits(ev, lim, now_ms, NULL, msg, sizeof(msg)) == 0) {
+        if (errstr != NULL && errstr_size > 0)
+            errstr[0] = '\0';
+        return 0;
+    }
+    if (errstr != NULL && errstr_size > 0)
+        snprintf(errstr, errstr_size, "invalid: %s", msg);
+    return -1;
 }
 
 /* The name is "operation\x1fcountry\x1fkind\x1fsource_ref"; the separator

@@ -19,12 +19,18 @@ extern "C" {
 #endif
 
 #define OPS_COUNTER_DEFAULT_MAX_EVENTS 5000
-#define OPS_COUNTER_TOPIC_MAX 249 /* Kafka's limit on topic names */
+#define OPS_COUNTER_TOPIC_MAX 249                  /* Kafka's limit on topic names */
+#define OPS_COUNTER_DEFAULT_DEDUPE_WINDOW_S 604800 /* 7 days */
+#define OPS_COUNTER_DEDUPE_DEFAULT (-1)            /* dedupe_window_s: the default window */
 
 typedef struct ops_counter_options {
     const char *group;       /* consumer group: names opstream:offsets:{GROUP}; required */
     size_t max_events;       /* messages that make a batch full; 0: 5000 */
-    int64_t dedupe_window_s; /* 0: 604800 (7 days) */
+    int64_t dedupe_window_s; /* seconds an event_id is remembered; negative
+                              * (OPS_COUNTER_DEDUPE_DEFAULT): 604800 (7 days);
+                              * 0: dedupe off, every message counts (a
+                              * repeated id too), only the offsets keep
+                              * the counts exact */
     int64_t minute_ttl_s;    /* 0: 172800 (48 h) */
     int64_t hour_ttl_s;      /* 0: 3024000 (35 days) */
 } ops_counter_options_t;
@@ -127,7 +133,8 @@ void ops_counter_discard(ops_counter_t *c);
  *   H  { key  expireat(0 = none)  F { field  delta } x F } x H
  *   S  { key  member } x S
  *
- * D: per operation, the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
+ * D: per operation (D = 0 when dedupe is off: nothing is checked or
+ * marked), the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
  * K slot hashes covering the dedupe window are checked, the ids are marked in
  * the current slot, which expires at its end plus the window. H: hash
  * increments (totals and per-country hashes carry all six metrics; bucket

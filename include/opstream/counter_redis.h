@@ -33,14 +33,23 @@ typedef enum ops_counter_step {
                                    * attempt whose reply was lost did apply): NOTHING
                                    * was written, the batch is dropped; reload the
                                    * offsets and seek to them */
-    OPS_COUNTER_STEP_FAILED       /* Redis unreachable or an error: the batch is kept
+    OPS_COUNTER_STEP_FAILED,      /* Redis unreachable or an error: the batch is kept
                                    * untouched; retry later */
+    OPS_COUNTER_STEP_REFUSED      /* a key the step would write cannot take the write
+                                   * (another type, e.g. a string where a counter
+                                   * hash lives; a counter field that is not an
+                                   * integer or would leave int64; an expiry Redis
+                                   * refuses): NOTHING was written, offsets did not
+                                   * move, errstr names the key; the batch is kept
+                                   * untouched, retry with backoff (an operator
+                                   * must fix the key) */
 } ops_counter_step_t;
 
 /* Applies the batch of c at wall-clock now_ms. Events Redis reports as
  * already counted (dedupe window) are dropped from the batch and the step
  * is re-run without them; *seenp (may be NULL) gets how many. An empty batch
- * is APPLIED without a round trip. errstr says why on FENCED and FAILED. */
+ * is APPLIED without a round trip. errstr says why on FENCED, FAILED and
+ * REFUSED. */
 ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
                                            int64_t now_ms, size_t *seenp, char *errstr,
                                            size_t errstr_size);

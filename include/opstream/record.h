@@ -13,6 +13,7 @@
 
 #include "opstream/event.h"
 #include "opstream/json.h"
+#include "opstream/validate.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,10 +74,11 @@ typedef struct ops_record {
 
 /* What the command line fixes for every record. */
 typedef struct ops_record_defaults {
-    const char *operation; /* NULL: each record names its own */
-    const char *country;   /* NULL: each record names its own */
-    int kind;              /* an ops_kind_t, or -1: each record names its own */
-    int64_t now_ms;        /* reported_at default and the validation clock */
+    const char *operation;            /* NULL: each record names its own */
+    const char *country;              /* NULL: each record names its own */
+    int kind;                         /* an ops_kind_t, or -1: each record names its own */
+    int64_t now_ms;                   /* reported_at default and the validation clock */
+    const ops_event_limits_t *limits; /* accepted event times; NULL: the defaults */
 } ops_record_defaults_t;
 
 void ops_record_clear(ops_record_t *rec);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "opstream/config.h"
 #include "opstream/event.h"
 
 #ifdef __cplusplus
@@ -20,6 +21,37 @@ extern "C" {
 #define OPS_VALID_MIN_TIME_MS 946684800000LL
 /* Event times may be at most this far ahead of "now". */
 #define OPS_VALID_MAX_FUTURE_MS (24LL * 3600 * 1000)
+
+/* The accepted range of event times (occurred_at and reported_at): from
+ * time_min_ms to the validating clock's now + time_max_future_ms. The same
+ * limits serve the producer and every consumer, so both judge an event
+ * alike. */
+typedef struct ops_event_limits {
+    int64_t time_min_ms;        /* default 2000-01-01T00:00:00Z = 946684800000 */
+    int64_t time_max_future_ms; /* default 86400000 (now + 1 day) */
+} ops_event_limits_t;
+
+/* The defaults above. */
+void ops_event_limits_default(ops_event_limits_t *lim);
+
+/* Defaults, then opstream.event.time.min (ISO 8601 with a zone, or epoch
+ * ms) and opstream.event.time.max.future.s from cfg (may be NULL: the
+ * defaults). Returns 0, or -1 with errstr naming the key and the value. */
+int ops_event_limits_from_config(const ops_config_t *cfg, ops_event_limits_t *lim, char *errstr,
+                                 size_t errstr_size);
+
+/* Every rule the producer applies, for an event from anywhere (a producer's
+ * input, or a decoded Kafka message of a foreign producer): event_id a
+ * canonical UUID, operation code, ISO 3166-1 alpha-2 country, source_ref
+ * and location, occurred_at and reported_at within lim at now_ms (the wall
+ * clock), the headline count in 1..OPS_COUNT_MAX (100000 per event, so
+ * negative, zero and 2^31-1 are refused), minors and referred in
+ * 0..count, the kind's enum symbols, and the nationalities array (at most
+ * OPS_NATIONALITIES_MAX assigned codes). lim NULL: the defaults.
+ * Returns 0 when valid; -1 with errstr "invalid: FIELD: VALUE reason",
+ * e.g. "invalid: victims: -3 is not in 1..100000". */
+int ops_event_validate(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                       char *errstr, size_t errstr_size);
 
 bool ops_valid_operation(const char *op); /* [A-Z0-9][A-Z0-9-]{0,31} */
 
@@ -33,11 +65,15 @@ int ops_operation_check(const char *op, char *errstr, size_t errstr_size);
 bool ops_valid_country(const char *cc); /* an assigned ISO 3166-1 alpha-2 code */
 bool ops_valid_uuid(const char *s);     /* canonical lower-case 8-4-4-4-12 */
 
-/* Checks every field of ev against the event model. now_ms is the reference
- * "now" for the future bound (pass the wall clock; tests pass a fixed value).
- * Returns 0, or -1 with errstr as "field: reason" (e.g.
- * "minors: 12 is more than victims (10)"). On error, *fieldp (when not NULL)
- * points at the offending field's name. */
+/* The same rules as ops_event_validate (one implementation), in the form
+ * the producer reports rejects: errstr as "field: reason" (e.g.
+ * "minors: 12 is more than victims (10)") and *fieldp (when not NULL) the
+ * offending field's name. now_ms is the reference "now" for the future
+ * bound (pass the wall clock; tests pass a fixed value); lim NULL: the
+ * defaults. Returns 0 or -1. */
+int ops_validate_event_limits(const ops_event_t *ev, const ops_event_limits_t *lim, int64_t now_ms,
+                              const char **fieldp, char *errstr, size_t errstr_size);
+/* ops_validate_event_limits with the default limits. */
 int ops_validate_event(const ops_event_t *ev, int64_t now_ms, const char **fieldp, char *errstr,
                        size_t errstr_size);
 

@@ -110,7 +110,8 @@ static void reject(prod_run_t *run, input_t *in, long line, const char *why, con
 /* Builds the event and sends it (or, in a dry run, only counts it). */
 static void handle(prod_run_t *run, input_t *in, long line, const ops_record_t *rec,
                    const char *raw, size_t len, int truncated) {
-    ops_record_defaults_t d = {run->o->operation, run->o->country, run->o->kind, run->now_ms};
+    ops_record_defaults_t d = {run->o->operation, run->o->country, run->o->kind, run->now_ms,
+                               &run->limits};
     ops_event_t ev;
     char err[512];
 

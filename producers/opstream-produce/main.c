@@ -131,6 +131,10 @@ int main(int argc, char **argv) {
     run.o = &o;
     run.stop = &g_stop;
     run.now_ms = wall_ms();
+    if (ops_event_limits_from_config(o.cfg, &run.limits, err, sizeof(err)) != 0) {
+        fprintf(stderr, "opstream-produce: %s\n", err);
+        goto cleanup;
+    }
     if (o.rejects != NULL) {
         run.rejects = fopen(o.rejects, "ab");
         if (run.rejects == NULL) {

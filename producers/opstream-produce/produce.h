@@ -14,6 +14,7 @@
 #include "opstream/config.h"
 #include "opstream/observe.h"
 #include "opstream/produce.h"
+#include "opstream/validate.h"
 #include "opstream/record.h"
 
 /* Exit codes, documented in --help. */
@@ -51,6 +52,7 @@ typedef struct prod_run {
     FILE *rejects;
     const char *rejects_header_of; /* input whose CSV header was last copied */
     int64_t now_ms;
+    ops_event_limits_t limits; /* opstream.event.time.* */
     uint64_t read, rejected, valid;
     int progress_shown;
     int64_t progress_at; /* monotonic ms of the last progress line */

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *fp;
     ops_csv_t *r = NULL;
     ops_csv_status_t st;
-    ops_record_defaults_t d = {NULL, NULL, -1, 1727704800000LL};
+    ops_record_defaults_t d = {NULL, NULL, -1, 1727704800000LL, NULL};
 
     if (size == 0)
         return 0;

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *fp;
     ops_lines_t *lines;
     ops_json_t *json;
-    ops_record_defaults_t d = {NULL, NULL, -1, 1727704800000LL};
+    ops_record_defaults_t d = {NULL, NULL, -1, 1727704800000LL, NULL};
 
     if (size == 0)
         return 0;

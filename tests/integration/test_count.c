@@ -1,9 +1,12 @@
 /*
  * opstream-count against the embedded broker and a real redis-server: known
  * input gives every metric exactly (per operation, per country, per minute
- * and hour bucket, sets), the same events produced twice count once, and
- * garbage or truncated messages each go to the DLQ once while the counters
- * stay exact.
+ * and hour bucket, sets), the same events produced twice count once with
+ * dedupe on and again once its window has passed, garbage or truncated
+ * messages each go to the DLQ once while the counters stay exact, and a
+ * key the step cannot write holds the stream (ERROR naming it, nothing
+ * written, offsets kept) until an operator fixes it. The consumers run with
+ * dedupe off (tc_spawn_count) unless a test is about dedupe.
  */
 #include "test_count_common.h"
 
@@ -54,6 +57,10 @@ static void known_input_counts_every_metric_exactly(void **state) {
     tc_model_free(&b);
 }
 
+static const char *const dedupe_on[] = {"-X", "opstream.dedupe.window.s=604800", NULL};
+
+/* Dedupe itself, with honest offsets: the second copy of each event has
+ * its own offset, so only the dedupe marks keep it from counting. */
 static void same_events_produced_twice_count_once(void **state) {
     tc_model_t a = {0}, b = {0};
     harness_proc_t *p;
@@ -61,7 +68,7 @@ static void same_events_produced_twice_count_once(void **state) {
 
     (void)state;
     produce_known_input(&a, &b, 1000, SEED + 1);
-    p = tc_spawn_count("opstream-count", NULL);
+    p = tc_spawn_count("opstream-count", dedupe_on);
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     assert_int_equal(tc_model_compare(&a, false), 0);
@@ -84,6 +91,97 @@ static void same_events_produced_twice_count_once(void **state) {
     tc_model_free(&b);
     tc_model_free(&a2);
     tc_model_free(&b2);
+}
+
+static bool no_dedupe_marks_left(void *arg) {
+    redisReply *r = harness_redis_command(g_redis, "KEYS opstream:{%s}:seen:*", (const char *)arg);
+    bool none = r != NULL && r->elements == 0;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return none;
+}
+
+/* As documented: the window bounds dedupe. With a 2 s window, a record
+ * re-sent once its marks have expired counts again (with event times well
+ * inside the accepted range), so the totals double. */
+static void record_re_sent_after_the_dedupe_window_counts_again(void **state) {
+    const char *const window_2s[] = {"-X", "opstream.dedupe.window.s=2", NULL};
+    tc_model_t a = {0}, b = {0}, a2 = {0}, b2 = {0};
+    uint64_t rng = SEED + 5;
+    int64_t now = tc_wall_ms();
+    ops_event_t ev[200];
+
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        ev[i] = tc_event(&rng, "WEKA-II", i, now - 60000 - i * 1000);
+        tc_produce_event(&ev[i]);
+        tc_model_event(&a, &ev[i], now);
+        tc_model_event(&a2, &ev[i], now);
+        tc_model_event(&a2, &ev[i], now); /* what two countings give */
+    }
+    tc_flush();
+    harness_proc_t *p = tc_spawn_count("opstream-count", window_2s);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    /* Past the window, Redis has dropped the marks: the same records again. */
+    assert_int_equal(harness_wait_until(no_dedupe_marks_left, "WEKA-II", 30000), 0);
+    for (int i = 0; i < 200; i++)
+        tc_produce_event(&ev[i]);
+    tc_flush();
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a2, true), 0);
+    assert_int_equal(tc_model_get(&a2, "opstream:{WEKA-II}:total", "events"), 400);
+    tc_model_free(&a);
+    tc_model_free(&b);
+    tc_model_free(&a2);
+    tc_model_free(&b2);
+}
+
+static bool says_error_naming_the_total_key(void *arg) {
+    char *err = harness_proc_stderr(arg);
+    bool yes = err != NULL && strstr(err, "ERROR") != NULL &&
+               strstr(err, "opstream:{FLASH-WEKA}:total holds a string, not a hash") != NULL;
+
+    free(err);
+    return yes;
+}
+
+/* Someone wrote a string where the operation's totals live: opstream-count
+ * says ERROR naming the key and keeps retrying; nothing is written (no
+ * offsets, no dedupe marks, no other key), nothing is dropped; once the
+ * operator deletes the key, every event counts exactly. */
+static void key_of_the_wrong_type_holds_the_stream_until_fixed_then_counts_exactly(void **state) {
+    tc_model_t a = {0}, b = {0};
+    redisReply *r;
+
+    (void)state;
+    r = harness_redis_command(g_redis, "SET opstream:{FLASH-WEKA}:total oops");
+    assert_non_null(r);
+    freeReplyObject(r);
+    produce_known_input(&a, &b, 300, SEED + 6);
+    harness_proc_t *p = tc_spawn_count("opstream-count", dedupe_on);
+    assert_non_null(p);
+    assert_int_equal(harness_wait_until(says_error_naming_the_total_key, p, 30000), 0);
+    assert_true(harness_proc_running(p));
+    r = harness_redis_command(g_redis, "KEYS opstream:*");
+    assert_non_null(r);
+    for (size_t i = 0; i < r->elements; i++) /* only the broken key: no offsets, marks or counts */
+        if (strcmp(r->element[i]->str, "opstream:{FLASH-WEKA}:total") != 0 &&
+            strncmp(r->element[i]->str, "opstream:members:", 17) != 0)
+            fail_msg("key %s was written", r->element[i]->str);
+    freeReplyObject(r);
+    r = harness_redis_command(g_redis, "DEL opstream:{FLASH-WEKA}:total");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    tc_model_free(&a);
+    tc_model_free(&b);
 }
 
 typedef struct bad_msg {
@@ -202,6 +300,11 @@ int main(void) {
                                         tc_teardown),
         cmocka_unit_test_setup_teardown(
             garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact, tc_setup,
+            tc_teardown),
+        cmocka_unit_test_setup_teardown(record_re_sent_after_the_dedupe_window_counts_again,
+                                        tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            key_of_the_wrong_type_holds_the_stream_until_fixed_then_counts_exactly, tc_setup,
             tc_teardown),
         cmocka_unit_test(unreachable_broker_is_waited_for_and_reported),
     };

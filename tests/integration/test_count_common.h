@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <cmocka.h>
 
@@ -31,6 +32,14 @@
 #include "opstream/validate.h"
 
 #define TC_HELPER __attribute__((unused)) static
+
+/* The dedupe window the counter tests run opstream-count with: off, so that
+ * only the offsets stored with the counts keep them exact. Building the
+ * tests with -DTC_DEDUPE_WINDOW='"604800"' shows what dedupe would hide
+ * (a broken offset store passes the crash tests then). */
+#ifndef TC_DEDUPE_WINDOW
+#define TC_DEDUPE_WINDOW "0"
+#endif
 
 #define MINUTE_TTL_S 172800LL
 #define HOUR_TTL_S 3024000LL
@@ -394,7 +403,11 @@ TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
 /* ---- the consumer ------------------------------------------------------- */
 
 /* Starts opstream-count in group (extra: NULL-terminated more args, or
- * NULL). Short session timeouts so that a killed member is replaced fast. */
+ * NULL). Short session timeouts so that a killed member is replaced fast.
+ * Dedupe is off (opstream.dedupe.window.s=0), so that only the offsets
+ * stored with the counts keep them exact: a re-counted batch would show.
+ * A test of dedupe itself passes "-X opstream.dedupe.window.s=N" in extra
+ * (the later setting wins). */
 TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *extra) {
     const char *argv[32] = {"opstream-count",
                             "-b",
@@ -408,13 +421,40 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
                             "-X",
                             "session.timeout.ms=3000",
                             "-X",
-                            "heartbeat.interval.ms=100"};
-    size_t n = 13;
+                            "heartbeat.interval.ms=100",
+                            "-X",
+                            "opstream.dedupe.window.s=" TC_DEDUPE_WINDOW};
+    size_t n = 15;
 
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
     return harness_spawn(argv, NULL, 0);
+}
+
+/* Starts opstream-alert with a rules file in its default group
+ * (opstream-alert), with the same short session timeouts. */
+TC_HELPER harness_proc_t *tc_spawn_alert(const char *rules) {
+    const char *argv[] = {"opstream-alert",
+                          "-b",
+                          g_broker->bootstrap,
+                          "--redis",
+                          g_redis->url,
+                          "--rules",
+                          rules,
+                          "-X",
+                          "session.timeout.ms=3000",
+                          "-X",
+                          "heartbeat.interval.ms=100",
+                          NULL};
+    return harness_spawn(argv, NULL, 0);
+}
+
+/* tc_teardown, with a Redis frozen (SIGSTOP) by a failed test thawed. */
+TC_HELPER int tc_thaw_teardown(void **state) {
+    if (g_redis->proc != NULL)
+        harness_proc_signal(g_redis->proc, SIGCONT);
+    return tc_teardown(state);
 }
 
 typedef struct tc_progress {
@@ -472,6 +512,37 @@ TC_HELPER void tc_stop(harness_proc_t *p) {
     }
     assert_int_equal(code, 0);
     harness_proc_free(p);
+}
+
+/* ---- memory of a consumer ------------------------------------------------ */
+
+/* A /proc/PID/status field in kB, or -1. */
+TC_HELPER long tc_proc_status_kb(pid_t pid, const char *field) {
+    char path[64], *text, *at;
+    long kb = -1;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    text = harness_read_file(path, NULL);
+    if (text == NULL)
+        return -1;
+    at = strstr(text, field);
+    if (at != NULL)
+        kb = strtol(at + strlen(field) + 1, NULL, 10);
+    free(text);
+    return kb;
+}
+
+/* AddressSanitizer keeps freed memory in quarantine and shadows the rest,
+ * so resident size says little about leaks there: LeakSanitizer does. */
+TC_HELPER bool tc_proc_is_sanitized(pid_t pid) {
+    char path[64], *maps;
+    bool yes;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    maps = harness_read_file(path, NULL);
+    yes = maps != NULL && strstr(maps, "libasan") != NULL;
+    free(maps);
+    return yes;
 }
 
 /* ---- a paced stream -------------------------------------------------------- */

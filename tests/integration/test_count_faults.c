@@ -2,7 +2,12 @@
  * opstream-count under faults, while a stream is being produced: kill -9 at
  * random moments ten times with a restart each time, two consumers in the
  * group with one leaving mid-stream, and redis-server killed and restarted
- * (AOF, appendfsync always) mid-stream. Every time the counts must be exact.
+ * (AOF, appendfsync always) mid-stream, and a zombie: a member frozen
+ * (SIGSTOP) past its session timeout while another takes its partitions
+ * over, then thawed with whatever it had fetched. Every time the counts
+ * must be exact. The consumers run with dedupe off (tc_spawn_count), so a
+ * batch counted twice would show: only the offsets stored with the counts
+ * keep them exact.
  */
 #include "test_count_common.h"
 
@@ -14,7 +19,7 @@
 typedef tc_stream_t stream_t;
 
 /* Generates n events of op (times within the last two hours), models them
- * and starts producing them. */
+ * (m NULL: the caller models what was produced) and starts producing them. */
 static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int per_tick,
                          uint64_t seed) {
     uint64_t rng = seed;
@@ -27,7 +32,8 @@ static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int 
     s->per_tick = per_tick;
     for (int i = 0; i < n; i++) {
         s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
-        tc_model_event(m, &s->ev[i], now);
+        if (m != NULL)
+            tc_model_event(m, &s->ev[i], now);
     }
     assert_int_equal(pthread_create(&s->thread, NULL, tc_stream_main, s), 0);
 }
@@ -66,7 +72,10 @@ static void kill9_ten_times_during_a_stream_counts_exactly(void **state) {
     const char *const verbose[] = {"-v", "--batch", "200", NULL};
 
     (void)state;
-    stream_start(&s, &m, "FLASH-WEKA", 12000, 8, SEED);
+    /* A stream long enough to outlast the kills (about a minute at this
+     * pace); it is stopped once they are over, and what it produced is the
+     * expectation. */
+    stream_start(&s, NULL, "FLASH-WEKA", 12000, 4, SEED);
     int64_t stored = 0;
     for (int round = 0; round < 10; round++) {
         harness_proc_t *p = tc_spawn_count("opstream-count", verbose);
@@ -85,8 +94,14 @@ static void kill9_ten_times_during_a_stream_counts_exactly(void **state) {
         stored = tc_offsets_sum("opstream-count");
     }
     assert_true(stored > 0);
-    assert_true(stored < s.n); /* the kills did happen mid-stream */
-    stream_finish(&s);
+    assert_true(s.produced < s.n); /* the kills did happen mid-stream */
+    s.stop = 1;
+    pthread_join(s.thread, NULL);
+    tc_flush();
+    int64_t now = tc_wall_ms();
+    for (int i = 0; i < s.produced; i++)
+        tc_model_event(&m, &s.ev[i], now);
+    free(s.ev);
     harness_proc_t *p = tc_spawn_count("opstream-count", NULL);
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
@@ -143,6 +158,68 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     tc_model_free(&m);
 }
 
+static bool proc_says_retrying(void *arg) {
+    harness_proc_t *p = arg;
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, "retrying") != NULL;
+
+    free(err);
+    return yes;
+}
+
+static bool proc_says_batch_not_applied(void *arg) {
+    harness_proc_t *p = arg;
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, "batch not applied") != NULL;
+
+    free(err);
+    return yes;
+}
+
+/*
+ * A zombie with a stale batch: A holds a batch it cannot write (Redis
+ * frozen), then A itself freezes; Redis thaws, B joins and, once A's
+ * session has expired, takes every partition from the stored offsets and
+ * counts A's batch's events itself. A thawed tries to write its batch: the
+ * step must refuse it (fenced), or those events would count twice, which
+ * only dedupe could hide and dedupe is off here.
+ */
+static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    const char *const verbose[] = {"-v", "--batch", "100", NULL};
+
+    (void)state;
+    harness_proc_t *a = tc_spawn_count("opstream-count", verbose);
+    assert_non_null(a);
+    assert_int_equal(harness_wait_until(proc_says_assigned, a, 30000), 0);
+    stream_start(&s, &m, "FLASH-WEKA", 3000, 10, SEED + 3);
+    progress_t pr = {"opstream-count", 0};
+    assert_int_equal(harness_wait_until(offsets_moved, &pr, 30000), 0);
+    /* A holds a batch it cannot write, then freezes with it. */
+    assert_int_equal(harness_proc_signal(g_redis->proc, SIGSTOP), 0);
+    assert_int_equal(harness_wait_until(proc_says_retrying, a, 30000), 0);
+    assert_int_equal(harness_proc_signal(a, SIGSTOP), 0);
+    assert_int_equal(harness_proc_signal(g_redis->proc, SIGCONT), 0);
+    pr.since = tc_offsets_sum("opstream-count");
+    /* B takes the partitions over and counts past A's batch. */
+    harness_proc_t *b = tc_spawn_count("opstream-count", verbose);
+    assert_non_null(b);
+    assert_int_equal(harness_wait_until(proc_says_assigned, b, 60000), 0);
+    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    /* A wakes up a zombie and tries its stale batch (at the latest in its
+     * final flush when stopped): refused whole, so every count is exact. */
+    assert_int_equal(harness_proc_signal(a, SIGCONT), 0);
+    stream_finish(&s);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(harness_proc_stop(a, 20000), 0);
+    tc_stop(b);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    assert_true(proc_says_batch_not_applied(a)); /* the stale batch was tried */
+    harness_proc_free(a);
+    tc_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(kill9_ten_times_during_a_stream_counts_exactly, tc_setup,
@@ -151,6 +228,9 @@ int main(void) {
                                         tc_setup, tc_teardown),
         cmocka_unit_test_setup_teardown(redis_killed_and_restarted_midstream_counts_exactly,
                                         tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice, tc_setup,
+            tc_thaw_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }

@@ -4,7 +4,11 @@
  * partition is refused whole (fencing), already-counted ids are dropped and
  * the rest applied, the script survives SCRIPT FLUSH (NOSCRIPT reload), a
  * Redis that is down fails the step without touching the batch, and
- * stored offsets are read back for assignment.
+ * stored offsets are read back for assignment. A key the step writes that
+ * cannot take the write (another type, a counter field that is not an
+ * integer or would leave int64, an expiry Redis refuses) makes the step
+ * REFUSED with the key named and nothing written; once the key is fixed
+ * the same batch applies whole.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +24,7 @@
 #include "harness.h"
 #include "opstream/counter.h"
 #include "opstream/counter_redis.h"
+#include "opstream/keys.h"
 
 static harness_redis_t *g_redis;
 
@@ -67,7 +72,7 @@ static ops_event_t event(int id, int victims) {
 
 static ops_counter_t *counter(void) {
     char err[256];
-    ops_counter_options_t o = {.group = "g"};
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT};
     ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
 
     assert_non_null(c);
@@ -214,6 +219,258 @@ static void redis_down_fails_the_step_and_keeps_the_batch(void **state) {
     ops_counter_destroy(c);
 }
 
+/* ---- a step that cannot write is refused whole ------------------------------ */
+
+/* Everything Redis holds, as one string per key: name, type, serialized
+ * value (DUMP, hex) and whether it has a TTL, sorted. Two snapshots are
+ * equal when nothing was written in between. */
+typedef struct snapshot {
+    char **v;
+    size_t n;
+} snapshot_t;
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void snapshot_take(snapshot_t *s) {
+    redisReply *keys = harness_redis_command(g_redis, "KEYS *");
+
+    assert_non_null(keys);
+    s->n = keys->elements;
+    s->v = calloc(s->n + 1, sizeof(*s->v));
+    assert_non_null(s->v);
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        redisReply *d = harness_redis_command(g_redis, "DUMP %s", k);
+        redisReply *t = harness_redis_command(g_redis, "PTTL %s", k);
+        assert_non_null(d);
+        assert_non_null(t);
+        assert_int_equal(d->type, REDIS_REPLY_STRING);
+        size_t len = strlen(k) + 2 * d->len + 16;
+        char *line = malloc(len);
+        assert_non_null(line);
+        size_t o = (size_t)snprintf(line, len, "%s %s ", k, t->integer > 0 ? "ttl" : "none");
+        for (size_t j = 0; j < d->len; j++)
+            o += (size_t)snprintf(line + o, len - o, "%02x", (unsigned char)d->str[j]);
+        s->v[i] = line;
+        freeReplyObject(d);
+        freeReplyObject(t);
+    }
+    freeReplyObject(keys);
+    qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+static void snapshot_assert_equal(const snapshot_t *a, const snapshot_t *b) {
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        assert_string_equal(a->v[i], b->v[i]);
+}
+
+static void snapshot_free(snapshot_t *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static long long pttl(const char *key) {
+    redisReply *r = harness_redis_command(g_redis, "PTTL %s", key);
+    long long v;
+
+    assert_non_null(r);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static bool is_member(const char *key, const char *member) {
+    redisReply *r = harness_redis_command(g_redis, "SISMEMBER %s %s", key, member);
+    bool yes;
+
+    assert_non_null(r);
+    yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return yes;
+}
+
+/* The key of the kind a row names, for the events of event(): the current
+ * dedupe slot is looked up. */
+static void key_of(const char *what, int64_t at, char *key, size_t size) {
+    if (strcmp(what, "total") == 0)
+        snprintf(key, size, "opstream:{LIBERTERRA-II}:total");
+    else if (strcmp(what, "country") == 0)
+        snprintf(key, size, "opstream:{LIBERTERRA-II}:country:BR");
+    else if (strcmp(what, "minute") == 0)
+        ops_key_minute("LIBERTERRA-II", at, key, size);
+    else if (strcmp(what, "hour") == 0)
+        ops_key_hour("LIBERTERRA-II", at, key, size);
+    else if (strcmp(what, "countries") == 0)
+        snprintf(key, size, "opstream:{LIBERTERRA-II}:countries");
+    else if (strcmp(what, "operations") == 0)
+        snprintf(key, size, "opstream:operations");
+    else if (strcmp(what, "offsets") == 0)
+        snprintf(key, size, "opstream:offsets:g");
+    else if (strcmp(what, "seen") == 0) {
+        redisReply *r = harness_redis_command(g_redis, "KEYS opstream:{LIBERTERRA-II}:seen:*");
+        assert_non_null(r);
+        assert_int_equal(r->elements, 1);
+        snprintf(key, size, "%s", r->element[0]->str);
+        freeReplyObject(r);
+    } else
+        fail_msg("no key kind %s", what);
+}
+
+/* One failure class per row: which key is broken, how (a Redis command
+ * with the key as its first argument), and what the refusal must say. */
+static const struct {
+    const char *key;
+    const char *verb, *a1, *a2; /* VERB key a1 [a2] */
+    const char *says;
+} refused_rows[] = {
+    {"total", "SET", "oops", NULL, "holds a string, not a hash"},
+    {"country", "SET", "oops", NULL, "holds a string, not a hash"},
+    {"minute", "LPUSH", "oops", NULL, "holds a list, not a hash"},
+    {"hour", "SADD", "oops", NULL, "holds a set, not a hash"},
+    {"countries", "HSET", "BR", "1", "holds a hash, not a set"},
+    {"operations", "SET", "LIBERTERRA-II", NULL, "holds a string, not a set"},
+    {"offsets", "SET", "3", NULL, "holds a string, not a hash"},
+    {"seen", "SET", "oops", NULL, "holds a string, not a hash"},
+    {"total", "HSET", "victims", "9223372036854775000", "would leave the 64-bit range"},
+    {"minute", "HSET", "victims", "9223372036854775807", "would leave the 64-bit range"},
+    {"country", "HSET", "events", "abc", "not an integer"},
+    {"hour", "HSET", "victims", "1.5", "not an integer"},
+    {"total", "HSET", "events", "007", "not an integer"},
+};
+
+/* For each failure class: a good batch (3 events) is applied, the key is
+ * broken, the next good batch (3 more) is REFUSED naming the key with
+ * nothing written at all (every key byte for byte, TTLs, offsets), and
+ * after the operator restores the key the same batch applies whole: every
+ * key of the contract holds both batches, buckets with their TTLs. */
+static void a_key_that_cannot_take_the_write_refuses_the_whole_step_until_fixed(void **state) {
+    (void)state;
+    for (size_t row = 0; row < sizeof refused_rows / sizeof refused_rows[0]; row++) {
+        ops_counter_t *c = counter();
+        ops_counter_redis_t *cr = connect_step();
+        char err[512], key[OPS_KEY_MAX];
+        snapshot_t before = {0}, after = {0};
+        redisReply *r;
+        int64_t at = 0;
+
+        r = harness_redis_command(g_redis, "FLUSHALL");
+        assert_non_null(r);
+        freeReplyObject(r);
+        for (int i = 0; i < 3; i++) {
+            ops_event_t ev = event(i, 10);
+            at = ev.occurred_at;
+            assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, i, &ev),
+                             OPS_COUNTER_ADDED);
+        }
+        assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                         OPS_COUNTER_STEP_APPLIED);
+
+        /* Break the key, keeping what it held to restore it later. */
+        key_of(refused_rows[row].key, at, key, sizeof key);
+        redisReply *dump = harness_redis_command(g_redis, "DUMP %s", key);
+        assert_non_null(dump);
+        assert_int_equal(dump->type, REDIS_REPLY_STRING);
+        long long ttl = pttl(key);
+        bool field = strcmp(refused_rows[row].key, "countries") != 0 &&
+                     strcmp(refused_rows[row].verb, "HSET") == 0;
+        if (!field) {
+            r = harness_redis_command(g_redis, "DEL %s", key);
+            freeReplyObject(r);
+        }
+        if (refused_rows[row].a2 != NULL)
+            r = harness_redis_command(g_redis, "%s %s %s %s", refused_rows[row].verb, key,
+                                      refused_rows[row].a1, refused_rows[row].a2);
+        else
+            r = harness_redis_command(g_redis, "%s %s %s", refused_rows[row].verb, key,
+                                      refused_rows[row].a1);
+        assert_non_null(r);
+        assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+
+        /* The next batch: same minute, hour, country and operation. */
+        for (int i = 3; i < 6; i++) {
+            ops_event_t ev = event(i, 100);
+            ev.occurred_at = at;
+            assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, i, &ev),
+                             OPS_COUNTER_ADDED);
+        }
+        snapshot_take(&before);
+        err[0] = '\0';
+        ops_counter_step_t step = ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err);
+        if (step != OPS_COUNTER_STEP_REFUSED || strstr(err, key) == NULL ||
+            strstr(err, refused_rows[row].says) == NULL)
+            fail_msg("row %zu (%s, %s %s): step %d, error '%s'", row, refused_rows[row].key,
+                     refused_rows[row].verb, refused_rows[row].a1, (int)step, err);
+        snapshot_take(&after);
+        snapshot_assert_equal(&before, &after);      /* not one byte written */
+        assert_int_equal(ops_counter_pending(c), 3); /* the batch is kept for the retry */
+        snapshot_free(&before);
+        snapshot_free(&after);
+        /* A retry before the fix is refused again, still writing nothing. */
+        assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                         OPS_COUNTER_STEP_REFUSED);
+
+        /* The operator restores the key; the same batch now applies whole. */
+        r = harness_redis_command(g_redis, "DEL %s", key);
+        freeReplyObject(r);
+        r = harness_redis_command(g_redis, "RESTORE %s %lld %b", key, ttl > 0 ? ttl : 0LL,
+                                  dump->str, dump->len);
+        assert_non_null(r);
+        assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+        freeReplyObject(dump);
+        assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                         OPS_COUNTER_STEP_APPLIED);
+        assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), 6);
+        assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 330);
+        assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "events"), 6);
+        assert_int_equal(hget("opstream:{LIBERTERRA-II}:country:BR", "victims"), 330);
+        char mk[OPS_KEY_MAX], hk[OPS_KEY_MAX];
+        ops_key_minute("LIBERTERRA-II", at, mk, sizeof mk);
+        ops_key_hour("LIBERTERRA-II", at, hk, sizeof hk);
+        assert_int_equal(hget(mk, "victims"), 330);
+        assert_int_equal(hget(mk, "BR:victims"), 330);
+        assert_int_equal(hget(hk, "BR:events"), 6);
+        assert_true(pttl(mk) > 0);
+        assert_true(pttl(hk) > 0);
+        assert_true(is_member("opstream:{LIBERTERRA-II}:countries", "BR"));
+        assert_true(is_member("opstream:operations", "LIBERTERRA-II"));
+        ops_counter_redis_destroy(cr);
+        ops_counter_destroy(c);
+    }
+}
+
+/* An event time the step's expiry arithmetic cannot take (near the end of
+ * int64, which validation keeps away from the step) is refused before
+ * anything is written, instead of leaving increments behind with no TTL. */
+static void an_expiry_redis_would_refuse_is_refused_before_any_write(void **state) {
+    ops_counter_t *c = counter();
+    ops_counter_redis_t *cr = connect_step();
+    char err[512];
+    redisReply *r;
+
+    (void)state;
+    ops_event_t good = event(0, 10), absurd = event(1, 10);
+    absurd.occurred_at = INT64_MAX - 1;
+    assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, 0, &good), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, 1, &absurd),
+                     OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_REFUSED);
+    assert_non_null(strstr(err, "expiry time"));
+    r = harness_redis_command(g_redis, "DBSIZE");
+    assert_non_null(r);
+    assert_int_equal(r->integer, 0); /* nothing at all */
+    freeReplyObject(r);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(stale_batch_of_a_consumer_that_lost_its_partition_is_refused_whole,
@@ -221,6 +478,10 @@ int main(void) {
         cmocka_unit_test_setup(already_counted_ids_are_dropped_and_the_rest_applied, flush_redis),
         cmocka_unit_test_setup(script_is_reloaded_after_script_flush, flush_redis),
         cmocka_unit_test_setup(redis_down_fails_the_step_and_keeps_the_batch, flush_redis),
+        cmocka_unit_test_setup(a_key_that_cannot_take_the_write_refuses_the_whole_step_until_fixed,
+                               flush_redis),
+        cmocka_unit_test_setup(an_expiry_redis_would_refuse_is_refused_before_any_write,
+                               flush_redis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -166,22 +166,6 @@ static void broker_errors_and_leader_down_5s_during_a_stream_count_exactly(void 
     tc_model_free(&m);
 }
 
-static harness_proc_t *spawn_alert(const char *rules) {
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          g_broker->bootstrap,
-                          "--redis",
-                          g_redis->url,
-                          "--rules",
-                          rules,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
-                          NULL};
-    return harness_spawn(argv, NULL, 0);
-}
-
 static void count_and_alert_killed_again_and_again_count_exactly_and_alert_once(void **state) {
     tc_model_t m = {0};
     stream_t s;
@@ -200,10 +184,10 @@ static void count_and_alert_killed_again_and_again_count_exactly_and_alert_once(
     stream_start(&s, &m, "LIBERTERRA-II", n, 10, 99, 97, &raids);
     for (int round = 0; round < rounds; round++) {
         /* One or two of each: members join, and leave by dying. */
-        harness_proc_t *procs[4] = {tc_spawn_count(GROUP, NULL), spawn_alert(rules), NULL, NULL};
+        harness_proc_t *procs[4] = {tc_spawn_count(GROUP, NULL), tc_spawn_alert(rules), NULL, NULL};
         if (round % 2 == 1) {
             procs[2] = tc_spawn_count(GROUP, NULL);
-            procs[3] = spawn_alert(rules);
+            procs[3] = tc_spawn_alert(rules);
         }
         sleep_ms(300 + (long)(tc_rand(&rng) % 1500));
         for (int i = 0; i < 4; i++) {
@@ -219,7 +203,7 @@ static void count_and_alert_killed_again_and_again_count_exactly_and_alert_once(
     }
     stream_finish(&s);
     harness_proc_t *c = tc_spawn_count(GROUP, NULL);
-    harness_proc_t *a = spawn_alert(rules);
+    harness_proc_t *a = tc_spawn_alert(rules);
     assert_non_null(c);
     assert_non_null(a);
     assert_int_equal(tc_wait_consumed(GROUP, 90000), 0);
@@ -259,13 +243,6 @@ static void count_and_alert_killed_again_and_again_count_exactly_and_alert_once(
 static bool offsets_stored(void *arg) {
     (void)arg;
     return tc_offsets_sum(GROUP) > 0;
-}
-
-/* tc_teardown, and a Redis frozen by a failed test thawed. */
-static int thaw_teardown(void **state) {
-    if (g_redis->proc != NULL)
-        harness_proc_signal(g_redis->proc, SIGCONT);
-    return tc_teardown(state);
 }
 
 static void redis_unreachable_for_10s_holds_the_stream_then_counts_exactly(void **state) {
@@ -452,7 +429,7 @@ int main(void) {
             tc_teardown),
         cmocka_unit_test_setup_teardown(
             redis_unreachable_for_10s_holds_the_stream_then_counts_exactly, tc_setup,
-            thaw_teardown),
+            tc_thaw_teardown),
         cmocka_unit_test_setup_teardown(
             broker_errors_and_leader_down_5s_during_a_stream_count_exactly, tc_setup, tc_teardown),
         cmocka_unit_test_setup_teardown(

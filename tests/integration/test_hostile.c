@@ -251,35 +251,6 @@ every_hostile_frame_goes_to_the_dlq_unchanged_and_valid_events_count_exactly(voi
 
 /* ---- memory ------------------------------------------------------------- */
 
-/* A /proc/PID/status field in kB, or -1. */
-static long proc_status_kb(pid_t pid, const char *field) {
-    char path[64], *text, *at;
-    long kb = -1;
-
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    text = harness_read_file(path, NULL);
-    if (text == NULL)
-        return -1;
-    at = strstr(text, field);
-    if (at != NULL)
-        kb = strtol(at + strlen(field) + 1, NULL, 10);
-    free(text);
-    return kb;
-}
-
-/* AddressSanitizer keeps freed memory in quarantine and shadows the rest,
- * so resident size says little about leaks there: LeakSanitizer does. */
-static bool proc_is_sanitized(pid_t pid) {
-    char path[64], *maps;
-    bool yes;
-
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    maps = harness_read_file(path, NULL);
-    yes = maps != NULL && strstr(maps, "libasan") != NULL;
-    free(maps);
-    return yes;
-}
-
 static void consumer_memory_stays_bounded_over_a_flood_of_hostile_messages(void **state) {
     const char *long_env = getenv("OPSTREAM_LONG");
     int n = long_env != NULL && strcmp(long_env, "1") == 0 ? 100000 : 10000;
@@ -295,9 +266,9 @@ static void consumer_memory_stays_bounded_over_a_flood_of_hostile_messages(void 
     int valid = produce_hostile(0, warm, &m, &rng, 0);
     tc_flush();
     assert_int_equal(tc_wait_consumed(GROUP, 120000), 0);
-    long base_kb = proc_status_kb(p->pid, "VmRSS:");
+    long base_kb = tc_proc_status_kb(p->pid, "VmRSS:");
     assert_true(base_kb > 0);
-    bool sanitized = proc_is_sanitized(p->pid);
+    bool sanitized = tc_proc_is_sanitized(p->pid);
 
     /* Waves of 5,000 that the consumer takes while the next is produced:
      * what is measured is what the messages leave behind, not librdkafka's
@@ -310,8 +281,8 @@ static void consumer_memory_stays_bounded_over_a_flood_of_hostile_messages(void 
             assert_int_equal(tc_wait_consumed(GROUP, 120000), 0);
     }
     assert_int_equal(tc_wait_consumed(GROUP, 300000), 0);
-    long peak_kb = proc_status_kb(p->pid, "VmHWM:");
-    long end_kb = proc_status_kb(p->pid, "VmRSS:");
+    long peak_kb = tc_proc_status_kb(p->pid, "VmHWM:");
+    long end_kb = tc_proc_status_kb(p->pid, "VmRSS:");
     fprintf(stderr,
             "hostile flood: %d messages, RSS %ld kB after warm-up, %ld kB at the end, "
             "peak %ld kB%s\n",

@@ -51,7 +51,7 @@ static double sample(ops_metrics_t *reg, const char *series) {
 
 static void tallies_count_when_the_batch_is_applied(void **state) {
     char err[256];
-    ops_counter_options_t o = {.group = "g", .max_events = 100};
+    ops_counter_options_t o = {.group = "g", .max_events = 100, .dedupe_window_s = 604800};
     ops_counter_t *batch = ops_counter_new(&o, err, sizeof err);
     ops_metrics_t *reg = ops_metrics_new();
     ops_consumer_metrics_t cm;

@@ -119,7 +119,8 @@ static ops_event_t mk(ops_kind_t kind, const char *op, const char *cc, int n, in
 
 static ops_counter_t *new_counter(void) {
     char err[256];
-    ops_counter_options_t o = {.group = "opstream-count", .max_events = 4};
+    ops_counter_options_t o = {
+        .group = "opstream-count", .max_events = 4, .dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT};
     ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
 
     assert_non_null(c);
@@ -227,6 +228,46 @@ static void duplicate_in_a_batch_counts_once_but_passes_its_offset(void **state)
     assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "events", NULL), 1);
     assert_int_equal(p.parts_n, 2);
     assert_string_equal(a.argv[p.parts + 5], "41");
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+/* opstream.dedupe.window.s=0: a repeated id counts again, in the batch and
+ * against Redis (the step gets no dedupe group, so nothing is checked or
+ * marked); only the offsets keep the counts exact. */
+static void dedupe_window_0_turns_dedupe_off(void **state) {
+    char err[256];
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = 0};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+    ops_counter_args_t a = {0};
+    ops_event_t e = mk(OPS_KIND_MIGRANT, "WEKA-II", "LY", 12, 2, T0, 9);
+
+    (void)state;
+    assert_non_null(c);
+    assert_int_equal(ops_counter_assign(c, "opstream.migrants", 0, -1, err, sizeof err), 0);
+    assert_int_equal(ops_counter_add_event(c, "opstream.migrants", 0, 0, &e), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.migrants", 0, 1, &e), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_pending_events(c), 2);
+    assert_int_equal(ops_counter_dupes(c), 0);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "migrants", NULL), 24);
+    assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "events", NULL), 2);
+    assert_int_equal(p.groups_n, 0);
+    assert_int_equal(ops_counter_drop_seen(c, "WEKA-II", e.event_id), 0);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+
+    /* A negative window is the default: 7 days, dedupe on. */
+    o.dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT;
+    c = ops_counter_new(&o, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(ops_counter_assign(c, "opstream.migrants", 0, -1, err, sizeof err), 0);
+    assert_int_equal(ops_counter_add_event(c, "opstream.migrants", 0, 0, &e), OPS_COUNTER_ADDED);
+    assert_int_equal(ops_counter_add_event(c, "opstream.migrants", 0, 1, &e),
+                     OPS_COUNTER_DUPLICATE);
+    p = build(c, &a, NOW);
+    assert_int_equal(p.groups_n, 1);
+    assert_int_equal(num(&a, p.groups + 3), 8); /* 7 days in 8 slots */
     ops_counter_args_free(&a);
     ops_counter_destroy(c);
 }
@@ -391,7 +432,7 @@ static void counter_refuses_missing_group(void **state) {
 
 static void large_batch_keeps_every_event(void **state) {
     char err[128];
-    ops_counter_options_t o = {.group = "g"};
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT};
     ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
     ops_counter_args_t a = {0};
     long long want = 0;
@@ -418,6 +459,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batch_aggregates_every_key_of_the_contract),
         cmocka_unit_test(duplicate_in_a_batch_counts_once_but_passes_its_offset),
+        cmocka_unit_test(dedupe_window_0_turns_dedupe_off),
         cmocka_unit_test(event_seen_in_redis_is_dropped_but_offset_still_passes),
         cmocka_unit_test(dlq_message_passes_its_offset_and_counts_nothing),
         cmocka_unit_test(event_older_than_bucket_ttl_counts_in_totals_only),

@@ -37,7 +37,7 @@ static void arrest_row(ops_record_t *rec) {
     text(rec, OPS_FIELD_SUSPECT_NATIONALITIES, "CN; PH");
 }
 
-static const ops_record_defaults_t no_defaults = {NULL, NULL, -1, NOW_MS};
+static const ops_record_defaults_t no_defaults = {NULL, NULL, -1, NOW_MS, NULL};
 
 static void csv_row_builds_event_with_derived_id_and_now(void **state) {
     ops_record_t rec;
@@ -66,7 +66,7 @@ static void command_line_fills_absent_operation_country_and_kind(void **state) {
     ops_record_t rec;
     ops_event_t ev;
     char err[256] = "";
-    ops_record_defaults_t d = {"FLASH-WEKA", "SL", OPS_KIND_SEIZURE, NOW_MS};
+    ops_record_defaults_t d = {"FLASH-WEKA", "SL", OPS_KIND_SEIZURE, NOW_MS, NULL};
     ops_record_clear(&rec);
     text(&rec, OPS_FIELD_OCCURRED_AT, "1684742400000");
     text(&rec, OPS_FIELD_SOURCE_REF, "SLP-1");
@@ -93,9 +93,9 @@ static void given_event_id_is_kept(void **state) {
 /* One row per rejection class: a change to the good arrest row (field and
  * value; NULL value removes it), the defaults, and what the error says. */
 static void every_rejection_class_names_its_field(void **state) {
-    static const ops_record_defaults_t fr = {NULL, "FR", -1, NOW_MS};
-    static const ops_record_defaults_t op = {"WEKA-II", NULL, -1, NOW_MS};
-    static const ops_record_defaults_t rescue = {NULL, NULL, OPS_KIND_RESCUE, NOW_MS};
+    static const ops_record_defaults_t fr = {NULL, "FR", -1, NOW_MS, NULL};
+    static const ops_record_defaults_t op = {"WEKA-II", NULL, -1, NOW_MS, NULL};
+    static const ops_record_defaults_t rescue = {NULL, NULL, OPS_KIND_RESCUE, NOW_MS, NULL};
     static const struct {
         ops_field_t field;
         const char *value;

@@ -227,6 +227,10 @@ static void scam_centre_raid_with_250_victims_gives_one_critical_alert(void **st
     char id[OPS_EVENT_ID_LEN + 1];
     ops_alert_id_derive("mass-rescue", "LIBERTERRA-II", "PH", ev.event_id, id);
     assert_string_equal(a->alert_id, id);
+    /* Pinned (computed outside this code base): the event's derived id and
+     * the alert id the engine composes from rule, operation, country, id. */
+    assert_string_equal(ev.event_id, "b8430c19-d97b-56a8-b1de-842d1f64d2ff");
+    assert_string_equal(a->alert_id, "ed3df8fb-1f10-5b75-8acb-9147f22889e9");
 
     /* a small scam-centre raid is the WARNING rule */
     ops_event_t small = make_event(OPS_KIND_RESCUE, "KH", T0, 12, "KH-1");
@@ -348,6 +352,9 @@ static void burst_of_rescues_gives_one_spike_alert_with_figures_then_cooldown(vo
     snprintf(inst, sizeof(inst), "%lld", (long long)spike.window_start);
     ops_alert_id_derive("victims-spike", "LIBERTERRA-II", "PH", inst, id);
     assert_string_equal(spike.alert_id, id);
+    /* Pinned: the window [53, 62] starts at T0 + 53 min = 1727707980000. */
+    assert_int_equal(spike.window_start, 1727707980000LL);
+    assert_string_equal(spike.alert_id, "9e99998b-d5c0-55ba-9878-296db64e1e13");
 
     /* the spike goes on for 40 more minutes: still the same alert */
     for (int m = 0; m < 40; m++) {
@@ -561,6 +568,35 @@ static void untrusted_extreme_times_fire_event_rules_but_skip_spikes(void **stat
     ops_rules_destroy(r);
 }
 
+/* Pinned vectors: each expected alert_id was computed once, outside this
+ * code base (Python's uuid.uuid5 over the alert namespace and rule,
+ * operation, scope, instance joined by 0x1f), and written as a literal.
+ * Any change of the derivation fails a row: a restarted opstream-alert
+ * would publish its alerts a second time. */
+static void alert_ids_are_pinned_literals(void **state) {
+    (void)state;
+    static const struct {
+        const char *rule, *op, *scope, *instance, *want;
+    } rows[] = {
+        {"mass-rescue", "LIBERTERRA-II", "PH", "b8430c19-d97b-56a8-b1de-842d1f64d2ff",
+         "ed3df8fb-1f10-5b75-8acb-9147f22889e9"},
+        {"victims-spike", "LIBERTERRA-II", "PH", "1727707980000",
+         "9e99998b-d5c0-55ba-9878-296db64e1e13"},
+        {"operation-arrests-spike", "FLASH-WEKA", "", "1727704800000",
+         "c333c3c7-d3bb-5ee3-9785-0ce61c276976"},
+        {"scam-centre-raid", "WEKA-II", "KH", "2adfa995-4ed5-5357-a6ef-8a8df4755b2f",
+         "5129a741-72b6-53c0-a140-c2f78f19bbe1"},
+        {"r", "OP", "PH", "1", "dc88ce22-d126-5672-9d5a-9ea61ad2188e"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char id[OPS_EVENT_ID_LEN + 1];
+        ops_alert_id_derive(rows[i].rule, rows[i].op, rows[i].scope, rows[i].instance, id);
+        if (strcmp(id, rows[i].want) != 0)
+            fail_msg("row %zu (%s, %s, '%s', %s): derived %s, pinned %s", i, rows[i].rule,
+                     rows[i].op, rows[i].scope, rows[i].instance, id, rows[i].want);
+    }
+}
+
 /* Every placeholder of both kinds of rule, pinned: the summary code moved
  * into its own file and must expand each exactly as before. */
 static void every_summary_placeholder_expands_as_pinned(void **state) {
@@ -592,8 +628,9 @@ static void every_summary_placeholder_expands_as_pinned(void **state) {
     ops_rules_destroy(r);
 }
 
-/* Pinned: uuid5(3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4, "rule\x1foperation\x1fscope\x1finstance"),
- * computed independently. A change here re-raises every alert after an upgrade. */
+/* Pinned: uuid5(3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4,
+ * "rule\x1foperation\x1fscope\x1finstance"), computed independently. A change here re-raises
+ * every alert after an upgrade. */
 static void alert_ids_match_pinned_literal_values(void **state) {
     (void)state;
     char id[OPS_EVENT_ID_LEN + 1];
@@ -640,6 +677,7 @@ int main(void) {
         cmocka_unit_test(events_older_than_the_span_do_not_change_spike_state),
         cmocka_unit_test(one_large_event_is_not_a_spike_when_min_events_asks_for_more),
         cmocka_unit_test(untrusted_extreme_times_fire_event_rules_but_skip_spikes),
+        cmocka_unit_test(alert_ids_are_pinned_literals),
         cmocka_unit_test(every_summary_placeholder_expands_as_pinned),
         cmocka_unit_test(alert_ids_match_pinned_literal_values),
         cmocka_unit_test(alert_ids_are_v5_uuids_that_differ_by_every_part),
