@@ -17,6 +17,7 @@
 
 #include "opstream/codec.h"
 #include "opstream/kafka.h"
+#include "opstream/metrics.h"
 
 #define DEFAULT_MAX_IN_FLIGHT 8192
 #define DEFAULT_MAX_RECREATE 3
@@ -58,6 +59,7 @@ struct ops_produce {
     int connect_s;         /* opstream.connect.timeout.s */
     int64_t connect_by_ms; /* monotonic deadline for reaching a broker */
     ops_produce_stats_t st;
+    ops_metrics_produced_t m; /* opstream_produced_total: delivered, failed */
     unsigned unserved; /* sends since the last serve */
     char brokers[256]; /* bootstrap.servers, for messages */
     char last_error[512];
@@ -91,6 +93,7 @@ static void slot_release(ops_produce_t *p, slot_t *s) {
 
 static void report_failed(ops_produce_t *p, slot_t *s, const char *reason) {
     p->st.failed++;
+    ops_metrics_add(p->m.failed, 1);
     if (p->opts.on_failed)
         p->opts.on_failed(p->opts.opaque, &s->ev, s->file, s->line, reason);
     slot_release(p, s);
@@ -111,6 +114,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->reached = 1;
         p->st.delivered++;
+        ops_metrics_add(p->m.delivered, 1);
         if (p->opts.on_delivered)
             p->opts.on_delivered(p->opts.opaque, &s->ev);
         slot_release(p, s);
@@ -188,6 +192,8 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
         p->opts.max_recreate = DEFAULT_MAX_RECREATE;
     const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
     snprintf(p->prefix, sizeof(p->prefix), "%s", prefix ? prefix : "opstream.");
+    if (ops_metrics_produced_init(p->opts.metrics, &p->m, errstr, errstr_size) != 0)
+        goto fail;
     const char *bs = ops_config_get(cfg, "bootstrap.servers");
     snprintf(p->brokers, sizeof(p->brokers), "%s", bs ? bs : "");
     int64_t connect_s = ops_config_get_int(cfg, "opstream.connect.timeout.s");
@@ -399,6 +405,7 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
     if (p->n_free == 0) {
         snprintf(errstr, errstr_size, "interrupted before it could be sent");
         p->st.failed++;
+        ops_metrics_add(p->m.failed, 1);
         if (p->opts.on_failed)
             p->opts.on_failed(p->opts.opaque, ev, file, line, errstr);
         return -1;

@@ -14,6 +14,7 @@
 
 #include "opstream/config.h"
 #include "opstream/event.h"
+#include "opstream/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,9 @@ typedef struct ops_produce_options {
      * errors stay available through ops_produce_last_error(). */
     void (*on_log)(void *opaque, int level, const char *facility, const char *msg);
     void *opaque;
+    /* Counts every record's outcome in opstream_produced_total{result}
+     * (delivered, failed). Borrowed; may be NULL. */
+    ops_metrics_t *metrics;
 } ops_produce_options_t;
 
 typedef struct ops_produce_stats {
