@@ -1,6 +1,7 @@
 # opstream build.
 #   make            core library (lib/) and every program into bin/
 #   make deps       install missing Debian 12 packages (no-op when present)
+#   make test-deps  the same plus the packages only tests need (prometheus, jq)
 #   make test       unit + integration tests and the same under ASan+UBSan, in
 #                   parallel (TEST_JOBS), plus the fuzz smoke; logs in build/test-logs/
 #   make check-unit / check-integration / check-asan   the parts of make test
@@ -22,7 +23,7 @@ endif
 BINDIR  ?= bin
 SAN     ?=
 
-PKGS       := rdkafka avro-c hiredis uuid jansson
+PKGS       := rdkafka avro-c hiredis uuid jansson libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -60,7 +61,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
 FAILING_BIN  := $(BUILD)/tests/integration/failing_on_purpose
 
-.PHONY: all deps programs tests test check-unit check-integration check-asan clean
+.PHONY: all deps test-deps programs tests test check-unit check-integration check-asan clean
 .DEFAULT_GOAL := all
 # Keep test and program objects between runs (they are not throwaway intermediates).
 .SECONDARY:
@@ -70,6 +71,8 @@ all: deps
 
 deps:
 	@sh mk/deps.sh
+test-deps:
+	@OPSTREAM_TEST_DEPS=1 sh mk/deps.sh
 
 programs: $(PROG_BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS) $(FAILING_BIN)
@@ -127,7 +130,7 @@ SUITE_PREFIX := $(if $(filter 1,$(SAN)),asan-,)
 # The integration binaries that take longest start first.
 SLOW_TESTS   := test_faults test_count_faults test_consumer_runtime test_alert test_first_contact \
                 test_alert_instances test_produce_faults test_hostile \
-                test_count test_demo test_produce test_stats
+                test_count test_demo test_produce test_stats test_prometheus test_metrics_count
 ORDERED_INTEG := $(foreach t,$(SLOW_TESTS),$(filter %/$(t),$(INTEG_BINS))) \
                  $(filter-out $(addprefix %/,$(SLOW_TESTS)),$(INTEG_BINS))
 
@@ -172,7 +175,7 @@ test-build-fuzz:
 	@sh mk/fuzz.sh build
 test-build: test-build-release test-build-asan test-build-fuzz
 
-test: deps
+test: test-deps
 	@mkdir -p build && rm -f $(TEST_SUMMARY); t0=$$(date +%s); \
 	$(MAKE) --no-print-directory -j$(NPROC) test-build || exit 1; \
 	echo "make test: built in $$(( $$(date +%s) - t0 )) s; running the tests, $(TEST_JOBS) at a time"; \

@@ -104,7 +104,8 @@ typedef struct bench_count_result {
     double eps_cpu;      /* events per CPU-second of opstream-count */
     double cmds_per_ev;  /* Redis commands (inside the script too) per event */
     double calls_per_ev; /* client round trips per event */
-    long rss_kib;        /* peak RSS of opstream-count; -1: not measured */
+    double redis_us_per_ev; /* redis-server CPU (user+sys) per event, microseconds */
+    long rss_kib;           /* peak RSS of opstream-count; -1: not measured */
     int64_t events;
     bool checked; /* the totals were compared with the events produced */
     bool exact;   /* checked, and the Redis totals equal the events produced */
@@ -115,6 +116,12 @@ typedef struct bench_count_result {
  * afterwards over all operations (-1: not checked). */
 int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int nops,
                     int64_t expect_events, bench_count_result_t *out);
+
+/* opstream-alert (group, config/alerts.conf) on prefix's topics: events/s
+ * and events per CPU-second from the moment a tenth was handled (by its
+ * offsets stored in Redis) over the next 100,000 events or to the end. */
+int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
+                    double *eps_cpu);
 
 /* The poll-and-discard consumer as its own process (this program's
  * "discard" mode). eps and eps_cpu as above. */

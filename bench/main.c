@@ -233,6 +233,7 @@ static void count_figures(const char *section, const bench_count_result_t *r, bo
     if (full) {
         add(section, "Redis commands per event (script inside)", "cmd/ev", r->cmds_per_ev);
         add(section, "Redis round trips per event", "rt/ev", r->calls_per_ev);
+        add(section, "redis-server CPU per counted event", "us/ev", r->redis_us_per_ev);
         add_exact(section, "counts exact (1 = yes)", r);
     }
 }
@@ -278,11 +279,20 @@ static void bench_counter(bench_env_t *e, const sizes_t *z) {
         add("counter", "poll-and-discard events/s (limit)", "ev/s", eps);
         add("counter", "poll-and-discard events per CPU-second", "ev/cpu-s", eps_cpu);
         add("counter", "ratio count / poll-and-discard", "", res.eps / eps);
-        bench_log("counter run %d: %.0f/s (%.0f per CPU-s), discard %.0f/s, counts exact: %s",
-                  r + 1, res.eps, res.eps_cpu, eps, exact_word(&res));
+        bench_log("counter run %d: %.0f/s (%.0f per CPU-s), discard %.0f/s, counts exact: %s, "
+                  "redis %.2f us/ev",
+                  r + 1, res.eps, res.eps_cpu, eps, exact_word(&res), res.redis_us_per_ev);
         if (res.checked && !res.exact)
             failed("counter counts exact");
+        snprintf(group, sizeof group, "bench-alert-cpu-%d", r);
+        if (bench_alert_run(e, "b.main.", group, &eps, &eps_cpu) != 0)
+            return failed("alert run");
+        add("counter", "opstream-alert events/s (wall clock)", "ev/s", eps);
+        add("counter", "opstream-alert events per CPU-second", "ev/cpu-s", eps_cpu);
+        bench_log("alert run %d: %.0f/s (%.0f per CPU-s)", r + 1, eps, eps_cpu);
     }
+    target("counter", "redis-server CPU per counted event", "<= 2", 2, false);
+    target("counter", "opstream-alert events per CPU-second", ">= 300000", 3e5, true);
     target("counter", "events per CPU-second of opstream-count", ">= 1000000", 1e6, true);
     target("counter", "ratio count / poll-and-discard", ">= 0.7", 0.7, true);
     target("counter", "peak RSS of opstream-count", "<= 64", 64, false);
@@ -291,7 +301,7 @@ static void bench_counter(bench_env_t *e, const sizes_t *z) {
 
 static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
     static char prefixes[2][32];
-    static char names[2][2][64];
+    static char names[2][3][64];
     int slot = nops == 10 ? 0 : 1;
     char *prefix = prefixes[slot];
     bench_count_result_t res;
@@ -300,6 +310,8 @@ static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
     snprintf(prefix, sizeof prefixes[0], "b.ops%d.", nops);
     snprintf(names[slot][0], sizeof names[0][0], "%d operations: events/s", nops);
     snprintf(names[slot][1], sizeof names[0][1], "%d operations: RSS", nops);
+    snprintf(names[slot][2], sizeof names[0][2], "%d operations: redis-server CPU per event",
+             nops);
     if (prefill(e, prefix, nops, 0, z->growth_events, true, &kept) != 0)
         return failed("growth prefill");
     for (int r = 0; r < e->runs; r++) {
@@ -309,6 +321,7 @@ static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
             return failed("growth run");
         add("growth", names[slot][0], "ev/s", res.eps);
         add_rss("growth", names[slot][1], res.rss_kib);
+        add("growth", names[slot][2], "us/ev", res.redis_us_per_ev);
         if (res.checked && !res.exact)
             failed("growth counts exact");
         else if (!res.checked)

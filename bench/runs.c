@@ -46,6 +46,26 @@ static int64_t offsets_sum(redisContext *c, const char *group) {
     return sum;
 }
 
+/* redis-server's own CPU time (INFO cpu: used_cpu_user + used_cpu_sys),
+ * microseconds, or -1. */
+static int64_t redis_cpu_us(redisContext *c) {
+    redisReply *r = redisCommand(c, "INFO cpu");
+    double user = -1, sys = -1;
+    const char *u, *k;
+
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        if (r != NULL)
+            freeReplyObject(r);
+        return -1;
+    }
+    if ((u = strstr(r->str, "used_cpu_user:")) != NULL)
+        user = strtod(u + strlen("used_cpu_user:"), NULL);
+    if ((k = strstr(r->str, "used_cpu_sys:")) != NULL)
+        sys = strtod(k + strlen("used_cpu_sys:"), NULL);
+    freeReplyObject(r);
+    return user < 0 || sys < 0 ? -1 : (int64_t)((user + sys) * 1e6);
+}
+
 /* Commands Redis executed (commandstats calls; commands a script runs count
  * too), leaving out the ones the bench itself sends. *evalsha: client
  * round trips of the counter. */
@@ -195,66 +215,147 @@ static int stop_clean(harness_proc_t *p) {
 
 /* ---- counter ------------------------------------------------------------ */
 
+/* Where a consumer's run stands: its clock and CPU from the moment a tenth
+ * of the span was stored (group join and first rebalances are start-up,
+ * not throughput) to the moment it all was. */
+typedef struct span_run {
+    int64_t s0, s1, t0, t1, cpu0, cpu1;
+} span_run_t;
+
+/* Waits until the offsets group stores in Redis reach high, or stop_at
+ * (the clock stops there; 0: high). */
+static int wait_stored(harness_proc_t *p, redisContext *c, const char *group, int64_t base,
+                       int64_t high, int64_t stop_at, span_run_t *sr) {
+    int64_t deadline = bench_now_us() + COUNT_TIMEOUT_US;
+
+    sr->s0 = -1;
+    for (;;) {
+        int64_t s = offsets_sum(c, group), now = bench_now_us();
+        if (s < 0)
+            return -1;
+        if (sr->s0 < 0 && s - base >= (high - base) / 10 && s > base) {
+            bench_log("%s: a tenth handled %.2f s after start", p->name,
+                      (double)(now - (deadline - COUNT_TIMEOUT_US)) / 1e6);
+            sr->t0 = now;
+            sr->cpu0 = bench_cpu_ms(p->pid);
+            sr->s0 = s;
+        }
+        if (s >= high || (stop_at > 0 && sr->s0 >= 0 && s >= stop_at)) {
+            sr->s1 = s;
+            sr->t1 = now;
+            sr->cpu1 = bench_cpu_ms(p->pid);
+            return 0;
+        }
+        if (now > deadline || !harness_proc_running(p)) {
+            bench_log("%s stopped at %lld of %lld offsets", p->name, (long long)s,
+                      (long long)high);
+            return -1;
+        }
+        sleep_us(2000);
+    }
+}
+
 int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int nops,
                     int64_t expect_events, bench_count_result_t *out) {
     redisContext *c = harness_redis_connect(e->redis);
     harness_proc_t *p = NULL;
-    int64_t msgs, high, base, s0 = -1, t0 = 0, t1 = 0, cpu0 = 0, cpu1 = 0, ev0, ev1, cmd0, cmd1;
-    int64_t deadline;
+    int64_t msgs, high, base, ev0, ev1, cmd0, cmd1, rcpu0, rcpu1;
+    span_run_t sr;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
     out->rss_kib = -1;
     if (c == NULL || bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0)
         goto cleanup;
-    if ((base = offsets_sum(c, group)) < 0 || (cmd0 = redis_commands(c, &ev0)) < 0)
+    if ((base = offsets_sum(c, group)) < 0 || (cmd0 = redis_commands(c, &ev0)) < 0 ||
+        (rcpu0 = redis_cpu_us(c)) < 0)
         goto cleanup;
     if ((p = spawn_count(e, prefix, group)) == NULL)
         goto cleanup;
-    deadline = bench_now_us() + COUNT_TIMEOUT_US;
-    for (;;) {
-        int64_t s = offsets_sum(c, group), now = bench_now_us();
-        if (s < 0)
-            goto cleanup;
-        /* The clock starts once a tenth is counted: group join and the
-         * first rebalances are start-up, not throughput. */
-        if (s0 < 0 && s - base >= (high - base) / 10 && s > base) {
-            bench_log("opstream-count: a tenth counted %.2f s after start",
-                      (double)(now - (deadline - COUNT_TIMEOUT_US)) / 1e6);
-            t0 = now;
-            cpu0 = bench_cpu_ms(p->pid);
-            s0 = s;
-        }
-        if (s >= high) {
-            t1 = now;
-            cpu1 = bench_cpu_ms(p->pid);
-            break;
-        }
-        if (now > deadline || !harness_proc_running(p)) {
-            bench_log("opstream-count stopped at %lld of %lld offsets", (long long)s,
-                      (long long)high);
-            goto cleanup;
-        }
-        sleep_us(2000);
-    }
+    if (wait_stored(p, c, group, base, high, 0, &sr) != 0)
+        goto cleanup;
     out->rss_kib = bench_rss_kib(p->pid, true);
     if (stop_clean(p) != 0)
         goto cleanup;
-    if ((cmd1 = redis_commands(c, &ev1)) < 0)
+    if ((cmd1 = redis_commands(c, &ev1)) < 0 || (rcpu1 = redis_cpu_us(c)) < 0)
         goto cleanup;
-    out->events = high - s0;
-    if (out->events <= 0 || t1 <= t0) {
+    out->events = high - sr.s0;
+    if (out->events <= 0 || sr.t1 <= sr.t0) {
         bench_log("counter run too short to measure (%lld events)", (long long)out->events);
         goto cleanup;
     }
-    out->eps = (double)out->events * 1e6 / (double)(t1 - t0);
-    out->eps_cpu = cpu1 > cpu0 ? (double)out->events * 1000.0 / (double)(cpu1 - cpu0) : 0;
+    out->eps = (double)out->events * 1e6 / (double)(sr.t1 - sr.t0);
+    out->eps_cpu =
+        sr.cpu1 > sr.cpu0 ? (double)out->events * 1000.0 / (double)(sr.cpu1 - sr.cpu0) : 0;
     out->cmds_per_ev = (double)(cmd1 - cmd0) / (double)(high - base);
     out->calls_per_ev = (double)(ev1 - ev0) / (double)(high - base);
+    /* Over the whole run, start-up included: every event of the span. */
+    out->redis_us_per_ev = (double)(rcpu1 - rcpu0) / (double)(high - base);
     out->checked = expect_events >= 0;
     out->exact = out->checked && counted_events(c, nops) == expect_events;
     if (out->rss_kib > e->rss_count_kib)
         e->rss_count_kib = out->rss_kib;
+    rc = 0;
+cleanup:
+    harness_proc_free(p);
+    if (c != NULL)
+        redisFree(c);
+    return rc;
+}
+
+/* ---- alert throughput ----------------------------------------------------- */
+
+#define ALERT_SPAN 100000 /* events measured per alert run */
+
+int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
+                    double *eps_cpu) {
+    const char *src = getenv("OPSTREAM_SRC_DIR");
+    char rules[HARNESS_PATH_MAX], px[300];
+    redisContext *c = harness_redis_connect(e->redis);
+    harness_proc_t *p = NULL;
+    int64_t msgs, high, base;
+    span_run_t sr;
+    long rss;
+    int rc = -1;
+
+    /* The rules the project ships (config/alerts.conf). */
+    snprintf(rules, sizeof rules, "%s/config/alerts.conf", src != NULL ? src : ".");
+    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
+    const char *argv[] = {"opstream-alert",
+                          "-b",
+                          e->broker->bootstrap,
+                          "--redis",
+                          e->redis->url,
+                          "--rules",
+                          rules,
+                          "-g",
+                          group,
+                          "-X",
+                          px,
+                          "-X",
+                          "session.timeout.ms=3000",
+                          "-X",
+                          "heartbeat.interval.ms=100",
+                          NULL};
+    if (c == NULL || bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0 ||
+        (base = offsets_sum(c, group)) < 0 || (p = harness_spawn(argv, NULL, 0)) == NULL)
+        goto cleanup;
+    /* From a tenth on, ALERT_SPAN events (or to the end): enough for the
+     * CPU figure, without the minutes a slow alerter takes for them all. */
+    if (wait_stored(p, c, group, base, high, base + (high - base) / 10 + ALERT_SPAN, &sr) != 0)
+        goto cleanup;
+    rss = bench_rss_kib(p->pid, true);
+    if (stop_clean(p) != 0)
+        goto cleanup;
+    if (sr.s1 - sr.s0 <= 0 || sr.t1 <= sr.t0) {
+        bench_log("alert run too short to measure");
+        goto cleanup;
+    }
+    *eps = (double)(sr.s1 - sr.s0) * 1e6 / (double)(sr.t1 - sr.t0);
+    *eps_cpu = sr.cpu1 > sr.cpu0 ? (double)(sr.s1 - sr.s0) * 1000.0 / (double)(sr.cpu1 - sr.cpu0)
+                                 : 0;
+    if (rss > e->rss_alert_kib)
+        e->rss_alert_kib = rss;
     rc = 0;
 cleanup:
     harness_proc_free(p);

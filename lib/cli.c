@@ -56,6 +56,10 @@ int ops_cli_common_option(ops_config_t *cfg, ops_cli_common_t *common, int opt, 
         name = "--redis";
         rc = ops_config_set(cfg, "opstream.redis.url", arg ? arg : "", inner, sizeof(inner));
         break;
+    case OPS_CLI_OPT_METRICS:
+        name = "--metrics";
+        rc = ops_config_set(cfg, "opstream.metrics.listen", arg ? arg : "", inner, sizeof(inner));
+        break;
     case 'v':
         if (common)
             common->verbose++;

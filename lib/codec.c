@@ -132,6 +132,31 @@ static const field_desc_t alert_fields[] = {
     {NULL, FT_STRING, 0, 0, 0, 0},
 };
 
+/*
+ * Direct decoding: one op per writer field, in the writer's order, built
+ * from the writer schema, the reader it resolves to and the field tables.
+ * SKIP_* reads a field the reader (or the event model) does not have.
+ */
+typedef enum direct_kind {
+    OP_STRING,
+    OP_OPT_STRING,
+    OP_INT,
+    OP_LONG,
+    OP_ENUM,
+    OP_STRING_ARRAY,
+    OP_SKIP_INT,
+    OP_SKIP_LONG,
+} direct_kind_t;
+
+#define DIRECT_MAX_SYMBOLS 64
+
+typedef struct direct_op {
+    direct_kind_t op;
+    const field_desc_t *f;
+    int n_symbols;                        /* OP_ENUM: writer symbols */
+    int8_t reader_index[DIRECT_MAX_SYMBOLS]; /* OP_ENUM: writer index -> reader index */
+} direct_op_t;
+
 /* One embedded schema with everything decoding it needs, built once. */
 typedef struct codec_schema {
     const ops_schema_embedded_t *emb;
@@ -143,7 +168,14 @@ typedef struct codec_schema {
     avro_value_t wvalue; /* reused for every decode and encode */
     avro_value_t rvalue; /* resolved reader view of wvalue */
     bool has_values;
+    direct_op_t *ops; /* direct decoding program, one op per writer field */
+    size_t n_ops;
+    bool direct; /* false: this writer is decoded through avro-c only */
+    direct_op_t *enc; /* direct encoding program: the model field of each writer field */
+    bool direct_enc;  /* false: events are encoded with this writer through avro-c only */
 } codec_schema_t;
+
+static int prepare_direct(codec_schema_t *e);
 
 struct ops_codec {
     size_t max_message;
@@ -345,6 +377,10 @@ ops_codec_t *ops_codec_new(const ops_codec_options_t *opts, char *errstr, size_t
         }
         if (prepare_decoding(e, reader, errstr, errstr_size) != 0)
             goto fail;
+        if (prepare_direct(e) != 0) {
+            set_err(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
     }
     for (i = 0; i < OPS_KIND_COUNT; i++) {
         const char *topic = ops_kind_topic_suffix((ops_kind_t)i);
@@ -388,6 +424,8 @@ void ops_codec_destroy(ops_codec_t *c) {
             avro_schema_decref(e->reader);
         if (e->schema != NULL)
             avro_schema_decref(e->schema);
+        free(e->ops);
+        free(e->enc);
     }
     if (c->areader != NULL)
         avro_reader_free(c->areader);
@@ -507,6 +545,15 @@ static int put_field(avro_value_t *rec, avro_schema_t schema, const field_desc_t
     return 0;
 }
 
+/* The frame header: magic byte 0, big-endian schema id. */
+static void put_header(uint8_t *out, uint32_t id) {
+    out[0] = 0;
+    out[1] = (uint8_t)(id >> 24);
+    out[2] = (uint8_t)(id >> 16);
+    out[3] = (uint8_t)(id >> 8);
+    out[4] = (uint8_t)id;
+}
+
 /* Fills the writer's reusable value from the field tables and writes the
  * frame: magic, big-endian id, body. */
 static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *tables,
@@ -530,11 +577,7 @@ static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *
             if (put_field(&e->wvalue, e->schema, f, src, errstr, errstr_size) != 0)
                 return -1;
 
-    out[0] = 0;
-    out[1] = (uint8_t)(id >> 24);
-    out[2] = (uint8_t)(id >> 16);
-    out[3] = (uint8_t)(id >> 8);
-    out[4] = (uint8_t)id;
+    put_header(out, id);
     avro_writer_memory_set_dest(c->awriter, (const char *)out + CODEC_HEADER_BYTES,
                                 (int64_t)(bufsize - CODEC_HEADER_BYTES));
     rc = avro_value_write(c->awriter, &e->wvalue);
@@ -548,8 +591,32 @@ static int encode(ops_codec_t *c, codec_schema_t *e, const field_desc_t *const *
     return 0;
 }
 
+/* Direct encoding lives with direct decoding below. */
+static size_t direct_encode(const codec_schema_t *e, const ops_event_t *ev, uint8_t *out,
+                            size_t size);
+
 int ops_codec_encode_event(ops_codec_t *c, const ops_event_t *ev, void *buf, size_t bufsize,
                            size_t *lenp, char *errstr, size_t errstr_size) {
+    if (c != NULL && ev != NULL && (int)ev->kind >= 0 && ev->kind < OPS_KIND_COUNT &&
+        buf != NULL && bufsize > CODEC_HEADER_BYTES && c->writer[ev->kind]->direct_enc) {
+        const codec_schema_t *e = c->writer[ev->kind];
+        uint8_t *out = buf;
+        uint32_t id = (uint32_t)e->emb->id;
+        size_t n = direct_encode(e, ev, out + CODEC_HEADER_BYTES, bufsize - CODEC_HEADER_BYTES);
+        if (n > 0) {
+            put_header(out, id);
+            if (lenp != NULL)
+                *lenp = CODEC_HEADER_BYTES + n;
+            return 0;
+        }
+    }
+    /* Anything the direct path does not write: avro-c writes it or explains. */
+    return ops_codec_encode_event_reference(c, ev, buf, bufsize, lenp, errstr, errstr_size);
+}
+
+int ops_codec_encode_event_reference(ops_codec_t *c, const ops_event_t *ev, void *buf,
+                                     size_t bufsize, size_t *lenp, char *errstr,
+                                     size_t errstr_size) {
     const field_desc_t *tables[3] = {common_fields, NULL, NULL};
     if (c == NULL || ev == NULL || (int)ev->kind < 0 || ev->kind >= OPS_KIND_COUNT) {
         set_err(errstr, errstr_size, "no codec, no event or unknown event kind");
@@ -730,6 +797,345 @@ static ops_codec_err_t read_frame(ops_codec_t *c, const void *buf, size_t len, b
     return OPS_CODEC_OK;
 }
 
+/* --------------------------------------------------------- direct decode */
+
+/* The model field a writer field maps to, or NULL. */
+static const field_desc_t *model_field(int kind, const char *name) {
+    const field_desc_t *const tables[2] = {common_fields, kind_fields[kind]};
+    const field_desc_t *f;
+    int t;
+    for (t = 0; t < 2; t++)
+        for (f = tables[t]; f->name != NULL; f++)
+            if (strcmp(f->name, name) == 0)
+                return f;
+    return NULL;
+}
+
+/* Whether the writer field's type is the one the model field is read from. */
+static bool direct_type_fits(const field_desc_t *f, avro_schema_t ws) {
+    switch (f->type) {
+    case FT_STRING:
+        return avro_typeof(ws) == AVRO_STRING;
+    case FT_OPT_STRING:
+        return avro_typeof(ws) == AVRO_UNION && avro_schema_union_size(ws) == 2 &&
+               avro_typeof(avro_schema_union_branch(ws, 0)) == AVRO_NULL &&
+               avro_typeof(avro_schema_union_branch(ws, 1)) == AVRO_STRING;
+    case FT_INT:
+        return avro_typeof(ws) == AVRO_INT32;
+    case FT_LONG:
+        return avro_typeof(ws) == AVRO_INT64;
+    case FT_ENUM:
+        return avro_typeof(ws) == AVRO_ENUM &&
+               avro_schema_enum_number_of_symbols(ws) <= DIRECT_MAX_SYMBOLS;
+    case FT_STRING_ARRAY:
+        return avro_typeof(ws) == AVRO_ARRAY &&
+               avro_typeof(avro_schema_array_items(ws)) == AVRO_STRING;
+    case FT_DOUBLE:
+        break;
+    }
+    return false;
+}
+
+/*
+ * Builds the direct decoding program of an event writer schema: what the
+ * resolved avro-c read would give, field by field. A writer with a field the
+ * program cannot express (another type than the reader's, a skipped field
+ * that is not an int or long) keeps avro-c alone. Returns -1 when out of
+ * memory only.
+ */
+static int prepare_direct(codec_schema_t *e) {
+    size_t i, n;
+    e->direct = false;
+    e->direct_enc = false;
+    if (e->kind == CODEC_NOT_AN_EVENT)
+        return 0;
+    n = avro_schema_record_size(e->schema);
+    if ((e->ops = calloc(n > 0 ? n : 1, sizeof(*e->ops))) == NULL ||
+        (e->enc = calloc(n > 0 ? n : 1, sizeof(*e->enc))) == NULL)
+        return -1;
+    /* Encoding: every writer field comes from a model field of its type. */
+    for (i = 0; i < n; i++) {
+        avro_schema_t ws = avro_schema_record_field_get_by_index(e->schema, (int)i);
+        const field_desc_t *f =
+            model_field(e->kind, avro_schema_record_field_name(e->schema, (int)i));
+        if (f == NULL || !direct_type_fits(f, ws))
+            break;
+        e->enc[i].f = f;
+        if (f->type == FT_ENUM)
+            e->enc[i].n_symbols = avro_schema_enum_number_of_symbols(ws);
+    }
+    e->direct_enc = i == n;
+    for (i = 0; i < n; i++) {
+        const char *name = avro_schema_record_field_name(e->schema, (int)i);
+        avro_schema_t ws = avro_schema_record_field_get_by_index(e->schema, (int)i);
+        /* avro_schema_record_field_get has no "not found" answer: ask the index first */
+        int ri = avro_schema_record_field_get_index(e->reader, name);
+        avro_schema_t rs = ri >= 0 ? avro_schema_record_field_get_by_index(e->reader, ri) : NULL;
+        const field_desc_t *f = model_field(e->kind, name);
+        direct_op_t *op = &e->ops[i];
+        int s;
+
+        if (f == NULL || rs == NULL) {
+            if (avro_typeof(ws) == AVRO_INT32)
+                op->op = OP_SKIP_INT;
+            else if (avro_typeof(ws) == AVRO_INT64)
+                op->op = OP_SKIP_LONG;
+            else
+                return 0;
+            continue;
+        }
+        if (!direct_type_fits(f, ws) || avro_typeof(rs) != avro_typeof(ws))
+            return 0;
+        op->f = f;
+        switch (f->type) {
+        case FT_STRING:
+            op->op = OP_STRING;
+            break;
+        case FT_OPT_STRING:
+            op->op = OP_OPT_STRING;
+            break;
+        case FT_INT:
+            op->op = OP_INT;
+            break;
+        case FT_LONG:
+            op->op = OP_LONG;
+            break;
+        case FT_ENUM:
+            op->op = OP_ENUM;
+            op->n_symbols = avro_schema_enum_number_of_symbols(ws);
+            for (s = 0; s < op->n_symbols; s++) {
+                int r = reader_enum_index(e, name, s);
+                op->reader_index[s] = (int8_t)(r >= 0 && (size_t)r < f->size ? r : -1);
+            }
+            break;
+        case FT_STRING_ARRAY:
+            op->op = OP_STRING_ARRAY;
+            break;
+        case FT_DOUBLE:
+            return 0;
+        }
+    }
+    e->n_ops = n;
+    e->direct = true;
+    return 0;
+}
+
+typedef struct cursor {
+    const uint8_t *p;
+    const uint8_t *end;
+} cursor_t;
+
+/* A zig-zag varint with the guard's rules: at most 5 bytes (int) or 10
+ * (long), no bits past 32/64 in the last byte. Returns false otherwise. */
+static inline bool direct_varint(cursor_t *c, int is_int, int64_t *out) {
+    int maxb = is_int ? 5 : 10, i;
+    uint64_t v = 0;
+    for (i = 0; i < maxb; i++) {
+        uint8_t b;
+        if (c->p >= c->end)
+            return false;
+        b = *c->p++;
+        if (i == maxb - 1 && (b & 0x7f) > (is_int ? 0x0f : 0x01))
+            return false;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A string into a fixed member of size bytes: within the bytes left and the
+ * member, no NUL inside. */
+static inline bool direct_string(cursor_t *c, char *dst, size_t size) {
+    int64_t n;
+    if (!direct_varint(c, 0, &n) || n < 0 || (uint64_t)n >= size ||
+        (uint64_t)n > (uint64_t)(c->end - c->p))
+        return false;
+    if (n > 0 && memchr(c->p, 0, (size_t)n) != NULL)
+        return false;
+    memcpy(dst, c->p, (size_t)n);
+    dst[n] = '\0';
+    c->p += n;
+    return true;
+}
+
+/*
+ * Decodes an event body straight into ev along the writer's program. It only
+ * accepts what the guard, avro-c's resolved read and the field mapping all
+ * accept, giving the same event; anything else returns false and the caller
+ * decodes with avro-c, which then names the error. Allocates nothing.
+ */
+static bool direct_decode(const codec_schema_t *e, const uint8_t *body, size_t len,
+                          ops_event_t *ev) {
+    cursor_t c = {body, body + len};
+    char *base = (char *)ev;
+    size_t i;
+    int64_t v;
+
+    ops_event_init(ev);
+    ev->kind = (ops_kind_t)e->kind;
+    for (i = 0; i < e->n_ops; i++) {
+        const direct_op_t *op = &e->ops[i];
+        const field_desc_t *f = op->f;
+        switch (op->op) {
+        case OP_STRING:
+            if (!direct_string(&c, base + f->off, f->size))
+                return false;
+            break;
+        case OP_OPT_STRING:
+            if (!direct_varint(&c, 0, &v) || (v != 0 && v != 1))
+                return false;
+            *(bool *)(base + f->aux) = v == 1;
+            if (v == 1 && !direct_string(&c, base + f->off, f->size))
+                return false;
+            break;
+        case OP_INT: {
+            int32_t i32;
+            if (!direct_varint(&c, 1, &v) || v < 0 || v > OPS_COUNT_MAX)
+                return false;
+            i32 = (int32_t)v;
+            memcpy(base + f->off, &i32, sizeof(i32));
+            break;
+        }
+        case OP_LONG:
+            if (!direct_varint(&c, 0, &v))
+                return false;
+            memcpy(base + f->off, &v, sizeof(v));
+            break;
+        case OP_ENUM: {
+            int idx;
+            if (!direct_varint(&c, 1, &v) || v < 0 || v >= op->n_symbols ||
+                op->reader_index[v] < 0)
+                return false;
+            idx = op->reader_index[v];
+            memcpy(base + f->off, &idx, sizeof(idx));
+            break;
+        }
+        case OP_STRING_ARRAY: {
+            uint32_t n = 0;
+            for (;;) {
+                int64_t k;
+                if (!direct_varint(&c, 0, &v) || v < 0)
+                    return false; /* negative counts (sized blocks): avro-c */
+                if (v == 0)
+                    break;
+                if ((uint64_t)v > f->max_items - n)
+                    return false;
+                for (k = 0; k < v; k++, n++)
+                    if (!direct_string(&c, base + f->off + (size_t)n * f->size, f->size))
+                        return false;
+            }
+            memcpy(base + f->aux, &n, sizeof(n));
+            break;
+        }
+        case OP_SKIP_INT:
+        case OP_SKIP_LONG:
+            if (!direct_varint(&c, op->op == OP_SKIP_INT, &v))
+                return false;
+            break;
+        }
+    }
+    return c.p == c.end;
+}
+
+/* Appends a zig-zag varint; false when the buffer is full. */
+static inline bool put_varint(uint8_t **pp, const uint8_t *end, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint8_t *p = *pp;
+    do {
+        if (p >= end)
+            return false;
+        *p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+        z >>= 7;
+    } while (z != 0);
+    *pp = p;
+    return true;
+}
+
+/* Appends a NUL-terminated member of at most size bytes as an Avro string. */
+static inline bool put_direct_string(uint8_t **pp, const uint8_t *end, const char *s,
+                                     size_t size) {
+    size_t n = strnlen(s, size);
+    if (n == size || !put_varint(pp, end, (int64_t)n) || (size_t)(end - *pp) < n)
+        return false;
+    memcpy(*pp, s, n);
+    *pp += n;
+    return true;
+}
+
+/*
+ * Encodes an event body straight from the model along the writer's fields,
+ * byte for byte what avro-c writes. Returns the body length, or 0 when it
+ * cannot (a value the schema cannot hold, the buffer too small): the caller
+ * then encodes with avro-c, which names the problem. A body is never empty.
+ */
+static size_t direct_encode(const codec_schema_t *e, const ops_event_t *ev, uint8_t *out,
+                            size_t size) {
+    const uint8_t *end = out + size;
+    const char *base = (const char *)ev;
+    uint8_t *p = out;
+    size_t i, n_fields = avro_schema_record_size(e->schema);
+
+    for (i = 0; i < n_fields; i++) {
+        const field_desc_t *f = e->enc[i].f;
+        const char *m = base + f->off;
+        switch (f->type) {
+        case FT_STRING:
+            if (!put_direct_string(&p, end, m, f->size))
+                return 0;
+            break;
+        case FT_OPT_STRING: {
+            bool has = *(const bool *)(base + f->aux);
+            if (!put_varint(&p, end, has ? 1 : 0) ||
+                (has && !put_direct_string(&p, end, m, f->size)))
+                return 0;
+            break;
+        }
+        case FT_INT: {
+            int32_t i32;
+            memcpy(&i32, m, sizeof(i32));
+            if (!put_varint(&p, end, i32))
+                return 0;
+            break;
+        }
+        case FT_LONG: {
+            int64_t i64;
+            memcpy(&i64, m, sizeof(i64));
+            if (!put_varint(&p, end, i64))
+                return 0;
+            break;
+        }
+        case FT_ENUM: {
+            int v;
+            memcpy(&v, m, sizeof(v));
+            if (v < 0 || (size_t)v >= f->size || v >= e->enc[i].n_symbols ||
+                !put_varint(&p, end, v))
+                return 0;
+            break;
+        }
+        case FT_STRING_ARRAY: {
+            uint32_t n, k;
+            memcpy(&n, base + f->aux, sizeof(n));
+            if (n > f->max_items)
+                return 0;
+            if (n > 0 && !put_varint(&p, end, n))
+                return 0;
+            for (k = 0; k < n; k++)
+                if (!put_direct_string(&p, end, m + (size_t)k * f->size, f->size))
+                    return 0;
+            if (!put_varint(&p, end, 0))
+                return 0;
+            break;
+        }
+        case FT_DOUBLE:
+            return 0;
+        }
+    }
+    return (size_t)(p - out);
+}
+
 static ops_codec_err_t map_fields(const codec_schema_t *e, const field_desc_t *const *tables,
                                   void *dst, char *errstr, size_t errstr_size) {
     const field_desc_t *f;
@@ -745,6 +1151,21 @@ static ops_codec_err_t map_fields(const codec_schema_t *e, const field_desc_t *c
 
 ops_codec_err_t ops_codec_decode_event(ops_codec_t *c, const void *buf, size_t len, ops_event_t *ev,
                                        char *errstr, size_t errstr_size) {
+    codec_schema_t *e;
+    int32_t id = 0;
+
+    if (c != NULL && ev != NULL && len <= c->max_message &&
+        ops_codec_frame_schema_id(buf, len, &id) == OPS_CODEC_OK &&
+        (e = find_id(c, id)) != NULL && e->direct &&
+        direct_decode(e, (const uint8_t *)buf + CODEC_HEADER_BYTES, len - CODEC_HEADER_BYTES, ev))
+        return OPS_CODEC_OK;
+    /* Anything the direct path does not take: avro-c decides and explains. */
+    return ops_codec_decode_event_reference(c, buf, len, ev, errstr, errstr_size);
+}
+
+ops_codec_err_t ops_codec_decode_event_reference(ops_codec_t *c, const void *buf, size_t len,
+                                                 ops_event_t *ev, char *errstr,
+                                                 size_t errstr_size) {
     const field_desc_t *tables[3] = {common_fields, NULL, NULL};
     codec_schema_t *e = NULL;
     ops_codec_err_t err;

@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config_priv.h"
+#include "opstream/endpoint.h"
 #include "opstream/redis.h"
 #include "opstream/validate.h"
 
@@ -42,6 +43,7 @@ typedef struct ops_config_key {
 } ops_config_key_t;
 
 static int check_redis_url(const char *value, char *errstr, size_t errstr_size);
+static int check_listen(const char *value, char *errstr, size_t errstr_size);
 static int check_time_min(const char *value, char *errstr, size_t errstr_size);
 
 static const ops_config_key_t ops_config_keys[] = {
@@ -63,6 +65,8 @@ static const ops_config_key_t ops_config_keys[] = {
      "TTL of the per-minute Redis buckets"},
     {"opstream.bucket.hour.ttl.s", OPS_CONFIG_INT, "3024000", 3600, 316224000, NULL,
      "TTL of the per-hour Redis buckets"},
+    {"opstream.metrics.listen", OPS_CONFIG_STRING, "", 0, 0, check_listen,
+     "HOST:PORT of the HTTP endpoint for /metrics, /healthz and /readyz (empty: off)"},
     {"opstream.event.time.min", OPS_CONFIG_STRING, "2000-01-01T00:00:00Z", 0, 0, check_time_min,
      "earliest accepted occurred_at/reported_at (ISO 8601 with a zone, or epoch ms); earlier "
      "events are rejected by producers and sent to the DLQ by consumers"},
@@ -80,6 +84,14 @@ static int check_redis_url(const char *value, char *errstr, size_t errstr_size) 
     int rc = ops_redis_url_parse(value, &url, errstr, errstr_size);
     memset(&url, 0, sizeof(url)); /* may hold a password */
     return rc;
+}
+
+static int check_listen(const char *value, char *errstr, size_t errstr_size) {
+    char host[OPS_ENDPOINT_HOST_MAX];
+    int port;
+    if (!*value)
+        return 0; /* off */
+    return ops_endpoint_parse_listen(value, host, sizeof host, &port, errstr, errstr_size);
 }
 
 static int check_time_min(const char *value, char *errstr, size_t errstr_size) {

@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "opstream/codec.h"
+#include "opstream/consumer_metrics.h"
 #include "opstream/dlq.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
@@ -182,6 +183,9 @@ struct ops_consumer {
     char member[128];
     int64_t beat_at;
 
+    ops_consumer_metrics_t cm; /* metrics of batches, steps and lag */
+    char redis_err[256];       /* why Redis failed last, for /readyz */
+    int64_t lag_at;            /* monotonic ms of the next lag update */
     ops_consumer_stats_t st, st_shown;
     size_t dupes_shown;
     int64_t last_status;
@@ -191,6 +195,12 @@ static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t wall_ms(void) {
@@ -222,6 +232,7 @@ static void say(const ops_consumer_t *c, ops_consumer_level_t level, const char 
 static void nap(const ops_consumer_t *c, int ms) {
     int64_t until = mono_ms() + ms;
     while (!stop_asked(c)) {
+        ops_health_beat(c->o.health); /* waiting on purpose is being alive */
         int64_t left = until - mono_ms();
         if (left <= 0)
             break;
@@ -233,6 +244,7 @@ static void nap(const ops_consumer_t *c, int ms) {
 /* Redis failed: said once when it starts failing, then retried with capped
  * backoff in silence until it answers again. */
 static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
+    snprintf(c->redis_err, sizeof(c->redis_err), "%s: %s", what, err);
     if (!c->redis_down) {
         say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s: %s; retrying with backoff",
             c->redis_shown, what, err);
@@ -429,6 +441,7 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     snprintf(val, sizeof(val), "%" PRId64, wall_ms() + OPS_CONSUMER_MEMBER_TTL_MS);
     if (aux_hset(c, key, c->member, val, err, sizeof(err)) < 0) {
         /* first contact: Redis is named before any batch needs it */
+        snprintf(c->redis_err, sizeof(c->redis_err), "%s", err);
         if (!c->redis_down) {
             say(c, OPS_CONSUMER_LOG_WARN, "waiting for Redis %s: %s; retrying", c->redis_shown,
                 err);
@@ -529,6 +542,7 @@ static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
             goto cleanup;
         if (r == 1) {
             c->st.gaps++;
+            ops_consumer_metrics_gap(&c->cm);
             say(c, OPS_CONSUMER_LOG_ERROR,
                 "ERROR: %s [%d]: offsets %lld..%lld (%lld messages) are gone from the broker "
                 "(retention) and were never handled by group %s. Recorded in opstream:gaps:%s; "
@@ -565,21 +579,25 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         }
     }
     if (record_gaps(c, err, sizeof err) != 0) {
+        ops_consumer_metrics_redis_error(&c->cm);
         redis_failing(c, true);
         redis_failed(c, "recording lost offsets", err);
         return OPS_COUNTER_STEP_FAILED;
     }
     if (c->h.before_apply != NULL &&
         c->h.before_apply(c->h.opaque, c->batch, err, sizeof err) != 0) {
+        ops_consumer_metrics_redis_error(&c->cm);
         redis_failing(c, true);
         redis_failed(c, "before the step", err);
         return OPS_COUNTER_STEP_FAILED;
     }
     events = ops_counter_pending_events(c->batch);
+    int64_t step_start = mono_us();
     if (c->h.apply != NULL)
         step = c->h.apply(c->h.opaque, c->store, c->batch, wall_ms(), &seen, err, sizeof err);
     else
         step = ops_counter_redis_apply(c->store, c->batch, wall_ms(), &seen, err, sizeof err);
+    ops_consumer_metrics_step(&c->cm, c->batch, (double)(mono_us() - step_start) / 1e6, step);
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         c->st.events += events - seen;
@@ -686,14 +704,22 @@ static int check_event(const ops_consumer_t *c, const ops_event_t *ev, char *err
     return ops_event_validate(ev, &c->limits, wall_ms(), err, errsize);
 }
 
+/* Decodes and checks one message; on failure *reason is its DLQ reason
+ * class (ops_metrics_dlq_reason). */
 static int decode(ops_consumer_t *c, const rd_kafka_message_t *m, ops_event_t *ev, char *err,
-                  size_t errsize) {
+                  size_t errsize, const char **reason) {
+    ops_codec_err_t ce;
     if (m->payload == NULL) {
         ops_err_format(err, errsize, "truncated: the message has no value");
+        *reason = ops_metrics_dlq_reason(OPS_CODEC_ERR_TRUNCATED, 0);
         return -1;
     }
-    if (ops_codec_decode_event(c->codec, m->payload, m->len, ev, err, errsize) != OPS_CODEC_OK)
+    ce = ops_codec_decode_event(c->codec, m->payload, m->len, ev, err, errsize);
+    if (ce != OPS_CODEC_OK) {
+        *reason = ops_metrics_dlq_reason(ce, 0);
         return -1;
+    }
+    *reason = ops_metrics_dlq_reason(OPS_CODEC_OK, 1);
     return check_event(c, ev, err, errsize);
 }
 
@@ -725,6 +751,7 @@ static void regressed(ops_consumer_t *c, rpart_t *rp, int64_t offset) {
     }
     rp->pos.skip_below = stored;
     c->st.skipped++;
+    ops_consumer_metrics_gap(&c->cm);
     say(c, OPS_CONSUMER_LOG_ERROR,
         "ERROR: group %s: %s [%d]: the broker serves offset %" PRId64 " below the stored offset "
         "%" PRId64 " (topic recreated, or broker restarted while Redis kept the offsets): "
@@ -774,15 +801,22 @@ static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
     rp->pos.next = m->offset + 1;
     if (cls == OPS_CONSUMER_SKIPPED || cls == OPS_CONSUMER_REGRESSED)
         return;
-    bool valid = decode(c, m, &ev, err, sizeof err) == 0;
+    const char *reason = NULL;
+    bool valid = decode(c, m, &ev, err, sizeof err, &reason) == 0;
     if (cls == OPS_CONSUMER_REPLAY) {
         if (valid && c->h.replay != NULL)
             c->h.replay(c->h.opaque, &cm, &ev);
         c->st.replayed++;
         return;
     }
+    if (ops_counter_pending(c->batch) == 0)
+        ops_consumer_metrics_batch_start(&c->cm, c->batch); /* this message starts one */
     if (valid) {
         r = c->h.event(c->h.opaque, c->batch, &cm, &ev);
+        if (r == OPS_COUNTER_ADDED)
+            ops_consumer_metrics_added(&c->cm, cm.topic, ev.kind);
+        else if (r == OPS_COUNTER_DUPLICATE)
+            ops_consumer_metrics_duplicate(&c->cm, cm.topic);
     } else {
         r = ops_counter_add_skip(c->batch, cm.topic, m->partition, m->offset);
         if (r == OPS_COUNTER_SKIPPED) {
@@ -798,6 +832,7 @@ static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
                 return;
             }
             c->dlq_sent++;
+            ops_consumer_metrics_dlq(&c->cm, cm.topic, reason);
         }
     }
     if (r == OPS_COUNTER_NO_MEMORY) {
@@ -960,7 +995,10 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                           ops_config_get(opts->cfg, "opstream.redis.password.file"),
                                           c->connect_ms < 5000 ? c->connect_ms : 5000, errstr,
                                           errstr_size)) == NULL ||
-        (c->dlq = ops_dlq_new(opts->cfg, errstr, errstr_size)) == NULL)
+        (c->dlq = ops_dlq_new(opts->cfg, errstr, errstr_size)) == NULL ||
+        ops_consumer_metrics_init(
+            &c->cm, opts->metrics, opts->program ? opts->program : "opstream-consumer", c->group,
+            (const char(*)[256])c->topics, c->ntopics, errstr, errstr_size) != 0)
         goto fail;
     ops_kafka_consumer_opts_t ko = {.group = c->group,
                                     .rebalance_cb = rebalance_cb,
@@ -994,6 +1032,7 @@ void ops_consumer_destroy(ops_consumer_t *c) {
     ops_codec_destroy(c->codec);
     if (c->aux != NULL)
         redisFree(c->aux);
+    ops_consumer_metrics_free(&c->cm);
     free(c->parts);
     free(c->topics);
     free(c->group);
@@ -1027,6 +1066,30 @@ static int final_flush(ops_consumer_t *c) {
         ops_counter_pending(c->batch));
     ops_counter_discard(c->batch);
     return -1;
+}
+
+/* /healthz: the loop turned; /readyz: partitions held and Redis answering.
+ * The lag metrics are refreshed once a second from librdkafka's cache, or
+ * every 5 s from the broker while the partitions are paused. */
+static void observe(ops_consumer_t *c, int64_t now) {
+    char why[1024]; /* cut to OPS_HEALTH_REASON_MAX by the health state */
+
+    ops_health_beat(c->o.health);
+    if (c->o.health != NULL) {
+        if (c->redis_down || c->redis_failing)
+            snprintf(why, sizeof why, "Redis %s unreachable: %s", c->redis_shown, c->redis_err);
+        else if (ops_counter_partitions(c->batch) == 0)
+            snprintf(why, sizeof why, "no partitions assigned%s",
+                     c->broker_down ? " (broker unreachable)" : "");
+        else
+            why[0] = '\0';
+        ops_health_set_ready(c->o.health, why);
+    }
+    if (c->o.metrics != NULL && now >= c->lag_at) {
+        bool ask = c->redis_failing && !c->broker_down;
+        ops_consumer_metrics_lag(&c->cm, c->rk, ask);
+        c->lag_at = now + (ask ? 5000 : 1000);
+    }
 }
 
 ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
@@ -1091,6 +1154,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
         }
         heartbeat(c, false);
         status_line(c, now, false);
+        observe(c, now);
     }
     if (final_flush(c) != 0 && rc == OPS_CONSUMER_STOPPED)
         rc = OPS_CONSUMER_UNFLUSHED;

@@ -160,6 +160,7 @@ typedef struct cev {
     char op[OPS_OPERATION_MAX + 1];
     char id[OPS_EVENT_ID_LEN + 1];
     char cc[3];
+    ops_kind_t kind;
     bool dropped; /* reported as already counted */
     int64_t at;   /* occurred_at, ms */
     int64_t m[OPS_METRIC_COUNT];
@@ -178,7 +179,8 @@ struct ops_counter {
     size_t nevs, evs_cap;
     smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
     size_t nmsgs, nskips, ndupes;
-    size_t gaps; /* batches that started past the stored offset */
+    size_t gaps;                          /* batches that started past the stored offset */
+    uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 
 ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
@@ -368,6 +370,7 @@ copy:;
     copy_str(e->op, sizeof(e->op), ev->operation);
     copy_str(e->id, sizeof(e->id), ev->event_id);
     copy_str(e->cc, sizeof(e->cc), ev->country);
+    e->kind = ev->kind;
     e->dropped = false;
     e->at = ev->occurred_at;
     ops_event_metrics(ev, e->m);
@@ -445,7 +448,13 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
         return 0;
     e->dropped = true;
     c->ndupes++;
+    if ((unsigned)e->kind < OPS_KIND_COUNT)
+        c->seen_by_kind[e->kind]++;
     return 1;
+}
+
+uint64_t ops_counter_seen_of_kind(const ops_counter_t *c, ops_kind_t kind) {
+    return (unsigned)kind < OPS_KIND_COUNT ? c->seen_by_kind[kind] : 0;
 }
 
 void ops_counter_applied(ops_counter_t *c) {

@@ -57,7 +57,7 @@ static int index_of(const char *const *table, int n, const char *name) {
     if (name == NULL)
         return -1;
     for (int i = 0; i < n; i++) {
-        if (strcmp(table[i], name) == 0)
+        if (table[i][0] == name[0] && strcmp(table[i], name) == 0)
             return i;
     }
     return -1;

@@ -17,14 +17,23 @@
 
 #include "opstream/codec.h"
 #include "opstream/kafka.h"
+#include "opstream/metrics.h"
 
-#define DEFAULT_MAX_IN_FLIGHT 4096
+#define DEFAULT_MAX_IN_FLIGHT 8192
 #define DEFAULT_MAX_RECREATE 3
 #define POLL_MS 100
 #define DEFAULT_CONNECT_TIMEOUT_S 10
+#define SERVE_EVERY 16 /* sends between two polls for delivery reports */
+
+/* Frames up to this size are kept in their slot and handed to librdkafka
+ * without a copy (the slot outlives the message: it is released only by the
+ * delivery report or after the producer is purged or destroyed); larger
+ * ones are copied by librdkafka. */
+#define SLOT_FRAME_MAX 256
 
 typedef struct slot {
     ops_event_t ev;
+    unsigned char frame[SLOT_FRAME_MAX];
     const char *file;
     long line;
     int used;
@@ -35,6 +44,7 @@ struct ops_produce {
     ops_produce_options_t opts;
     rd_kafka_conf_t *conf_tmpl; /* kept to recreate the producer */
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt[OPS_KIND_COUNT]; /* of rk, opened on first use */
     ops_codec_t *codec;
     char prefix[64];
     slot_t *slots;
@@ -49,6 +59,8 @@ struct ops_produce {
     int connect_s;         /* opstream.connect.timeout.s */
     int64_t connect_by_ms; /* monotonic deadline for reaching a broker */
     ops_produce_stats_t st;
+    ops_metrics_produced_t m; /* opstream_produced_total: delivered, failed */
+    unsigned unserved; /* sends since the last serve */
     char brokers[256]; /* bootstrap.servers, for messages */
     char last_error[512];
     char fatal_reason[512];
@@ -81,6 +93,7 @@ static void slot_release(ops_produce_t *p, slot_t *s) {
 
 static void report_failed(ops_produce_t *p, slot_t *s, const char *reason) {
     p->st.failed++;
+    ops_metrics_add(p->m.failed, 1);
     if (p->opts.on_failed)
         p->opts.on_failed(p->opts.opaque, &s->ev, s->file, s->line, reason);
     slot_release(p, s);
@@ -101,6 +114,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->reached = 1;
         p->st.delivered++;
+        ops_metrics_add(p->m.delivered, 1);
         if (p->opts.on_delivered)
             p->opts.on_delivered(p->opts.opaque, &s->ev);
         slot_release(p, s);
@@ -178,6 +192,8 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
         p->opts.max_recreate = DEFAULT_MAX_RECREATE;
     const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
     snprintf(p->prefix, sizeof(p->prefix), "%s", prefix ? prefix : "opstream.");
+    if (ops_metrics_produced_init(p->opts.metrics, &p->m, errstr, errstr_size) != 0)
+        goto fail;
     const char *bs = ops_config_get(cfg, "bootstrap.servers");
     snprintf(p->brokers, sizeof(p->brokers), "%s", bs ? bs : "");
     int64_t connect_s = ops_config_get_int(cfg, "opstream.connect.timeout.s");
@@ -226,26 +242,60 @@ static int stopped(const ops_produce_t *p) {
     return aborted(p) || (p->opts.stop != NULL && *p->opts.stop);
 }
 
+/* Closes the topic handles of the current producer (before it is
+ * destroyed or replaced). */
+static void close_topics(ops_produce_t *p) {
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        if (p->rkt[k] != NULL)
+            rd_kafka_topic_destroy(p->rkt[k]);
+        p->rkt[k] = NULL;
+    }
+}
+
+/* The current producer's handle of a kind's topic, opened once: naming the
+ * topic on every record would format and look it up each time. */
+static rd_kafka_topic_t *kind_topic(ops_produce_t *p, ops_kind_t kind, char *errstr,
+                                    size_t errstr_size) {
+    char topic[128];
+    if ((int)kind < 0 || kind >= OPS_KIND_COUNT ||
+        ops_topic_name(p->prefix, kind, topic, sizeof(topic)) != 0) {
+        snprintf(errstr, errstr_size, "topic name too long");
+        return NULL;
+    }
+    if (p->rkt[kind] == NULL && (p->rkt[kind] = rd_kafka_topic_new(p->rk, topic, NULL)) == NULL)
+        snprintf(errstr, errstr_size, "cannot open topic %s: %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+    return p->rkt[kind];
+}
+
 /* Hands one slot's record to the current producer. Waits while librdkafka's
  * own queue is full. Returns the produce error (0 when queued). */
 static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errstr,
                                         size_t errstr_size) {
-    char topic[128];
+    rd_kafka_topic_t *rkt = (int)s->ev.kind >= 0 && s->ev.kind < OPS_KIND_COUNT
+                                ? p->rkt[s->ev.kind]
+                                : NULL;
     size_t len = 0;
     rd_kafka_resp_err_t err;
 
-    if (ops_topic_name(p->prefix, s->ev.kind, topic, sizeof(topic)) != 0) {
-        snprintf(errstr, errstr_size, "topic name too long");
+    if (rkt == NULL && (rkt = kind_topic(p, s->ev.kind, errstr, errstr_size)) == NULL)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
-    }
+    unsigned char *frame = p->frame;
+    int flags = RD_KAFKA_MSG_F_COPY;
+
     if (ops_codec_encode_event(p->codec, &s->ev, p->frame, sizeof(p->frame), &len, errstr,
                                errstr_size) != 0)
         return RD_KAFKA_RESP_ERR__BAD_MSG;
+    if (len <= sizeof(s->frame)) {
+        memcpy(s->frame, p->frame, len);
+        frame = s->frame;
+        flags = 0; /* the slot holds it until the delivery report */
+    }
     for (;;) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
-            RD_KAFKA_V_VALUE(p->frame, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
+            RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_OPAQUE(s),
+            RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || aborted(p))
             break;
         rd_kafka_poll(p->rk, POLL_MS);
@@ -286,7 +336,7 @@ static void recover(ops_produce_t *p) {
     rd_kafka_poll(old, 0);
     p->rk = new_rk(p, errstr, sizeof(errstr));
     if (p->rk == NULL) {
-        p->rk = old;
+        p->rk = old; /* its topic handles stay */
         p->recovering = 0;
         p->dead = 1;
         notice(p, "producer failed fatally: %s; recreating it failed: %s", reason, errstr);
@@ -295,6 +345,7 @@ static void recover(ops_produce_t *p) {
                 report_failed(p, &p->slots[i], reason);
         return;
     }
+    close_topics(p); /* the handles of old */
     rd_kafka_destroy(old);
     p->recovering = 0;
     p->st.recreated++;
@@ -354,6 +405,7 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
     if (p->n_free == 0) {
         snprintf(errstr, errstr_size, "interrupted before it could be sent");
         p->st.failed++;
+        ops_metrics_add(p->m.failed, 1);
         if (p->opts.on_failed)
             p->opts.on_failed(p->opts.opaque, ev, file, line, errstr);
         return -1;
@@ -385,7 +437,13 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
         return -1;
     }
     p->st.sent++;
-    serve(p, 0);
+    /* Delivery reports and the fatal-error and connect checks every
+     * SERVE_EVERY sends (and whenever the slots run out, above): a poll per
+     * record was a lock round trip per record. */
+    if (++p->unserved >= SERVE_EVERY) {
+        p->unserved = 0;
+        serve(p, 0);
+    }
     return 0;
 }
 
@@ -470,6 +528,7 @@ void ops_produce_destroy(ops_produce_t *p) {
     if (p->rk != NULL) {
         /* librdkafka may still hold purged messages whose opaque points
          * into the slots: they are all unused now, so dr_cb ignores them. */
+        close_topics(p);
         rd_kafka_destroy(p->rk);
     }
     if (p->conf_tmpl != NULL)

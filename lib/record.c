@@ -64,8 +64,9 @@ const char *ops_field_name(ops_field_t f) {
 }
 
 int ops_field_from_name(const char *name) {
+    /* The first byte first: this runs for every field of every input line. */
     for (int f = 0; f < OPS_FIELD_COUNT; f++)
-        if (strcmp(fields[f].name, name) == 0)
+        if (fields[f].name[0] == name[0] && strcmp(fields[f].name, name) == 0)
             return f;
     return -1;
 }

@@ -20,7 +20,7 @@ CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -Wall -Wextra -Wno-unused-parameter $SAN"
 # The same pkg-config list as the Makefile's PKGS.
-PKGS="rdkafka avro-c hiredis uuid jansson"
+PKGS="rdkafka avro-c hiredis uuid jansson libmicrohttpd"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)
 PKG_LIBS=$(pkg-config --libs $PKGS)
 VERSION=$(cat VERSION 2>/dev/null || echo 0.1.0)

@@ -106,3 +106,15 @@ void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+int startup_observe(const char *name, const ops_config_t *cfg, int stall_ms, ops_observe_t *obs) {
+    char err[512];
+    if (ops_observe_start(cfg, OPS_VERSION, stall_ms, obs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: --metrics: %s\n", name, err);
+        return -1;
+    }
+    if (obs->endpoint != NULL)
+        fprintf(stderr, "%s: metrics on http://%s/metrics\n", name,
+                ops_endpoint_address(obs->endpoint));
+    return 0;
+}

@@ -15,6 +15,7 @@
 
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "opstream/observe.h"
 
 /* Exit codes every program shares: --help and --version exit 0, a usage or
  * configuration error exits 2 (each program documents its own others). */
@@ -71,5 +72,12 @@ int startup_usage_error(const startup_t *s, const char *fmt, ...)
  * signal number, a second one also sets *abort to 1 (abort may be NULL).
  * The flags must outlive the program's run (static storage). */
 void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic_t *abort);
+
+/* Starts the program's metrics, health state and, when --metrics (or
+ * opstream.metrics.listen) is set, its endpoint (observe.h), and says where
+ * it serves: "NAME: metrics on http://HOST:PORT/metrics". stall_ms as for
+ * ops_health_new. A busy or invalid address is reported as
+ * "NAME: --metrics: REASON"; returns -1 (a usage error, exit 2), else 0. */
+int startup_observe(const char *name, const ops_config_t *cfg, int stall_ms, ops_observe_t *obs);
 
 #endif

@@ -26,10 +26,11 @@
 #include "opstream/alert_out.h"
 #include "opstream/codec.h"
 #include "opstream/consumer.h"
-#include "startup.h"
 #include "opstream/idset.h"
 #include "opstream/keys.h"
+#include "opstream/observe.h"
 #include "opstream/redis.h"
+#include "startup.h"
 
 #define PROG "opstream-alert"
 #define READBACK_MS 30000
@@ -97,6 +98,7 @@ typedef struct alerter {
     bool readback_said;
     /* counters for the closing line */
     uint64_t n_live, n_replayed, n_published, n_already;
+    ops_observe_t obs; /* metrics, health, the --metrics endpoint */
 } alerter_t;
 
 static tp_t *tp_get(alerter_t *al, const char *topic, int32_t partition, bool create) {
@@ -282,6 +284,10 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
     }
     if (published) {
         al->n_published++;
+        /* rule names come from the rules file: a bounded set */
+        ops_metrics_add(
+            ops_metrics_alerts(al->obs.metrics, a->rule, ops_severity_name(a->severity), NULL, 0),
+            1);
         logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
                ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
                a->has_country ? a->country : "", mono_ms() - t0, a->summary);
@@ -321,6 +327,9 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
         if (emit(al, &al->alerts[i]) != 0)
             return OPS_COUNTER_STALE; /* stopping: this offset is not passed */
     }
+    if (n > 0)
+        ops_metrics_add(
+            ops_metrics_events(al->obs.metrics, "opstream-alert", m->topic, "alerted", NULL, 0), 1);
     if (t != NULL)
         t->fed = m->offset;
     al->n_live++;
@@ -351,6 +360,9 @@ int alert_run(const alert_opts_t *opts) {
     ops_consumer_t *c = NULL;
     memset(&al, 0, sizeof(al));
     al.opts = opts;
+    /* --metrics: a busy or invalid address is a usage error, at once */
+    if (startup_observe(PROG, opts->cfg, 0, &al.obs) != 0)
+        return ALERT_EXIT_USAGE;
     startup_catch_stop_signals(&g_stop, NULL);
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
@@ -374,7 +386,10 @@ int alert_run(const alert_opts_t *opts) {
                                  .shutdown_flush_ms = 1000,
                                  .stop = &g_stop,
                                  .verbose = opts->verbose,
-                                 .log = log_line};
+                                 .log = log_line,
+                                 .metrics = al.obs.metrics,
+                                 .health = al.obs.health,
+                                 .program = "opstream-alert"};
     c = ops_consumer_new(&co, &h, err, sizeof(err));
     if (c == NULL) {
         logmsg("%s", err);
@@ -399,6 +414,7 @@ cleanup:
     free(al.alerts);
     ops_idset_clear(&al.published);
     free(al.tps);
+    ops_observe_stop(&al.obs);
     return rc;
 }
 

@@ -65,7 +65,8 @@ static void usage(FILE *out) {
             "                             every partition of the event topics to the\n"
             "                             oldest or newest offset the broker has, then\n"
             "                             exit (no --rules needed). Refused while the\n"
-            "                             group has live members\n"
+            "                             group has live members\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
             "opstream.event.time.min, opstream.event.time.max.future.s,\n"
@@ -85,7 +86,8 @@ static void usage(FILE *out) {
             "Exit codes:\n"
             "  0  stopped by SIGINT/SIGTERM (or --check passed)\n"
             "  1  fatal error (a fatal Kafka error), --reset-offsets failed\n"
-            "  2  usage, configuration or rules-file error\n"
+            "  2  usage, configuration or rules-file error (also a --metrics address\n"
+            "     that is busy or invalid)\n"
             "  3  --reset-offsets refused: the group has live members\n",
             ALERT_DEFAULT_GROUP, ALERT_DEFAULT_LOOKBACK, ops_cli_common_help());
 }
@@ -105,6 +107,7 @@ static const struct option longopts[] = {
     {"lookback", required_argument, NULL, OPT_LOOKBACK},
     {"check", no_argument, NULL, OPT_CHECK},
     {"reset-offsets", required_argument, NULL, OPT_RESET_OFFSETS},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 

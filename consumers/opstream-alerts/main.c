@@ -45,6 +45,8 @@ typedef struct follow_opts {
     ops_severity_t min_severity;
     bool colour;
     int verbose;
+    ops_observe_t obs;           /* metrics, health, the --metrics endpoint */
+    ops_metrics_series_t *shown; /* opstream_events_total{result="alerted"} */
 } follow_opts_t;
 
 static volatile sig_atomic_t g_stop;
@@ -92,10 +94,12 @@ static void usage(FILE *out) {
             "                             at start\n"
             "      --operation OP         only alerts of operation OP\n"
             "      --min-severity S       only alerts of severity S or higher: INFO,\n"
-            "                             WARNING, CRITICAL (default INFO)\n"
+            "                             WARNING, CRITICAL (default INFO)\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: the alert topic's partitions assigned)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.max.message.bytes,\n"
-            "opstream.connect.timeout.s. librdkafka's own log lines only with -v.\n"
+            "opstream.connect.timeout.s, opstream.metrics.listen (--metrics). librdkafka's\n"
+            "own log lines only with -v.\n"
             "\n"
             "%s"
             "  NO_COLOR                      set and not empty: no colour\n"
@@ -107,7 +111,8 @@ static void usage(FILE *out) {
             "  0  end reached (--exit-at-end) or stopped by SIGINT/SIGTERM\n"
             "  1  Kafka error: no alert topic, or the brokers did not answer within\n"
             "     opstream.connect.timeout.s (default 10 s); named on stderr\n"
-            "  2  usage or configuration error\n",
+            "  2  usage or configuration error (also a --metrics address that is busy\n"
+            "     or invalid)\n",
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
 
@@ -135,6 +140,7 @@ static void print_alert(const follow_opts_t *o, const ops_alert_t *a) {
         ops_alert_format_line(a, o->colour, line, sizeof(line));
     fputs(line, stdout);
     fputc('\n', stdout);
+    ops_metrics_add(o->shown, 1);
     if (fflush(stdout) != 0)
         g_stop = 1; /* the reader went away (closed pipe) */
 }
@@ -273,8 +279,10 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
                          sizeof(err));
     if (arc < 0)
         goto fail;
+    ops_health_set_ready(o->obs.health, NULL); /* every partition assigned */
 
     while (!g_stop && !(o->exit_at_end && ends.remaining == 0)) {
+        ops_health_beat(o->obs.health);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m == NULL)
             continue;
@@ -324,6 +332,7 @@ static const struct option longopts[] = {
     {"exit-at-end", no_argument, NULL, OPT_EXIT_AT_END},
     {"operation", required_argument, NULL, OPT_OPERATION},
     {"min-severity", required_argument, NULL, OPT_MIN_SEVERITY},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 
@@ -383,8 +392,20 @@ int main(int argc, char **argv) {
     startup_catch_stop_signals(&g_stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* --metrics: a busy or invalid address is a usage error, before the
+     * brokers are contacted */
+    if (startup_observe(PROG, start.cfg, 0, &o.obs) != 0) {
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    char topic[256];
+    const char *prefix = ops_config_get(start.cfg, "opstream.topic.prefix");
+    snprintf(topic, sizeof(topic), "%salerts", prefix != NULL ? prefix : "opstream.");
+    o.shown = ops_metrics_events(o.obs.metrics, PROG, topic, "alerted", NULL, 0);
+    ops_health_set_ready(o.obs.health, "no partitions assigned");
     rc = follow(start.cfg, &o);
 cleanup:
+    ops_observe_stop(&o.obs);
     ops_config_destroy(start.cfg);
     return rc;
 }

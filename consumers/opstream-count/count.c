@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "opstream/consumer.h"
+#include "opstream/observe.h"
 #include "startup.h"
 
 static volatile sig_atomic_t g_stop;
@@ -45,11 +46,20 @@ int count_run(const count_opts_t *o) {
                                  .verbose = o->verbose,
                                  .log = log_line};
     ops_consumer_t *c;
+    ops_observe_t obs;
 
     startup_catch_stop_signals(&g_stop, NULL);
+    /* --metrics: a busy or invalid address is a usage error, before any
+     * connection is made */
+    if (startup_observe("opstream-count", o->cfg, 0, &obs) != 0)
+        return rc;
+    co.metrics = obs.metrics;
+    co.health = obs.health;
+    co.program = "opstream-count";
     c = ops_consumer_new(&co, &h, err, sizeof err);
     if (c == NULL) {
         fprintf(stderr, "opstream-count: %s\n", err);
+        ops_observe_stop(&obs);
         return rc;
     }
     fprintf(
@@ -67,6 +77,7 @@ int count_run(const count_opts_t *o) {
         break;
     }
     ops_consumer_destroy(c);
+    ops_observe_stop(&obs);
     return rc;
 }
 

@@ -53,7 +53,8 @@ static void usage(FILE *out) {
             "                             (opstream:offsets:GROUP) of every partition of\n"
             "                             the event topics to the oldest or the newest\n"
             "                             offset the broker has, then exit. Refused while\n"
-            "                             the group has live members\n"
+            "                             the group has live members\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: partitions assigned, Redis reachable)\n"
             "\n"
             "Settings (-X or -c): opstream.topic.prefix, opstream.dedupe.window.s\n"
             "(default 604800; 0 = off), opstream.bucket.minute.ttl.s,\n"
@@ -91,7 +92,8 @@ static void usage(FILE *out) {
             "  0  stopped by SIGINT/SIGTERM after the final flush\n"
             "  1  fatal error (Kafka fatal error, final batch not written; it is\n"
             "     consumed again on the next start), --reset-offsets failed\n"
-            "  2  usage or configuration error\n"
+            "  2  usage or configuration error (also a --metrics address that is busy\n"
+            "     or invalid)\n"
             "  3  --reset-offsets refused: the group has live members\n",
             COUNT_DEFAULT_GROUP, COUNT_DEFAULT_BATCH, COUNT_DEFAULT_FLUSH_MS, COUNT_DEFAULT_STATS_S,
             ops_cli_common_help());
@@ -104,6 +106,7 @@ static const struct option longopts[] = {
     {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"reset-offsets", required_argument, NULL, OPT_RESET_OFFSETS},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 

@@ -19,6 +19,7 @@ extern "C" {
 enum {
     OPS_CLI_OPT_REDIS = 0x1000,
     OPS_CLI_OPT_VERSION,
+    OPS_CLI_OPT_METRICS,
     OPS_CLI_OPT_FIRST_PROGRAM = 0x1100 /* programs number their own from here */
 };
 
@@ -33,10 +34,22 @@ enum {
         "version", no_argument, NULL, OPS_CLI_OPT_VERSION                                          \
     }
 
-/* What the common options asked for, besides configuration. */
+/* --metrics HOST:PORT, for the long-running programs' option tables (sets
+ * opstream.metrics.listen; ops_cli_common_option handles it). */
+#define OPS_CLI_METRICS_LONG                                                                       \
+    { "metrics", required_argument, NULL, OPS_CLI_OPT_METRICS }
+
+/* The help lines of --metrics. */
+#define OPS_CLI_METRICS_HELP                                                                       \
+    "      --metrics HOST:PORT    serve GET /metrics (Prometheus text format),\n"                  \
+    "                             /healthz and /readyz on this address\n"                          \
+    "                             (-X opstream.metrics.listen=HOST:PORT; default off;\n"           \
+    "                             [::1]:PORT for IPv6, :PORT for every interface)\n"
+
 /* The services a program talks to (ops_cli_common_t.uses). */
 enum { OPS_CLI_USES_KAFKA = 1, OPS_CLI_USES_REDIS = 2 };
 
+/* What the common options asked for, besides configuration. */
 typedef struct ops_cli_common {
     /* Set by the program before parsing: OPS_CLI_USES_* it talks to; 0 means
      * both. Options for a service it does not use (-b and librdkafka -X

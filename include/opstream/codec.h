@@ -47,12 +47,29 @@ void ops_codec_destroy(ops_codec_t *codec); /* accepts NULL */
 int ops_codec_encode_event(ops_codec_t *codec, const ops_event_t *ev, void *buf, size_t bufsize,
                            size_t *lenp, char *errstr, size_t errstr_size);
 
+/* The same encode through avro-c's generic values, the reference the direct
+ * encoder of ops_codec_encode_event is tested against: both write the same
+ * bytes, or fail with the same message. */
+int ops_codec_encode_event_reference(ops_codec_t *codec, const ops_event_t *ev, void *buf,
+                                     size_t bufsize, size_t *lenp, char *errstr,
+                                     size_t errstr_size);
+
 /* Decodes one frame into ev (ev->kind set from the writer schema). Any error
  * leaves ev unspecified and fills errstr with the class and where it was
  * found, e.g. "truncated: string length 40 at body offset 17 exceeds the 12
  * bytes left". */
 ops_codec_err_t ops_codec_decode_event(ops_codec_t *codec, const void *buf, size_t len,
                                        ops_event_t *ev, char *errstr, size_t errstr_size);
+
+/* The same decode through avro-c alone (guard, generic value, resolved
+ * reader view), the reference the direct decoder of ops_codec_decode_event
+ * is tested against: both give the same event, or the same error class and
+ * message, for every frame. ops_codec_decode_event reads the project's event
+ * schemas straight from the frame with no allocation and hands any frame it
+ * does not accept to this decode, which then names the error. */
+ops_codec_err_t ops_codec_decode_event_reference(ops_codec_t *codec, const void *buf, size_t len,
+                                                 ops_event_t *ev, char *errstr,
+                                                 size_t errstr_size);
 
 int ops_codec_encode_alert(ops_codec_t *codec, const ops_alert_t *alert, void *buf, size_t bufsize,
                            size_t *lenp, char *errstr, size_t errstr_size);

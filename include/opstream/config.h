@@ -25,6 +25,7 @@ typedef struct ops_config ops_config_t;
  *   opstream.dedupe.window.s       604800   (7 days)
  *   opstream.bucket.minute.ttl.s   172800   (48 h)
  *   opstream.bucket.hour.ttl.s     3024000  (35 days)
+ *   opstream.metrics.listen        ""   (HOST:PORT of /metrics; empty: off)
  * An unknown opstream.* key is an error that names it. */
 
 ops_config_t *ops_config_new(void);

@@ -27,6 +27,8 @@
 #include "opstream/counter.h"
 #include "opstream/counter_redis.h"
 #include "opstream/event.h"
+#include "opstream/health.h"
+#include "opstream/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -169,6 +171,14 @@ typedef struct ops_consumer_options {
     int verbose;                 /* librdkafka's log lines and DEBUG lines */
     void (*log)(void *opaque, ops_consumer_level_t level, const char *line); /* required */
     void *log_opaque;
+    /* Observability (observe.h), both borrowed and optional: the runtime
+     * updates the consumer metrics (consumer_metrics.h: opstream_events_total
+     * with program as its program label, lag, the Redis step, fenced steps,
+     * gaps, DLQ reasons), beats health every turn of its loop and says it is
+     * ready while it holds partitions and Redis answers. */
+    ops_metrics_t *metrics;
+    ops_health_t *health;
+    const char *program; /* NULL: "opstream-consumer" */
 } ops_consumer_options_t;
 
 typedef struct ops_consumer ops_consumer_t;

@@ -113,6 +113,9 @@ bool ops_counter_full(const ops_counter_t *c);
  * Redis reports it as already counted; its offset is still passed. Returns 1
  * when one was removed, 0 when none matched. */
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id);
+/* How many events of a kind ops_counter_drop_seen dropped since c was
+ * created (for the metrics' duplicate count per topic). */
+uint64_t ops_counter_seen_of_kind(const ops_counter_t *c, ops_kind_t kind);
 
 /* The batch was applied: each partition's stored offset becomes the batch's
  * next offset, and the batch is emptied. */

@@ -50,6 +50,10 @@ void prod_progress_clear(prod_run_t *run) {
 void prod_progress(prod_run_t *run, int force) {
     ops_produce_stats_t st = {0};
     int64_t now;
+    if (!run->ready && run->producer != NULL && ops_produce_reached_broker(run->producer)) {
+        ops_health_set_ready(run->obs.health, NULL); /* /readyz */
+        run->ready = 1;
+    }
     if (run->o->progress != 1)
         return;
     now = mono_ms();
@@ -97,6 +101,7 @@ static void write_reject(prod_run_t *run, input_t *in, const char *raw, size_t l
 static void reject(prod_run_t *run, input_t *in, long line, const char *why, const char *raw,
                    size_t len, int truncated) {
     run->rejected++;
+    ops_metrics_add(run->rejected_total, 1);
     prod_progress_clear(run);
     fprintf(stderr, "%s:%ld: %s\n", in->name, line, why);
     write_reject(run, in, raw, len, truncated);

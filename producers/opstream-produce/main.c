@@ -54,6 +54,24 @@ static void on_tick(void *opaque) {
     prod_progress(opaque, 0);
 }
 
+/* The metrics endpoint (--metrics): a busy or invalid address is a usage
+ * error before anything is read. A producer waits on its input, so only
+ * readiness is tracked: ready once a broker answered. */
+static int start_metrics(prod_run_t *run, const prod_opts_t *o) {
+    ops_metrics_produced_t m;
+    char err[256];
+    if (startup_observe("opstream-produce", o->cfg, -1, &run->obs) != 0)
+        return -1;
+    /* declared before a record is read, so every result shows from 0 */
+    if (ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "opstream-produce", err);
+        return -1;
+    }
+    run->rejected_total = m.rejected;
+    ops_health_set_ready(run->obs.health, o->dry_run ? NULL : "no broker has answered yet");
+    return 0;
+}
+
 static int summarize(prod_run_t *run, const prod_opts_t *o) {
     ops_produce_stats_t st = {0};
     if (run->producer != NULL)
@@ -124,6 +142,8 @@ int main(int argc, char **argv) {
             goto cleanup;
         }
     }
+    if (start_metrics(&run, &o) != 0)
+        goto cleanup;
     startup_catch_stop_signals(&g_stop, &g_abort); /* a blocked read of stdin returns */
     if (!o.dry_run) {
         ops_produce_options_t po = {
@@ -133,6 +153,7 @@ int main(int argc, char **argv) {
             .on_notice = on_notice,
             .on_log = on_log,
             .opaque = &run,
+            .metrics = run.obs.metrics,
         };
         run.producer = ops_produce_new(o.cfg, &po, err, sizeof(err));
         if (run.producer == NULL) {
@@ -158,6 +179,7 @@ int main(int argc, char **argv) {
         rc = EXIT_USAGE;
 cleanup:
     ops_produce_destroy(run.producer);
+    ops_observe_stop(&run.obs);
     if (run.rejects != NULL && fclose(run.rejects) != 0) {
         fprintf(stderr, "opstream-produce: --rejects %s: write failed\n", o.rejects);
         if (rc == EXIT_ALL_DELIVERED)

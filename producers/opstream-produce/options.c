@@ -68,7 +68,8 @@ static void usage(FILE *out) {
             "      --timeout S         give up on a record not confirmed within S seconds\n"
             "                          (sets message.timeout.ms; default librdkafka's 300 s)\n"
             "      --progress          progress line on stderr (default: when stderr is a\n"
-            "                          terminal); --no-progress turns it off\n"
+            "                          terminal); --no-progress turns it off\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: ready once a broker answered)\n"
             "\n"
             "%s"
             "\n"
@@ -89,7 +90,8 @@ static void usage(FILE *out) {
             "Exit codes:\n"
             "  0  every record read was delivered (--dry-run: every record is valid)\n"
             "  1  some records were rejected; every valid one was delivered\n"
-            "  2  usage or configuration error (nothing sent from a file with a bad header)\n"
+            "  2  usage or configuration error (nothing sent from a file with a bad header;\n"
+            "     a --metrics address that is busy or invalid)\n"
             "  3  delivery failed for some records (each is reported), e.g. the brokers\n"
             "     could not be reached, or a signal came before they were confirmed\n"
             "After a signal the codes refer to the records read before it.\n",
@@ -165,6 +167,7 @@ int prod_parse_options(int argc, char **argv, prod_opts_t *o) {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        OPS_CLI_METRICS_LONG,
         {NULL, 0, NULL, 0},
     };
     startup_t start = {.name = "opstream-produce",

@@ -12,6 +12,7 @@
 
 #include "opstream/cli.h"
 #include "opstream/config.h"
+#include "opstream/observe.h"
 #include "opstream/produce.h"
 #include "opstream/validate.h"
 #include "opstream/record.h"
@@ -58,6 +59,9 @@ typedef struct prod_run {
     const volatile sig_atomic_t *stop;
     const char *stopped_at_file; /* where reading stopped on a signal */
     long stopped_at_line;
+    ops_observe_t obs;                    /* metrics, health, the --metrics endpoint */
+    ops_metrics_series_t *rejected_total; /* opstream_produced_total{result="rejected"} */
+    int ready;                            /* /readyz said ready (a broker answered) */
 } prod_run_t;
 
 /* Display name of an input operand ("-" is "stdin"). */

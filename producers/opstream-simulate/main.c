@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "opstream/cli.h"
+#include "opstream/observe.h"
 #include "opstream/produce.h"
 #include "opstream/record.h"
 #include "opstream/simulate.h"
@@ -58,8 +59,11 @@ typedef struct sim_run {
     uint64_t generated;
     int progress;
     int64_t progress_at;
-    ops_produce_t *producer; /* for the progress line and failure reports */
-    uint64_t unsent;         /* events failed because no broker answered */
+    ops_observe_t obs;              /* metrics, health, the --metrics endpoint */
+    ops_metrics_series_t *rejected; /* opstream_produced_total{result="rejected"} */
+    int ready;                      /* /readyz said ready (a broker answered) */
+    ops_produce_t *producer;        /* for the progress line and failure reports */
+    uint64_t unsent;                /* events failed because no broker answered */
     long unsent_first, unsent_last;
 } sim_run_t;
 
@@ -105,7 +109,8 @@ static void usage(FILE *out) {
             "                         of opstream-produce); no broker needed\n"
             "      --timeout S        give up on an event not confirmed within S seconds\n"
             "                         (sets message.timeout.ms)\n"
-            "      --list-scenarios   list the scenarios and exit\n"
+            "      --list-scenarios   list the scenarios and exit\n" OPS_CLI_METRICS_HELP
+            "                             (/readyz: ready once a broker answered)\n"
             "\n"
             "%s"
             "\n"
@@ -119,7 +124,8 @@ static void usage(FILE *out) {
             "\n"
             "Exit codes:\n"
             "  0  every generated event was delivered (or printed)\n"
-            "  2  usage or configuration error\n"
+            "  2  usage or configuration error (also a --metrics address that is busy\n"
+            "     or invalid)\n"
             "  3  delivery failed for some events (each is reported on stderr)\n",
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
@@ -232,6 +238,7 @@ static const struct option sim_longopts[] = {
     {"dry-run", no_argument, NULL, OPT_PRINT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"list-scenarios", no_argument, NULL, OPT_LIST},
+    OPS_CLI_METRICS_LONG,
     {NULL, 0, NULL, 0},
 };
 
@@ -303,10 +310,20 @@ static void on_log(void *opaque, int level, const char *facility, const char *ms
         fprintf(stderr, "opstream-simulate: kafka %s: %s\n", facility, msg);
 }
 
+/* The loop is alive (/healthz), and ready (/readyz) once a broker answered. */
+static void beat(sim_run_t *run, ops_produce_t *p) {
+    ops_health_beat(run->obs.health);
+    if (!run->ready && p != NULL && ops_produce_reached_broker(p)) {
+        ops_health_set_ready(run->obs.health, NULL);
+        run->ready = 1;
+    }
+}
+
 /* Waits until the monotonic time `at`, serving delivery reports meanwhile
  * (a signal cuts the wait short). */
-static void pace_until(ops_produce_t *p, int64_t at) {
+static void pace_until(sim_run_t *run, ops_produce_t *p, int64_t at) {
     for (;;) {
+        beat(run, p);
         int64_t left = at - clock_ms(CLOCK_MONOTONIC);
         if (left <= 0 || g_stop)
             return;
@@ -324,6 +341,7 @@ static void pace_until(ops_produce_t *p, int64_t at) {
 static void progress(sim_run_t *run, ops_produce_t *p, int force) {
     ops_produce_stats_t st = {0};
     int64_t now;
+    beat(run, p);
     if (!run->progress)
         return;
     now = clock_ms(CLOCK_MONOTONIC);
@@ -363,6 +381,22 @@ static int write_totals(const sim_opts_t *o, const ops_sim_totals_t *t) {
     return rc;
 }
 
+/* The metrics endpoint (--metrics): a busy or invalid address is a usage
+ * error before anything is generated. */
+static int start_metrics(sim_run_t *run, const sim_opts_t *o) {
+    ops_metrics_produced_t m;
+    char err[256];
+    if (startup_observe("opstream-simulate", o->cfg, 0, &run->obs) != 0)
+        return -1;
+    if (ops_metrics_produced_init(run->obs.metrics, &m, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", "opstream-simulate", err);
+        return -1;
+    }
+    run->rejected = m.rejected;
+    ops_health_set_ready(run->obs.health, o->print ? NULL : "no broker has answered yet");
+    return 0;
+}
+
 /* The generation loop: event i goes out at start + i/rate. */
 static void generate(const sim_opts_t *o, const ops_sim_t *sim, ops_produce_t *p, sim_run_t *run) {
     int64_t start = clock_ms(CLOCK_MONOTONIC);
@@ -375,7 +409,7 @@ static void generate(const sim_opts_t *o, const ops_sim_t *sim, ops_produce_t *p
         if (o->duration_s > 0 && clock_ms(CLOCK_MONOTONIC) - start >= o->duration_s * 1000)
             break;
         if (o->rate > 0)
-            pace_until(p, start + (int64_t)((double)i * 1000.0 / o->rate));
+            pace_until(run, p, start + (int64_t)((double)i * 1000.0 / o->rate));
         if (g_stop)
             break;
         int64_t ref = o->have_base_time ? o->base_time_ms : clock_ms(CLOCK_REALTIME);
@@ -384,6 +418,7 @@ static void generate(const sim_opts_t *o, const ops_sim_t *sim, ops_produce_t *p
         if (ops_validate_event(&ev, ref, NULL, err, sizeof(err)) != 0) {
             fprintf(stderr, "opstream-simulate: event %llu is invalid: %s\n", (unsigned long long)i,
                     err);
+            ops_metrics_add(run->rejected, 1);
             continue;
         }
         if (p == NULL) {
@@ -439,6 +474,8 @@ int main(int argc, char **argv) {
         ops_sim_scenario_find(o.sim.scenario ? o.sim.scenario : "flash-weka");
     ops_sim_totals_init(run.totals, o.sim.operation ? o.sim.operation : sc->operation);
     run.progress = !o.print && isatty(STDERR_FILENO);
+    if (start_metrics(&run, &o) != 0)
+        goto cleanup;
 
     startup_catch_stop_signals(&g_stop, &g_abort);
 
@@ -451,6 +488,7 @@ int main(int argc, char **argv) {
             .on_notice = on_notice,
             .on_log = on_log,
             .opaque = &run,
+            .metrics = run.obs.metrics,
         };
         p = ops_produce_new(o.cfg, &po, err, sizeof(err));
         if (p == NULL) {
@@ -491,6 +529,7 @@ int main(int argc, char **argv) {
     }
 cleanup:
     ops_produce_destroy(p);
+    ops_observe_stop(&run.obs);
     ops_sim_destroy(sim);
     free(run.totals);
     ops_config_destroy(o.cfg);

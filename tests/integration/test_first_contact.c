@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "pty_screen.h"
 
 /* Deadlines are generous (a loaded machine); the behaviour asserted is the
  * message and the exit code, never a timing. */
@@ -439,125 +440,6 @@ static void stats_country_that_never_reported_is_exit_1_with_a_message(void **st
     assert_contains(out, "FIRST-NG / GH");
     free(err);
     free(out);
-}
-
-/* A terminal of rows x cols fed the bytes a program writes: enough of VT100
- * for what opstream-stats sends (cursor home, clear to end of line and of
- * screen, CR, LF, printable UTF-8). A LF on the last row scrolls: counted,
- * since a scroll is a line added to the scrollback. */
-#define SCR_ROWS 24
-#define SCR_COLS 80
-typedef struct screen {
-    char cell[SCR_ROWS][SCR_COLS][4]; /* one UTF-8 character per cell */
-    int row, col, scrolled, frames;
-    int esc;       /* 0 none, 1 after ESC, 2 in CSI */
-    int utf8_left; /* continuation bytes still to come */
-} screen_t;
-
-static void scr_clear_line(screen_t *s, int row, int from) {
-    for (int c = from; c < SCR_COLS; c++)
-        strcpy(s->cell[row][c], " ");
-}
-
-static void scr_feed(screen_t *s, const char *buf, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)buf[i];
-        if (s->esc == 1) {
-            s->esc = ch == '[' ? 2 : 0;
-            continue;
-        }
-        if (s->esc == 2) {
-            if (ch >= 0x40 && ch <= 0x7e) {
-                s->esc = 0;
-                if (ch == 'H') {
-                    s->row = s->col = 0;
-                    s->frames++;
-                } else if (ch == 'K') {
-                    scr_clear_line(s, s->row, s->col);
-                } else if (ch == 'J') {
-                    scr_clear_line(s, s->row, s->col);
-                    for (int r = s->row + 1; r < SCR_ROWS; r++)
-                        scr_clear_line(s, r, 0);
-                }
-            }
-            continue;
-        }
-        if (ch == 0x1b) {
-            s->esc = 1;
-        } else if (ch == '\r') {
-            s->col = 0;
-        } else if (ch == '\n') {
-            s->col = 0;
-            if (s->row == SCR_ROWS - 1) {
-                memmove(s->cell[0], s->cell[1], sizeof(s->cell[0]) * (SCR_ROWS - 1));
-                scr_clear_line(s, SCR_ROWS - 1, 0);
-                s->scrolled++;
-            } else {
-                s->row++;
-            }
-        } else if (s->utf8_left > 0 && (ch & 0xC0) == 0x80) {
-            size_t l = strlen(s->cell[s->row][s->col - 1]);
-            if (l < 3)
-                s->cell[s->row][s->col - 1][l] = (char)ch, s->cell[s->row][s->col - 1][l + 1] = 0;
-            s->utf8_left--;
-        } else if (ch >= 0x20) {
-            if (s->col >= SCR_COLS)
-                continue; /* past the edge: the program must cut its lines */
-            s->cell[s->row][s->col][0] = (char)ch;
-            s->cell[s->row][s->col][1] = '\0';
-            s->utf8_left = ch >= 0xF0 ? 3 : ch >= 0xE0 ? 2 : ch >= 0xC0 ? 1 : 0;
-            s->col++;
-        }
-    }
-}
-
-/* Row r of the screen as text, trailing blanks cut. */
-static void scr_row(const screen_t *s, int r, char *out, size_t size) {
-    size_t o = 0;
-    out[0] = '\0';
-    for (int c = 0; c < SCR_COLS; c++) {
-        size_t l = strlen(s->cell[r][c]);
-        if (o + l + 1 > size)
-            break;
-        memcpy(out + o, s->cell[r][c], l);
-        o += l;
-    }
-    while (o > 0 && out[o - 1] == ' ')
-        o--;
-    out[o] = '\0';
-}
-
-/* Reads the pty into the screen for ms. */
-static void scr_pump(screen_t *s, int fd, int ms) {
-    int64_t until = harness_now_ms() + ms;
-    char buf[4096];
-    while (harness_now_ms() < until) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
-        if (poll(&pfd, 1, 50) <= 0)
-            continue;
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0)
-            return;
-        scr_feed(s, buf, (size_t)n);
-    }
-}
-
-static int scr_find(const screen_t *s, const char *text) {
-    char line[SCR_COLS * 4 + 1];
-    for (int r = 0; r < SCR_ROWS; r++) {
-        scr_row(s, r, line, sizeof(line));
-        if (strstr(line, text) != NULL)
-            return r;
-    }
-    return -1;
-}
-
-static void scr_dump(const screen_t *s) {
-    char line[SCR_COLS * 4 + 1];
-    for (int r = 0; r < SCR_ROWS; r++) {
-        scr_row(s, r, line, sizeof(line));
-        print_error("%2d|%s\n", r, line);
-    }
 }
 
 static void stats_watch_redraws_in_place_and_fits_80x24(void **state) {

@@ -227,6 +227,17 @@ every_hostile_frame_goes_to_the_dlq_unchanged_and_valid_events_count_exactly(voi
         assert_true(i >= 0 && i < N);
         hostile_kind_t k = hostile_frame(i, b);
         per_kind[k]++;
+        /* The direct decoder and the avro-c reference refuse it alike. */
+        {
+            char e_direct[256], e_ref[256];
+            ops_event_t x, y;
+            ops_codec_err_t got =
+                ops_codec_decode_event(g_codec, b->p, b->n, &x, e_direct, sizeof e_direct);
+            assert_int_not_equal(got, OPS_CODEC_OK);
+            assert_int_equal(got, ops_codec_decode_event_reference(g_codec, b->p, b->n, &y, e_ref,
+                                                                   sizeof e_ref));
+            assert_string_equal(e_direct, e_ref);
+        }
         /* The original bytes, unchanged. */
         assert_int_equal(d->value_len, b->n);
         assert_memory_equal(d->value, b->p, b->n);

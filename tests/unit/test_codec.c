@@ -20,11 +20,71 @@
 #include "opstream/event.h"
 #include "opstream/schemas_embedded.h"
 
+/* ------------------------------------------------ differential decoding */
+
+/*
+ * Every decode in this file goes through both decoders: the direct one of
+ * ops_codec_decode_event and the avro-c reference. They must give the same
+ * class, the same message and, on success, the same event byte for byte.
+ */
+static ops_codec_err_t decode_both(ops_codec_t *c, const void *buf, size_t len, ops_event_t *ev,
+                                   char *errstr, size_t errstr_size) {
+    char ref_err[512] = "";
+    ops_event_t ref;
+    ops_codec_err_t got, want;
+
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    got = ops_codec_decode_event(c, buf, len, ev, errstr, errstr_size);
+    want = ops_codec_decode_event_reference(c, buf, len, &ref, ref_err,
+                                            errstr_size < sizeof(ref_err) ? errstr_size
+                                                                          : sizeof(ref_err));
+    if (got != want)
+        fail_msg("direct decode gives %s (%s), avro-c %s (%s)", ops_codec_err_name(got),
+                 got == OPS_CODEC_OK ? "" : errstr, ops_codec_err_name(want), ref_err);
+    if (got == OPS_CODEC_OK && memcmp(ev, &ref, sizeof(ref)) != 0)
+        fail_msg("direct decode and avro-c give different events");
+    if (got != OPS_CODEC_OK && errstr_size > 0 && strcmp(errstr, ref_err) != 0)
+        fail_msg("direct decode says '%s', avro-c '%s'", errstr, ref_err);
+    return got;
+}
+#define ops_codec_decode_event(...) decode_both(__VA_ARGS__)
+
+/* Every encode likewise: the direct encoder and avro-c write the same bytes,
+ * or fail with the same message. */
+static int encode_both(ops_codec_t *c, const ops_event_t *ev, void *buf, size_t bufsize,
+                       size_t *lenp, char *errstr, size_t errstr_size) {
+    static uint8_t ref_buf[OPS_CODEC_MAX_FRAME * 2];
+    char ref_err[512] = "";
+    size_t ref_len = 0, len = 0;
+    int got, want;
+
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    got = ops_codec_encode_event(c, ev, buf, bufsize, &len, errstr, errstr_size);
+    want = ops_codec_encode_event_reference(c, ev, bufsize <= sizeof(ref_buf) ? ref_buf : NULL,
+                                            bufsize, &ref_len, ref_err,
+                                            errstr_size < sizeof(ref_err) ? errstr_size
+                                                                          : sizeof(ref_err));
+    if (got != want)
+        fail_msg("direct encode returns %d (%s), avro-c %d (%s)", got, errstr, want, ref_err);
+    if (got == 0 && (len != ref_len || memcmp(buf, ref_buf, len) != 0))
+        fail_msg("direct encode and avro-c write different frames (%zu and %zu bytes)", len,
+                 ref_len);
+    if (got != 0 && errstr_size > 0 && strcmp(errstr, ref_err) != 0)
+        fail_msg("direct encode says '%s', avro-c '%s'", errstr, ref_err);
+    if (lenp != NULL)
+        *lenp = len;
+    return got;
+}
+#define ops_codec_encode_event(...) encode_both(__VA_ARGS__)
+
 /* ---------------------------------------------------- counting allocator */
 
 static size_t mem_current;   /* bytes avro-c holds now */
 static size_t mem_peak;      /* highest mem_current since the last reset */
 static long mem_live_blocks; /* allocations not yet freed */
+static long mem_calls;       /* allocations and reallocations made */
 
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     void *p;
@@ -37,6 +97,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         free(ptr);
         return NULL;
     }
+    mem_calls++;
     p = realloc(ptr, nsize);
     if (p == NULL)
         return NULL;
@@ -778,6 +839,188 @@ static void test_destroy_returns_every_avro_allocation(void **state) {
     assert_int_equal(mem_current, bytes_before);
 }
 
+/* ------------------------------------------------- direct vs avro-c */
+
+/* Every byte of a valid frame of each writer schema (ids 1-4 and 6, and the
+ * rescue v1 record read by a v1 reader) replaced by a set of values: both
+ * decoders agree on each (decode_both fails the test otherwise). */
+static void mutate_and_compare(ops_codec_t *c, const uint8_t *frame, size_t len) {
+    static const uint8_t values[] = {0x00, 0x01, 0x02, 0x03, 0x0e, 0x0f, 0x10, 0x7f, 0x80, 0x81, 0xfe, 0xff};
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    char err[512];
+    ops_event_t ev;
+    size_t pos, v;
+    for (pos = 0; pos < len; pos++)
+        for (v = 0; v < sizeof(values) + 2; v++) {
+            memcpy(buf, frame, len);
+            buf[pos] = v < sizeof(values) ? values[v] : (uint8_t)(frame[pos] ^ (v == sizeof(values) ? 1 : 0x40));
+            (void)ops_codec_decode_event(c, buf, len, &ev, err, sizeof(err));
+        }
+}
+
+static void test_direct_decoder_agrees_with_avro_c_on_mutated_frames(void **state) {
+    ops_codec_options_t o1 = {0, OPS_CODEC_RESCUE_V1, OPS_CODEC_RESCUE_V1};
+    ops_codec_options_t w1 = {0, OPS_CODEC_RESCUE_V1, 0};
+    ops_codec_options_t r1 = {0, 0, OPS_CODEC_RESCUE_V1};
+    char err[256] = "";
+    ops_codec_t *v1 = ops_codec_new(&o1, err, sizeof(err));
+    ops_codec_t *wv1 = ops_codec_new(&w1, err, sizeof(err));
+    ops_codec_t *rv1 = ops_codec_new(&r1, err, sizeof(err));
+    ops_codec_t *const readers[] = {codec, v1, rv1};
+    ops_codec_t *const writers[] = {codec, wv1};
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    size_t w, r, len;
+    ops_kind_t k;
+    (void)state;
+    assert_non_null(v1);
+    assert_non_null(wv1);
+    assert_non_null(rv1);
+    for (w = 0; w < 2; w++)
+        for (k = 0; k < OPS_KIND_COUNT; k++) {
+            ops_event_t in;
+            base_event(&in, k);
+            in.has_location = k % 2 == 0;
+            strcpy(in.location, "Yaounde");
+            in.referred = 2;
+            set_nationalities(&in, k == OPS_KIND_SEIZURE ? 0 : 3);
+            len = encode_ok(writers[w], &in, buf, sizeof(buf));
+            for (r = 0; r < 3; r++)
+                mutate_and_compare(readers[r], buf, len);
+        }
+    ops_codec_destroy(v1);
+    ops_codec_destroy(wv1);
+    ops_codec_destroy(rv1);
+}
+
+/* Legal encodings an encoder rarely writes: non-minimal varints, an array in
+ * several blocks, a sized (negative count) block, an empty array. Both
+ * decoders read the same event from each. */
+static void test_direct_decoder_agrees_on_unusual_legal_encodings(void **state) {
+    frame_t f;
+    ops_event_t ev;
+    char err[256] = "";
+    (void)state;
+    /* persons = 3 as a two-byte varint */
+    arrest_prefix(&f, 1, "FLASH-WEKA");
+    f_raw(&f, "\x86\x00", 2);
+    f_long(&f, 2);
+    f_long(&f, 0);
+    assert_int_equal(ops_codec_decode_event(codec, f.b, f.n, &ev, err, sizeof(err)), OPS_CODEC_OK);
+    assert_int_equal(ev.count, 3);
+    /* nationalities in two blocks */
+    arrest_up_to_array(&f, 1);
+    f_long(&f, 1);
+    f_str(&f, "NG");
+    f_long(&f, 2);
+    f_str(&f, "BD");
+    f_str(&f, "IN");
+    f_long(&f, 0);
+    assert_int_equal(ops_codec_decode_event(codec, f.b, f.n, &ev, err, sizeof(err)), OPS_CODEC_OK);
+    assert_int_equal(ev.n_nationalities, 3);
+    assert_string_equal(ev.nationalities[2], "IN");
+    /* a sized block: count -2, 6 bytes */
+    arrest_up_to_array(&f, 0);
+    f_long(&f, -2);
+    f_long(&f, 6);
+    f_str(&f, "NG");
+    f_str(&f, "BD");
+    f_long(&f, 0);
+    assert_int_equal(ops_codec_decode_event(codec, f.b, f.n, &ev, err, sizeof(err)), OPS_CODEC_OK);
+    assert_int_equal(ev.n_nationalities, 2);
+    assert_false(ev.has_location);
+    /* 65 nationalities in two blocks: over the model's bound */
+    arrest_up_to_array(&f, 1);
+    f_long(&f, 64);
+    for (int i = 0; i < 64; i++)
+        f_str(&f, "NG");
+    f_long(&f, 1);
+    f_str(&f, "BD");
+    f_long(&f, 0);
+    assert_int_equal(ops_codec_decode_event(codec, f.b, f.n, &ev, err, sizeof(err)),
+                     OPS_CODEC_ERR_TOO_LARGE);
+}
+
+/* Events at and past every bound of the model, and buffers of every size
+ * around the frame: both encoders write the same bytes or refuse alike. */
+static void test_direct_encoder_agrees_with_avro_c_at_every_bound(void **state) {
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    char err[256];
+    ops_kind_t k;
+    size_t len, cut;
+    int v;
+    (void)state;
+    for (k = 0; k < OPS_KIND_COUNT; k++) {
+        ops_event_t ev;
+        base_event(&ev, k);
+        ev.has_location = true;
+        memset(ev.location, 'x', OPS_LOCATION_MAX);
+        ev.location[OPS_LOCATION_MAX] = '\0';
+        set_nationalities(&ev, OPS_NATIONALITIES_MAX);
+        ev.occurred_at = INT64_MIN;
+        ev.reported_at = INT64_MAX;
+        ev.count = INT32_MAX;
+        ev.minors = -1;
+        ev.referred = INT32_MIN;
+        len = 0;
+        assert_int_equal(ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err,
+                                                sizeof(err)),
+                         0);
+        for (cut = 0; cut <= len; cut++)
+            (void)ops_codec_encode_event(codec, &ev, buf, cut, &len, err, sizeof(err));
+        ev.n_nationalities = OPS_NATIONALITIES_MAX + 1;
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        ev.n_nationalities = 1;
+        ev.location[OPS_LOCATION_MAX] = 'x'; /* not NUL-terminated */
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        ev.has_location = false;
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        memset(ev.nationalities[0], 'N', 3);
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        base_event(&ev, k);
+        for (v = -2; v < 12; v++) {
+            ev.offence = (ops_offence_t)v;
+            ev.exploitation = (ops_exploitation_t)v;
+            ev.site = (ops_site_t)(v + 1);
+            ev.category = (ops_category_t)v;
+            (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+        }
+        ev.country[2] = 'X';
+        (void)ops_codec_encode_event(codec, &ev, buf, sizeof(buf), &len, err, sizeof(err));
+    }
+}
+
+/* The direct paths are the ones taken: encoding and decoding a valid event
+ * of each kind makes no avro-c allocation at all, not even the first time. */
+static void test_direct_encode_and_decode_make_no_avro_allocation(void **state) {
+    uint8_t buf[OPS_CODEC_MAX_FRAME];
+    char err[256] = "";
+    ops_event_t in, out;
+    ops_kind_t k;
+    size_t len;
+    char e2[256] = "";
+    ops_codec_t *c = ops_codec_new(NULL, e2, sizeof(e2));
+    (void)state;
+    assert_non_null(c);
+    for (k = 0; k < OPS_KIND_COUNT; k++) {
+        long calls;
+        base_event(&in, k);
+        in.has_location = true;
+        strcpy(in.location, "Nouakchott");
+        set_nationalities(&in, k == OPS_KIND_SEIZURE ? 0 : 8);
+        len = encode_ok(c, &in, buf, sizeof(buf));
+        calls = mem_calls;
+        assert_int_equal((ops_codec_encode_event)(c, &in, buf, sizeof(buf), &len, err, sizeof(err)), 0);
+        if (mem_calls != calls)
+            fail_msg("kind %s: %ld avro-c allocations to encode", ops_kind_name(k), mem_calls - calls);
+        assert_int_equal((ops_codec_decode_event)(c, buf, len, &out, err, sizeof(err)),
+                         OPS_CODEC_OK);
+        if (mem_calls != calls)
+            fail_msg("kind %s: %ld avro-c allocations", ops_kind_name(k), mem_calls - calls);
+        assert_memory_equal(&in, &out, sizeof(in));
+    }
+    ops_codec_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_round_trips_with_all_fields),
@@ -798,6 +1041,10 @@ int main(void) {
         cmocka_unit_test(test_frame_schema_id_reads_header_only),
         cmocka_unit_test(test_ten_thousand_decodes_do_not_grow_live_allocations),
         cmocka_unit_test(test_destroy_returns_every_avro_allocation),
+        cmocka_unit_test(test_direct_decoder_agrees_with_avro_c_on_mutated_frames),
+        cmocka_unit_test(test_direct_decoder_agrees_on_unusual_legal_encodings),
+        cmocka_unit_test(test_direct_encoder_agrees_with_avro_c_at_every_bound),
+        cmocka_unit_test(test_direct_encode_and_decode_make_no_avro_allocation),
     };
     /* Before any avro-c call, so every allocation is counted. */
     avro_set_allocator(counting_alloc, NULL);

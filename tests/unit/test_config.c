@@ -77,6 +77,8 @@ static void each_key_is_routed_by_its_prefix(void **state) {
         {"bootstrap.servers", "k1:9092,k2:9092", "bootstrap.servers", "k1:9092,k2:9092"},
         {"socket.timeout.ms", "30000", "socket.timeout.ms", "30000"},
         {"sasl.password", "a=b=c", "sasl.password", "a=b=c"},
+        {"opstream.metrics.listen", "127.0.0.1:9464", "opstream.metrics.listen", "127.0.0.1:9464"},
+        {"opstream.metrics.listen", "", "opstream.metrics.listen", ""}, /* off again */
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         if (ops_config_set(f->cfg, rows[i].key, rows[i].value, err, sizeof(err)) != 0)
@@ -102,6 +104,8 @@ static void bad_properties_are_refused_with_a_reason(void **state) {
         {"opstream.max.message.bytes", "99999999999999999999", "not an integer"},
         {"opstream.dedupe.window.s", "-5", "out of range"},
         {"opstream.redis.url", "http://localhost", "redis://"},
+        {"opstream.metrics.listen", "9464", "opstream.metrics.listen: '9464': expected HOST:PORT"},
+        {"opstream.metrics.listen", "h:70000", "port is not a number in 0..65535"},
         {"bootstrap.server", "k1:9092", "bootstrap.server"}, /* librdkafka's message */
         {"linger.ms", "soon", "linger.ms"},
         {"topic.no.such.thing", "1", "topic.no.such.thing"},
@@ -137,6 +141,7 @@ static void application_keys_fall_back_to_their_defaults(void **state) {
     assert_int_equal(ops_config_get_int(f->cfg, "opstream.dedupe.window.s"), 604800);
     assert_int_equal(ops_config_get_int(f->cfg, "opstream.bucket.minute.ttl.s"), 172800);
     assert_int_equal(ops_config_get_int(f->cfg, "opstream.bucket.hour.ttl.s"), 3024000);
+    assert_string_equal(ops_config_get(f->cfg, "opstream.metrics.listen"), ""); /* off */
     assert_null(ops_config_get(f->cfg, "opstream.unknown"));
     assert_null(ops_config_get(f->cfg, "bootstrap.servers"));
     /* A NULL config still answers defaults. */

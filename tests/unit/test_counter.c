@@ -284,6 +284,10 @@ static void event_seen_in_redis_is_dropped_but_offset_still_passes(void **state)
     assert_int_equal(ops_counter_drop_seen(c, "WEKA-II", e1.event_id), 1);
     assert_int_equal(ops_counter_drop_seen(c, "WEKA-II", e1.event_id), 0);
     assert_int_equal(ops_counter_drop_seen(c, "OTHER-OP", e2.event_id), 0);
+    /* Counted by kind, once, for the duplicate metric. */
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 1);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_RESCUE), 0);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_COUNT), 0);
     parsed_t p = build(c, &a, NOW);
     assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "arrests", NULL), 5);
     assert_string_equal(a.argv[p.parts + 2], "2");
