@@ -213,6 +213,21 @@ static int stop_clean(harness_proc_t *p) {
     return code == 0 ? 0 : -1;
 }
 
+/* Keeps in *peak the highest RSS seen of a program. */
+static void keep_peak(long *peak, long rss_kib) {
+    if (rss_kib > *peak)
+        *peak = rss_kib;
+}
+
+/* The end of a run on one program and one Redis connection (either may be
+ * NULL): both freed, rc passed on. */
+static int end_run(int rc, harness_proc_t *p, redisContext *c) {
+    harness_proc_free(p);
+    if (c != NULL)
+        redisFree(c);
+    return rc;
+}
+
 /* ---- counter ------------------------------------------------------------ */
 
 /* Where a consumer's run stands: its clock and CPU from the moment a tenth
@@ -293,14 +308,10 @@ int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int n
     out->redis_us_per_ev = (double)(rcpu1 - rcpu0) / (double)(high - base);
     out->checked = expect_events >= 0;
     out->exact = out->checked && counted_events(c, nops) == expect_events;
-    if (out->rss_kib > e->rss_count_kib)
-        e->rss_count_kib = out->rss_kib;
+    keep_peak(&e->rss_count_kib, out->rss_kib);
     rc = 0;
 cleanup:
-    harness_proc_free(p);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
+    return end_run(rc, p, c);
 }
 
 /* ---- alert throughput ----------------------------------------------------- */
@@ -310,7 +321,7 @@ cleanup:
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu) {
     const char *src = getenv("OPSTREAM_SRC_DIR");
-    char rules[HARNESS_PATH_MAX], px[300];
+    char rules[HARNESS_PATH_MAX];
     redisContext *c = harness_redis_connect(e->redis);
     harness_proc_t *p = NULL;
     int64_t msgs, high, base;
@@ -320,25 +331,11 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
 
     /* The rules the project ships (config/alerts.conf). */
     snprintf(rules, sizeof rules, "%s/config/alerts.conf", src != NULL ? src : ".");
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          e->broker->bootstrap,
-                          "--redis",
-                          e->redis->url,
-                          "--rules",
-                          rules,
-                          "-g",
-                          group,
-                          "-X",
-                          px,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
-                          NULL};
+    const char *more[] = {
+        "--rules", rules, "-X", "session.timeout.ms=3000", "-X", "heartbeat.interval.ms=100", NULL};
     if (c == NULL || bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0 ||
-        (base = offsets_sum(c, group)) < 0 || (p = harness_spawn(argv, NULL, 0)) == NULL)
+        (base = offsets_sum(c, group)) < 0 ||
+        (p = spawn_consumer(e, "opstream-alert", prefix, group, more)) == NULL)
         goto cleanup;
     /* From a tenth on, ALERT_SPAN events (or to the end): enough for the
      * CPU figure, without the minutes a slow alerter takes for them all. */
@@ -354,14 +351,10 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
     *eps = (double)(sr.s1 - sr.s0) * 1e6 / (double)(sr.t1 - sr.t0);
     *eps_cpu = sr.cpu1 > sr.cpu0 ? (double)(sr.s1 - sr.s0) * 1000.0 / (double)(sr.cpu1 - sr.cpu0)
                                  : 0;
-    if (rss > e->rss_alert_kib)
-        e->rss_alert_kib = rss;
+    keep_peak(&e->rss_alert_kib, rss);
     rc = 0;
 cleanup:
-    harness_proc_free(p);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
+    return end_run(rc, p, c);
 }
 
 /* ---- poll and discard ---------------------------------------------------- */
@@ -620,13 +613,10 @@ static int fill_latency(bench_latency_t *out, double *lat, size_t n) {
 static int finish_latency_run(bench_latency_t *out, double *lat, size_t seen, size_t want,
                               harness_proc_t *p, long *rss_peak) {
     int rc = fill_latency(out, lat, seen);
-    long rss;
 
     if (rc == 0 && seen != want)
         rc = -1;
-    rss = bench_rss_kib(p->pid, true);
-    if (rss > *rss_peak)
-        *rss_peak = rss;
+    keep_peak(rss_peak, bench_rss_kib(p->pid, true));
     if (stop_clean(p) != 0)
         rc = -1;
     return rc;
