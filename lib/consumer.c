@@ -54,6 +54,13 @@ int ops_consumer_regressed_range(int64_t stored, int64_t offset, int64_t *from, 
     return 1;
 }
 
+int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo, int64_t hi) {
+    /* After an assignment or a seek librdkafka knows no position until a
+     * message is consumed: consumption resumes from the stored offset. */
+    int64_t pos = position >= 0 ? position : (stored >= 0 ? stored : lo);
+    return hi >= 0 && pos >= 0 && hi > pos ? hi - pos : 0;
+}
+
 bool ops_consumer_flush_due(size_t pending, bool full, bool drained, int64_t age_ms, int flush_ms,
                             int drained_ms, bool redis_failing, bool retry_due) {
     if (pending == 0)
@@ -859,12 +866,10 @@ static int64_t lag(const ops_consumer_t *c) {
     for (int i = 0; i < l->cnt; i++) {
         int64_t lo = -1, hi = -1;
         if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &lo,
-                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
             continue;
-        int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-        if (pos >= 0 && hi > pos)
-            total += hi - pos;
+        total += ops_consumer_partition_lag(
+            l->elems[i].offset, stored_of(c, l->elems[i].topic, l->elems[i].partition), lo, hi);
     }
     rd_kafka_topic_partition_list_destroy(l);
     return total;
@@ -1087,7 +1092,7 @@ static void observe(ops_consumer_t *c, int64_t now) {
     }
     if (c->o.metrics != NULL && now >= c->lag_at) {
         bool ask = c->redis_failing && !c->broker_down;
-        ops_consumer_metrics_lag(&c->cm, c->rk, ask);
+        ops_consumer_metrics_lag(&c->cm, c->rk, ask, c->batch);
         c->lag_at = now + (ask ? 5000 : 1000);
     }
 }

@@ -4,6 +4,7 @@
  * Redis step's latency, and the partitions' lag.
  */
 #include "opstream/consumer_metrics.h"
+#include "opstream/consumer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +184,22 @@ static ops_consumer_metrics_lag_t *lag_of(ops_consumer_metrics_t *cm, const char
     return l;
 }
 
-int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, bool ask_broker) {
+/* The offset Redis holds for a partition of batch, -1: none or unknown. */
+static int64_t stored_in(const ops_counter_t *batch, const char *topic, int32_t partition) {
+    size_t n = batch != NULL ? ops_counter_partitions(batch) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        int32_t p;
+        int64_t stored;
+        ops_counter_partition(batch, i, &t, &p, &stored);
+        if (p == partition && strcmp(t, topic) == 0)
+            return stored;
+    }
+    return -1;
+}
+
+int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, bool ask_broker,
+                                 const ops_counter_t *batch) {
     rd_kafka_topic_partition_list_t *l = NULL;
     int64_t total = 0;
     int asked_ms = 0;
@@ -206,11 +222,10 @@ int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, boo
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             e = rd_kafka_get_watermark_offsets(rk, l->elems[i].topic, l->elems[i].partition, &lo,
                                                &hi);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0) {
-            int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-            if (pos >= 0 && hi > pos)
-                lag = hi - pos;
-        }
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            lag = ops_consumer_partition_lag(
+                l->elems[i].offset, stored_in(batch, l->elems[i].topic, l->elems[i].partition), lo,
+                hi);
         total += lag;
         ops_consumer_metrics_lag_t *cl = lag_of(cm, l->elems[i].topic, l->elems[i].partition);
         if (cl != NULL) {

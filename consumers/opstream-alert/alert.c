@@ -374,7 +374,9 @@ int alert_run(const alert_opts_t *opts) {
     }
     al.out = ops_alert_out_new(opts->cfg, err, sizeof(err));
     if (al.out == NULL) {
+        /* no brokers, or a producer property librdkafka refuses */
         logmsg("%s", err);
+        rc = ALERT_EXIT_USAGE;
         goto cleanup;
     }
     ops_consumer_handler_t h = {

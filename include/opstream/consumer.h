@@ -68,6 +68,13 @@ ops_consumer_class_t ops_consumer_classify(const ops_consumer_pos_t *pos, int64_
  * when there is such a range (offset < stored), 0 otherwise. Pure. */
 int ops_consumer_regressed_range(int64_t stored, int64_t offset, int64_t *from, int64_t *to);
 
+/* A partition's lag: messages from where consumption stands to the high
+ * watermark hi. Where it stands is the fetch position (position, -1: no
+ * message consumed since the partition was assigned or sought), else the
+ * offset stored in Redis that consumption resumes from (stored, -1: none),
+ * else the low watermark lo. 0 when nothing is known. Pure. */
+int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo, int64_t hi);
+
 /* Whether the pending batch is flushed now: something pending, and it is
  * full, or it is older than flush_ms, or nothing more is waiting (drained)
  * and it is at least drained_ms old (drained_ms 0: never early); and Redis

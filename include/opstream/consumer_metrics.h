@@ -77,8 +77,11 @@ void ops_consumer_metrics_gap(ops_consumer_metrics_t *cm);
 /* Recomputes the lag of each assigned partition (high watermark minus
  * position) and their sum; owned no more: 0. The watermarks come from
  * librdkafka's cache (no round trip), or, with ask_broker (partitions
- * paused, so not fetched), from the broker within a bounded time. Returns
- * the sum, -1 when the assignment is unknown. */
-int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, bool ask_broker);
+ * paused, so not fetched), from the broker within a bounded time. batch
+ * (may be NULL) gives the stored offsets of partitions with no position
+ * yet (ops_consumer_partition_lag). Returns the sum, -1 when the
+ * assignment is unknown. */
+int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, bool ask_broker,
+                                 const ops_counter_t *batch);
 
 #endif

@@ -299,6 +299,24 @@ static void alerts_without_brokers_says_no_brokers_at_once(void **state) {
     free(err);
 }
 
+/* The consumers too: no brokers is a configuration error (exit 2), at once. */
+static void consumers_without_brokers_say_no_brokers_and_exit_2(void **state) {
+    char rules[HARNESS_PATH_MAX];
+    (void)state;
+    snprintf(rules, sizeof rules, "%s/config/alerts.conf", harness_src_dir());
+    const char *count[] = {"opstream-count", "--redis", "redis://127.0.0.1:1", NULL};
+    const char *alert[] = {"opstream-alert", "--redis", "redis://127.0.0.1:1", "--rules", rules,
+                           NULL};
+    const char *const *argvs[] = {count, alert};
+    const char *env[] = {"OPSTREAM_BROKERS", "OPSTREAM_CONFIG", NULL};
+    for (size_t i = 0; i < 2; i++) {
+        char *err = NULL;
+        assert_int_equal(run(argvs[i], env, STOPPED_WITHIN_MS, &err, NULL), 2);
+        assert_contains(err, "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
+        free(err);
+    }
+}
+
 static void alerts_names_an_unreachable_broker_and_exits_1(void **state) {
     char bs[64], *err = NULL;
     (void)state;
@@ -622,6 +640,7 @@ int main(void) {
         cmocka_unit_test(simulate_stops_within_seconds_of_sigterm_while_connecting),
         cmocka_unit_test(simulate_stops_within_seconds_of_sigterm_while_flushing),
         cmocka_unit_test(alerts_without_brokers_says_no_brokers_at_once),
+        cmocka_unit_test(consumers_without_brokers_say_no_brokers_and_exit_2),
         cmocka_unit_test(alerts_names_an_unreachable_broker_and_exits_1),
         cmocka_unit_test(alerts_stops_within_seconds_of_sigterm_while_connecting),
         cmocka_unit_test(alerts_stops_within_seconds_of_sigterm_while_following),

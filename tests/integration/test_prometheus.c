@@ -121,7 +121,7 @@ static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
     assert_int_equal(tc_wait_consumed("prom", 60000), 0);
     query_wait_t lag = {
         prom, "opstream_consumer_lag_sum{job=\"opstream-count\",group=\"prom\"} == 0", 1, 0};
-    assert_int_equal(harness_wait_until(query_has, &lag, 30000), 0);
+    assert_int_equal(harness_wait_until(query_has, &lag, 60000), 0);
     /* What Prometheus says was counted is there (not compared with Redis:
      * a step applied while Redis went away, its reply lost, counts as
      * fenced, see README). */

@@ -141,6 +141,24 @@ static void skipped_ranges_and_member_heartbeats_have_documented_formats(void **
     assert_false(ops_consumer_member_live(NULL, 1));
 }
 
+static void lag_counts_from_the_position_else_the_stored_offset(void **state) {
+    static const struct {
+        int64_t position, stored, lo, hi, lag;
+    } rows[] = {
+        {90, 80, 0, 100, 10},  /* a message consumed: from the position */
+        {-1, 100, 0, 100, 0},  /* sought to the stored end, nothing since */
+        {-1, 70, 0, 100, 30},  /* resumes from the stored offset */
+        {-1, -1, 20, 100, 80}, /* nothing stored: from the oldest kept */
+        {120, 80, 0, 100, 0},  /* past a stale watermark: not negative */
+        {-1, -1, -1, -1, 0},   /* nothing known */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(
+            ops_consumer_partition_lag(rows[i].position, rows[i].stored, rows[i].lo, rows[i].hi),
+            rows[i].lag);
+}
+
 static void redis_urls_in_log_lines_leave_out_user_and_password(void **state) {
     (void)state;
     char buf[256];
@@ -164,6 +182,7 @@ int main(void) {
         cmocka_unit_test(backoff_doubles_from_50_ms_and_stops_at_2_s),
         cmocka_unit_test(reset_offsets_targets_the_oldest_or_the_newest_offset),
         cmocka_unit_test(skipped_ranges_and_member_heartbeats_have_documented_formats),
+        cmocka_unit_test(lag_counts_from_the_position_else_the_stored_offset),
         cmocka_unit_test(redis_urls_in_log_lines_leave_out_user_and_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
