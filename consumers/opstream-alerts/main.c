@@ -107,7 +107,8 @@ static void usage(FILE *out) {
             "Exit codes:\n"
             "  0  end reached (--exit-at-end) or stopped by SIGINT/SIGTERM\n"
             "  1  Kafka error: no alert topic, or the brokers did not answer within\n"
-            "     opstream.connect.timeout.s (default 10 s); named on stderr\n"
+            "     opstream.connect.timeout.s (default 10 s; with --exit-at-end also\n"
+            "     while reading); named on stderr\n"
             "  2  usage or configuration error\n",
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
 }
