@@ -1,7 +1,8 @@
 # opstream build.
 #   make            core library (lib/) and every program into bin/
 #   make deps       install missing Debian 12 packages (no-op when present)
-#   make test       unit + integration tests, then the same under ASan+UBSan
+#   make test       unit + integration tests and the same under ASan+UBSan, in
+#                   parallel (TEST_JOBS), plus the fuzz smoke; logs in build/test-logs/
 #   make check-unit / check-integration / check-asan   the parts of make test
 #   make clean
 # Programs are discovered: every producers/opstream-*/, consumers/opstream-*/
@@ -54,6 +55,10 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 HARNESS_OBJ := $(BUILD)/obj/tests/integration/harness.o
+# Script tests (tests/scripts/test_*.sh) check the build and test tooling;
+# the runner's own test needs a binary that fails on purpose.
+SCRIPT_TESTS := $(wildcard tests/scripts/test_*.sh)
+FAILING_BIN  := $(BUILD)/tests/integration/failing_on_purpose
 
 .PHONY: all deps programs tests test check-unit check-integration check-asan clean
 .DEFAULT_GOAL := all
@@ -67,7 +72,7 @@ deps:
 	@sh mk/deps.sh
 
 programs: $(PROG_BINS)
-tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(PROG_BINS) $(FAILING_BIN)
 
 $(BUILD)/gen/schemas_gen.c: mk/embed-schemas.sh $(wildcard schemas/*)
 	@mkdir -p $(dir $@)
@@ -111,29 +116,74 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) 
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBOPS) $(LIBS) -lcmocka
 
-# Test runs. The runner prints one line per test binary and a closing
-# "tests: N passed, N failed" line; it exits non-zero when any failed.
+# Test runs (mk/run-tests.sh): binaries run several at once, each with its
+# own log under build/test-logs/; a line per binary as it ends, then what
+# failed and where (cases, assertions, the last lines of the service logs).
 RUN_ENV = OPSTREAM_BIN_DIR=$(abspath $(BINDIR)) OPSTREAM_SRC_DIR=$(CURDIR) \
+          OPSTREAM_TEST_BUILD=$(abspath $(BUILD)) \
           OPSTREAM_MAKE_VARS="BUILD=$(BUILD) BINDIR=$(BINDIR) SAN=$(SAN)"
+SUITE_PREFIX := $(if $(filter 1,$(SAN)),asan-,)
+
+# The integration binaries that take longest start first.
+SLOW_TESTS   := test_faults test_count_faults test_consumer_runtime test_alert test_first_contact \
+                test_alert_instances test_produce_faults test_hostile \
+                test_count test_demo test_produce test_stats
+ORDERED_INTEG := $(foreach t,$(SLOW_TESTS),$(filter %/$(t),$(INTEG_BINS))) \
+                 $(filter-out $(addprefix %/,$(SLOW_TESTS)),$(INTEG_BINS))
 
 check-unit: $(UNIT_BINS)
-	@$(RUN_ENV) sh mk/run-tests.sh unit $(UNIT_BINS)
+	@$(RUN_ENV) bash mk/run-tests.sh $(SUITE_PREFIX)unit $(UNIT_BINS)
 
-check-integration: $(INTEG_BINS) $(PROG_BINS)
-	@$(RUN_ENV) sh mk/run-tests.sh integration $(INTEG_BINS)
+check-integration: $(INTEG_BINS) $(PROG_BINS) $(FAILING_BIN)
+	@$(RUN_ENV) bash mk/run-tests.sh --suite $(SUITE_PREFIX)integration $(ORDERED_INTEG) \
+	    $(if $(SAN),,--suite scripts $(SCRIPT_TESTS))
 
 # The same suites built and run with AddressSanitizer (LeakSanitizer
 # included) and UndefinedBehaviorSanitizer.
+ASAN_VARS := SAN=1 BUILD=build/asan BINDIR=build/asan/bin
 check-asan:
-	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BINDIR=build/asan/bin check-unit check-integration
+	@$(MAKE) --no-print-directory $(ASAN_VARS) check-unit check-integration
 
+# make test: builds the release and sanitizer trees and the fuzz targets in
+# parallel (-j$(NPROC)), then runs every test binary of both trees in one
+# pool (TEST_JOBS at a time, slow ones first) while the fuzz smoke runs (its
+# lines follow the tests' when both are done), and prints the time it took
+# and the counts: each test case once ("tests:"),
+# the sanitizer pass and the fuzz targets on their own lines.
+NPROC        := $(shell nproc 2>/dev/null || echo 1)
+TEST_JOBS    ?= $(shell echo $$(( $(NPROC) * 4 )))
 TEST_SUMMARY := $(CURDIR)/build/test-summary.txt
+ASAN_DIR     := $(abspath build/asan/bin)
+REL_DIR      := $(abspath $(BINDIR))
+to_asan       = $(patsubst $(BUILD)/%,build/asan/%,$(1))
+ASAN_MAKE_VARS = --env 'OPSTREAM_MAKE_VARS=BUILD=build/asan BINDIR=build/asan/bin SAN=1'
+TEST_ARGS     = $(foreach t,$(ORDERED_INTEG),\
+                  --suite asan-integration --bin-dir $(ASAN_DIR) $(ASAN_MAKE_VARS) $(call to_asan,$(t)) \
+                  --suite integration --bin-dir $(REL_DIR) $(t)) \
+                --suite asan-unit --bin-dir $(ASAN_DIR) $(call to_asan,$(UNIT_BINS)) \
+                --suite unit --bin-dir $(REL_DIR) $(UNIT_BINS) \
+                --suite scripts $(SCRIPT_TESTS)
+
+test-build-release:
+	@$(MAKE) -s --no-print-directory tests
+test-build-asan:
+	@$(MAKE) -s --no-print-directory $(ASAN_VARS) tests
+test-build-fuzz:
+	@sh mk/fuzz.sh build
+test-build: test-build-release test-build-asan test-build-fuzz
+
 test: deps
-	@mkdir -p build && rm -f $(TEST_SUMMARY)
-	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-unit check-integration
-	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory check-asan
-	@OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) $(MAKE) --no-print-directory fuzz-smoke
-	@sh mk/test-summary.sh $(TEST_SUMMARY)
+	@mkdir -p build && rm -f $(TEST_SUMMARY); t0=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(NPROC) test-build || exit 1; \
+	echo "make test: built in $$(( $$(date +%s) - t0 )) s; running the tests, $(TEST_JOBS) at a time"; \
+	mkdir -p build/test-logs; \
+	OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) sh mk/fuzz.sh smoke-run >build/test-logs/fuzz.log 2>&1 & fuzz=$$!; \
+	$(RUN_ENV) OPSTREAM_TEST_SUMMARY=$(TEST_SUMMARY) bash mk/run-tests.sh -j $(TEST_JOBS) $(TEST_ARGS); \
+	wait $$fuzz; cat build/test-logs/fuzz.log; \
+	times >build/test-times.txt; \
+	echo "make test: $$(( $$(date +%s) - t0 )) s wall clock, $$(awk -f mk/cpu-seconds.awk build/test-times.txt) s CPU (user+sys of everything it ran), load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	sh mk/test-summary.sh $(TEST_SUMMARY)
+.PHONY: test-build test-build-release test-build-asan test-build-fuzz
 
 clean:
 	rm -rf build bin
@@ -175,7 +225,7 @@ fuzz-smoke:
 	@sh mk/fuzz.sh smoke
 LONG_BINS := $(filter $(BUILD)/tests/integration/test_hostile% $(BUILD)/tests/integration/test_faults%,$(INTEG_BINS))
 check-long: $(LONG_BINS) $(PROG_BINS)
-	@OPSTREAM_LONG=1 $(RUN_ENV) sh mk/run-tests.sh long $(LONG_BINS)
+	@OPSTREAM_LONG=1 $(RUN_ENV) bash mk/run-tests.sh long $(LONG_BINS)
 .PHONY: fuzz fuzz-smoke check-long
 
 # Benchmark (not part of make test): `make bench` starts the embedded broker

@@ -104,9 +104,10 @@ typedef struct bench_count_result {
     double eps_cpu;      /* events per CPU-second of opstream-count */
     double cmds_per_ev;  /* Redis commands (inside the script too) per event */
     double calls_per_ev; /* client round trips per event */
-    long rss_kib;
+    long rss_kib;        /* peak RSS of opstream-count; -1: not measured */
     int64_t events;
-    bool exact; /* Redis totals equal the events produced */
+    bool checked; /* the totals were compared with the events produced */
+    bool exact;   /* checked, and the Redis totals equal the events produced */
 } bench_count_result_t;
 
 /* Runs opstream-count (group) on prefix's topics until its stored offsets

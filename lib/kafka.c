@@ -5,8 +5,15 @@
  */
 #include "opstream/kafka.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "config_priv.h"
 #include "secret_priv.h"
@@ -36,6 +43,25 @@ static const kv_t consumer_defaults[] = {
     {"socket.nagle.disable", "true"},
     {"fetch.wait.max.ms", "10"},
 };
+
+/* Consumer group settings on the embedded broker (opstream-broker, which
+ * is librdkafka's mock cluster). Its group coordinator waits
+ * session.timeout.ms - 1 s in every rebalance that starts from a stable
+ * group, also when the last member has left with a LeaveGroup: a member
+ * that joins after a clean close gets its partitions only when that wait
+ * is over (44 s with librdkafka's default of 45 s), where a real broker
+ * empties the group at once. The wait follows the session timeout of the
+ * group's members and nothing else, so on that broker the consumers use a
+ * short one; a member that dies is then also replaced within seconds. The
+ * user's properties still win. docs/embedded-broker.md tells the story. */
+static const kv_t embedded_group_defaults[] = {
+    {"session.timeout.ms", "3000"},
+    {"heartbeat.interval.ms", "300"},
+};
+
+/* The cluster id librdkafka's mock cluster reports. */
+#define MOCK_CLUSTER_ID_PREFIX "mockCluster"
+#define EMBEDDED_PROBE_TIMEOUT_MS 2000
 
 typedef struct apply_ctx {
     rd_kafka_conf_t *conf;
@@ -89,7 +115,111 @@ cleanup:
     return rc;
 }
 
-/* Defaults first, then the user's Kafka properties in the order they were
+/* 127.0.0.1:PORT of the first entry of a bootstrap list whose entries are
+ * all on the loopback interface (127.x.y.z, localhost, an optional
+ * "PLAINTEXT://"); 0 otherwise. The embedded broker listens only there. */
+static int loopback_bootstrap_port(const char *list) {
+    char buf[1024];
+    int first_port = 0;
+
+    if (list == NULL || snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf)
+        return 0;
+    for (char *save = NULL, *e = strtok_r(buf, ",", &save); e != NULL;
+         e = strtok_r(NULL, ",", &save)) {
+        char *colon;
+        long port;
+
+        while (*e == ' ')
+            e++;
+        if (strncmp(e, "PLAINTEXT://", 12) == 0)
+            e += 12;
+        colon = strrchr(e, ':');
+        if (colon == NULL)
+            return 0;
+        *colon = '\0';
+        if (strcmp(e, "localhost") != 0 && strncmp(e, "127.", 4) != 0)
+            return 0;
+        port = strtol(colon + 1, NULL, 10);
+        if (port <= 0 || port > 65535)
+            return 0;
+        if (first_port == 0)
+            first_port = (int)port;
+    }
+    return first_port;
+}
+
+/* True when something accepts connections on 127.0.0.1:port now (a quick
+ * check, so that an unreachable local broker costs no probe timeout). */
+static bool loopback_listening(int port) {
+    struct sockaddr_in a;
+    struct pollfd pfd;
+    int err = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof err;
+    bool ok = false;
+
+    if (fd < 0)
+        return false;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        ok = true;
+    } else {
+        pfd.fd = fd;
+        pfd.events = POLLOUT;
+        pfd.revents = 0;
+        ok = poll(&pfd, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+             err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+static const char *bootstrap_of(const ops_config_t *cfg) {
+    const char *b = ops_config_get(cfg, "bootstrap.servers");
+    return b != NULL ? b : ops_config_get(cfg, "metadata.broker.list");
+}
+
+/* True when bootstrap.servers is the embedded broker: a local listener
+ * whose cluster id is the mock cluster's. Asks with a client of its own
+ * that has nothing but the bootstrap list (the mock has no TLS or SASL). */
+static bool is_embedded_broker(const char *bootstrap) {
+    char kerr[512];
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    char *id;
+    bool yes;
+    int port = loopback_bootstrap_port(bootstrap);
+
+    if (port == 0 || !loopback_listening(port))
+        return false;
+    conf = rd_kafka_conf_new();
+    if (conf == NULL)
+        return false;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, kerr, sizeof kerr) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "opstream-probe", kerr, sizeof kerr) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "0", kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    id = rd_kafka_clusterid(rk, EMBEDDED_PROBE_TIMEOUT_MS);
+    yes = id != NULL && strncmp(id, MOCK_CLUSTER_ID_PREFIX, strlen(MOCK_CLUSTER_ID_PREFIX)) == 0;
+    if (id != NULL)
+        rd_kafka_mem_free(rk, id);
+    rd_kafka_destroy(rk);
+    return yes;
+}
+
+/* Defaults first (for a consumer of the embedded broker also its group
+ * settings), then the user's Kafka properties in the order they were
  * set, then the SASL password file, then topic.* on the default topic conf. The default topic conf
  * that librdkafka created for topic-level defaults such as acks is kept and added to, not replaced.
  */
@@ -111,6 +241,12 @@ rd_kafka_conf_t *ops_kafka_conf_new(const ops_config_t *cfg, ops_kafka_role_t ro
     for (size_t i = 0; i < ndefs; i++)
         if (apply_kafka(defs[i].key, defs[i].value, &ctx) != 0)
             goto cleanup;
+    if (role == OPS_KAFKA_CONSUMER && is_embedded_broker(bootstrap_of(cfg)))
+        for (size_t i = 0; i < sizeof(embedded_group_defaults) / sizeof(embedded_group_defaults[0]);
+             i++)
+            if (apply_kafka(embedded_group_defaults[i].key, embedded_group_defaults[i].value,
+                            &ctx) != 0)
+                goto cleanup;
     /* A broker that does not answer is given up on (and retried) after
      * opstream.connect.timeout.s, so that programs can say so early. */
     {

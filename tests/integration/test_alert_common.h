@@ -198,12 +198,8 @@ TA_HELPER harness_proc_t *start_alert_with(const char *group, const char *const 
                             "--rules",
                             g_rules,
                             "-g",
-                            group,
-                            "-X",
-                            "session.timeout.ms=3000",
-                            "-X",
-                            "heartbeat.interval.ms=500"};
-    size_t n = 13;
+                            group};
+    size_t n = 9;
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;

@@ -403,7 +403,8 @@ TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
 /* ---- the consumer ------------------------------------------------------- */
 
 /* Starts opstream-count in group (extra: NULL-terminated more args, or
- * NULL). Short session timeouts so that a killed member is replaced fast.
+ * NULL), with the group settings it uses on the embedded broker (a short
+ * session timeout: a killed member is replaced within seconds).
  * Dedupe is off (opstream.dedupe.window.s=0), so that only the offsets
  * stored with the counts keep them exact: a re-counted batch would show.
  * A test of dedupe itself passes "-X opstream.dedupe.window.s=N" in extra
@@ -419,12 +420,8 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
                             "--stats-interval",
                             "1",
                             "-X",
-                            "session.timeout.ms=3000",
-                            "-X",
-                            "heartbeat.interval.ms=100",
-                            "-X",
                             "opstream.dedupe.window.s=" TC_DEDUPE_WINDOW};
-    size_t n = 15;
+    size_t n = 11;
 
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;
@@ -433,7 +430,7 @@ TC_HELPER harness_proc_t *tc_spawn_count(const char *group, const char *const *e
 }
 
 /* Starts opstream-alert with a rules file in its default group
- * (opstream-alert), with the same short session timeouts. */
+ * (opstream-alert), with the embedded broker's group settings. */
 TC_HELPER harness_proc_t *tc_spawn_alert(const char *rules) {
     const char *argv[] = {"opstream-alert",
                           "-b",
@@ -442,10 +439,6 @@ TC_HELPER harness_proc_t *tc_spawn_alert(const char *rules) {
                           g_redis->url,
                           "--rules",
                           rules,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
                           NULL};
     return harness_spawn(argv, NULL, 0);
 }

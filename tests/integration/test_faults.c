@@ -284,6 +284,27 @@ static long long redis_info_ll(const char *field) {
     return v;
 }
 
+/* EVALSHA calls Redis has seen, rejected ones (OOM) included. */
+static long long evalsha_calls(void) {
+    redisReply *r = harness_redis_command(g_redis, "INFO commandstats");
+    long long n = -1;
+    const char *at;
+
+    if (r != NULL && r->type == REDIS_REPLY_STRING &&
+        (at = strstr(r->str, "cmdstat_evalsha:")) != NULL) {
+        const char *c = strstr(at, "calls="), *rej = strstr(at, "rejected_calls=");
+        n = (c != NULL ? strtoll(c + 6, NULL, 10) : 0) +
+            (rej != NULL ? strtoll(rej + 15, NULL, 10) : 0);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
+static bool evalsha_calls_reach(void *arg) {
+    return evalsha_calls() >= *(const long long *)arg;
+}
+
 static void redis_out_of_memory_applies_no_partial_batch_and_resumes_when_raised(void **state) {
     tc_model_t before = {0}, all = {0};
     uint64_t rng = 8;
@@ -321,7 +342,8 @@ static void redis_out_of_memory_applies_no_partial_batch_and_resumes_when_raised
     tc_flush();
     void *a[] = {p, "OOM"};
     assert_int_equal(harness_wait_until(says, a, 30000), 0); /* it holds and says why */
-    sleep_ms(1500);                                          /* several retries */
+    long long retries_done = evalsha_calls() + 3;             /* several retries */
+    assert_int_equal(harness_wait_until(evalsha_calls_reach, &retries_done, 30000), 0);
     assert_true(harness_proc_running(p));
     assert_int_equal(tc_offsets_sum(GROUP), stored);      /* no offset moved */
     assert_int_equal(tc_model_compare(&before, true), 0); /* no partial batch */

@@ -275,7 +275,9 @@ static void simulate_stops_within_seconds_of_sigterm_while_flushing(void **state
     const char *argv[] = {"opstream-simulate", "-b", b->bootstrap, "--rate", "20", NULL};
     harness_proc_t *p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
-    usleep(2000 * 1000); /* some events delivered: the brokers answered */
+    /* some events delivered: the brokers answered */
+    g_bootstrap = b->bootstrap;
+    assert_int_equal(harness_wait_until(some_event_on_a_topic, NULL, 20000), 0);
     all_brokers_down(b);
     usleep(1000 * 1000);
     harness_proc_signal(p, SIGTERM);

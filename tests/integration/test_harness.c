@@ -70,7 +70,9 @@ static pid_t run_selftest(const char *mode, const char *tmpdir, int *codep) {
     char pidfile[HARNESS_PATH_MAX], env_mode[64], env_pid[HARNESS_PATH_MAX + 32],
         env_tmp[HARNESS_PATH_MAX + 16];
     const char *argv[] = {NULL, NULL};
-    const char *env[] = {env_mode, env_pid, env_tmp, NULL};
+    /* OPSTREAM_KEEP_TMP unset: the self-test removes its temp dir at exit
+     * even when the runner keeps the temp dirs of the test binaries. */
+    const char *env[] = {env_mode, env_pid, env_tmp, "OPSTREAM_KEEP_TMP", NULL};
     harness_proc_t *p;
     char exe[HARNESS_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
