@@ -1201,11 +1201,24 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
         }
     }
     rd_kafka_topic_destroy(rkt);
+    char bs[512] = "";
+    size_t bs_size = sizeof(bs);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bs, &bs_size) !=
+        RD_KAFKA_CONF_OK)
+        bs[0] = '\0';
     if (md == NULL) {
-        ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
-                       stop != NULL && *stop ? "interrupted" : rd_kafka_err2str(err));
+        if (stop != NULL && *stop)
+            ops_err_format(errstr, errstr_size, "metadata of %s: interrupted", topic);
+        else if (broker_error(err))
+            ops_err_format(errstr, errstr_size, "cannot reach the brokers at %s within %d s (%s)",
+                           bs, (timeout_ms + 999) / 1000, rd_kafka_err2str(err));
+        else
+            ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
+                           rd_kafka_err2str(err));
         goto cleanup;
     }
+    if (timeout_ms > 0)
+        deadline = mono_ms() + timeout_ms; /* the brokers answered */
     int np = md->topics[0].partition_cnt;
     parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
     high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
@@ -1217,7 +1230,29 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
     for (int i = 0; i < np; i++) {
         int32_t p = md->topics[0].partitions[i].id;
         int64_t lo = 0, hi = 0;
-        err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, step_ms);
+        /* asked in short steps: a stop is honoured at once, and a broker
+         * that went away is given up on at the deadline */
+        for (;;) {
+            int64_t asked = mono_ms();
+            int64_t left = deadline - asked;
+            int wait_ms = left < 500 ? (int)(left > 0 ? left : 1) : 500;
+            err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, wait_ms);
+            if (!broker_error(err) || mono_ms() >= deadline || (stop != NULL && *stop))
+                break;
+            if (mono_ms() - asked < 100) /* refused at once: no busy loop */
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+        }
+        if (stop != NULL && *stop) {
+            ops_err_format(errstr, errstr_size, "reading %s: interrupted", topic);
+            goto cleanup;
+        }
+        if (err && broker_error(err)) {
+            ops_err_format(errstr, errstr_size,
+                           "watermarks of %s [%" PRId32 "]: no answer from the brokers at %s "
+                           "within %d s (%s)",
+                           topic, p, bs, (timeout_ms + 999) / 1000, rd_kafka_err2str(err));
+            goto cleanup;
+        }
         if (err) {
             ops_err_format(errstr, errstr_size, "watermarks of %s [%" PRId32 "]: %s", topic, p,
                            rd_kafka_err2str(err));
@@ -1244,7 +1279,9 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
             goto cleanup;
         }
         if (mono_ms() >= deadline) {
-            ops_err_format(errstr, errstr_size, "reading %s: timed out", topic);
+            ops_err_format(errstr, errstr_size,
+                           "reading %s: no answer from the brokers at %s for %d s", topic, bs,
+                           (timeout_ms + 999) / 1000);
             goto cleanup;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);

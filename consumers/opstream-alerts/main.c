@@ -20,6 +20,7 @@
 #include "opstream/cli.h"
 #include "opstream/codec.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/validate.h"
@@ -110,26 +111,11 @@ static void usage(FILE *out) {
             "Exit codes:\n"
             "  0  end reached (--exit-at-end) or stopped by SIGINT/SIGTERM\n"
             "  1  Kafka error: no alert topic, or the brokers did not answer within\n"
-            "     opstream.connect.timeout.s (default 10 s); named on stderr\n"
+            "     opstream.connect.timeout.s (default 10 s; with --exit-at-end also\n"
+            "     while reading); named on stderr\n"
             "  2  usage or configuration error (also a --metrics address that is busy\n"
             "     or invalid)\n",
             ops_cli_help_for(OPS_CLI_USES_KAFKA));
-}
-
-/* The end of each partition seen at start, for --exit-at-end. */
-typedef struct ends {
-    int32_t *partition;
-    int64_t *high; /* -1 once reached */
-    int n, remaining;
-} ends_t;
-
-static void end_reached(ends_t *e, int32_t partition, int64_t next_offset) {
-    for (int i = 0; i < e->n; i++) {
-        if (e->partition[i] == partition && e->high[i] >= 0 && next_offset >= e->high[i]) {
-            e->high[i] = -1;
-            e->remaining--;
-        }
-    }
 }
 
 static void print_alert(const follow_opts_t *o, const ops_alert_t *a) {
@@ -143,6 +129,37 @@ static void print_alert(const follow_opts_t *o, const ops_alert_t *a) {
     ops_metrics_add(o->shown, 1);
     if (fflush(stdout) != 0)
         g_stop = 1; /* the reader went away (closed pipe) */
+}
+
+/* What prints the alerts: the filters and the alert_ids already printed. */
+typedef struct printer {
+    const follow_opts_t *o;
+    const char *topic;
+    ops_codec_t *codec;
+    ops_idset_t seen;
+} printer_t;
+
+/* One record of the alert topic: printed when it decodes, passes the
+ * filters and its alert_id is new; reported on stderr when it does not
+ * decode. Always 0 (a closed stdout stops through g_stop). */
+static int print_record(const rd_kafka_message_t *m, void *opaque) {
+    printer_t *pr = opaque;
+    const follow_opts_t *o = pr->o;
+    ops_alert_t a;
+    char derr[512];
+
+    if (m->payload == NULL) {
+        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": empty record\n", pr->topic,
+                m->partition, m->offset);
+    } else if (ops_codec_decode_alert(pr->codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
+               OPS_CODEC_OK) {
+        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic,
+                m->partition, m->offset, derr);
+    } else if ((o->operation == NULL || strcmp(a.operation, o->operation) == 0) &&
+               a.severity >= o->min_severity && ops_idset_add(&pr->seen, a.alert_id) != 0) {
+        print_alert(o, &a);
+    }
+    return 0;
 }
 
 static int64_t mono_ms(void) {
@@ -187,9 +204,9 @@ static int topic_metadata(rd_kafka_t *rk, const char *topic, const char *brokers
     return rc;
 }
 
-/* Assigns every partition of the topic at the beginning or the end and
- * records the ends. Returns 0, 1 when stopped by a signal, or -1 with err. */
-static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o, ends_t *ends,
+/* Assigns every partition of the topic at the beginning or the end.
+ * Returns 0, 1 when stopped by a signal, or -1 with err. */
+static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o,
                       const char *brokers, int connect_s, const kafka_talk_t *talk, char *err,
                       size_t err_size) {
     int rc = -1;
@@ -202,30 +219,13 @@ static int assign_all(rd_kafka_t *rk, const char *topic, const follow_opts_t *o,
     rc = -1;
     int np = md->topics[0].partition_cnt;
     parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-    ends->partition = calloc((size_t)(np > 0 ? np : 1), sizeof(int32_t));
-    ends->high = calloc((size_t)(np > 0 ? np : 1), sizeof(int64_t));
-    if (parts == NULL || ends->partition == NULL || ends->high == NULL) {
+    if (parts == NULL) {
         snprintf(err, err_size, "out of memory");
         goto cleanup;
     }
-    for (int i = 0; i < np; i++) {
-        int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo = 0, hi = 0;
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+    for (int i = 0; i < np; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
             o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-        if (!o->exit_at_end)
-            continue;
-        e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 5000);
-        if (e) {
-            snprintf(err, err_size, "%s [%" PRId32 "]: %s", topic, p, rd_kafka_err2str(e));
-            goto cleanup;
-        }
-        ends->partition[ends->n] = p;
-        /* from the end there is nothing to wait for */
-        ends->high[ends->n] = o->from_beginning && hi > lo ? hi : -1;
-        ends->remaining += ends->high[ends->n] >= 0;
-        ends->n++;
-    }
     e = rd_kafka_assign(rk, parts);
     if (e) {
         snprintf(err, err_size, "assign %s: %s", topic, rd_kafka_err2str(e));
@@ -240,31 +240,44 @@ cleanup:
     return rc;
 }
 
-/* The follow loop. Returns an exit code. */
+/* The follow loop; with --from-beginning --exit-at-end a read of the topic
+ * to the end it had at start (ops_consumer_read_to_end). Returns an exit
+ * code. */
 static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     int rc = EXIT_FATAL;
     char err[512], topic[256], group[64];
     rd_kafka_t *rk = NULL;
-    ops_codec_t *codec = NULL;
     kafka_talk_t talk = {.verbose = o->verbose};
     rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     int connect_s = (int)ops_config_get_int(cfg, "opstream.connect.timeout.s");
-    ops_idset_t seen = {0};
-    ends_t ends = {0};
     const char *prefix = ops_config_get(cfg, "opstream.topic.prefix");
     snprintf(topic, sizeof(topic), "%salerts", prefix != NULL ? prefix : "opstream.");
+    printer_t pr = {.o = o, .topic = topic};
+    if (connect_s <= 0)
+        connect_s = 10;
+
+    pr.codec = ops_codec_new(NULL, err, sizeof(err));
+    if (pr.codec == NULL)
+        goto fail;
+    if (o->exit_at_end && o->from_beginning) {
+        /* no answer for connect_s (at first contact or while reading):
+         * the brokers are named and the exit is 1; a signal: 0 */
+        if (ops_consumer_read_to_end(cfg, topic, print_record, &pr, connect_s * 1000, &g_stop,
+                                     err, sizeof(err)) != 0 &&
+            !g_stop) {
+            if (strncmp(err, "no brokers", 10) == 0)
+                rc = EXIT_USAGE;
+            goto fail;
+        }
+        rc = EXIT_OK;
+        goto cleanup;
+    }
+
     /* librdkafka wants a group.id even for assign(); nothing is committed */
     snprintf(group, sizeof(group), "opstream-alerts-%ld-%ld", (long)getpid(), (long)time(NULL));
-
-    codec = ops_codec_new(NULL, err, sizeof(err));
-    if (codec == NULL)
-        goto fail;
     /* the one consumer builder (ops_kafka_consumer_build) */
-    ops_kafka_consumer_opts_t ko = {.group = group,
-                                    .error_cb = on_kafka_error,
-                                    .log_cb = on_kafka_log,
-                                    .opaque = &talk,
-                                    .partition_eof = o->exit_at_end};
+    ops_kafka_consumer_opts_t ko = {
+        .group = group, .error_cb = on_kafka_error, .log_cb = on_kafka_log, .opaque = &talk};
     rk = ops_kafka_consumer_build(cfg, &ko, err, sizeof(err));
     if (rk == NULL) {
         if (strncmp(err, "no brokers", 10) == 0)
@@ -275,37 +288,24 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     size_t bs_size = sizeof(bs);
     if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bs, &bs_size) != RD_KAFKA_CONF_OK)
         bs[0] = '\0';
-    int arc = assign_all(rk, topic, o, &ends, bs, connect_s > 0 ? connect_s : 10, &talk, err,
-                         sizeof(err));
-    if (arc < 0)
+    if (assign_all(rk, topic, o, bs, connect_s, &talk, err, sizeof(err)) < 0)
         goto fail;
     ops_health_set_ready(o->obs.health, NULL); /* every partition assigned */
 
-    while (!g_stop && !(o->exit_at_end && ends.remaining == 0)) {
+    /* --exit-at-end from the end: nothing to wait for */
+    while (!g_stop && !o->exit_at_end) {
         ops_health_beat(o->obs.health);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (m == NULL)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            end_reached(&ends, m->partition, m->offset);
-        } else if (m->err) {
+        if (m->err) {
             /* once per change, not once per poll */
             if (m->err != last_err)
                 fprintf(stderr, PROG ": kafka: %s\n", rd_kafka_message_errstr(m));
             last_err = m->err;
         } else {
             last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-            ops_alert_t a;
-            char derr[512];
-            if (ops_codec_decode_alert(codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
-                OPS_CODEC_OK) {
-                fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", topic,
-                        m->partition, m->offset, derr);
-            } else if ((o->operation == NULL || strcmp(a.operation, o->operation) == 0) &&
-                       a.severity >= o->min_severity && ops_idset_add(&seen, a.alert_id) != 0) {
-                print_alert(o, &a);
-            }
-            end_reached(&ends, m->partition, m->offset + 1);
+            print_record(m, &pr);
         }
         rd_kafka_message_destroy(m);
     }
@@ -318,10 +318,8 @@ cleanup:
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
     }
-    ops_codec_destroy(codec);
-    ops_idset_clear(&seen);
-    free(ends.partition);
-    free(ends.high);
+    ops_codec_destroy(pr.codec);
+    ops_idset_clear(&pr.seen);
     return rc;
 }
 
@@ -389,6 +387,12 @@ int main(int argc, char **argv) {
     o.colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
     o.verbose = start.common.verbose;
 
+    char qerr[256];
+    if (ops_consumer_quiet_kafka(start.cfg, o.verbose, qerr, sizeof(qerr)) != 0) {
+        fprintf(stderr, PROG ": %s\n", qerr);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
     startup_catch_stop_signals(&g_stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -231,8 +231,12 @@ void ops_consumer_get_stats(const ops_consumer_t *c, ops_consumer_stats_t *st);
  * watermark it had when the call started (no group, no commits) and calls
  * fn for each message (NULL value included); fn returning non-zero stops
  * with -1. Gives up after timeout_ms without progress (no answer from the
- * broker, no message; 0: no limit) or when *stop (may be NULL) is set. 0,
- * or -1 with errstr. */
+ * broker, no message; 0: no limit) or when *stop (may be NULL) is set;
+ * every broker request is made in steps of at most 1 s, so a stop is
+ * honoured within about a second. Brokers that never answered are named
+ * in errstr ("cannot reach the brokers at B within N s"); a client that
+ * cannot be built (e.g. "no brokers: ...") gives ops_kafka_consumer_build's
+ * errstr unchanged. 0, or -1 with errstr. */
 int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
                              int (*fn)(const rd_kafka_message_t *m, void *opaque), void *opaque,
                              int timeout_ms, volatile sig_atomic_t *stop, char *errstr,

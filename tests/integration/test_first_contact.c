@@ -345,6 +345,37 @@ static void alerts_stops_within_seconds_of_sigterm_while_following(void **state)
     harness_broker_free(b);
 }
 
+/* --from-beginning --exit-at-end reads the topic to its end: the same first
+ * contact as following it. */
+static void alerts_to_the_end_without_brokers_says_no_brokers_at_once(void **state) {
+    char *err = NULL;
+    (void)state;
+    const char *argv[] = {"opstream-alerts", "--from-beginning", "--exit-at-end", NULL};
+    const char *env[] = {"OPSTREAM_BROKERS", "OPSTREAM_CONFIG", NULL};
+    assert_int_equal(run(argv, env, STOPPED_WITHIN_MS, &err, NULL), 2);
+    assert_contains(err, "no brokers: use -b, OPSTREAM_BROKERS or bootstrap.servers");
+    free(err);
+}
+
+static void alerts_to_the_end_names_an_unreachable_broker_and_exits_1(void **state) {
+    char bs[64], *err = NULL;
+    (void)state;
+    snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
+    const char *argv[] = {"opstream-alerts", "-b", bs, "--from-beginning", "--exit-at-end", NULL};
+    assert_int_equal(run(argv, NULL, NAMED_WITHIN_MS, &err, NULL), 1);
+    assert_brokers_named_once(err, bs, 10);
+    free(err);
+}
+
+static void alerts_to_the_end_stops_within_seconds_of_sigterm_while_connecting(void **state) {
+    char bs[64];
+    (void)state;
+    snprintf(bs, sizeof(bs), "127.0.0.1:%d", closed_port());
+    const char *argv[] = {"opstream-alerts",  "-b", bs, "-X", "opstream.connect.timeout.s=600",
+                          "--from-beginning", "--exit-at-end", NULL};
+    harness_proc_free(sigterm_after(argv, 1000, 0));
+}
+
 /* The same explanation of the code format as opstream-stats gives. */
 static void alerts_refuses_an_operation_that_is_not_a_code_like_stats(void **state) {
     char *a_err = NULL, *s_err = NULL;
@@ -644,6 +675,9 @@ int main(void) {
         cmocka_unit_test(alerts_names_an_unreachable_broker_and_exits_1),
         cmocka_unit_test(alerts_stops_within_seconds_of_sigterm_while_connecting),
         cmocka_unit_test(alerts_stops_within_seconds_of_sigterm_while_following),
+        cmocka_unit_test(alerts_to_the_end_without_brokers_says_no_brokers_at_once),
+        cmocka_unit_test(alerts_to_the_end_names_an_unreachable_broker_and_exits_1),
+        cmocka_unit_test(alerts_to_the_end_stops_within_seconds_of_sigterm_while_connecting),
         cmocka_unit_test(alerts_refuses_an_operation_that_is_not_a_code_like_stats),
         cmocka_unit_test(ignored_options_are_not_listed_and_are_refused),
         cmocka_unit_test(stats_names_unreachable_redis_and_exits_3),
