@@ -168,32 +168,37 @@ cleanup:
 
 /* ---- programs ----------------------------------------------------------- */
 
+/* prog (opstream-count or opstream-alert) on the bench's broker and Redis,
+ * in group, on the topics of prefix, with more arguments (NULL-terminated,
+ * or NULL). */
+static harness_proc_t *spawn_consumer(bench_env_t *e, const char *prog, const char *prefix,
+                                      const char *group, const char *const *more) {
+    char px[300];
+    const char *argv[48] = {
+        prog, "-b", e->broker->bootstrap, "--redis", e->redis->url, "-g", group, "-X", px, NULL};
+    size_t n = 9;
+
+    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
+    for (; more != NULL && *more != NULL && n < 47; more++)
+        argv[n++] = *more;
+    argv[n] = NULL;
+    return harness_spawn(argv, NULL, 0);
+}
+
 /* opstream-count as the bench runs it. $OPSTREAM_BENCH_COUNT_ARGS (words
  * separated by spaces, e.g. "--flush-ms 5 -X fetch.wait.max.ms=5") is
  * appended, for trying settings. */
 static harness_proc_t *spawn_count(bench_env_t *e, const char *prefix, const char *group) {
-    char px[300], extra[512];
+    char extra[512];
     const char *env = getenv("OPSTREAM_BENCH_COUNT_ARGS");
-    const char *argv[48] = {"opstream-count",
-                            "-b",
-                            e->broker->bootstrap,
-                            "--redis",
-                            e->redis->url,
-                            "-g",
-                            group,
-                            "-X",
-                            px,
-                            "--stats-interval",
-                            "0",
-                            NULL};
-    size_t n = 11;
+    const char *more[40] = {"--stats-interval", "0", NULL};
+    size_t n = 2;
 
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
     snprintf(extra, sizeof extra, "%s", env ? env : "");
-    for (char *w = strtok(extra, " "); w != NULL && n < 47; w = strtok(NULL, " "))
-        argv[n++] = w;
-    argv[n] = NULL;
-    return harness_spawn(argv, NULL, 0);
+    for (char *w = strtok(extra, " "); w != NULL && n < 38; w = strtok(NULL, " "))
+        more[n++] = w;
+    more[n] = NULL;
+    return spawn_consumer(e, "opstream-count", prefix, group, more);
 }
 
 /* Stops a program with SIGTERM and says when it did not exit cleanly. */
@@ -206,6 +211,21 @@ static int stop_clean(harness_proc_t *p) {
         free(err);
     }
     return code == 0 ? 0 : -1;
+}
+
+/* Keeps in *peak the highest RSS seen of a program. */
+static void keep_peak(long *peak, long rss_kib) {
+    if (rss_kib > *peak)
+        *peak = rss_kib;
+}
+
+/* The end of a run on one program and one Redis connection (either may be
+ * NULL): both freed, rc passed on. */
+static int end_run(int rc, harness_proc_t *p, redisContext *c) {
+    harness_proc_free(p);
+    if (c != NULL)
+        redisFree(c);
+    return rc;
 }
 
 /* ---- counter ------------------------------------------------------------ */
@@ -288,14 +308,10 @@ int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int n
     out->redis_us_per_ev = (double)(rcpu1 - rcpu0) / (double)(high - base);
     out->checked = expect_events >= 0;
     out->exact = out->checked && counted_events(c, nops) == expect_events;
-    if (out->rss_kib > e->rss_count_kib)
-        e->rss_count_kib = out->rss_kib;
+    keep_peak(&e->rss_count_kib, out->rss_kib);
     rc = 0;
 cleanup:
-    harness_proc_free(p);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
+    return end_run(rc, p, c);
 }
 
 /* ---- alert throughput ----------------------------------------------------- */
@@ -305,7 +321,7 @@ cleanup:
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu) {
     const char *src = getenv("OPSTREAM_SRC_DIR");
-    char rules[HARNESS_PATH_MAX], px[300];
+    char rules[HARNESS_PATH_MAX];
     redisContext *c = harness_redis_connect(e->redis);
     harness_proc_t *p = NULL;
     int64_t msgs, high, base;
@@ -315,25 +331,11 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
 
     /* The rules the project ships (config/alerts.conf). */
     snprintf(rules, sizeof rules, "%s/config/alerts.conf", src != NULL ? src : ".");
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          e->broker->bootstrap,
-                          "--redis",
-                          e->redis->url,
-                          "--rules",
-                          rules,
-                          "-g",
-                          group,
-                          "-X",
-                          px,
-                          "-X",
-                          "session.timeout.ms=3000",
-                          "-X",
-                          "heartbeat.interval.ms=100",
-                          NULL};
+    const char *more[] = {
+        "--rules", rules, "-X", "session.timeout.ms=3000", "-X", "heartbeat.interval.ms=100", NULL};
     if (c == NULL || bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0 ||
-        (base = offsets_sum(c, group)) < 0 || (p = harness_spawn(argv, NULL, 0)) == NULL)
+        (base = offsets_sum(c, group)) < 0 ||
+        (p = spawn_consumer(e, "opstream-alert", prefix, group, more)) == NULL)
         goto cleanup;
     /* From a tenth on, ALERT_SPAN events (or to the end): enough for the
      * CPU figure, without the minutes a slow alerter takes for them all. */
@@ -349,14 +351,10 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
     *eps = (double)(sr.s1 - sr.s0) * 1e6 / (double)(sr.t1 - sr.t0);
     *eps_cpu = sr.cpu1 > sr.cpu0 ? (double)(sr.s1 - sr.s0) * 1000.0 / (double)(sr.cpu1 - sr.cpu0)
                                  : 0;
-    if (rss > e->rss_alert_kib)
-        e->rss_alert_kib = rss;
+    keep_peak(&e->rss_alert_kib, rss);
     rc = 0;
 cleanup:
-    harness_proc_free(p);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
+    return end_run(rc, p, c);
 }
 
 /* ---- poll and discard ---------------------------------------------------- */
@@ -609,6 +607,21 @@ static int fill_latency(bench_latency_t *out, double *lat, size_t n) {
     return 0;
 }
 
+/* Ends a latency run of program p: the seen of want samples in lat into
+ * out, p's peak RSS into *rss_peak where higher, p stopped. 0, or -1 when
+ * a sample is missing or p did not stop cleanly. */
+static int finish_latency_run(bench_latency_t *out, double *lat, size_t seen, size_t want,
+                              harness_proc_t *p, long *rss_peak) {
+    int rc = fill_latency(out, lat, seen);
+
+    if (rc == 0 && seen != want)
+        rc = -1;
+    keep_peak(rss_peak, bench_rss_kib(p->pid, true));
+    if (stop_clean(p) != 0)
+        rc = -1;
+    return rc;
+}
+
 /* ---- produce -> Redis ------------------------------------------------------ */
 
 /* Offsets seen by the poller: per "topic:partition" field, each increase with
@@ -773,14 +786,7 @@ int bench_latency_redis(bench_env_t *e, const char *prefix, uint64_t first_index
     }
     if (nl != n)
         bench_log("latency: %zu of %zu events seen in Redis", nl, n);
-    rc = fill_latency(out, lat, nl);
-    if (rc == 0 && nl != n)
-        rc = -1;
-    long rss = bench_rss_kib(p->pid, true);
-    if (rss > e->rss_count_kib)
-        e->rss_count_kib = rss;
-    if (stop_clean(p) != 0)
-        rc = -1;
+    rc = finish_latency_run(out, lat, nl, n, p, &e->rss_count_kib);
 cleanup:
     if (started) {
         atomic_store(&pl->stop, 1);
@@ -873,7 +879,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
                                 "when = location ~ BENCHPROBE\n"
                                 "severity = INFO\n"
                                 "summary = probe {event_id}\n";
-    char rules_path[HARNESS_PATH_MAX], px[300], err[512];
+    char rules_path[HARNESS_PATH_MAX], err[512];
     bench_gen_t g;
     bench_frames_t warm = {0}, f = {0};
     alert_watch_t w = {0}, ww = {0};
@@ -885,19 +891,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
     memset(out, 0, sizeof *out);
     if (bench_gen_init(&g, 1) != 0)
         return -1;
-    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
-    const char *argv[] = {"opstream-alert",
-                          "-b",
-                          e->broker->bootstrap,
-                          "--redis",
-                          e->redis->url,
-                          "--rules",
-                          rules_path,
-                          "-g",
-                          "bench-alert",
-                          "-X",
-                          px,
-                          NULL};
+    const char *more[] = {"--rules", rules_path, NULL};
     if (harness_path(rules_path, sizeof rules_path, "bench-rules.conf") != 0 ||
         harness_write_file(rules_path, rules, (size_t)-1) != 0 ||
         bench_frames_build(&warm, &g, first_index, 1, 1) != 0 ||
@@ -909,7 +903,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
         goto cleanup;
     for (size_t i = 0; i < n; i++)
         w.probes += f.event_id[i][0] != '\0';
-    if ((p = harness_spawn(argv, NULL, 0)) == NULL)
+    if ((p = spawn_consumer(e, "opstream-alert", prefix, "bench-alert", more)) == NULL)
         goto cleanup;
     /* Warm-up: the first probe's alert says the alerter is in its group. */
     ww = (alert_watch_t){.rk = w.rk, .codec = w.codec, .f = &warm, .s = ws, .lat = ww.lat};
@@ -937,14 +931,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
     }
     if (w.nlat != w.probes)
         bench_log("alert latency: %zu of %zu probes alerted", w.nlat, w.probes);
-    rc = fill_latency(out, w.lat, w.nlat);
-    if (rc == 0 && w.nlat != w.probes)
-        rc = -1;
-    long rss = bench_rss_kib(p->pid, true);
-    if (rss > e->rss_alert_kib)
-        e->rss_alert_kib = rss;
-    if (stop_clean(p) != 0)
-        rc = -1;
+    rc = finish_latency_run(out, w.lat, w.nlat, w.probes, p, &e->rss_alert_kib);
 cleanup:
     harness_proc_free(p);
     if (w.rk != NULL) {

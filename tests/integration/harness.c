@@ -169,6 +169,19 @@ int harness_group_teardown(void **state) {
     return 0;
 }
 
+int harness_group_setup_redis(void **state, harness_redis_t **redis) {
+    if (harness_group_setup(state) != 0)
+        return -1;
+    *redis = harness_redis_start(false);
+    return *redis != NULL ? 0 : -1;
+}
+
+int harness_group_teardown_redis(void **state, harness_redis_t **redis) {
+    harness_redis_free(*redis);
+    *redis = NULL;
+    return harness_group_teardown(state);
+}
+
 const char *harness_tmpdir(void) {
     if (harness_init() != 0)
         return "/nonexistent";

@@ -193,6 +193,13 @@ typedef struct harness_redis {
  * temp dir (--save "", --daemonize no, logfile in dir). appendonly: AOF with
  * appendfsync always, for restart tests. Waits up to 10 s for PING. */
 harness_redis_t *harness_redis_start(bool appendonly);
+
+/* cmocka group setup/teardown of a binary that needs one redis-server (no
+ * AOF) and no broker: harness_group_setup plus the server, kept in *redis;
+ * the teardown frees it and sets *redis to NULL. */
+int harness_group_setup_redis(void **state, harness_redis_t **redis);
+int harness_group_teardown_redis(void **state, harness_redis_t **redis);
+
 /* SIGTERM (then SIGKILL after 10 s); the port and dir are kept. */
 int harness_redis_stop(harness_redis_t *r);
 /* SIGKILL: a crash. What was fsynced to the AOF survives. */

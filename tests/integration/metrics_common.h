@@ -106,4 +106,25 @@ MC_HELPER int mc_wait_status(int port, const char *path, int status, int timeout
     return harness_wait_until(mc_status_is, &w, timeout_ms);
 }
 
+/* opstream-simulate producing operation op at 200 events/s (for longer
+ * than a test waits) with its metrics on a free port, *port (-1 when it
+ * printed none). NULL when it cannot be started. */
+MC_HELPER harness_proc_t *mc_spawn_simulate(const char *bootstrap, const char *op, int *port) {
+    const char *argv[] = {"opstream-simulate",
+                          "-b",
+                          bootstrap,
+                          "--operation",
+                          op,
+                          "--rate",
+                          "200",
+                          "--events",
+                          "1000000",
+                          "--metrics",
+                          "127.0.0.1:0",
+                          NULL};
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    *port = p != NULL ? mc_port(p, 15000) : -1;
+    return p;
+}
+
 #endif

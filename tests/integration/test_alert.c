@@ -157,18 +157,7 @@ static void kill_9_and_replays_during_a_stream_with_raids_publish_every_alert_on
     char expected[10][OPS_EVENT_ID_LEN + 1];
     gen_steady(op, 99, 600, T0, 600, steady);
     /* a mass rescue (60 victims, hotel) after every 60 ordinary events */
-    size_t n = 0;
-    for (int i = 0; i < 600; i++) {
-        evs[n++] = steady[i];
-        if ((i + 1) % 60 == 0) {
-            int r = (i + 1) / 60 - 1;
-            char ref[32];
-            snprintf(ref, sizeof(ref), "raid-%d", r);
-            evs[n] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN, 60, ref);
-            ops_alert_id_derive("mass-rescue", op, ccs[r], evs[n].event_id, expected[r]);
-            n++;
-        }
-    }
+    size_t n = add_raids(op, steady, 600, 60, ccs, "raid", 60, evs, expected);
     assert_int_equal(n, 610);
     int64_t before = harness_topic_count(g_broker->bootstrap, "opstream.alerts", 5000);
     harness_proc_t *p = start_alert("alert-kill");

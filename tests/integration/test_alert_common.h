@@ -25,28 +25,16 @@
 #include "opstream/keys.h"
 #include "opstream/rules.h"
 #include "opstream/validate.h"
+#include "test_producer_common.h"
 
 #define TA_HELPER __attribute__((unused)) static
 
 #define T0 1727654400000LL /* 2024-09-30T00:00:00Z */
 #define MIN OPS_MINUTE_MS
 
-static harness_broker_t *g_broker;
-static harness_redis_t *g_redis;
-static ops_config_t *g_cfg;
-static rd_kafka_t *g_rk;
-static ops_codec_t *g_codec;
-static int g_dr_failed;
 static char g_rules[HARNESS_PATH_MAX];
 
 /* ---- producing events ------------------------------------------------------- */
-
-TA_HELPER void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    (void)rk;
-    (void)opaque;
-    if (m->err)
-        g_dr_failed++;
-}
 
 TA_HELPER int group_setup(void **state) {
     char err[512];
@@ -54,23 +42,16 @@ TA_HELPER int group_setup(void **state) {
         return -1;
     g_broker = harness_broker_start(NULL);
     g_redis = harness_redis_start(false);
-    if (g_broker == NULL || g_redis == NULL)
+    if (g_broker == NULL || g_redis == NULL || tp_producer_start() != 0)
         return -1;
-    g_cfg = ops_config_new();
-    if (g_cfg == NULL ||
-        ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof(err)) != 0)
-        return -1;
-    g_rk = ops_kafka_producer_new(g_cfg, dr_cb, NULL, err, sizeof(err));
     g_codec = ops_codec_new(NULL, err, sizeof(err));
     snprintf(g_rules, sizeof(g_rules), "%s/config/alerts.conf", harness_src_dir());
-    return g_rk != NULL && g_codec != NULL ? 0 : -1;
+    return g_codec != NULL ? 0 : -1;
 }
 
 TA_HELPER int group_teardown(void **state) {
-    if (g_rk != NULL)
-        rd_kafka_destroy(g_rk);
+    tp_producer_stop();
     ops_codec_destroy(g_codec);
-    ops_config_destroy(g_cfg);
     harness_broker_free(g_broker);
     harness_redis_free(g_redis);
     return harness_group_teardown(state);
@@ -140,6 +121,29 @@ TA_HELPER size_t gen_steady(const char *op, uint32_t seed, size_t n, int64_t fro
         out[i].site = sites[(x >> 16) % 5];
     }
     return n;
+}
+
+/* The n steady events copied to evs with a mass rescue (victims people, at
+ * a hotel, in ccs[r], source_ref "<ref_prefix>-<r>") after every `every`
+ * of them; raid r's expected mass-rescue alert id goes to expected[r].
+ * Returns the number of events in evs. */
+TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, size_t every,
+                           const char *const *ccs, const char *ref_prefix, int32_t victims,
+                           ops_event_t *evs, char expected[][OPS_EVENT_ID_LEN + 1]) {
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        evs[out++] = steady[i];
+        if ((i + 1) % every == 0) {
+            size_t r = (i + 1) / every - 1;
+            char ref[64];
+            snprintf(ref, sizeof(ref), "%s-%zu", ref_prefix, r);
+            evs[out] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN,
+                                  victims, ref);
+            ops_alert_id_derive("mass-rescue", op, ccs[r], evs[out].event_id, expected[r]);
+            out++;
+        }
+    }
+    return out;
 }
 
 /* ---- observing the consumer -------------------------------------------------- */

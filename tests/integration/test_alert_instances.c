@@ -85,18 +85,7 @@ three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void *
     static ops_event_t steady[RAIDS * 20], evs[RAIDS * 21];
     char expected[RAIDS][OPS_EVENT_ID_LEN + 1];
     gen_steady(op, 5, RAIDS * 20, T0, RAIDS * 20, steady);
-    size_t n = 0;
-    for (int i = 0; i < RAIDS * 20; i++) {
-        evs[n++] = steady[i];
-        if ((i + 1) % 20 == 0) {
-            int r = (i + 1) / 20 - 1;
-            char ref[32];
-            snprintf(ref, sizeof(ref), "multi-raid-%d", r);
-            evs[n] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN, 70, ref);
-            ops_alert_id_derive("mass-rescue", op, ccs[r], evs[n].event_id, expected[r]);
-            n++;
-        }
-    }
+    size_t n = add_raids(op, steady, RAIDS * 20, 20, ccs, "multi-raid", 70, evs, expected);
     size_t third = n / 3;
     static const char *const slow[] = {"-v", "-X", "session.timeout.ms=10000", "-X",
                                        "message.timeout.ms=1500", NULL};

@@ -27,7 +27,7 @@ static void restart_broker(void) {
     assert_non_null(g_broker);
     assert_int_equal(
         ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err), 0);
-    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
+    g_rk = ops_kafka_producer_new(g_cfg, tp_dr_cb, NULL, err, sizeof err);
     assert_non_null(g_rk);
 }
 
@@ -68,10 +68,7 @@ typedef struct says {
 
 static bool proc_says(void *arg) {
     const says_t *s = arg;
-    char *err = harness_proc_stderr(s->p);
-    bool yes = err != NULL && strstr(err, s->what) != NULL;
-    free(err);
-    return yes;
+    return tc_stderr_has(s->p, s->what);
 }
 
 static int occurrences(harness_proc_t *p, const char *what) {
@@ -112,6 +109,19 @@ static harness_proc_t *run_tool(const char *prog, const char *group, const char 
 
 /* ---- offsets gone backwards ---------------------------------------------------- */
 
+/* After the log went back below the stored offset 20 of opstream.arrests
+ * [0]: offsets 0..19 are recorded for the group as skipped (not as lost to
+ * retention), and the stored offset stays 20. */
+static void assert_gap_skipped(const char *group) {
+    redisReply *r = harness_redis_command(g_redis, "HGET opstream:gaps:%s %s", group,
+                                          "opstream.arrests:0:0-19");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_memory_equal(r->str, "skipped:", 8);
+    freeReplyObject(r);
+    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", group, "opstream.arrests:0"), 20);
+}
+
 static void offsets_gone_backwards_are_reported_recorded_and_recovered_by_reset(void **state) {
     (void)state;
     const char *group = "regress";
@@ -135,16 +145,9 @@ static void offsets_gone_backwards_are_reported_recorded_and_recovered_by_reset(
     assert_true(proc_says(&s));
     s.what = "offsets 0..19 are skipped";
     assert_true(proc_says(&s));
-    /* recorded as skipped, not as lost to retention */
-    redisReply *r = harness_redis_command(g_redis, "HGET opstream:gaps:%s %s", group,
-                                          "opstream.arrests:0:0-19");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    assert_memory_equal(r->str, "skipped:", 8);
-    freeReplyObject(r);
-    /* skipped, as documented: nothing counted, the stored offset stays */
+    assert_gap_skipped(group);
+    /* skipped, as documented: nothing counted */
     assert_int_equal(redis_int("HGET opstream:{%s}:total %s", OP, "events"), 20);
-    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", group, "opstream.arrests:0"), 20);
 
     /* the recovery is refused while a member is live */
     t = run_tool("opstream-count", group, "earliest");
@@ -205,13 +208,7 @@ static void alert_reports_and_records_offsets_gone_backwards(void **state) {
     }
     s.what = "group regress-alert-run: opstream.arrests [0]";
     assert_true(proc_says(&s));
-    redisReply *r = harness_redis_command(g_redis, "HGET opstream:gaps:%s %s", group,
-                                          "opstream.arrests:0:0-19");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    assert_memory_equal(r->str, "skipped:", 8);
-    freeReplyObject(r);
-    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", group, "opstream.arrests:0"), 20);
+    assert_gap_skipped(group);
     sigterm_exits(p, 0);
     harness_proc_free(p);
 }
@@ -266,49 +263,32 @@ static void says_once_and_waits(harness_proc_t *p, const char *what) {
     assert_int_equal(occurrences(p, "events/s"), 0);
 }
 
-static void first_contact_unreachable_broker(const char *prog) {
-    harness_proc_t *p = spawn_prog(prog, "127.0.0.1:9", g_redis->url, "fc-broker");
+/* The first-contact tests run for both consumers: the program's name is
+ * the test's initial state (see BOTH_CONSUMERS in main). */
+static void names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
+    harness_proc_t *p = spawn_prog(*state, "127.0.0.1:9", g_redis->url, "fc-broker");
     says_once_and_waits(p, "waiting for broker 127.0.0.1:9");
     sigterm_exits(p, 0);
     harness_proc_free(p);
 }
 
-static void first_contact_unreachable_redis(const char *prog) {
+static void names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
     /* the broker assigns; Redis refuses: stuck inside the assignment */
-    harness_proc_t *p = spawn_prog(prog, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
+    harness_proc_t *p =
+        spawn_prog(*state, g_broker->bootstrap, "redis://127.0.0.1:9/0", "fc-redis");
     says_once_and_waits(p, "waiting for Redis redis://127.0.0.1:9/0");
     sigterm_exits(p, 0);
     harness_proc_free(p);
 }
 
-static void count_names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_broker("opstream-count");
-}
-
-static void alert_names_an_unreachable_broker_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_broker("opstream-alert");
-}
-
-static void count_names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_redis("opstream-count");
-}
-
-static void alert_names_an_unreachable_redis_once_and_stops_on_sigterm(void **state) {
-    (void)state;
-    first_contact_unreachable_redis("opstream-alert");
-}
-
 /* Waiting for the group: the broker answers but refuses to coordinate. */
-static void sigterm_while_waiting_for_the_group_stops(const char *prog) {
+static void stops_on_sigterm_while_waiting_for_the_group(void **state) {
     assert_int_equal(harness_broker_command(g_broker,
                                             "push-errors FindCoordinator 60 "
                                             "COORDINATOR_NOT_AVAILABLE COORDINATOR_NOT_AVAILABLE",
                                             NULL, 0),
                      0);
-    harness_proc_t *p = spawn_prog(prog, g_broker->bootstrap, g_redis->url, "fc-group");
+    harness_proc_t *p = spawn_prog(*state, g_broker->bootstrap, g_redis->url, "fc-group");
     struct timespec ts = {2, 0};
     nanosleep(&ts, NULL);
     assert_true(harness_proc_running(p));
@@ -316,16 +296,6 @@ static void sigterm_while_waiting_for_the_group_stops(const char *prog) {
     sigterm_exits(p, 0);
     harness_proc_free(p);
     harness_broker_command(g_broker, "clear-errors FindCoordinator", NULL, 0);
-}
-
-static void count_stops_on_sigterm_while_waiting_for_the_group(void **state) {
-    (void)state;
-    sigterm_while_waiting_for_the_group_stops("opstream-count");
-}
-
-static void alert_stops_on_sigterm_while_waiting_for_the_group(void **state) {
-    (void)state;
-    sigterm_while_waiting_for_the_group_stops("opstream-alert");
 }
 
 /* Redis goes away with a batch pending: the final flush is tried, then the
@@ -361,6 +331,16 @@ static void count_with_redis_gone_stops_on_sigterm_after_the_final_flush_attempt
     harness_redis_free(r);
 }
 
+static char count_prog[] = "opstream-count";
+static char alert_prog[] = "opstream-alert";
+
+/* The test fn twice, named count_<fn> and alert_<fn>, with the program's
+ * name as its initial state. */
+#define BOTH_CONSUMERS(fn)                                                                         \
+    {"count_" #fn, fn, tc_setup, tc_teardown, count_prog}, {                                       \
+        "alert_" #fn, fn, tc_setup, tc_teardown, alert_prog                                        \
+    }
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -370,18 +350,9 @@ int main(void) {
                                         tc_teardown),
         cmocka_unit_test_setup_teardown(alert_reset_offsets_latest_puts_the_group_at_the_end,
                                         tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_names_an_unreachable_broker_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_names_an_unreachable_broker_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_names_an_unreachable_redis_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_names_an_unreachable_redis_once_and_stops_on_sigterm,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(count_stops_on_sigterm_while_waiting_for_the_group,
-                                        tc_setup, tc_teardown),
-        cmocka_unit_test_setup_teardown(alert_stops_on_sigterm_while_waiting_for_the_group,
-                                        tc_setup, tc_teardown),
+        BOTH_CONSUMERS(names_an_unreachable_broker_once_and_stops_on_sigterm),
+        BOTH_CONSUMERS(names_an_unreachable_redis_once_and_stops_on_sigterm),
+        BOTH_CONSUMERS(stops_on_sigterm_while_waiting_for_the_group),
         cmocka_unit_test_setup_teardown(
             count_with_redis_gone_stops_on_sigterm_after_the_final_flush_attempt, tc_setup,
             tc_teardown),

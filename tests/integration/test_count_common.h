@@ -30,6 +30,7 @@
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
 #include "opstream/validate.h"
+#include "test_producer_common.h"
 
 #define TC_HELPER __attribute__((unused)) static
 
@@ -44,21 +45,7 @@
 #define MINUTE_TTL_S 172800LL
 #define HOUR_TTL_S 3024000LL
 
-static harness_broker_t *g_broker;
-static harness_redis_t *g_redis;
-static ops_config_t *g_cfg;
-static rd_kafka_t *g_rk;
-static ops_codec_t *g_codec;
-static int g_dr_failed;
-
 /* ---- set-up --------------------------------------------------------------- */
-
-static void tc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    (void)rk;
-    (void)opaque;
-    if (m->err)
-        g_dr_failed++;
-}
 
 /* One redis-server (AOF, appendfsync always) and one codec for the binary. */
 TC_HELPER int tc_group_setup(void **state) {
@@ -80,7 +67,6 @@ TC_HELPER int tc_group_teardown(void **state) {
 /* Each test: a fresh broker (so no test sees another's messages), an empty
  * Redis and a producer. */
 TC_HELPER int tc_setup(void **state) {
-    char err[256];
     redisReply *r;
 
     (void)state;
@@ -91,22 +77,12 @@ TC_HELPER int tc_setup(void **state) {
     if (r == NULL)
         return -1;
     freeReplyObject(r);
-    g_cfg = ops_config_new();
-    if (g_cfg == NULL ||
-        ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err) != 0)
-        return -1;
-    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
-    g_dr_failed = 0;
-    return g_rk != NULL ? 0 : -1;
+    return tp_producer_start();
 }
 
 TC_HELPER int tc_teardown(void **state) {
     (void)state;
-    if (g_rk != NULL)
-        rd_kafka_destroy(g_rk);
-    g_rk = NULL;
-    ops_config_destroy(g_cfg);
-    g_cfg = NULL;
+    tp_producer_stop();
     harness_broker_free(g_broker);
     g_broker = NULL;
     return 0;
@@ -578,6 +554,51 @@ TC_HELPER void *tc_stream_main(void *arg) {
     }
     ops_codec_destroy(codec);
     return NULL;
+}
+
+/* Fills s with n events of op (number i its source_ref, times within the
+ * two hours before now) to be produced per_tick at a time; not started. */
+TC_HELPER void tc_stream_fill(tc_stream_t *s, const char *op, int n, int per_tick, uint64_t seed,
+                              int64_t now) {
+    uint64_t rng = seed;
+
+    memset(s, 0, sizeof(*s));
+    s->ev = calloc((size_t)n, sizeof(*s->ev));
+    assert_non_null(s->ev);
+    s->n = n;
+    s->per_tick = per_tick;
+    for (int i = 0; i < n; i++)
+        s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
+}
+
+/* Starts producing the events of s in a thread. */
+TC_HELPER void tc_stream_run(tc_stream_t *s) {
+    assert_int_equal(pthread_create(&s->thread, NULL, tc_stream_main, s), 0);
+}
+
+/* Waits for the whole stream, every event handed over and delivered. */
+TC_HELPER void tc_stream_finish(tc_stream_t *s) {
+    pthread_join(s->thread, NULL);
+    assert_int_equal(s->produced, s->n);
+    tc_flush();
+    free(s->ev);
+}
+
+/* Whether the stderr of p so far holds text. */
+TC_HELPER bool tc_stderr_has(harness_proc_t *p, const char *text) {
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, text) != NULL;
+
+    free(err);
+    return yes;
+}
+
+/* harness_wait_until predicate: arg is {harness_proc_t *, const char *};
+ * true once the process's stderr holds the text. */
+TC_HELPER bool tc_says(void *arg) {
+    void **a = arg;
+
+    return tc_stderr_has(a[0], a[1]);
 }
 
 #endif

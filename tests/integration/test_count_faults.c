@@ -22,27 +22,12 @@ typedef tc_stream_t stream_t;
  * (m NULL: the caller models what was produced) and starts producing them. */
 static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int per_tick,
                          uint64_t seed) {
-    uint64_t rng = seed;
     int64_t now = tc_wall_ms();
 
-    memset(s, 0, sizeof(*s));
-    s->ev = calloc((size_t)n, sizeof(*s->ev));
-    assert_non_null(s->ev);
-    s->n = n;
-    s->per_tick = per_tick;
-    for (int i = 0; i < n; i++) {
-        s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
-        if (m != NULL)
-            tc_model_event(m, &s->ev[i], now);
-    }
-    assert_int_equal(pthread_create(&s->thread, NULL, tc_stream_main, s), 0);
-}
-
-static void stream_finish(stream_t *s) {
-    pthread_join(s->thread, NULL);
-    assert_int_equal(s->produced, s->n);
-    tc_flush();
-    free(s->ev);
+    tc_stream_fill(s, op, n, per_tick, seed, now);
+    for (int i = 0; m != NULL && i < n; i++)
+        tc_model_event(m, &s->ev[i], now);
+    tc_stream_run(s);
 }
 
 typedef struct progress {
@@ -57,20 +42,11 @@ static bool offsets_moved(void *arg) {
 }
 
 static bool proc_says_assigned(void *arg) {
-    harness_proc_t *p = arg;
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, "assigned") != NULL;
-
-    free(err);
-    return yes;
+    return tc_stderr_has(arg, "assigned");
 }
 
 static bool proc_says_retrying(void *arg) {
-    char *err = harness_proc_stderr(arg);
-    bool yes = err != NULL && strstr(err, "retrying") != NULL;
-
-    free(err);
-    return yes;
+    return tc_stderr_has(arg, "retrying");
 }
 
 static void kill9_ten_times_during_a_stream_counts_exactly(void **state) {
@@ -135,7 +111,7 @@ static void two_consumers_with_one_leaving_midstream_count_exactly(void **state)
     while (s.produced < s.n / 3)
         nanosleep(&(struct timespec){0, 20000000L}, NULL);
     tc_stop(b);
-    stream_finish(&s);
+    tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     tc_stop(a);
     assert_int_equal(tc_model_compare(&m, true), 0);
@@ -157,7 +133,7 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     assert_int_equal(harness_wait_until(proc_says_retrying, p, 30000), 0);
     assert_true(harness_proc_running(p));
     assert_int_equal(harness_redis_restart(g_redis), 0);
-    stream_finish(&s);
+    tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     char *err = harness_proc_stderr(p);
     assert_non_null(strstr(err, "retrying")); /* it met the dead Redis and said so */
@@ -168,12 +144,7 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
 }
 
 static bool proc_says_batch_not_applied(void *arg) {
-    harness_proc_t *p = arg;
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, "batch not applied") != NULL;
-
-    free(err);
-    return yes;
+    return tc_stderr_has(arg, "batch not applied");
 }
 
 /*
@@ -210,7 +181,7 @@ static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice
     /* A wakes up a zombie and tries its stale batch (at the latest in its
      * final flush when stopped): refused whole, so every count is exact. */
     assert_int_equal(harness_proc_signal(a, SIGCONT), 0);
-    stream_finish(&s);
+    tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     assert_int_equal(harness_proc_stop(a, 20000), 0);
     tc_stop(b);

@@ -38,16 +38,10 @@ typedef tc_stream_t stream_t;
  * rule fires on, counted into *raids. */
 static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int per_tick,
                          uint64_t seed, int raid_every, int *raids) {
-    uint64_t rng = seed;
     int64_t now = tc_wall_ms();
 
-    memset(s, 0, sizeof(*s));
-    s->ev = calloc((size_t)n, sizeof(*s->ev));
-    assert_non_null(s->ev);
-    s->n = n;
-    s->per_tick = per_tick;
+    tc_stream_fill(s, op, n, per_tick, seed, now);
     for (int i = 0; i < n; i++) {
-        s->ev[i] = tc_event(&rng, op, i, now - (int64_t)(tc_rand(&rng) % 7200000ULL));
         if (s->ev[i].kind == OPS_KIND_RESCUE && s->ev[i].count >= 50) {
             s->ev[i].count = 49; /* raids only where the test puts them */
             if (s->ev[i].minors > 49)
@@ -64,28 +58,12 @@ static void stream_start(stream_t *s, tc_model_t *m, const char *op, int n, int 
         }
         tc_model_event(m, &s->ev[i], now);
     }
-    assert_int_equal(pthread_create(&s->thread, NULL, tc_stream_main, s), 0);
+    tc_stream_run(s);
 }
 
 static void stream_wait(stream_t *s, int produced) {
     while (s->produced < produced)
         sleep_ms(20);
-}
-
-static void stream_finish(stream_t *s) {
-    pthread_join(s->thread, NULL);
-    assert_int_equal(s->produced, s->n);
-    tc_flush();
-    free(s->ev);
-}
-
-static bool says(void *arg) {
-    void **a = arg;
-    char *err = harness_proc_stderr(a[0]);
-    bool yes = err != NULL && strstr(err, a[1]) != NULL;
-
-    free(err);
-    return yes;
 }
 
 static int cmp_id(const void *a, const void *b) {
@@ -137,7 +115,7 @@ static void broker_errors_and_leader_down_5s_during_a_stream_count_exactly(void 
     rd_kafka_destroy(g_rk);
     assert_int_equal(
         ops_config_set(g_cfg, "max.in.flight.requests.per.connection", "1", err, sizeof err), 0);
-    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
+    g_rk = ops_kafka_producer_new(g_cfg, tp_dr_cb, NULL, err, sizeof err);
     assert_non_null(g_rk);
     assert_int_equal(harness_broker_command(g_broker, "leader opstream.arrests 0 2", NULL, 0), 0);
     harness_proc_t *p = tc_spawn_count(GROUP, NULL);
@@ -157,7 +135,7 @@ static void broker_errors_and_leader_down_5s_during_a_stream_count_exactly(void 
     sleep_ms(5000);
     snprintf(cmd, sizeof cmd, "broker-up %d", 2);
     assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
-    stream_finish(&s); /* every delivery report ok */
+    tc_stream_finish(&s); /* every delivery report ok */
     assert_int_equal(harness_broker_command(g_broker, "clear-errors Produce", NULL, 0), 0);
     assert_int_equal(tc_wait_consumed(GROUP, 60000), 0);
     tc_stop(p);
@@ -201,7 +179,7 @@ static void count_and_alert_killed_again_and_again_count_exactly_and_alert_once(
             harness_proc_free(procs[i]);
         }
     }
-    stream_finish(&s);
+    tc_stream_finish(&s);
     harness_proc_t *c = tc_spawn_count(GROUP, NULL);
     harness_proc_t *a = tc_spawn_alert(rules);
     assert_non_null(c);
@@ -260,11 +238,11 @@ static void redis_unreachable_for_10s_holds_the_stream_then_counts_exactly(void 
     assert_int_equal(harness_proc_signal(g_redis->proc, SIGSTOP), 0);
     int64_t frozen_at = harness_now_ms();
     void *a[] = {p, "retrying"};
-    assert_int_equal(harness_wait_until(says, a, 15000), 0); /* it holds and says so */
+    assert_int_equal(harness_wait_until(tc_says, a, 15000), 0); /* it holds and says so */
     sleep_ms(10000 - (long)(harness_now_ms() - frozen_at));
     assert_true(harness_proc_running(p));
     assert_int_equal(harness_proc_signal(g_redis->proc, SIGCONT), 0);
-    stream_finish(&s);
+    tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed(GROUP, 60000), 0);
     tc_stop(p);
     assert_int_equal(tc_model_compare(&m, true), 0);
@@ -341,8 +319,8 @@ static void redis_out_of_memory_applies_no_partial_batch_and_resumes_when_raised
     }
     tc_flush();
     void *a[] = {p, "OOM"};
-    assert_int_equal(harness_wait_until(says, a, 30000), 0); /* it holds and says why */
-    long long retries_done = evalsha_calls() + 3;             /* several retries */
+    assert_int_equal(harness_wait_until(tc_says, a, 30000), 0); /* it holds and says why */
+    long long retries_done = evalsha_calls() + 3;               /* several retries */
     assert_int_equal(harness_wait_until(evalsha_calls_reach, &retries_done, 30000), 0);
     assert_true(harness_proc_running(p));
     assert_int_equal(tc_offsets_sum(GROUP), stored);      /* no offset moved */

@@ -39,15 +39,11 @@
 static harness_redis_t *g_redis;
 
 static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_redis = harness_redis_start(false);
-    return g_redis != NULL ? 0 : -1;
+    return harness_group_setup_redis(state, &g_redis);
 }
 
 static int group_teardown(void **state) {
-    harness_redis_free(g_redis);
-    return harness_group_teardown(state);
+    return harness_group_teardown_redis(state, &g_redis);
 }
 
 /* A 127.0.0.1 port where nothing listens: bound, then closed. */

@@ -64,9 +64,16 @@ static bool pid_gone(void *arg) {
     return gone;
 }
 
-/* Runs this binary in `mode` with its own TMPDIR under ours; returns the
- * pid of the child it started, and its exit code in *codep. */
-static pid_t run_selftest(const char *mode, const char *tmpdir, int *codep) {
+typedef struct selftest {
+    char tmpdir[HARNESS_PATH_MAX]; /* its TMPDIR, "<mode>-tmp" under ours */
+    int code;                      /* its exit code */
+    pid_t pid;                     /* the child it started */
+} selftest_t;
+
+/* Runs this binary in `mode` with its own TMPDIR under ours. */
+static selftest_t run_selftest(const char *mode) {
+    selftest_t t = {.code = -1};
+    char name[64];
     char pidfile[HARNESS_PATH_MAX], env_mode[64], env_pid[HARNESS_PATH_MAX + 32],
         env_tmp[HARNESS_PATH_MAX + 16];
     const char *argv[] = {NULL, NULL};
@@ -77,54 +84,45 @@ static pid_t run_selftest(const char *mode, const char *tmpdir, int *codep) {
     char exe[HARNESS_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     char *text;
-    pid_t pid;
 
     assert_true(n > 0);
     exe[n] = '\0';
     argv[0] = exe;
-    assert_int_equal(mkdir(tmpdir, 0755), 0);
+    snprintf(name, sizeof(name), "%s-tmp", mode);
+    assert_int_equal(harness_path(t.tmpdir, sizeof(t.tmpdir), name), 0);
+    assert_int_equal(mkdir(t.tmpdir, 0755), 0);
     assert_int_equal(harness_path(pidfile, sizeof(pidfile), "selftest.pid"), 0);
     snprintf(env_mode, sizeof(env_mode), "%s=%s", MODE_ENV, mode);
     snprintf(env_pid, sizeof(env_pid), "%s=%s", PIDFILE_ENV, pidfile);
-    snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", tmpdir);
+    snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", t.tmpdir);
     p = harness_spawn(argv, env, 0);
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 20000), 0);
-    *codep = harness_proc_exit_code(p);
+    t.code = harness_proc_exit_code(p);
     harness_proc_free(p);
     text = harness_read_file(pidfile, NULL);
     assert_non_null(text);
-    pid = (pid_t)atoi(text);
+    t.pid = (pid_t)atoi(text);
     free(text);
-    assert_true(pid > 0);
-    return pid;
+    assert_true(t.pid > 0);
+    return t;
 }
 
 static void test_children_die_when_the_test_binary_aborts(void **state) {
-    char tmpdir[HARNESS_PATH_MAX];
-    int code = -1;
-    pid_t pid;
-
     (void)state;
-    assert_int_equal(harness_path(tmpdir, sizeof(tmpdir), "abort-tmp"), 0);
-    pid = run_selftest("abort", tmpdir, &code);
-    assert_int_equal(code, 128 + SIGABRT);
-    assert_int_equal(harness_wait_until(pid_gone, &pid, 5000), 0);
+    selftest_t t = run_selftest("abort");
+    assert_int_equal(t.code, 128 + SIGABRT);
+    assert_int_equal(harness_wait_until(pid_gone, &t.pid, 5000), 0);
 }
 
 static void test_exit_kills_children_and_removes_the_temp_dir(void **state) {
-    char tmpdir[HARNESS_PATH_MAX];
-    int code = -1;
-    pid_t pid;
-
     (void)state;
-    assert_int_equal(harness_path(tmpdir, sizeof(tmpdir), "exit-tmp"), 0);
-    pid = run_selftest("exit", tmpdir, &code);
-    assert_int_equal(code, 3);
-    assert_true(pid_gone(&pid));
+    selftest_t t = run_selftest("exit");
+    assert_int_equal(t.code, 3);
+    assert_true(pid_gone(&t.pid));
     /* Its opstream-test.* dir was removed by the atexit handler: only the
      * empty TMPDIR we gave it is left, so rmdir succeeds. */
-    assert_int_equal(rmdir(tmpdir), 0);
+    assert_int_equal(rmdir(t.tmpdir), 0);
 }
 
 static void test_stop_escalates_to_sigkill_when_sigterm_is_ignored(void **state) {

@@ -337,7 +337,7 @@ static void oversized_4mib_message_goes_to_the_dlq_cut_and_marked(void **state) 
     assert_int_equal(ops_config_set(cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err),
                      0);
     assert_int_equal(ops_config_set(cfg, "message.max.bytes", "12000000", err, sizeof err), 0);
-    rk = ops_kafka_producer_new(cfg, tc_dr_cb, NULL, err, sizeof err);
+    rk = ops_kafka_producer_new(cfg, tp_dr_cb, NULL, err, sizeof err);
     assert_non_null(rk);
     assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("opstream.arrests"),
                                        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY("big", 3),

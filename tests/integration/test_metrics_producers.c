@@ -105,21 +105,9 @@ static void produce_counts_delivered_and_rejected_records_while_it_runs(void **s
 
 static void simulate_counts_deliveries_while_it_runs(void **state) {
     (void)state;
-    const char *argv[] = {"opstream-simulate",
-                          "-b",
-                          g_broker->bootstrap,
-                          "--operation",
-                          "SIM-MET",
-                          "--rate",
-                          "200",
-                          "--events",
-                          "1000000",
-                          "--metrics",
-                          "127.0.0.1:0",
-                          NULL};
-    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    int port;
+    harness_proc_t *p = mc_spawn_simulate(g_broker->bootstrap, "SIM-MET", &port);
     assert_non_null(p);
-    int port = mc_port(p, 15000);
     assert_true(port > 0);
     assert_true(mc_wait_sample(port, "opstream_produced_total{result=\"delivered\"}", 100, 30000) >=
                 100);

@@ -34,33 +34,28 @@ static bool query_has(void *arg) {
     return ps_query(w->prom, w->promql, &w->sum) >= w->min_samples;
 }
 
-static void producer_rate_is_scraped_and_queryable(void **state) {
-    char target[64];
-    (void)state;
-    const char *argv[] = {"opstream-simulate",
-                          "-b",
-                          g_broker->bootstrap,
-                          "--operation",
-                          "PROM-SIM",
-                          "--rate",
-                          "200",
-                          "--events",
-                          "1000000",
-                          "--metrics",
-                          "127.0.0.1:0",
-                          NULL};
-    harness_proc_t *sim = harness_spawn(argv, NULL, 0);
-    assert_non_null(sim);
-    int port = mc_port(sim, 15000);
-    assert_true(port > 0);
-    snprintf(target, sizeof target, "opstream-simulate=127.0.0.1:%d", port);
+/* A Prometheus scraping the metrics on port as job, once it reports the
+ * target up (up == 1). */
+static prom_server_t *prom_scraping(const char *job, int port) {
+    char target[64], up_query[128];
+    snprintf(target, sizeof target, "%s=127.0.0.1:%d", job, port);
     const char *targets[] = {target, NULL};
     prom_server_t *prom = ps_start(targets);
     assert_non_null(prom);
-
-    /* Scraped: up is 1. */
-    query_wait_t up = {prom, "up{job=\"opstream-simulate\"} == 1", 1, 0};
+    snprintf(up_query, sizeof up_query, "up{job=\"%s\"} == 1", job);
+    query_wait_t up = {prom, up_query, 1, 0};
     assert_int_equal(harness_wait_until(query_has, &up, 30000), 0);
+    return prom;
+}
+
+static void producer_rate_is_scraped_and_queryable(void **state) {
+    (void)state;
+    int port;
+    harness_proc_t *sim = mc_spawn_simulate(g_broker->bootstrap, "PROM-SIM", &port);
+    assert_non_null(sim);
+    assert_true(port > 0);
+    /* Scraped: up is 1. */
+    prom_server_t *prom = prom_scraping("opstream-simulate", port);
     /* The delivered rate over the last scrapes is above zero. */
     query_wait_t rate = {
         prom,
@@ -81,7 +76,6 @@ static void producer_rate_is_scraped_and_queryable(void **state) {
 }
 
 static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
-    char target[64];
     (void)state;
     const char *count_argv[] = {
         "opstream-count", "-b",        g_broker->bootstrap, "--redis", g_redis->url, "-g",
@@ -90,12 +84,7 @@ static void counting_rate_and_lag_as_prometheus_sees_them(void **state) {
     assert_non_null(count);
     int port = mc_port(count, 15000);
     assert_true(port > 0);
-    snprintf(target, sizeof target, "opstream-count=127.0.0.1:%d", port);
-    const char *targets[] = {target, NULL};
-    prom_server_t *prom = ps_start(targets);
-    assert_non_null(prom);
-    query_wait_t up = {prom, "up{job=\"opstream-count\"} == 1", 1, 0};
-    assert_int_equal(harness_wait_until(query_has, &up, 30000), 0);
+    prom_server_t *prom = prom_scraping("opstream-count", port);
 
     /* Load: a simulated operation at 400 events/s until the rate shows. */
     const char *sim_argv[] = {"opstream-simulate",

@@ -272,14 +272,10 @@ static int setup_broker_and_producer(void) {
     char err[256];
 
     g_broker = harness_broker_start(NULL);
-    g_cfg = ops_config_new();
     g_codec = ops_codec_new(NULL, err, sizeof err);
-    if (g_broker == NULL || g_cfg == NULL || g_codec == NULL ||
-        ops_config_set(g_cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err) != 0)
+    if (g_broker == NULL || g_codec == NULL)
         return -1;
-    g_rk = ops_kafka_producer_new(g_cfg, tc_dr_cb, NULL, err, sizeof err);
-    g_dr_failed = 0;
-    return g_rk != NULL ? 0 : -1;
+    return tp_producer_start();
 }
 
 static long long hget_ll(const char *key, const char *field) {

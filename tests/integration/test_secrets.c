@@ -55,15 +55,6 @@ static void write_secret(const char *name, const char *secret, char *path, size_
     assert_int_equal(chmod(path, 0600), 0);
 }
 
-static bool says(void *arg) {
-    void **a = arg;
-    char *err = harness_proc_stderr(a[0]);
-    bool yes = err != NULL && strstr(err, a[1]) != NULL;
-
-    free(err);
-    return yes;
-}
-
 static void redis_password_file_keeps_the_password_out_of_the_process_list(void **state) {
     char pass_file[HARNESS_PATH_MAX], env[HARNESS_PATH_MAX + 40], url[128];
     uint64_t rng = 5;
@@ -110,7 +101,7 @@ static void wrong_redis_password_is_reported_without_echoing_it(void **state) {
     harness_proc_t *p = harness_spawn(argv, envv, 0);
     assert_non_null(p);
     void *a[] = {p, "WRONGPASS"};
-    assert_int_equal(harness_wait_until(says, a, 30000), 0); /* Redis's refusal, passed on */
+    assert_int_equal(harness_wait_until(tc_says, a, 30000), 0); /* Redis's refusal, passed on */
     assert_not_in_process(p, WRONG_PASS);
     assert_int_equal(tc_offsets_sum("opstream-count"), 0); /* nothing written */
     harness_proc_stop(p, 20000);
@@ -174,7 +165,7 @@ static void sasl_password_file_keeps_the_password_out_of_the_process_list(void *
     harness_proc_t *p = harness_spawn(argv, envv, 0);
     assert_non_null(p);
     void *a[] = {p, "SASL"}; /* it tried to authenticate */
-    assert_int_equal(harness_wait_until(says, a, 30000), 0);
+    assert_int_equal(harness_wait_until(tc_says, a, 30000), 0);
     assert_not_in_process(p, SASL_PASS);
     harness_proc_stop(p, 20000);
     harness_proc_free(p);
