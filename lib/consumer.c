@@ -25,6 +25,7 @@
 #include "opstream/keys.h"
 #include "opstream/redis.h"
 #include "opstream/validate.h"
+#include "opstream/clock.h"
 #include "err_priv.h"
 
 #define DLQ_FLUSH_MS 10000
@@ -198,24 +199,6 @@ struct ops_consumer {
     int64_t last_status;
 };
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool stop_asked(const ops_consumer_t *c) {
     return c->stopping || (c->o.stop != NULL && *c->o.stop);
 }
@@ -237,10 +220,10 @@ static void say(const ops_consumer_t *c, ops_consumer_level_t level, const char 
 
 /* Sleeps up to ms in small steps, returning early on a stop. */
 static void nap(const ops_consumer_t *c, int ms) {
-    int64_t until = mono_ms() + ms;
+    int64_t until = ops_clock_mono_ms() + ms;
     while (!stop_asked(c)) {
         ops_health_beat(c->o.health); /* waiting on purpose is being alive */
-        int64_t left = until - mono_ms();
+        int64_t left = until - ops_clock_mono_ms();
         if (left <= 0)
             break;
         struct timespec ts = {0, (long)(left < 50 ? left : 50) * 1000000L};
@@ -260,7 +243,7 @@ static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
         say(c, OPS_CONSUMER_LOG_DEBUG, "%s: %s", what, err);
     }
     c->backoff_ms = ops_consumer_backoff_next(c->backoff_ms);
-    c->retry_at = mono_ms() + c->backoff_ms;
+    c->retry_at = ops_clock_mono_ms() + c->backoff_ms;
 }
 
 static void redis_ok(ops_consumer_t *c) {
@@ -427,7 +410,7 @@ static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const
  * list its members. Best effort: a Redis outage is handled by the step. */
 static void heartbeat(ops_consumer_t *c, bool leaving) {
     char key[OPS_KEY_MAX], val[32], err[256];
-    int64_t now = mono_ms();
+    int64_t now = ops_clock_mono_ms();
 
     if (!leaving && now < c->beat_at)
         return;
@@ -445,7 +428,7 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
         }
         return;
     }
-    snprintf(val, sizeof(val), "%" PRId64, wall_ms() + OPS_CONSUMER_MEMBER_TTL_MS);
+    snprintf(val, sizeof(val), "%" PRId64, ops_clock_wall_ms() + OPS_CONSUMER_MEMBER_TTL_MS);
     if (aux_hset(c, key, c->member, val, err, sizeof(err)) < 0) {
         /* first contact: Redis is named before any batch needs it */
         snprintf(c->redis_err, sizeof(c->redis_err), "%s", err);
@@ -524,7 +507,7 @@ static int reload_and_seek(ops_consumer_t *c) {
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (rc != 0)
-        c->retry_at = mono_ms() + OPS_CONSUMER_BACKOFF_MAX_MS;
+        c->retry_at = ops_clock_mono_ms() + OPS_CONSUMER_BACKOFF_MAX_MS;
     c->need_reload = rc != 0;
     return rc;
 }
@@ -544,7 +527,8 @@ static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
     }
     ops_counter_pending_gaps(c->batch, gaps, n);
     for (size_t i = 0; i < n; i++) {
-        int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], wall_ms(), err, errsize);
+        int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], ops_clock_wall_ms(), err,
+                                             errsize);
         if (r < 0)
             goto cleanup;
         if (r == 1) {
@@ -599,12 +583,15 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         return OPS_COUNTER_STEP_FAILED;
     }
     events = ops_counter_pending_events(c->batch);
-    int64_t step_start = mono_us();
+    int64_t step_start = ops_clock_mono_us();
     if (c->h.apply != NULL)
-        step = c->h.apply(c->h.opaque, c->store, c->batch, wall_ms(), &seen, err, sizeof err);
+        step = c->h.apply(c->h.opaque, c->store, c->batch, ops_clock_wall_ms(), &seen, err,
+                          sizeof err);
     else
-        step = ops_counter_redis_apply(c->store, c->batch, wall_ms(), &seen, err, sizeof err);
-    ops_consumer_metrics_step(&c->cm, c->batch, (double)(mono_us() - step_start) / 1e6, step);
+        step = ops_counter_redis_apply(c->store, c->batch, ops_clock_wall_ms(), &seen, err,
+                                       sizeof err);
+    ops_consumer_metrics_step(&c->cm, c->batch, (double)(ops_clock_mono_us() - step_start) / 1e6,
+                              step);
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         c->st.events += events - seen;
@@ -632,7 +619,7 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         redis_failing(c, true);
         say(c, OPS_CONSUMER_LOG_ERROR, "ERROR: %s", err);
         c->backoff_ms = ops_consumer_backoff_next(c->backoff_ms);
-        c->retry_at = mono_ms() + c->backoff_ms;
+        c->retry_at = ops_clock_mono_ms() + c->backoff_ms;
         break;
     }
     return step;
@@ -708,7 +695,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * dedupe id) is refused like an undecodable one, by the same function the
  * producer uses, so producer and consumers never disagree. */
 static int check_event(const ops_consumer_t *c, const ops_event_t *ev, char *err, size_t errsize) {
-    return ops_event_validate(ev, &c->limits, wall_ms(), err, errsize);
+    return ops_event_validate(ev, &c->limits, ops_clock_wall_ms(), err, errsize);
 }
 
 /* Decodes and checks one message; on failure *reason is its DLQ reason
@@ -749,7 +736,7 @@ static void regressed(ops_consumer_t *c, rpart_t *rp, int64_t offset) {
     snprintf(key, sizeof(key), "opstream:gaps:%s", c->group);
     snprintf(field, sizeof(field), "%s:%d:%" PRId64 "-%" PRId64, rp->topic, (int)rp->partition,
              from, to);
-    ops_consumer_gap_value_skipped(wall_ms(), val, sizeof(val));
+    ops_consumer_gap_value_skipped(ops_clock_wall_ms(), val, sizeof(val));
     if (aux_hset(c, key, field, val, err, sizeof(err)) < 0) {
         /* not recorded: come back to it from the stored offset */
         redis_failed(c, "recording skipped offsets", err);
@@ -851,7 +838,7 @@ static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
     }
     if ((r == OPS_COUNTER_ADDED || r == OPS_COUNTER_SKIPPED || r == OPS_COUNTER_DUPLICATE) &&
         ops_counter_pending(c->batch) == 1)
-        c->batch_started = mono_ms();
+        c->batch_started = ops_clock_mono_ms();
 }
 
 /* Consumer lag from the watermarks librdkafka caches from fetch responses
@@ -985,7 +972,7 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                sizeof(c->redis_shown));
     gethostname(host, sizeof(host) - 1);
     snprintf(c->member, sizeof(c->member), "%s:%ld:%lld", host, (long)getpid(),
-             (long long)wall_ms());
+             (long long)ops_clock_wall_ms());
     copts.max_message_bytes = (size_t)ops_config_get_int(opts->cfg, "opstream.max.message.bytes");
     kopts.group = c->group;
     kopts.max_events = opts->batch_max;
@@ -1055,13 +1042,13 @@ void ops_consumer_get_stats(const ops_consumer_t *c, ops_consumer_stats_t *st) {
 /* Final flush after a stop: retried for shutdown_flush_ms; what is not
  * written is not lost, it is consumed again from the stored offsets. */
 static int final_flush(ops_consumer_t *c) {
-    int64_t deadline = mono_ms() + c->o.shutdown_flush_ms;
+    int64_t deadline = ops_clock_mono_ms() + c->o.shutdown_flush_ms;
 
     for (;;) {
         ops_counter_step_t s = flush_batch(c);
         if (s == OPS_COUNTER_STEP_APPLIED || s == OPS_COUNTER_STEP_FENCED)
             return 0; /* written, or another consumer owns it */
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - ops_clock_mono_ms();
         if (left <= 0)
             break;
         rd_kafka_poll(c->rk, (int)(left < c->backoff_ms ? left : c->backoff_ms));
@@ -1101,9 +1088,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
     ops_consumer_exit_t rc = OPS_CONSUMER_STOPPED;
     const ops_consumer_options_t *o = &c->o;
 
-    c->started = c->last_status = mono_ms();
+    c->started = c->last_status = ops_clock_mono_ms();
     while (!stop_asked(c)) {
-        int64_t now = mono_ms();
+        int64_t now = ops_clock_mono_ms();
         int timeout = 100;
         if (ops_counter_pending(c->batch) > 0) {
             int64_t due = c->batch_started + o->flush_ms - now;
@@ -1132,7 +1119,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
             drained = m == NULL;
         }
         ops_dlq_poll(c->dlq);
-        now = mono_ms();
+        now = ops_clock_mono_ms();
         char ferr[512];
         if (rd_kafka_fatal_error(c->rk, ferr, sizeof ferr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             say(c, OPS_CONSUMER_LOG_ERROR, "kafka: fatal error: %s", ferr);
@@ -1163,7 +1150,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
     }
     if (final_flush(c) != 0 && rc == OPS_CONSUMER_STOPPED)
         rc = OPS_CONSUMER_UNFLUSHED;
-    status_line(c, mono_ms(), true);
+    status_line(c, ops_clock_mono_ms(), true);
     heartbeat(c, true);
     return rc;
 }
@@ -1179,7 +1166,7 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
     int64_t *high = NULL;
-    int64_t deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : INT64_MAX;
+    int64_t deadline = timeout_ms > 0 ? ops_clock_mono_ms() + timeout_ms : INT64_MAX;
     int step_ms = timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000;
     /* a reader with assign(): librdkafka wants a group.id, nothing is
      * ever committed under it */
@@ -1190,7 +1177,7 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
         goto cleanup;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    while (mono_ms() < deadline && !(stop != NULL && *stop)) {
+    while (ops_clock_mono_ms() < deadline && !(stop != NULL && *stop)) {
         err = rd_kafka_metadata(rk, 0, rkt, &md, step_ms < 1000 ? step_ms : 1000);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0)
             break;
@@ -1203,8 +1190,7 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
     rd_kafka_topic_destroy(rkt);
     char bs[512] = "";
     size_t bs_size = sizeof(bs);
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bs, &bs_size) !=
-        RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bs, &bs_size) != RD_KAFKA_CONF_OK)
         bs[0] = '\0';
     if (md == NULL) {
         if (stop != NULL && *stop)
@@ -1213,12 +1199,11 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
             ops_err_format(errstr, errstr_size, "cannot reach the brokers at %s within %d s (%s)",
                            bs, (timeout_ms + 999) / 1000, rd_kafka_err2str(err));
         else
-            ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic,
-                           rd_kafka_err2str(err));
+            ops_err_format(errstr, errstr_size, "metadata of %s: %s", topic, rd_kafka_err2str(err));
         goto cleanup;
     }
     if (timeout_ms > 0)
-        deadline = mono_ms() + timeout_ms; /* the brokers answered */
+        deadline = ops_clock_mono_ms() + timeout_ms; /* the brokers answered */
     int np = md->topics[0].partition_cnt;
     parts = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
     high = calloc((size_t)(np > 0 ? np : 1), sizeof(*high));
@@ -1233,13 +1218,13 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
         /* asked in short steps: a stop is honoured at once, and a broker
          * that went away is given up on at the deadline */
         for (;;) {
-            int64_t asked = mono_ms();
+            int64_t asked = ops_clock_mono_ms();
             int64_t left = deadline - asked;
             int wait_ms = left < 500 ? (int)(left > 0 ? left : 1) : 500;
             err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, wait_ms);
-            if (!broker_error(err) || mono_ms() >= deadline || (stop != NULL && *stop))
+            if (!broker_error(err) || ops_clock_mono_ms() >= deadline || (stop != NULL && *stop))
                 break;
-            if (mono_ms() - asked < 100) /* refused at once: no busy loop */
+            if (ops_clock_mono_ms() - asked < 100) /* refused at once: no busy loop */
                 nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
         }
         if (stop != NULL && *stop) {
@@ -1278,7 +1263,7 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
             ops_err_format(errstr, errstr_size, "reading %s: interrupted", topic);
             goto cleanup;
         }
-        if (mono_ms() >= deadline) {
+        if (ops_clock_mono_ms() >= deadline) {
             ops_err_format(errstr, errstr_size,
                            "reading %s: no answer from the brokers at %s for %d s", topic, bs,
                            (timeout_ms + 999) / 1000);
@@ -1288,7 +1273,7 @@ int ops_consumer_read_to_end(const ops_config_t *cfg, const char *topic,
         if (m == NULL)
             continue;
         if (timeout_ms > 0)
-            deadline = mono_ms() + timeout_ms; /* progress: the limit is on silence */
+            deadline = ops_clock_mono_ms() + timeout_ms; /* progress: the limit is on silence */
         int idx = -1;
         for (int i = 0; i < np; i++)
             if (md->topics[0].partitions[i].id == m->partition)
@@ -1372,7 +1357,7 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
         return -1;
     }
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (ops_consumer_member_live(r->element[i + 1]->str, wall_ms())) {
+        if (ops_consumer_member_live(r->element[i + 1]->str, ops_clock_wall_ms())) {
             ops_err_format(errstr, errstr_size,
                            "group %s has a live member (%s, in %s); stop every member first", group,
                            r->element[i]->str, key);

@@ -5,6 +5,7 @@
  */
 #include "opstream/consumer_metrics.h"
 #include "opstream/consumer.h"
+#include "opstream/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,6 @@
 
 #define ASK_TIMEOUT_MS 200 /* one watermark query */
 #define ASK_BUDGET_MS 1000 /* all of them, per update */
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *const REASONS[OPS_CONSUMER_METRICS_REASONS] = {
     "magic",     "unknown_schema", "truncated", "malformed",
@@ -214,10 +209,10 @@ int64_t ops_consumer_metrics_lag(ops_consumer_metrics_t *cm, rd_kafka_t *rk, boo
         if (ask_broker && asked_ms < ASK_BUDGET_MS) {
             /* paused partitions are not fetched: their cached high
              * watermark stands still while the log grows */
-            int64_t t0 = mono_ms();
+            int64_t t0 = ops_clock_mono_ms();
             e = rd_kafka_query_watermark_offsets(rk, l->elems[i].topic, l->elems[i].partition, &lo,
                                                  &hi, ASK_TIMEOUT_MS);
-            asked_ms += (int)(mono_ms() - t0);
+            asked_ms += (int)(ops_clock_mono_ms() - t0);
         }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             e = rd_kafka_get_watermark_offsets(rk, l->elems[i].topic, l->elems[i].partition, &lo,

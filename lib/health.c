@@ -4,6 +4,7 @@
  * read by the HTTP endpoint's thread for /healthz and /readyz.
  */
 #include "opstream/health.h"
+#include "opstream/clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,12 +20,6 @@ struct ops_health {
     char reason[OPS_HEALTH_REASON_MAX]; /* "" = ready */
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 ops_health_t *ops_health_new(int stall_ms) {
     ops_health_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -34,7 +29,7 @@ ops_health_t *ops_health_new(int stall_ms) {
         return NULL;
     }
     h->stall_ms = stall_ms != 0 ? stall_ms : OPS_HEALTH_DEFAULT_STALL_MS;
-    atomic_init(&h->last_beat_ms, now_ms());
+    atomic_init(&h->last_beat_ms, ops_clock_mono_ms());
     snprintf(h->reason, sizeof h->reason, "starting");
     return h;
 }
@@ -48,7 +43,7 @@ void ops_health_destroy(ops_health_t *h) {
 
 void ops_health_beat(ops_health_t *h) {
     if (h)
-        atomic_store_explicit(&h->last_beat_ms, now_ms(), memory_order_relaxed);
+        atomic_store_explicit(&h->last_beat_ms, ops_clock_mono_ms(), memory_order_relaxed);
 }
 
 void ops_health_set_ready(ops_health_t *h, const char *reason) {
@@ -77,7 +72,7 @@ bool ops_health_live(ops_health_t *h, char *reason, size_t size) {
     if (!h)
         return true;
     return ops_health_check_live(atomic_load_explicit(&h->last_beat_ms, memory_order_relaxed),
-                                 now_ms(), h->stall_ms, reason, size);
+                                 ops_clock_mono_ms(), h->stall_ms, reason, size);
 }
 
 bool ops_health_ready(ops_health_t *h, char *reason, size_t size) {

@@ -18,6 +18,7 @@
 #include "opstream/codec.h"
 #include "opstream/kafka.h"
 #include "opstream/metrics.h"
+#include "opstream/clock.h"
 
 #define DEFAULT_MAX_IN_FLIGHT 8192
 #define DEFAULT_MAX_RECREATE 3
@@ -60,18 +61,12 @@ struct ops_produce {
     int64_t connect_by_ms; /* monotonic deadline for reaching a broker */
     ops_produce_stats_t st;
     ops_metrics_produced_t m; /* opstream_produced_total: delivered, failed */
-    unsigned unserved; /* sends since the last serve */
-    char brokers[256]; /* bootstrap.servers, for messages */
+    unsigned unserved;        /* sends since the last serve */
+    char brokers[256];        /* bootstrap.servers, for messages */
     char last_error[512];
     char fatal_reason[512];
     unsigned char frame[OPS_CODEC_MAX_FRAME];
 };
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void notice(ops_produce_t *p, const char *fmt, ...) {
     char msg[768];
@@ -198,7 +193,7 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
     snprintf(p->brokers, sizeof(p->brokers), "%s", bs ? bs : "");
     int64_t connect_s = ops_config_get_int(cfg, "opstream.connect.timeout.s");
     p->connect_s = connect_s > 0 ? (int)connect_s : DEFAULT_CONNECT_TIMEOUT_S;
-    p->connect_by_ms = mono_ms() + (int64_t)p->connect_s * 1000;
+    p->connect_by_ms = ops_clock_mono_ms() + (int64_t)p->connect_s * 1000;
 
     p->n_slots = p->opts.max_in_flight;
     p->slots = calloc(p->n_slots, sizeof(*p->slots));
@@ -272,9 +267,8 @@ static rd_kafka_topic_t *kind_topic(ops_produce_t *p, ops_kind_t kind, char *err
  * own queue is full. Returns the produce error (0 when queued). */
 static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errstr,
                                         size_t errstr_size) {
-    rd_kafka_topic_t *rkt = (int)s->ev.kind >= 0 && s->ev.kind < OPS_KIND_COUNT
-                                ? p->rkt[s->ev.kind]
-                                : NULL;
+    rd_kafka_topic_t *rkt =
+        (int)s->ev.kind >= 0 && s->ev.kind < OPS_KIND_COUNT ? p->rkt[s->ev.kind] : NULL;
     size_t len = 0;
     rd_kafka_resp_err_t err;
 
@@ -292,10 +286,10 @@ static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errst
         flags = 0; /* the slot holds it until the delivery report */
     }
     for (;;) {
-        err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
-            RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_OPAQUE(s),
-            RD_KAFKA_V_END);
+        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+                                RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
+                                RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(flags),
+                                RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || aborted(p))
             break;
         rd_kafka_poll(p->rk, POLL_MS);
@@ -391,7 +385,7 @@ static void serve(ops_produce_t *p, int timeout_ms) {
      * records or not. */
     if (!p->reached && rd_kafka_controllerid(p->rk, 0) >= 0)
         p->reached = 1;
-    if (!p->reached && !p->dead && mono_ms() >= p->connect_by_ms)
+    if (!p->reached && !p->dead && ops_clock_mono_ms() >= p->connect_by_ms)
         give_up_connecting(p);
 }
 
@@ -454,11 +448,11 @@ void ops_produce_poll(ops_produce_t *p, int timeout_ms) {
 /* rd_kafka_flush in short steps so that an abort is noticed and a fatal
  * error is recovered from while waiting. */
 int ops_produce_flush(ops_produce_t *p, int timeout_ms) {
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : ops_clock_mono_ms() + timeout_ms;
     while (p->st.in_flight > 0) {
         if (aborted(p))
             return -1;
-        if (deadline >= 0 && mono_ms() >= deadline)
+        if (deadline >= 0 && ops_clock_mono_ms() >= deadline)
             return -1;
         rd_kafka_flush(p->rk, POLL_MS);
         serve(p, 0);
@@ -475,12 +469,12 @@ int ops_produce_finish(ops_produce_t *p, int grace_ms, void (*tick)(void *opaque
         if (tick != NULL)
             tick(p->opts.opaque);
         if (stopped(p) && stop_by < 0) {
-            stop_by = mono_ms() + grace_ms;
+            stop_by = ops_clock_mono_ms() + grace_ms;
             if (p->st.in_flight > 0 && !aborted(p))
                 notice(p, "interrupted: waiting up to %d ms for %llu records to be confirmed",
                        grace_ms, (unsigned long long)p->st.in_flight);
         }
-        if (aborted(p) || (stop_by >= 0 && mono_ms() >= stop_by)) {
+        if (aborted(p) || (stop_by >= 0 && ops_clock_mono_ms() >= stop_by)) {
             ops_produce_abandon(p, "interrupted before delivery was confirmed");
             return 1;
         }

@@ -30,24 +30,13 @@
 #include "opstream/keys.h"
 #include "opstream/observe.h"
 #include "opstream/redis.h"
+#include "opstream/clock.h"
 #include "startup.h"
 
 #define PROG "opstream-alert"
 #define READBACK_MS 30000
 
 static volatile sig_atomic_t g_stop;
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms) {
     while (ms > 0 && !g_stop) {
@@ -135,9 +124,9 @@ static redisContext *redis_get(alerter_t *al) {
     al->redis = ops_redis_connect(ops_config_get(al->opts->cfg, "opstream.redis.url"),
                                   ops_config_get(al->opts->cfg, "opstream.redis.password.file"),
                                   5000, err, sizeof(err));
-    if (al->redis == NULL && mono_ms() - al->last_redis_log_ms >= 5000) {
+    if (al->redis == NULL && ops_clock_mono_ms() - al->last_redis_log_ms >= 5000) {
         logmsg("%s (retrying)", err);
-        al->last_redis_log_ms = mono_ms();
+        al->last_redis_log_ms = ops_clock_mono_ms();
     }
     return al->redis;
 }
@@ -212,7 +201,7 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
     bool by_time = false;
     if (times != NULL && span > 0) {
         for (int i = 0; i < times->cnt; i++)
-            times->elems[i].offset = wall_ms() - span - OPS_MINUTE_MS;
+            times->elems[i].offset = ops_clock_wall_ms() - span - OPS_MINUTE_MS;
         by_time = rd_kafka_offsets_for_times(rk, times, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -265,7 +254,7 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
  * when stopping, with the message not passed. */
 static int emit(alerter_t *al, const ops_alert_t *a) {
     char err[512];
-    int64_t t0 = mono_ms();
+    int64_t t0 = ops_clock_mono_ms();
     bool published = false;
 
     while (!ops_idset_has(&al->published, a->alert_id)) {
@@ -290,7 +279,7 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
             1);
         logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
                ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
-               a->has_country ? a->country : "", mono_ms() - t0, a->summary);
+               a->has_country ? a->country : "", ops_clock_mono_ms() - t0, a->summary);
     } else {
         al->n_already++;
     }
@@ -319,8 +308,8 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
 
     if (t != NULL && m->offset <= t->fed) /* fed and handled before a rebalance */
         return ops_counter_add_skip(batch, m->topic, m->partition, m->offset);
-    int n = ops_rule_engine_process(al->eng, ev, wall_ms(), al->alerts, al->max_alerts, err,
-                                    sizeof(err));
+    int n = ops_rule_engine_process(al->eng, ev, ops_clock_wall_ms(), al->alerts, al->max_alerts,
+                                    err, sizeof(err));
     if (n < 0)
         logmsg("%s [%" PRId32 "] offset %" PRId64 ": %s", m->topic, m->partition, m->offset, err);
     for (int i = 0; i < n && (size_t)i < al->max_alerts; i++) {
@@ -344,7 +333,7 @@ static void on_replay(void *opaque, const ops_consumer_msg_t *m, const ops_event
 
     if (t != NULL && m->offset <= t->fed)
         return;
-    if (ops_rule_engine_process(al->eng, ev, wall_ms(), NULL, 0, err, sizeof(err)) < 0)
+    if (ops_rule_engine_process(al->eng, ev, ops_clock_wall_ms(), NULL, 0, err, sizeof(err)) < 0)
         logmsg("%s [%" PRId32 "] offset %" PRId64 ": %s", m->topic, m->partition, m->offset, err);
     if (t != NULL)
         t->fed = m->offset;

@@ -24,6 +24,7 @@
 #include "opstream/idset.h"
 #include "opstream/kafka.h"
 #include "opstream/validate.h"
+#include "opstream/clock.h"
 #include "startup.h"
 
 #define PROG "opstream-alerts"
@@ -153,19 +154,13 @@ static int print_record(const rd_kafka_message_t *m, void *opaque) {
                 m->partition, m->offset);
     } else if (ops_codec_decode_alert(pr->codec, m->payload, m->len, &a, derr, sizeof(derr)) !=
                OPS_CODEC_OK) {
-        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic,
-                m->partition, m->offset, derr);
+        fprintf(stderr, PROG ": %s [%" PRId32 "] offset %" PRId64 ": %s\n", pr->topic, m->partition,
+                m->offset, derr);
     } else if ((o->operation == NULL || strcmp(a.operation, o->operation) == 0) &&
                a.severity >= o->min_severity && ops_idset_add(&pr->seen, a.alert_id) != 0) {
         print_alert(o, &a);
     }
     return 0;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The topic's metadata, asked in short steps so that a signal is honoured
@@ -174,12 +169,12 @@ static int64_t mono_ms(void) {
 static int topic_metadata(rd_kafka_t *rk, const char *topic, const char *brokers, int connect_s,
                           const kafka_talk_t *talk, const rd_kafka_metadata_t **mdp, char *err,
                           size_t err_size) {
-    int64_t give_up = mono_ms() + (int64_t)connect_s * 1000;
+    int64_t give_up = ops_clock_mono_ms() + (int64_t)connect_s * 1000;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TRANSPORT;
     int rc = -1;
 
-    while (!g_stop && mono_ms() < give_up) {
+    while (!g_stop && ops_clock_mono_ms() < give_up) {
         e = rd_kafka_metadata(rk, 0, rkt, mdp, 500);
         if (e != RD_KAFKA_RESP_ERR__TRANSPORT && e != RD_KAFKA_RESP_ERR__TIMED_OUT)
             break;
@@ -262,8 +257,8 @@ static int follow(const ops_config_t *cfg, const follow_opts_t *o) {
     if (o->exit_at_end && o->from_beginning) {
         /* no answer for connect_s (at first contact or while reading):
          * the brokers are named and the exit is 1; a signal: 0 */
-        if (ops_consumer_read_to_end(cfg, topic, print_record, &pr, connect_s * 1000, &g_stop,
-                                     err, sizeof(err)) != 0 &&
+        if (ops_consumer_read_to_end(cfg, topic, print_record, &pr, connect_s * 1000, &g_stop, err,
+                                     sizeof(err)) != 0 &&
             !g_stop) {
             if (strncmp(err, "no brokers", 10) == 0)
                 rc = EXIT_USAGE;

@@ -12,6 +12,7 @@
 
 #include "opstream/csv.h"
 #include "opstream/jsonl.h"
+#include "opstream/clock.h"
 #include "produce.h"
 
 const char *prod_input_name(const char *path) {
@@ -33,12 +34,6 @@ static input_format_t format_of(const prod_opts_t *o, const char *path) {
     return FORMAT_AUTO;
 }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void prod_progress_clear(prod_run_t *run) {
     if (run->progress_shown) {
         fputs("\r\033[K", stderr);
@@ -56,7 +51,7 @@ void prod_progress(prod_run_t *run, int force) {
     }
     if (run->o->progress != 1)
         return;
-    now = mono_ms();
+    now = ops_clock_mono_ms();
     if (!force && now - run->progress_at < 1000)
         return;
     run->progress_at = now;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "opstream/validate.h"
+#include "opstream/clock.h"
 #include "produce.h"
 #include "startup.h"
 
@@ -20,12 +21,6 @@
 #define FINAL_FLUSH_MS 1000
 static volatile sig_atomic_t g_stop = 0;
 static volatile sig_atomic_t g_abort = 0;
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Delivery failures: which record, where it came from, and why. */
 static void on_failed(void *opaque, const ops_event_t *ev, const char *file, long line,
@@ -130,7 +125,7 @@ int main(int argc, char **argv) {
 
     run.o = &o;
     run.stop = &g_stop;
-    run.now_ms = wall_ms();
+    run.now_ms = ops_clock_wall_ms();
     if (ops_event_limits_from_config(o.cfg, &run.limits, err, sizeof(err)) != 0) {
         fprintf(stderr, "opstream-produce: %s\n", err);
         goto cleanup;

@@ -18,6 +18,7 @@
 #include "opstream/redis.h"
 #include "opstream/stats.h"
 #include "opstream/validate.h"
+#include "opstream/clock.h"
 #include "render.h"
 #include "startup.h"
 
@@ -74,18 +75,11 @@ static void usage(FILE *out) {
             ops_cli_help_for(OPS_CLI_USES_REDIS));
 }
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads op once. Returns an exit code; *msg says why it is not EXIT_OK. */
 static int read_stats(redisContext *rc, const char *op, const char *cc, long alerts, ops_stats_t *s,
                       char *msg, size_t msg_size) {
     char err[512];
-    int r = ops_stats_read(rc, op, cc, wall_ms(), (size_t)alerts, s, err, sizeof err);
+    int r = ops_stats_read(rc, op, cc, ops_clock_wall_ms(), (size_t)alerts, s, err, sizeof err);
 
     if (r < 0) {
         snprintf(msg, msg_size, "Redis error: %s", err);
@@ -208,7 +202,7 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
             render_text(out, &s, window, rows - 1);
         } else {
             char ts[32];
-            ops_validate_format_timestamp(wall_ms(), ts, sizeof ts);
+            ops_validate_format_timestamp(ops_clock_wall_ms(), ts, sizeof ts);
             fprintf(out, "%s%s%s  at %s\n\n", op, cc ? " / " : "", cc ? cc : "", ts);
             if (code == EXIT_REDIS)
                 fprintf(out, "waiting for Redis: %s\n", msg);
