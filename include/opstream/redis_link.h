@@ -66,6 +66,11 @@ void ops_redis_link_reset(ops_redis_link_t *l);
 /* True for a redis-cluster:// link. */
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l);
 
+/* The slot router behind a redis-cluster:// link (its redirection counts,
+ * its map), NULL otherwise. Owned by the link. */
+struct ops_redis_cluster;
+struct ops_redis_cluster *ops_redis_link_cluster(ops_redis_link_t *l);
+
 #ifdef __cplusplus
 }
 #endif
