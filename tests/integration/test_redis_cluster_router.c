@@ -245,6 +245,114 @@ static void ask_and_moved_are_followed_in_a_pipeline(void **state) {
     ops_redis_link_destroy(l);
 }
 
+/* Loads user `name` of config/redis-acl.conf into every live node (ACL
+ * SETUSER with the file's rules, the password given in clear). */
+static void acl_user_from_config(const char *name, const char *password) {
+    char path[HARNESS_PATH_MAX], head[64], pw[64];
+    snprintf(path, sizeof path, "%s/config/redis-acl.conf", harness_src_dir());
+    char *text = harness_read_file(path, NULL);
+    assert_non_null(text);
+    snprintf(head, sizeof head, "\nuser %s ", name);
+    char *line = strstr(text, head);
+    assert_non_null(line);
+    line += strlen(head);
+    *strchr(line, '\n') = '\0';
+    const char *argv[128] = {"ACL", "SETUSER", name};
+    int argc = 3;
+    snprintf(pw, sizeof pw, ">%s", password);
+    for (char *tok = strtok(line, " "); tok != NULL && argc < 128; tok = strtok(NULL, " "))
+        argv[argc++] = tok[0] == '#' ? pw : tok;
+    for (int i = 0; i < g_cl->n; i++) {
+        redisContext *c = cluster_node_connect(g_cl, i);
+        if (c == NULL)
+            continue;
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_ERROR)
+            fail_msg("ACL SETUSER %s: %s", name, r->str);
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    free(text);
+}
+
+/* The users of config/redis-acl.conf are enough on a cluster: the counter
+ * user writes to every slot (CLUSTER SLOTS) and follows ASK (ASKING); the
+ * query user reads. Without cluster|slots in the file the link could not
+ * load its map: taken away, the link says NOPERM. */
+static void the_acl_users_of_the_config_file_work_on_a_cluster(void **state) {
+    char err[512], url[600], key[64], val[32];
+    (void)state;
+    acl_user_from_config("opstream-count", "c0unt-pw");
+    acl_user_from_config("opstream-query", "qu3ry-pw");
+    snprintf(url, sizeof url, "redis-cluster://opstream-count:c0unt-pw@%s",
+             g_cl->url + strlen("redis-cluster://"));
+    ops_redis_link_t *l = ops_redis_link_new(url, NULL, 5000, err, sizeof err);
+    assert_non_null(l);
+    for (int s = 0; s < OPS_REDIS_CLUSTER_SLOTS; s += 7) {
+        snprintf(key, sizeof key, "opstream:acl:{%.23s}", g_keys[s]); /* slot s */
+        snprintf(val, sizeof val, "%d", s);
+        const char *argv[] = {"HSET", key, "slot", val};
+        if (ops_redis_link_append(l, key, 4, argv, NULL, err, sizeof err) != 0)
+            fail_msg("append: %s", err);
+    }
+    for (int s = 0; s < OPS_REDIS_CLUSTER_SLOTS; s += 7) {
+        redisReply *r = ops_redis_link_reply(l, err, sizeof err);
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_INTEGER)
+            fail_msg("slot %d: %s", s, r->str);
+        freeReplyObject(r);
+    }
+    /* an ASK on the way: ASKING is granted */
+    int prim[3];
+    assert_int_equal(cluster_primaries(g_cl, prim, 3), 3);
+    int slot = ops_redis_cluster_key_slot("{acl-ask}", 9);
+    int from = cluster_primary_of_slot(g_cl, slot), to = from == prim[0] ? prim[1] : prim[0];
+    const char *set[] = {"HSET", "opstream:{acl-ask}:a", "v", "1"};
+    redisReply *r = ops_redis_link_command(l, set[1], 4, set, NULL, err, sizeof err);
+    assert_non_null(r);
+    freeReplyObject(r);
+    const char *const migrate[] = {"opstream:{acl-ask}:a", NULL};
+    assert_int_equal(cluster_slot_half_move(g_cl, slot, from, to, migrate), 0);
+    uint64_t asks = stats_of(l).ask;
+    const char *incr[] = {"HINCRBY", "opstream:{acl-ask}:a", "v", "1"};
+    r = ops_redis_link_command(l, incr[1], 4, incr, NULL, err, sizeof err);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 2)
+        fail_msg("HINCRBY after ASK: type %d %s", r->type, r->str ? r->str : "");
+    freeReplyObject(r);
+    assert_int_equal(stats_of(l).ask, asks + 1);
+    assert_int_equal(cluster_slot_finish_move(g_cl, slot, from, to), 0);
+    ops_redis_link_destroy(l);
+
+    /* the query user reads through its own link */
+    snprintf(url, sizeof url, "redis-cluster://opstream-query:qu3ry-pw@%s",
+             g_cl->url + strlen("redis-cluster://"));
+    l = ops_redis_link_new(url, NULL, 5000, err, sizeof err);
+    assert_non_null(l);
+    const char *get[] = {"HGET", "opstream:{acl-ask}:a", "v"};
+    r = ops_redis_link_command(l, get[1], 3, get, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "2");
+    freeReplyObject(r);
+    ops_redis_link_destroy(l);
+
+    /* without cluster|slots the map cannot be loaded */
+    for (int i = 0; i < g_cl->n; i++) {
+        redisReply *x = cluster_node_command(g_cl, i, "ACL SETUSER opstream-query -cluster|slots");
+        if (x != NULL)
+            freeReplyObject(x);
+    }
+    l = ops_redis_link_new(url, NULL, 500, err, sizeof err);
+    assert_non_null(l);
+    assert_null(ops_redis_link_command(l, get[1], 3, get, NULL, err, sizeof err));
+    if (strstr(err, "NOPERM") == NULL && strstr(err, "permission") == NULL)
+        fail_msg("error without the permission named: %s", err);
+    assert_null(strstr(err, "qu3ry-pw"));
+    ops_redis_link_destroy(l);
+}
+
 /* SIGKILL the primary of a slot while rounds of SETs run: the rounds that
  * lose a connection fail (their replies are lost, as the link says), the
  * link reloads the map by itself, and once the replica is promoted every
@@ -296,6 +404,7 @@ int main(void) {
         cmocka_unit_test(pipelined_commands_reach_every_slot_in_order),
         cmocka_unit_test(counts_stay_exact_while_100_slots_are_resharded),
         cmocka_unit_test(ask_and_moved_are_followed_in_a_pipeline),
+        cmocka_unit_test(the_acl_users_of_the_config_file_work_on_a_cluster),
         cmocka_unit_test(the_link_follows_a_promoted_replica),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
