@@ -612,17 +612,27 @@ static redisReply *read_reply(ops_redis_cluster_t *c, pending_t *e, char *errstr
                        c->nodes[e->node].port);
         return NULL;
     }
+    void *asking = NULL;
     for (int k = e->asking ? 2 : 1; k > 0; k--) {
         if (r != NULL)
-            freeReplyObject(r);
+            asking = r; /* ASKING's reply */
         r = NULL;
         if (redisGetReply(ctx, &r) != REDIS_OK || r == NULL) {
             ops_err_format(errstr, errstr_size, "redis %s:%d: %s", c->nodes[e->node].host,
                            c->nodes[e->node].port, ctx->err ? ctx->errstr : "connection lost");
+            if (asking != NULL)
+                freeReplyObject(asking);
             return NULL;
         }
     }
     e->asking = false;
+    if (asking != NULL && ((redisReply *)asking)->type == REDIS_REPLY_ERROR) {
+        /* ASKING refused (an ACL without it): that is the answer */
+        freeReplyObject(r);
+        return asking;
+    }
+    if (asking != NULL)
+        freeReplyObject(asking);
     return r;
 }
 
