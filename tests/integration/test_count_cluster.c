@@ -141,7 +141,8 @@ static void model_simulated(tc_model_t *m, const char *op, const char *seed, con
     harness_proc_t *p;
     snprintf(events, sizeof events, "%d", EVENTS_PER_OP);
     const char *argv[] = {"opstream-simulate", "--print", "--operation", op, "--seed", seed,
-                          "--events", events, "--base-time", base, "--countries", "12", NULL};
+                          "--events", events, "--base-time", base, "--countries", "12",
+                          "--rate", "0", NULL};
     p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 60000), 0);
