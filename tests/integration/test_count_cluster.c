@@ -20,8 +20,8 @@
 
 #define GROUP "opstream-count"
 #define N_OPS 3
-#define EVENTS_PER_OP 1800
-#define RATE_PER_OP "60"
+#define EVENTS_PER_OP 4000
+#define RATE_PER_OP "50" /* 80 s of load: it outlasts the faults */
 
 static harness_cluster_t *g_cl;
 
@@ -90,11 +90,31 @@ static int64_t offsets_sum(void) {
 
 typedef struct progress {
     int64_t since;
+    harness_proc_t *count; /* its exit ends the wait too */
 } progress_t;
 
 static bool offsets_moved(void *arg) {
     progress_t *p = arg;
-    return offsets_sum() > p->since;
+    return offsets_sum() > p->since || !harness_proc_running(p->count);
+}
+
+/* Waits until the stored offsets move past where they are now: the
+ * counter is counting. A counter that exits fails the test with its log. */
+static bool offsets_readable(void *arg) {
+    (void)arg;
+    return offsets_sum() >= 0;
+}
+
+static void wait_counting(progress_t *pr, harness_proc_t *count) {
+    assert_int_equal(harness_wait_until(offsets_readable, NULL, 60000), 0);
+    pr->since = offsets_sum();
+    pr->count = count;
+    int rc = harness_wait_until(offsets_moved, pr, 60000);
+    if (!harness_proc_running(count)) {
+        char *err = harness_proc_stderr(count);
+        fail_msg("opstream-count exited %d:\n%s", harness_proc_exit_code(count), err);
+    }
+    assert_int_equal(rc, 0);
 }
 
 static bool offsets_reach(void *arg) {
@@ -259,43 +279,39 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     /* counting, then two kills */
     progress_t pr = {0};
     for (int k = 0; k < 2; k++) {
-        pr.since = offsets_sum();
-        assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+        wait_counting(&pr, cp.p);
         kill_and_restart(&cp);
     }
     /* 100 slots move (ops[0]'s among them) while counting; a kill meanwhile */
     harness_proc_t *rs = cluster_reshard_start(g_cl, prim[0], prim[1], 100);
     assert_non_null(rs);
-    pr.since = offsets_sum();
-    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    wait_counting(&pr, cp.p);
     kill_and_restart(&cp);
     assert_int_equal(harness_proc_wait(rs, 120000), 0);
     assert_int_equal(harness_proc_exit_code(rs), 0);
     harness_proc_free(rs);
     assert_int_equal(cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(ops[0], strlen(ops[0]))),
                      prim[1]);
-    pr.since = offsets_sum();
-    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    wait_counting(&pr, cp.p);
     kill_and_restart(&cp);
 
     /* the primary of ops[0] and ops[1] dies; its replica takes over */
     assert_int_equal(cluster_wait_settled(g_cl, 30000), 0);
-    pr.since = offsets_sum();
-    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    wait_counting(&pr, cp.p);
     cluster_kill(g_cl, prim[1]);
     int64_t killed_at = harness_now_ms();
     assert_int_equal(cluster_wait_failover(g_cl, 60000), 0);
     int64_t promoted_at = harness_now_ms();
-    pr.since = offsets_sum();
-    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    wait_counting(&pr, cp.p);
     int64_t counting_at = harness_now_ms();
     fprintf(stderr,
             "failover: replica promoted %.1f s after the SIGKILL, counting again %.1f s after "
             "it\n",
             (double)(promoted_at - killed_at) / 1000.0, (double)(counting_at - killed_at) / 1000.0);
     kill_and_restart(&cp);
-    pr.since = offsets_sum();
-    assert_int_equal(harness_wait_until(offsets_moved, &pr, 60000), 0);
+    wait_counting(&pr, cp.p);
+    for (int i = 0; i < N_OPS; i++)
+        assert_true(harness_proc_running(sim[i])); /* the faults did land mid-stream */
     kill_and_restart(&cp);
 
     /* the load ends; everything produced gets counted */
