@@ -30,9 +30,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -69,23 +66,6 @@ static inline void cluster_say(const char *fmt, ...) {
 static inline void cluster_sleep_ms(int ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* Two free loopback ports that are not equal (client port, bus port). */
-static inline int cluster_free_port(void) {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 static inline redisContext *cluster_node_connect(const harness_cluster_t *cl, int i) {
@@ -292,9 +272,9 @@ static inline harness_cluster_t *cluster_start(int primaries, int replicas_each,
         cluster_node_t *nd = &cl->node[i];
         int attempt = 0;
         do {
-            nd->port = cluster_free_port();
+            nd->port = harness_free_port();
             do
-                nd->bus_port = cluster_free_port();
+                nd->bus_port = harness_free_port();
             while (nd->bus_port == nd->port);
             snprintf(nd->dir, sizeof nd->dir, "%s/cluster-%d", harness_tmpdir(), nd->port);
             if (mkdir(nd->dir, 0755) != 0 && errno != EEXIST) {
@@ -459,6 +439,21 @@ static inline int cluster_slot_finish_move(const harness_cluster_t *cl, int slot
             freeReplyObject(r);
     }
     return rc ? -1 : 0;
+}
+
+/* cmocka group setup / teardown of a binary that needs one cluster (three
+ * primaries, three replicas, cluster-node-timeout 1000 ms) in *cl. */
+static inline int cluster_group_setup(void **state, harness_cluster_t **cl) {
+    if (harness_group_setup(state) != 0)
+        return -1;
+    *cl = cluster_start(3, 1, 1000);
+    return *cl != NULL ? 0 : -1;
+}
+
+static inline int cluster_group_teardown(void **state, harness_cluster_t **cl) {
+    cluster_free(*cl);
+    *cl = NULL;
+    return harness_group_teardown(state);
 }
 
 /* SIGKILLs node i (no shutdown, no last writes). */

@@ -26,16 +26,11 @@
 static harness_cluster_t *g_cl;
 
 static int group_setup(void **state) {
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_cl = cluster_start(3, 1, 1000);
-    return g_cl != NULL ? 0 : -1;
+    return cluster_group_setup(state, &g_cl);
 }
 
 static int group_teardown(void **state) {
-    cluster_free(g_cl);
-    g_cl = NULL;
-    return harness_group_teardown(state);
+    return cluster_group_teardown(state, &g_cl);
 }
 
 /* An operation code whose slot passes want(slot, arg). */
@@ -247,7 +242,7 @@ static void stats_json_has_totals(const tc_model_t *m) {
 
 static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     tc_model_t m[N_OPS] = {{0}};
-    char ops[N_OPS][32], base[32], seeds[N_OPS][8];
+    char ops[N_OPS][32], base[32], seeds[N_OPS][16];
     harness_proc_t *sim[N_OPS];
     int prim[3];
     counter_proc_t cp = {0};

@@ -28,8 +28,6 @@ static char g_keys[OPS_REDIS_CLUSTER_SLOTS][24];
 
 static int group_setup(void **state) {
     int found = 0;
-    if (harness_group_setup(state) != 0)
-        return -1;
     for (long i = 0; found < OPS_REDIS_CLUSTER_SLOTS; i++) {
         char k[24];
         int n = snprintf(k, sizeof k, "rt:%ld", i);
@@ -39,14 +37,11 @@ static int group_setup(void **state) {
             found++;
         }
     }
-    g_cl = cluster_start(3, 1, 1000);
-    return g_cl != NULL ? 0 : -1;
+    return cluster_group_setup(state, &g_cl);
 }
 
 static int group_teardown(void **state) {
-    cluster_free(g_cl);
-    g_cl = NULL;
-    return harness_group_teardown(state);
+    return cluster_group_teardown(state, &g_cl);
 }
 
 static ops_redis_link_t *link_new(void) {
