@@ -375,8 +375,8 @@ static ops_redis_link_t *aux_get(ops_consumer_t *c, char *err, size_t errsize) {
     if (c->aux != NULL)
         return c->aux; /* it reconnects by itself */
     c->aux = ops_redis_link_new(ops_config_get(c->o.cfg, "opstream.redis.url"),
-                               ops_config_get(c->o.cfg, "opstream.redis.password.file"),
-                               c->connect_ms < 5000 ? c->connect_ms : 5000, err, errsize);
+                                ops_config_get(c->o.cfg, "opstream.redis.password.file"),
+                                c->connect_ms < 5000 ? c->connect_ms : 5000, err, errsize);
     return c->aux;
 }
 

@@ -198,8 +198,7 @@ int ops_redis_cluster_slots_parse(const redisReply *r, const char *queried_host,
             goto bad;
         long long start = e->element[0]->integer, end = e->element[1]->integer,
                   port = node->element[1]->integer;
-        if (start < 0 || end < start || end >= OPS_REDIS_CLUSTER_SLOTS || port < 1 ||
-            port > 65535)
+        if (start < 0 || end < start || end >= OPS_REDIS_CLUSTER_SLOTS || port < 1 || port > 65535)
             goto bad;
         const char *host = node->element[0]->str;
         if (host[0] == '\0' || strcmp(host, "?") == 0)
@@ -213,7 +212,8 @@ int ops_redis_cluster_slots_parse(const redisReply *r, const char *queried_host,
         k++;
         continue;
     bad:
-        ops_err_format(errstr, errstr_size, "CLUSTER SLOTS: entry %zu is not [start, end, [host, port, ...], ...]", i);
+        ops_err_format(errstr, errstr_size,
+                       "CLUSTER SLOTS: entry %zu is not [start, end, [host, port, ...], ...]", i);
         free(out);
         return -1;
     }
@@ -378,8 +378,8 @@ const char *ops_redis_cluster_slot_addr(const ops_redis_cluster_t *c, int slot, 
     if (i < 0)
         snprintf(buf, size, "%s", "");
     else
-        snprintf(buf, size, strchr(c->nodes[i].host, ':') ? "[%s]:%d" : "%s:%d",
-                 c->nodes[i].host, c->nodes[i].port);
+        snprintf(buf, size, strchr(c->nodes[i].host, ':') ? "[%s]:%d" : "%s:%d", c->nodes[i].host,
+                 c->nodes[i].port);
     return buf;
 }
 
@@ -423,8 +423,8 @@ static void url_escape(char *buf, size_t size, size_t *o, const char *s, const c
 
 /* Opens an authenticated connection to host:port through ops_redis_connect
  * (so AUTH, the password file and timeouts work as for a single server). */
-static redisContext *connect_addr(ops_redis_cluster_t *c, const char *host, int port,
-                                  char *errstr, size_t errstr_size) {
+static redisContext *connect_addr(ops_redis_cluster_t *c, const char *host, int port, char *errstr,
+                                  size_t errstr_size) {
     char url[1400];
     size_t o = 0;
     redisContext *ctx;

@@ -85,7 +85,8 @@ static inline redisContext *cluster_node_connect(const harness_cluster_t *cl, in
 
 /* One command on node i (a fresh connection); NULL when it cannot be
  * reached. The caller frees the reply. */
-static inline redisReply *cluster_node_command(const harness_cluster_t *cl, int i, const char *fmt, ...) {
+static inline redisReply *cluster_node_command(const harness_cluster_t *cl, int i, const char *fmt,
+                                               ...) {
     redisContext *c = cluster_node_connect(cl, i);
     redisReply *r;
     va_list ap;
@@ -110,11 +111,32 @@ static inline int cluster_launch(harness_cluster_t *cl, int i) {
     cluster_node_t *nd = &cl->node[i];
     char port[16], bus[16], timeout[16], logfile[HARNESS_PATH_MAX + 16],
         conf[HARNESS_PATH_MAX + 16];
-    const char *argv[] = {"redis-server", "--port", port, "--cluster-port", bus, "--bind",
-                          "127.0.0.1", "--dir", nd->dir, "--save", "", "--appendonly", "no",
-                          "--daemonize", "no", "--logfile", logfile, "--cluster-enabled", "yes",
-                          "--cluster-config-file", conf, "--cluster-node-timeout", timeout,
-                          "--repl-diskless-sync-delay", "0", NULL};
+    const char *argv[] = {"redis-server",
+                          "--port",
+                          port,
+                          "--cluster-port",
+                          bus,
+                          "--bind",
+                          "127.0.0.1",
+                          "--dir",
+                          nd->dir,
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--daemonize",
+                          "no",
+                          "--logfile",
+                          logfile,
+                          "--cluster-enabled",
+                          "yes",
+                          "--cluster-config-file",
+                          conf,
+                          "--cluster-node-timeout",
+                          timeout,
+                          "--repl-diskless-sync-delay",
+                          "0",
+                          NULL};
     int64_t deadline = harness_now_ms() + 10000;
 
     snprintf(port, sizeof port, "%d", nd->port);
@@ -210,9 +232,9 @@ static inline int cluster_primary_of_slot(const harness_cluster_t *cl, int slot)
  * up (synced: it may take over). */
 static inline bool cluster_node_synced(const harness_cluster_t *cl, int i) {
     redisReply *r = cluster_node_command(cl, i, "INFO replication");
-    bool ok = r != NULL && r->type == REDIS_REPLY_STRING &&
-              (strstr(r->str, "role:master") != NULL ||
-               strstr(r->str, "master_link_status:up") != NULL);
+    bool ok =
+        r != NULL && r->type == REDIS_REPLY_STRING &&
+        (strstr(r->str, "role:master") != NULL || strstr(r->str, "master_link_status:up") != NULL);
     if (r != NULL)
         freeReplyObject(r);
     return ok;
@@ -255,7 +277,8 @@ static inline void cluster_free(harness_cluster_t *cl) {
 
 /* Starts primaries * (1 + replicas_each) nodes and joins them with
  * redis-cli --cluster create; returns once every node says cluster_state:ok. */
-static inline harness_cluster_t *cluster_start(int primaries, int replicas_each, int node_timeout_ms) {
+static inline harness_cluster_t *cluster_start(int primaries, int replicas_each,
+                                               int node_timeout_ms) {
     harness_cluster_t *cl = calloc(1, sizeof *cl);
     const char *argv[CLUSTER_MAX_NODES + 8];
     char addr[CLUSTER_MAX_NODES][32], replicas[8];
@@ -306,8 +329,8 @@ static inline harness_cluster_t *cluster_start(int primaries, int replicas_each,
         if (r != NULL)
             freeReplyObject(r);
         if (primary)
-            o += (size_t)snprintf(cl->url + o, sizeof cl->url - o, "%s127.0.0.1:%d",
-                                  k++ ? "," : "", cl->node[i].port);
+            o += (size_t)snprintf(cl->url + o, sizeof cl->url - o, "%s127.0.0.1:%d", k++ ? "," : "",
+                                  cl->node[i].port);
     }
     return cl;
 fail:
@@ -343,7 +366,7 @@ typedef struct cluster_reshard_args {
 } cluster_reshard_args_t;
 
 static inline void cluster_reshard_argv(const harness_cluster_t *cl, int from, int to, int nslots,
-                                 cluster_reshard_args_t *a) {
+                                        cluster_reshard_args_t *a) {
     int k = 0;
     snprintf(a->at, sizeof a->at, "127.0.0.1:%d", cl->node[to].port);
     snprintf(a->from, sizeof a->from, "%s", cl->node[from].id);
@@ -368,7 +391,7 @@ static inline void cluster_reshard_argv(const harness_cluster_t *cl, int from, i
 /* Starts a reshard in the background (the caller waits for and frees the
  * proc: harness_proc_wait, exit code 0). */
 static inline harness_proc_t *cluster_reshard_start(const harness_cluster_t *cl, int from, int to,
-                                             int nslots) {
+                                                    int nslots) {
     cluster_reshard_args_t a;
     cluster_reshard_argv(cl, from, to, nslots, &a);
     return harness_spawn(a.argv, NULL, 0);
@@ -384,7 +407,7 @@ static inline int cluster_reshard(const harness_cluster_t *cl, int from, int to,
  * migrates the keys given (NULL-terminated) only: the slot is left half
  * moved, so that the source answers ASK for those keys. */
 static inline int cluster_slot_half_move(const harness_cluster_t *cl, int slot, int from, int to,
-                                  const char *const keys[]) {
+                                         const char *const keys[]) {
     redisReply *r;
     int rc = 0;
     r = cluster_node_command(cl, to, "CLUSTER SETSLOT %d IMPORTING %s", slot, cl->node[from].id);
@@ -408,7 +431,8 @@ static inline int cluster_slot_half_move(const harness_cluster_t *cl, int slot, 
 }
 
 /* Ends a half move: the slot belongs to `to` on every primary. */
-static inline int cluster_slot_finish_move(const harness_cluster_t *cl, int slot, int from, int to) {
+static inline int cluster_slot_finish_move(const harness_cluster_t *cl, int slot, int from,
+                                           int to) {
     int rc = 0;
     redisReply *r;
     /* the keys still at the source go first */

@@ -117,9 +117,21 @@ static bool offsets_reach(void *arg) {
 }
 
 static harness_proc_t *spawn_count(void) {
-    const char *argv[] = {"opstream-count", "-b", g_broker->bootstrap, "--redis", g_cl->url,
-                          "-g", GROUP, "--stats-interval", "1", "-v", "--batch", "200",
-                          "-X", "opstream.dedupe.window.s=0", NULL};
+    const char *argv[] = {"opstream-count",
+                          "-b",
+                          g_broker->bootstrap,
+                          "--redis",
+                          g_cl->url,
+                          "-g",
+                          GROUP,
+                          "--stats-interval",
+                          "1",
+                          "-v",
+                          "--batch",
+                          "200",
+                          "-X",
+                          "opstream.dedupe.window.s=0",
+                          NULL};
     return harness_spawn(argv, NULL, 0);
 }
 
@@ -155,9 +167,9 @@ static void model_simulated(tc_model_t *m, const char *op, const char *seed, con
     char events[16];
     harness_proc_t *p;
     snprintf(events, sizeof events, "%d", EVENTS_PER_OP);
-    const char *argv[] = {"opstream-simulate", "--print", "--operation", op, "--seed", seed,
-                          "--events", events, "--base-time", base, "--countries", "12",
-                          "--rate", "0", NULL};
+    const char *argv[] = {
+        "opstream-simulate", "--print", "--operation", op,   "--seed", seed, "--events", events,
+        "--base-time",       base,      "--countries", "12", "--rate", "0",  NULL};
     p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 60000), 0);
@@ -190,9 +202,22 @@ static void model_simulated(tc_model_t *m, const char *op, const char *seed, con
 static harness_proc_t *spawn_simulate(const char *op, const char *seed, const char *base) {
     char events[16];
     snprintf(events, sizeof events, "%d", EVENTS_PER_OP);
-    const char *argv[] = {"opstream-simulate", "-b", g_broker->bootstrap, "--operation", op,
-                          "--seed", seed, "--events", events, "--base-time", base, "--countries",
-                          "12", "--rate", RATE_PER_OP, NULL};
+    const char *argv[] = {"opstream-simulate",
+                          "-b",
+                          g_broker->bootstrap,
+                          "--operation",
+                          op,
+                          "--seed",
+                          seed,
+                          "--events",
+                          events,
+                          "--base-time",
+                          base,
+                          "--countries",
+                          "12",
+                          "--rate",
+                          RATE_PER_OP,
+                          NULL};
     return harness_spawn(argv, NULL, 0);
 }
 
@@ -232,8 +257,7 @@ static void stats_json_has_totals(const tc_model_t *m) {
         if (strstr(total, want) == NULL)
             fail_msg("opstream-stats %s: no %s in %s", m->op, want, out);
         /* plain redis-cli -c, asked through the first seed, reads the same */
-        assert_int_equal(redis_cli_hget(g_cl->node[0].port, key, name),
-                         tc_model_get(m, key, name));
+        assert_int_equal(redis_cli_hget(g_cl->node[0].port, key, name), tc_model_get(m, key, name));
     }
     free(out);
     free(err);
@@ -254,8 +278,8 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     /* ops[0]: in the 100 slots that move from prim[0] to prim[1];
      * ops[1]: on prim[1], the primary that is killed; ops[2]: on prim[2] */
     op_with_slot(ops[0], sizeof ops[0], "CL-MOVED", slot_below_100, NULL);
-    assert_int_equal(cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(ops[0], strlen(ops[0]))),
-                     prim[0]);
+    assert_int_equal(
+        cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(ops[0], strlen(ops[0]))), prim[0]);
     op_with_slot(ops[1], sizeof ops[1], "CL-FAILOVER", slot_on_node, &prim[1]);
     op_with_slot(ops[2], sizeof ops[2], "CL-CALM", slot_on_node, &prim[2]);
     int64_t now = tc_wall_ms();
@@ -285,8 +309,8 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     assert_int_equal(harness_proc_wait(rs, 120000), 0);
     assert_int_equal(harness_proc_exit_code(rs), 0);
     harness_proc_free(rs);
-    assert_int_equal(cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(ops[0], strlen(ops[0]))),
-                     prim[1]);
+    assert_int_equal(
+        cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(ops[0], strlen(ops[0]))), prim[1]);
     wait_counting(&pr, cp.p);
     kill_and_restart(&cp);
 
@@ -325,15 +349,16 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     assert_int_equal(total, (int64_t)N_OPS * EVENTS_PER_OP);
     if (harness_wait_until(offsets_reach, &total, 120000) != 0) {
         char *err = harness_proc_stderr(cp.p);
-        fail_msg("stored offsets %lld of %lld; opstream-count says:\n%s",
-                 (long long)offsets_sum(), (long long)total, err);
+        fail_msg("stored offsets %lld of %lld; opstream-count says:\n%s", (long long)offsets_sum(),
+                 (long long)total, err);
     }
     char *err = harness_proc_stderr(cp.p);
     cp.applied_refusals += count_lines_with(err, "APPLIED");
     free(err);
     tc_stop(cp.p);
-    fprintf(stderr, "opstream-count: %d SIGKILLs and restarts; %zu log lines of refused "
-                    "(already applied) steps\n",
+    fprintf(stderr,
+            "opstream-count: %d SIGKILLs and restarts; %zu log lines of refused "
+            "(already applied) steps\n",
             cp.kills, cp.applied_refusals);
 
     /* exact, on the primaries that serve the keys now */

@@ -61,8 +61,8 @@ static ops_redis_cluster_stats_t stats_of(ops_redis_link_t *l) {
 /* One pipelined round: `cmd` KEY [arg] for every slot's key, then every
  * reply read in order. Returns 0 when every reply is what check() wants,
  * -1 when the link lost the round (an error string in err). */
-static int round_all_slots(ops_redis_link_t *l, const char *cmd, const char *arg,
-                           long long expect, char *err, size_t errsize) {
+static int round_all_slots(ops_redis_link_t *l, const char *cmd, const char *arg, long long expect,
+                           char *err, size_t errsize) {
     for (int s = 0; s < OPS_REDIS_CLUSTER_SLOTS; s++) {
         const char *argv[] = {cmd, g_keys[s], arg};
         if (ops_redis_link_append(l, g_keys[s], arg != NULL ? 3 : 2, argv, NULL, err, errsize) !=
@@ -78,8 +78,8 @@ static int round_all_slots(ops_redis_link_t *l, const char *cmd, const char *arg
         bool ok = expect >= 0 ? r->type == REDIS_REPLY_INTEGER && r->integer == expect
                               : r->type == REDIS_REPLY_STATUS;
         if (!ok)
-            fail_msg("slot %d (%s): reply type %d '%s' integer %lld, expected %lld", s,
-                     g_keys[s], r->type, r->str ? r->str : "", r->integer, expect);
+            fail_msg("slot %d (%s): reply type %d '%s' integer %lld, expected %lld", s, g_keys[s],
+                     r->type, r->str ? r->str : "", r->integer, expect);
         freeReplyObject(r);
     }
     return 0;
@@ -87,8 +87,12 @@ static int round_all_slots(ops_redis_link_t *l, const char *cmd, const char *arg
 
 /* The server's own CLUSTER KEYSLOT agrees with the router's hash. */
 static void router_slots_match_the_servers(void **state) {
-    static const char *keys[] = {"foo", "bar", "{user1000}.following", "foo{}{bar}",
-                                 "foo{{bar}}zap", "opstream:{LIBERTERRA-II}:total",
+    static const char *keys[] = {"foo",
+                                 "bar",
+                                 "{user1000}.following",
+                                 "foo{}{bar}",
+                                 "foo{{bar}}zap",
+                                 "opstream:{LIBERTERRA-II}:total",
                                  "opstream:offsets:opstream-count"};
     (void)state;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -155,8 +159,9 @@ static void counts_stay_exact_while_100_slots_are_resharded(void **state) {
     assert_int_equal(harness_proc_exit_code(rs), 0);
     harness_proc_free(rs);
     ops_redis_cluster_stats_t st = stats_of(l);
-    fprintf(stderr, "reshard of 100 slots: %lld rounds of 16384 INCR, %llu MOVED, %llu ASK, "
-                    "%llu retried, %llu map loads\n",
+    fprintf(stderr,
+            "reshard of 100 slots: %lld rounds of 16384 INCR, %llu MOVED, %llu ASK, "
+            "%llu retried, %llu map loads\n",
             rounds, (unsigned long long)st.moved, (unsigned long long)st.ask,
             (unsigned long long)st.retried, (unsigned long long)st.refreshes);
     assert_true(st.moved > 0);

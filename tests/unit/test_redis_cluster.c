@@ -87,8 +87,12 @@ static void good_cluster_urls_parse_into_seeds(void **state) {
         {"redis-cluster://desk:pw@a:1,b:2", "desk", "pw", 2, {"a", "b"}, {1, 2}},
         {"redis-cluster://:p%2Cw%40x@a:1", "", "p,w@x", 1, {"a"}, {1}},
         {"redis-cluster://:p@ss@a:1,b:2", "", "p@ss", 2, {"a", "b"}, {1, 2}},
-        {"redis-cluster://[::1]:7000,[fe80::1%25eth0]:7001", "", "", 2,
-         {"::1", "fe80::1%eth0"}, {7000, 7001}},
+        {"redis-cluster://[::1]:7000,[fe80::1%25eth0]:7001",
+         "",
+         "",
+         2,
+         {"::1", "fe80::1%eth0"},
+         {7000, 7001}},
         {"redis-cluster://a:1,b:2?user=ops&password=x%26y", "ops", "x&y", 2, {"a", "b"}, {1, 2}},
     };
     (void)state;
@@ -143,10 +147,8 @@ static void bad_cluster_urls_are_refused_with_a_reason(void **state) {
 
 static void cluster_url_errors_never_show_the_password(void **state) {
     static const char *urls[] = {
-        "redis-cluster://ops:TopSecret@a:99999",
-        "redis-cluster://ops:TopSecret@a:1,b:x",
-        "redis-cluster://:TopSecret@a:1/5",
-        "redis-cluster://a:1?password=TopSecret&bad=1",
+        "redis-cluster://ops:TopSecret@a:99999", "redis-cluster://ops:TopSecret@a:1,b:x",
+        "redis-cluster://:TopSecret@a:1/5",      "redis-cluster://a:1?password=TopSecret&bad=1",
         "redis-cluster://ops:TopSecret@a:1,,",
     };
     (void)state;
@@ -167,17 +169,16 @@ static void config_and_link_accept_cluster_urls(void **state) {
     (void)state;
     ops_config_t *cfg = ops_config_new();
     assert_non_null(cfg);
-    assert_int_equal(ops_config_set(cfg, "opstream.redis.url", "redis-cluster://a:7000,b:7001",
-                                    err, sizeof err),
-                     0);
-    assert_int_equal(ops_config_set(cfg, "opstream.redis.url", "redis-cluster://a:7000,", err,
-                                    sizeof err),
-                     -1);
+    assert_int_equal(
+        ops_config_set(cfg, "opstream.redis.url", "redis-cluster://a:7000,b:7001", err, sizeof err),
+        0);
+    assert_int_equal(
+        ops_config_set(cfg, "opstream.redis.url", "redis-cluster://a:7000,", err, sizeof err), -1);
     assert_non_null(strstr(err, "empty seed node 2"));
     ops_config_destroy(cfg);
 
-    ops_redis_link_t *l = ops_redis_link_new("redis-cluster://u:pw@127.0.0.1:1", NULL, 200, err,
-                                             sizeof err);
+    ops_redis_link_t *l =
+        ops_redis_link_new("redis-cluster://u:pw@127.0.0.1:1", NULL, 200, err, sizeof err);
     assert_non_null(l);
     assert_true(ops_redis_link_is_cluster(l));
     assert_non_null(ops_redis_link_cluster(l));
@@ -244,9 +245,9 @@ static void cluster_slots_replies_map_slots_to_primaries(void **state) {
     size_t n = 0;
     char err[256] = "";
     (void)state;
-    redisReply *r = mk_arr(4, slot_line(0, 5460, "10.0.0.1", 7000),
-                           slot_line(5461, 10922, "", 7001), slot_line(10923, 16000, "?", 7002),
-                           slot_line(16001, 16383, "::1", 7003));
+    redisReply *r =
+        mk_arr(4, slot_line(0, 5460, "10.0.0.1", 7000), slot_line(5461, 10922, "", 7001),
+               slot_line(10923, 16000, "?", 7002), slot_line(16001, 16383, "::1", 7003));
     assert_int_equal(ops_redis_cluster_slots_parse(r, "10.0.0.5", &rg, &n, err, sizeof err), 0);
     assert_int_equal(n, 4);
     assert_int_equal(rg[0].start, 0);
@@ -272,10 +273,10 @@ static void malformed_cluster_slots_replies_are_refused(void **state) {
     size_t n = 0;
     char err[256] = "";
     redisReply *bad[] = {
-        mk_arr(1, slot_line(10, 5, "h", 1)),                            /* end < start */
-        mk_arr(1, slot_line(0, 16384, "h", 1)),                         /* past the last slot */
-        mk_arr(1, slot_line(0, 1, "h", 0)),                             /* port 0 */
-        mk_arr(1, mk_arr(2, mk_int(0), mk_int(1))),                     /* no node */
+        mk_arr(1, slot_line(10, 5, "h", 1)),                                /* end < start */
+        mk_arr(1, slot_line(0, 16384, "h", 1)),                             /* past the last slot */
+        mk_arr(1, slot_line(0, 1, "h", 0)),                                 /* port 0 */
+        mk_arr(1, mk_arr(2, mk_int(0), mk_int(1))),                         /* no node */
         mk_arr(1, mk_arr(3, mk_int(0), mk_int(1), mk_arr(1, mk_str("h")))), /* no port */
         mk_arr(1, mk_str("x")),
         mk_str("x"),

@@ -76,8 +76,8 @@ static void usage(FILE *out) {
 }
 
 /* Reads op once. Returns an exit code; *msg says why it is not EXIT_OK. */
-static int read_stats(ops_redis_link_t *rc, const char *op, const char *cc, long alerts, ops_stats_t *s,
-                      char *msg, size_t msg_size) {
+static int read_stats(ops_redis_link_t *rc, const char *op, const char *cc, long alerts,
+                      ops_stats_t *s, char *msg, size_t msg_size) {
     char err[512];
     int r = ops_stats_read(rc, op, cc, ops_clock_wall_ms(), (size_t)alerts, s, err, sizeof err);
 
@@ -128,7 +128,8 @@ static ops_redis_link_t *connect_redis(const ops_config_t *cfg, int timeout_ms, 
     ops_redis_link_t *rc = ops_redis_link_new(ops_config_get(cfg, "opstream.redis.url"),
                                               ops_config_get(cfg, "opstream.redis.password.file"),
                                               timeout_ms, inner, sizeof inner);
-    if (rc != NULL && (r = ops_redis_link_command(rc, NULL, 1, ping, NULL, inner, sizeof inner)) != NULL &&
+    if (rc != NULL &&
+        (r = ops_redis_link_command(rc, NULL, 1, ping, NULL, inner, sizeof inner)) != NULL &&
         r->type == REDIS_REPLY_ERROR)
         snprintf(inner, sizeof inner, "%s", r->str);
     if (rc == NULL || r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -186,8 +187,8 @@ static void draw(const char *frame, int cols, bool tty) {
 
 /* --watch: one frame a second until a signal. The operation not there yet
  * and Redis down are waiting states shown in the frame, not errors. */
-static int watch_loop(const ops_config_t *cfg, ops_redis_link_t **rcp, const char *op, const char *cc,
-                      int window, bool json, long alerts) {
+static int watch_loop(const ops_config_t *cfg, ops_redis_link_t **rcp, const char *op,
+                      const char *cc, int window, bool json, long alerts) {
     bool tty = isatty(STDOUT_FILENO);
     int code = EXIT_OK, told = EXIT_OK;
 
