@@ -267,8 +267,12 @@ static void stats_json_has_totals(const tc_model_t *m) {
         assert_non_null(total);
         if (strstr(total, want) == NULL)
             fail_msg("opstream-stats %s: no %s in %s", m->op, want, out);
-        /* plain redis-cli -c, asked through the first seed, reads the same */
-        assert_int_equal(redis_cli_hget(g_cl->node[0].port, key, name), tc_model_get(m, key, name));
+        /* plain redis-cli -c, asked through every live node (primary or
+         * replica: it follows the redirection), reads the same */
+        for (int i = 0; i < g_cl->n; i++)
+            if (g_cl->node[i].proc != NULL)
+                assert_int_equal(redis_cli_hget(g_cl->node[i].port, key, name),
+                                 tc_model_get(m, key, name));
     }
     free(out);
     free(err);
