@@ -274,6 +274,20 @@ static void stats_json_has_totals(const tc_model_t *m) {
                 assert_int_equal(redis_cli_hget(g_cl->node[i].port, key, name),
                                  tc_model_get(m, key, name));
     }
+    /* and every country's hash, as its table row */
+    for (size_t c = 0; c < m->nmembers; c++) {
+        char row[512];
+        size_t o =
+            (size_t)snprintf(row, sizeof row, "{\"country\":\"%s\",\"metrics\":{", m->members[c]);
+        ops_key_country(m->op, m->members[c], key, sizeof key);
+        for (int k = 0; k < OPS_METRIC_COUNT; k++)
+            o += (size_t)snprintf(row + o, sizeof row - o, "%s\"%s\":%lld", k ? "," : "",
+                                  ops_metric_name((ops_metric_t)k),
+                                  tc_model_get(m, key, ops_metric_name((ops_metric_t)k)));
+        snprintf(row + o, sizeof row - o, "}}");
+        if (strstr(out, row) == NULL)
+            fail_msg("opstream-stats %s: no %s in %s", m->op, row, out);
+    }
     free(out);
     free(err);
     harness_proc_free(h);
