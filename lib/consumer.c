@@ -1369,6 +1369,51 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
     return out;
 }
 
+/* A reset says where the group's positions start over, so the counter's
+ * applied-offset watermarks of those partitions (opstream:{OP}:applied:GROUP
+ * of every operation listed in opstream:operations) go with the old
+ * positions: a watermark left in place would refuse the events a reset to
+ * earliest means to count again. fields/nfields: the reset "topic:partition"
+ * fields. */
+static int clear_watermarks(redisContext *redis, const char *group, const char **fields,
+                            size_t nfields, char *errstr, size_t errstr_size) {
+    redisReply *ops = redisCommand(redis, "SMEMBERS opstream:operations");
+    const char **argv = calloc(nfields + 2, sizeof(*argv));
+    char key[OPS_KEY_MAX + 256];
+    int rc = -1;
+
+    if (ops == NULL || ops->type != REDIS_REPLY_ARRAY || argv == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: SMEMBERS opstream:operations: %s",
+                       ops == NULL                      ? redis->errstr
+                       : ops->type == REDIS_REPLY_ERROR ? ops->str
+                                                        : "unexpected reply or out of memory");
+        goto cleanup;
+    }
+    argv[0] = "HDEL";
+    argv[1] = key;
+    memcpy(argv + 2, fields, nfields * sizeof(*argv));
+    for (size_t i = 0; i < ops->elements; i++) {
+        if (ops->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(key, sizeof key, "opstream:{%s}:applied:%s", ops->element[i]->str, group);
+        redisReply *r = redisCommandArgv(redis, (int)nfields + 2, argv, NULL);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            ops_err_format(errstr, errstr_size, "redis: HDEL %s: %s", key,
+                           r == NULL ? redis->errstr : r->str);
+            if (r != NULL)
+                freeReplyObject(r);
+            goto cleanup;
+        }
+        freeReplyObject(r);
+    }
+    rc = 0;
+cleanup:
+    if (ops != NULL)
+        freeReplyObject(ops);
+    free(argv);
+    return rc;
+}
+
 int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
                                const char *const *topics, ops_consumer_reset_t how, char *errstr,
                                size_t errstr_size) {
@@ -1463,6 +1508,10 @@ int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
                        r == NULL ? redis->errstr : r->str);
         goto cleanup;
     }
+    for (int i = 0; i < n; i++)
+        argv[i] = vals[i][0];
+    if (clear_watermarks(redis, group, argv, (size_t)n, errstr, errstr_size) != 0)
+        goto cleanup;
     rc = n;
 cleanup:
     if (r != NULL)
