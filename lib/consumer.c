@@ -186,6 +186,8 @@ struct ops_consumer {
     bool broker_down;
     bool assigned_once;
     bool group_wait_said;
+    int wait_replicas, wait_ms; /* opstream.redis.wait.*: WAIT after each step */
+    bool wait_short;            /* the last WAIT had fewer replicas (said once) */
     int64_t started;
 
     char member[128];
@@ -549,6 +551,25 @@ cleanup:
     return rc;
 }
 
+/* After an applied step with opstream.redis.wait.replicas set: says once
+ * when fewer replicas acknowledged it than asked, and once when enough do
+ * again. Not an error: replication stays asynchronous. */
+static void wait_said(ops_consumer_t *c) {
+    long long acked = ops_counter_redis_wait_acked(c->store);
+
+    if (c->wait_replicas <= 0 || acked < 0)
+        return;
+    if (acked < c->wait_replicas && !c->wait_short)
+        say(c, OPS_CONSUMER_LOG_WARN,
+            "Redis WAIT: %lld of %d replicas acknowledged the step within %d ms; counting goes "
+            "on (a failover now may replay steps, counts stay exact)",
+            acked, c->wait_replicas, c->wait_ms);
+    else if (acked >= c->wait_replicas && c->wait_short)
+        say(c, OPS_CONSUMER_LOG_INFO, "Redis WAIT: %lld replicas acknowledge the steps again",
+            acked);
+    c->wait_short = acked < c->wait_replicas;
+}
+
 /* Writes the pending batch: DLQ copies confirmed first (the step passes
  * their offsets), retention gaps recorded, then the handler's step. */
 static ops_counter_step_t flush_batch(ops_consumer_t *c) {
@@ -600,6 +621,7 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         c->dlq_sent = 0;
         redis_failing(c, false);
         redis_ok(c);
+        wait_said(c);
         break;
     case OPS_COUNTER_STEP_FENCED:
         c->st.fenced++;
@@ -992,6 +1014,11 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
             &c->cm, opts->metrics, opts->program ? opts->program : "opstream-consumer", c->group,
             (const char(*)[256])c->topics, c->ntopics, errstr, errstr_size) != 0)
         goto fail;
+    c->wait_replicas = (int)ops_config_get_int(opts->cfg, "opstream.redis.wait.replicas");
+    c->wait_ms = (int)ops_config_get_int(opts->cfg, "opstream.redis.wait.ms");
+    if (c->wait_ms <= 0)
+        c->wait_ms = 1000;
+    ops_counter_redis_set_wait(c->store, c->wait_replicas, c->wait_ms);
     ops_kafka_consumer_opts_t ko = {.group = c->group,
                                     .rebalance_cb = rebalance_cb,
                                     .error_cb = error_cb,
