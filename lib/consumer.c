@@ -1406,8 +1406,8 @@ static int clear_watermarks(ops_redis_link_t *redis, const char *group, const ch
                             size_t nfields, char *errstr, size_t errstr_size) {
     const char *smembers[] = {"SMEMBERS", "opstream:operations"};
     char inner[256] = "";
-    redisReply *ops = ops_redis_link_command(redis, smembers[1], 2, smembers, NULL, inner,
-                                             sizeof(inner));
+    redisReply *ops =
+        ops_redis_link_command(redis, smembers[1], 2, smembers, NULL, inner, sizeof(inner));
     const char **argv = calloc(nfields + 2, sizeof(*argv));
     char key[OPS_KEY_MAX + 256];
     int rc = -1;
