@@ -410,6 +410,21 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
         tc_model_free(&m[i]);
     }
     redisFree(ops_c);
+    /* opstream-stats --list reads opstream:operations (its own slot) */
+    const char *list[] = {"opstream-stats", "--redis", g_cl->url, "--list", NULL};
+    harness_proc_t *h = harness_spawn(list, NULL, 0);
+    assert_non_null(h);
+    assert_int_equal(harness_proc_wait(h, 20000), 0);
+    assert_int_equal(harness_proc_exit_code(h), 0);
+    char *listed = harness_proc_stdout(h);
+    for (int i = 0; i < N_OPS; i++) {
+        char line[48];
+        snprintf(line, sizeof line, "%s\n", ops[i]);
+        if (strstr(listed, line) == NULL)
+            fail_msg("opstream-stats --list: no %s in:\n%s", ops[i], listed);
+    }
+    free(listed);
+    harness_proc_free(h);
     harness_broker_free(g_broker);
     g_broker = NULL;
 }
