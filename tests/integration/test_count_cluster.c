@@ -62,12 +62,12 @@ static redisContext *owner_of(const char *key) {
     return c;
 }
 
-/* Sum of the group's stored next offsets (-1 while their primary cannot be
+/* Sum of a group's stored next offsets (-1 while their primary cannot be
  * reached). */
-static int64_t offsets_sum(void) {
+static int64_t group_offsets_sum(const char *group) {
     char key[OPS_KEY_MAX];
     int64_t sum = 0;
-    ops_key_offsets(GROUP, key, sizeof key);
+    ops_key_offsets(group, key, sizeof key);
     int i = cluster_primary_of_slot(g_cl, ops_redis_cluster_key_slot(key, strlen(key)));
     redisContext *c = cluster_node_connect(g_cl, i);
     if (c == NULL)
@@ -81,6 +81,10 @@ static int64_t offsets_sum(void) {
         freeReplyObject(r);
     redisFree(c);
     return sum;
+}
+
+static int64_t offsets_sum(void) {
+    return group_offsets_sum(GROUP);
 }
 
 typedef struct progress {
@@ -302,6 +306,53 @@ static void stats_json_has_totals(const tc_model_t *m) {
     harness_proc_free(h);
 }
 
+static bool alert_consumed_all(void *arg) {
+    return group_offsets_sum("opstream-alert") == *(int64_t *)arg;
+}
+
+/* opstream-alert with config/alerts.conf over the same topics: its offsets
+ * (their own compare-and-set) and its mirror (an EVAL in each operation's
+ * slot) work on the cluster, and each operation's alert stream holds
+ * exactly the alerts published on the topic for it (the simulated traffic
+ * has raids). */
+static void alerts_are_mirrored_once_into_each_operation_slot(char ops[][32], int64_t total) {
+    char rules[HARNESS_PATH_MAX], key[OPS_KEY_MAX];
+    snprintf(rules, sizeof rules, "%s/config/alerts.conf", harness_src_dir());
+    const char *argv[] = {
+        "opstream-alert", "-b", g_broker->bootstrap, "--redis", g_cl->url, "--rules", rules, NULL};
+    harness_proc_t *al = harness_spawn(argv, NULL, 0);
+    assert_non_null(al);
+    if (harness_wait_until(alert_consumed_all, &total, 120000) != 0) {
+        char *err = harness_proc_stderr(al);
+        fail_msg("opstream-alert stored %lld of %lld offsets:\n%s",
+                 (long long)group_offsets_sum("opstream-alert"), (long long)total, err);
+    }
+    tc_stop(al);
+    harness_msgs_t msgs = {0};
+    assert_int_equal(harness_consume_all(g_broker->bootstrap, "opstream.alerts", 500, 30000, &msgs),
+                     0);
+    size_t all = 0;
+    for (int i = 0; i < N_OPS; i++) {
+        long long published = 0;
+        for (size_t k = 0; k < msgs.n; k++)
+            published += msgs.v[k].key_len == strlen(ops[i]) &&
+                         memcmp(msgs.v[k].key, ops[i], msgs.v[k].key_len) == 0;
+        ops_key_alerts(ops[i], key, sizeof key);
+        redisContext *c = owner_of(key);
+        redisReply *r = redisCommand(c, "XLEN %s", key);
+        assert_non_null(r);
+        if (r->integer != published)
+            fail_msg("%s: %lld alerts in the stream, %lld on the topic", key, r->integer,
+                     published);
+        freeReplyObject(r);
+        redisFree(c);
+        all += (size_t)published;
+    }
+    fprintf(stderr, "opstream-alert: %zu alerts published and mirrored\n", all);
+    assert_true(all > 0);
+    harness_msgs_free(&msgs);
+}
+
 static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     tc_model_t m[N_OPS] = {{0}};
     char ops[N_OPS][32], base[32], seeds[N_OPS][16];
@@ -425,6 +476,7 @@ static void counts_stay_exact_through_reshard_failover_and_kill9(void **state) {
     }
     free(listed);
     harness_proc_free(h);
+    alerts_are_mirrored_once_into_each_operation_slot(ops, total);
     harness_broker_free(g_broker);
     g_broker = NULL;
 }
