@@ -9,7 +9,9 @@
  * again in between. At the end every operation's totals, country hashes,
  * buckets and sets are exact (the model is built from the events
  * opstream-simulate prints for the same seed and base time), and
- * opstream-stats and plain `redis-cli -c` read the same values.
+ * opstream-stats and plain `redis-cli -c` read the same values. Then
+ * opstream-alert runs over the same topics on the cluster: each operation's
+ * alert stream holds exactly the alerts published for it.
  */
 #include "test_count_common.h"
 
