@@ -213,6 +213,8 @@ static int load_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
         ops_err_format(errstr, errstr_size, "redis: SCRIPT LOAD: %s",
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        if (ops_redis_reply_wants_reconnect(r))
+            disconnect(cr);
         goto cleanup;
     }
     memcpy(cr->sha, r->str, 40);
@@ -326,6 +328,8 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         const char *status = elem_str(r, 0);
         if (r->type == REDIS_REPLY_ERROR) {
             ops_err_format(errstr, errstr_size, "redis: counter script: %s", r->str);
+            if (ops_redis_reply_wants_reconnect(r))
+                disconnect(cr); /* a replica now: find the primary again */
             goto cleanup;
         }
         if (status != NULL && strcmp(status, "OK") == 0) {
@@ -425,6 +429,8 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
         ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        if (ops_redis_reply_wants_reconnect(r))
+            disconnect(cr);
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
@@ -486,6 +492,8 @@ int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
     if (r->type != REDIS_REPLY_INTEGER) {
         ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        if (ops_redis_reply_wants_reconnect(r))
+            disconnect(cr);
         goto cleanup;
     }
     rc = r->integer > 0 ? 1 : 0;
@@ -493,4 +501,8 @@ cleanup:
     if (r != NULL)
         freeReplyObject(r);
     return rc;
+}
+
+void ops_counter_redis_where(const ops_counter_redis_t *cr, char *buf, size_t size) {
+    ops_redis_where(cr != NULL && cr->ctx != NULL && cr->ctx->err == 0 ? cr->ctx : NULL, buf, size);
 }

@@ -449,10 +449,38 @@ void ops_redis_where(const redisContext *c, char *buf, size_t size) {
         where_of(c->tcp.host, c->tcp.port, buf, size);
 }
 
+/* Scripts quote the error of the command that failed inside them, so the
+ * code is looked for anywhere in the text, not only at its start. */
+bool ops_redis_error_wants_reconnect(const char *text) {
+    return text != NULL && (strstr(text, "READONLY ") != NULL || strstr(text, "LOADING ") != NULL ||
+                            strstr(text, "MASTERDOWN ") != NULL);
+}
+
 bool ops_redis_reply_wants_reconnect(const redisReply *r) {
-    return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
-           (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
-            strncmp(r->str, "MASTERDOWN", 10) == 0);
+    return r != NULL && r->type == REDIS_REPLY_ERROR && ops_redis_error_wants_reconnect(r->str);
+}
+
+int ops_redis_check_primary(redisContext *c, char *errstr, size_t errstr_size) {
+    char where[300];
+    int rc = -1;
+    redisReply *r = redisCommand(c, "ROLE");
+
+    ops_redis_where(c, where, sizeof(where));
+    if (r == NULL || c->err)
+        snprintf(errstr, errstr_size, "redis %s: ROLE: %s", where, c->err ? c->errstr : "no reply");
+    else if (r->type == REDIS_REPLY_ERROR)
+        snprintf(errstr, errstr_size, "redis %s: ROLE: %s", where, r->str);
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+             r->element[0]->type != REDIS_REPLY_STRING)
+        snprintf(errstr, errstr_size, "redis %s: ROLE: unexpected reply", where);
+    else if (strcmp(r->element[0]->str, "master") != 0)
+        snprintf(errstr, errstr_size, "redis %s is a %s now, not the primary", where,
+                 r->element[0]->str);
+    else
+        rc = 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
 }
 
 /* Opens one data node (host:port, or unix_path when set): connect within
@@ -574,21 +602,13 @@ static redisContext *via_sentinel(const ops_redis_url_t *u, size_t i, const char
         *permanent = strstr(inner, "AUTH failed") != NULL;
         goto done;
     }
-    r = redisCommand(node, "ROLE");
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, why_size, "names %s: ROLE: %s%s", where, r ? r->str : node->errstr,
-                 r && strncmp(r->str, "NOPERM", 6) == 0
-                     ? " (the ACL user needs +role: see config/redis-acl.conf)"
-                     : "");
-        *permanent = r != NULL && strncmp(r->str, "NOPERM", 6) == 0;
-        redisFree(node);
-        node = NULL;
-        goto done;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0) {
-        snprintf(why, why_size, "names %s, which is not a primary (a failover in progress?)",
-                 where);
+    if (ops_redis_check_primary(node, why, why_size) != 0) {
+        char inner[512];
+        snprintf(inner, sizeof(inner), "%s", why);
+        snprintf(why, why_size, "names %.400s%s", inner + (strncmp(inner, "redis ", 6) == 0 ? 6 : 0),
+                 strstr(inner, "NOPERM") ? " (the ACL user needs +role: see config/redis-acl.conf)"
+                                         : "");
+        *permanent = strstr(inner, "NOPERM") != NULL;
         redisFree(node);
         node = NULL;
     }

@@ -289,7 +289,9 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
             if (ops_alert_out_mirror(c, a, err, sizeof(err)) >= 0)
                 return 0;
             logmsg("%s", err);
-            if (c->err)
+            /* lost, or a replica now (a failover): connect afresh, which
+             * finds the current primary through the sentinels */
+            if (c->err || ops_redis_error_wants_reconnect(err))
                 redis_drop(al);
         }
         if (g_stop)

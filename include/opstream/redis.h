@@ -71,6 +71,15 @@ void ops_redis_where(const redisContext *c, char *buf, size_t size);
  * redis-sentinel:// URL then finds the current primary). */
 bool ops_redis_reply_wants_reconnect(const redisReply *r);
 
+/* The same for an error message that quotes such a reply. */
+bool ops_redis_error_wants_reconnect(const char *text);
+
+/* ROLE on c: 0 when the server is a primary, -1 with errstr ("WHERE is a
+ * replica now") otherwise or when ROLE fails. For long-lived readers of a
+ * redis-sentinel:// deployment, whose reads a demoted primary would still
+ * answer. */
+int ops_redis_check_primary(redisContext *c, char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
