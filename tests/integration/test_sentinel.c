@@ -215,8 +215,33 @@ static void primary_killed_midstream_counts_exactly_on_the_new_primary(void **st
     tc_model_free(&m);
 }
 
+/* A master name no sentinel monitors: each sentinel is named with why,
+ * at once (waiting cannot mend it). */
+static void unknown_master_names_every_sentinel_asked(void **state) {
+    char url[300];
+    (void)state;
+    snprintf(url, sizeof url, "%.*snope", (int)(strchr(g_dep.url, '#') + 1 - g_dep.url),
+             g_dep.url);
+    const char *argv[] = {"opstream-stats", "--redis", url, "--list", NULL};
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 20000), 0);
+    assert_int_equal(harness_proc_exit_code(p), 3); /* Redis unreachable */
+    assert_int_equal(stderr_count(p, "redis-sentinel master 'nope': no primary found through 3 "
+                                     "sentinels"),
+                     1);
+    for (int i = 0; i < SH_SENTINELS; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "127.0.0.1:%d (does not monitor a master named 'nope')",
+                 g_dep.sentinel_port[i]);
+        assert_int_equal(stderr_count(p, line), 1);
+    }
+    harness_proc_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unknown_master_names_every_sentinel_asked),
         cmocka_unit_test_setup_teardown(primary_killed_midstream_counts_exactly_on_the_new_primary,
                                         setup, tc_teardown),
     };

@@ -279,6 +279,36 @@ static void unreachable_sentinels_are_each_named(void **state) {
     assert_null(strstr(err, "TopSecret"));
 }
 
+/* Replies after which a connection must find the primary again, also when a
+ * script or an error message quotes them. */
+static void failover_replies_ask_for_a_new_connection(void **state) {
+    static const struct {
+        const char *text;
+        bool reconnect;
+    } rows[] = {
+        {"READONLY You can't write against a read only replica.", true},
+        {"READONLY You can't write against a read only replica. script: 3df9, on @user_script:1.",
+         true},
+        {"LOADING Redis is loading the dataset in memory", true},
+        {"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", true},
+        {"redis: counter script: READONLY You can't write against a read only replica.", true},
+        {"NOSCRIPT No matching script. Please use EVAL.", false},
+        {"WRONGTYPE Operation against a key holding the wrong kind of value", false},
+        {"ERR unknown command", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        redisReply r = {.type = REDIS_REPLY_ERROR, .str = (char *)rows[i].text};
+        if (ops_redis_error_wants_reconnect(rows[i].text) != rows[i].reconnect ||
+            ops_redis_reply_wants_reconnect(&r) != rows[i].reconnect)
+            fail_msg("row %zu (%s): not %s", i, rows[i].text,
+                     rows[i].reconnect ? "a reconnect" : "an ordinary error");
+    }
+    redisReply ok = {.type = REDIS_REPLY_STATUS, .str = (char *)"READONLY "};
+    assert_false(ops_redis_reply_wants_reconnect(&ok));
+    assert_false(ops_redis_reply_wants_reconnect(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_urls_parse_into_their_parts),
@@ -292,6 +322,7 @@ int main(void) {
         cmocka_unit_test(bad_sentinel_urls_are_refused_with_a_reason),
         cmocka_unit_test(sentinel_errors_never_show_the_password),
         cmocka_unit_test(unreachable_sentinels_are_each_named),
+        cmocka_unit_test(failover_replies_ask_for_a_new_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
