@@ -239,11 +239,54 @@ static void unknown_master_names_every_sentinel_asked(void **state) {
     harness_proc_free(p);
 }
 
+/* Sentinels that want a password (their own ACL user): the URL names the
+ * user and a file with the password; without them every sentinel is named
+ * with NOAUTH. Last: the deployment's sentinels keep the password. */
+static void sentinels_with_a_password_are_asked_as_their_user(void **state) {
+    char pwfile[HARNESS_PATH_MAX], url[HARNESS_PATH_MAX + 512];
+    const char *head_end = strchr(g_dep.url, '#');
+
+    (void)state;
+    assert_int_equal(harness_path(pwfile, sizeof pwfile, "sentinel.pw"), 0);
+    assert_int_equal(harness_write_file(pwfile, "s3nt1nel-pw\n", (size_t)-1), 0);
+    for (int i = 0; i < SH_SENTINELS; i++) {
+        redisReply *r = sh_command_port(g_dep.sentinel_port[i],
+                                        "ACL SETUSER opstream-client on >s3nt1nel-pw -@all +auth "
+                                        "+ping +sentinel|get-master-addr-by-name");
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        r = sh_command_port(g_dep.sentinel_port[i], "ACL SETUSER default off");
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    const char *argv[] = {"opstream-stats", "--redis", g_dep.url, "--list", NULL};
+    harness_proc_t *p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 20000), 0);
+    assert_int_equal(harness_proc_exit_code(p), 3);
+    assert_int_equal(stderr_count(p, "(AUTH failed") + stderr_count(p, "(NOAUTH"), SH_SENTINELS);
+    harness_proc_free(p);
+
+    snprintf(url, sizeof url, "%.*s?sentinel_user=opstream-client&sentinel_password_file=%s%s",
+             (int)(head_end - g_dep.url), g_dep.url, pwfile, head_end);
+    argv[2] = url;
+    p = harness_spawn(argv, NULL, 0);
+    assert_non_null(p);
+    assert_int_equal(harness_proc_wait(p, 20000), 0);
+    if (harness_proc_exit_code(p) != 0) {
+        char *err = harness_proc_stderr(p);
+        fail_msg("opstream-stats exit %d: %s", harness_proc_exit_code(p), err ? err : "");
+    }
+    harness_proc_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unknown_master_names_every_sentinel_asked),
         cmocka_unit_test_setup_teardown(primary_killed_midstream_counts_exactly_on_the_new_primary,
                                         setup, tc_teardown),
+        cmocka_unit_test(sentinels_with_a_password_are_asked_as_their_user),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
