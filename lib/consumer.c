@@ -414,6 +414,13 @@ static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const
         return -1;
     r = redisCommand(rc, "HSET %s %s %s", key, field, value);
     if (r == NULL) {
+        /* the server went away since the last use (a restart, a failover
+         * the step already met): once more on a fresh connection */
+        if ((rc = aux_get(c, err, errsize)) == NULL)
+            return -1;
+        r = redisCommand(rc, "HSET %s %s %s", key, field, value);
+    }
+    if (r == NULL) {
         ops_err_format(err, errsize, "redis: %s", rc->errstr);
         return -1;
     }

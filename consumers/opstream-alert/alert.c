@@ -265,12 +265,20 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
  * (-1). */
 static int mirror(alerter_t *al, const ops_alert_t *a) {
     char err[512];
+    bool retried = false;
 
     for (;;) {
         redisContext *c = redis_get(al);
         if (c != NULL) {
             if (ops_alert_out_mirror(c, a, err, sizeof(err)) >= 0)
                 return 0;
+            if (c->err && !retried) {
+                /* gone since the last alert (a restart, a failover the
+                 * runtime already said): once more on a fresh connection */
+                redis_drop(al);
+                retried = true;
+                continue;
+            }
             logmsg("%s", err);
             /* lost, or a replica now (a failover): connect afresh, which
              * finds the current primary through the sentinels */
