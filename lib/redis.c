@@ -241,13 +241,19 @@ static int parse_unix(const char *rest, ops_redis_url_t *out, char *errstr, size
     return 0;
 }
 
-/* redis://[userinfo@]host[:port][/db][?query]. The userinfo ends at the
- * last '@' of the authority (path and query hold no '@'), so a password may
- * even contain an unescaped '@' or '/'. */
-static int parse_tcp(const char *rest, ops_redis_url_t *out, char *errstr, size_t errstr_size) {
-    const char *q = strchr(rest, '?');
-    size_t before_q = q ? (size_t)(q - rest) : strlen(rest);
+typedef int (*hosts_fn)(const char *s, size_t len, ops_redis_url_t *out, char *errstr,
+                        size_t errstr_size);
+
+/* [userinfo@]HOSTS[/db][?query] in rest[0..len), HOSTS parsed by `hosts`.
+ * The userinfo ends at the last '@' of the authority (path and query hold
+ * no '@'), so a password may even contain an unescaped '@' or '/'. */
+static int parse_server(const char *rest, size_t len, hosts_fn hosts, ops_redis_url_t *out,
+                        char *errstr, size_t errstr_size) {
+    const char *end = rest + len;
+    size_t before_q = strcspn(rest, "?");
     const char *at = NULL;
+    if (before_q > len)
+        before_q = len;
     for (size_t i = 0; i < before_q; i++)
         if (rest[i] == '@')
             at = rest + i;
@@ -258,24 +264,77 @@ static int parse_tcp(const char *rest, ops_redis_url_t *out, char *errstr, size_
         hp = at + 1;
     }
     size_t hplen = strcspn(hp, "/?");
-    if (parse_hostport(hp, hplen, out, errstr, errstr_size) != 0)
+    if (hplen > (size_t)(end - hp))
+        hplen = (size_t)(end - hp);
+    if (hosts(hp, hplen, out, errstr, errstr_size) != 0)
         return -1;
     const char *p = hp + hplen;
-    if (*p == '/') {
+    if (p < end && *p == '/') {
         p++;
         size_t dlen = strcspn(p, "?");
+        if (dlen > (size_t)(end - p))
+            dlen = (size_t)(end - p);
         if (dlen > 0 && parse_db(p, dlen, out, errstr, errstr_size) != 0)
             return -1;
         p += dlen;
     }
-    if (*p == '?')
-        return parse_query(p + 1, out, errstr, errstr_size);
+    if (p < end && *p == '?') {
+        char q[2048];
+        size_t qlen = (size_t)(end - p - 1);
+        if (qlen >= sizeof(q)) {
+            snprintf(errstr, errstr_size, "URL parameters are too long");
+            return -1;
+        }
+        memcpy(q, p + 1, qlen);
+        q[qlen] = '\0';
+        int rc = parse_query(q, out, errstr, errstr_size);
+        memset(q, 0, sizeof(q)); /* may hold a password */
+        return rc;
+    }
     return 0;
 }
 
+/* redis://[userinfo@]host[:port][/db][?query]. */
+static int parse_tcp(const char *rest, ops_redis_url_t *out, char *errstr, size_t errstr_size) {
+    return parse_server(rest, strlen(rest), parse_hostport, out, errstr, errstr_size);
+}
+
+/* host[:port][,host[:port]...]: the sentinels, port 26379 by default. */
+static int parse_sentinel_hosts(const char *s, size_t len, ops_redis_url_t *out, char *errstr,
+                                size_t errstr_size) {
+    const char *end = s + len;
+    if (len == 0) {
+        snprintf(errstr, errstr_size,
+                 "no sentinel address: redis-sentinel://host[:port][,...]#MASTER");
+        return -1;
+    }
+    for (const char *h = s;;) {
+        const char *comma = memchr(h, ',', (size_t)(end - h));
+        size_t elen = comma ? (size_t)(comma - h) : (size_t)(end - h);
+        ops_redis_url_t one;
+        if (elen == 0) {
+            snprintf(errstr, errstr_size, "empty address in the sentinel list");
+            return -1;
+        }
+        if (out->nsentinels == OPS_REDIS_MAX_SENTINELS) {
+            snprintf(errstr, errstr_size, "more than %d sentinels", OPS_REDIS_MAX_SENTINELS);
+            return -1;
+        }
+        memset(&one, 0, sizeof(one));
+        one.port = OPS_REDIS_SENTINEL_PORT;
+        if (parse_hostport(h, elen, &one, errstr, errstr_size) != 0)
+            return -1;
+        memcpy(out->sentinels[out->nsentinels].host, one.host, sizeof(one.host));
+        out->sentinels[out->nsentinels].port = one.port;
+        out->nsentinels++;
+        if (!comma)
+            return 0;
+        h = comma + 1;
+    }
+}
+
 /* redis-sentinel://[userinfo@]host[:port][,host[:port]...][/db][?query]#MASTER.
- * The master name follows the last '#'; userinfo ends at the last '@' before
- * it. Sentinels default to port 26379. */
+ * The master name follows the last '#'. */
 static int parse_sentinel(const char *rest, ops_redis_url_t *out, char *errstr,
                           size_t errstr_size) {
     const char *hash = strrchr(rest, '#');
@@ -295,72 +354,8 @@ static int parse_sentinel(const char *rest, ops_redis_url_t *out, char *errstr,
                      "(percent-escape '#' in a password as %%23)");
             return -1;
         }
-    size_t len = (size_t)(hash - rest);
-    size_t before_q = strcspn(rest, "?");
-    if (before_q > len)
-        before_q = len;
-    const char *at = NULL;
-    for (size_t i = 0; i < before_q; i++)
-        if (rest[i] == '@')
-            at = rest + i;
-    const char *hp = rest;
-    if (at) {
-        if (parse_userinfo(rest, (size_t)(at - rest), out, errstr, errstr_size) != 0)
-            return -1;
-        hp = at + 1;
-    }
-    size_t hplen = strcspn(hp, "/?#");
-    if (hplen == 0) {
-        snprintf(errstr, errstr_size, "no sentinel address: redis-sentinel://host[:port][,...]#MASTER");
-        return -1;
-    }
-    for (const char *h = hp; h < hp + hplen;) {
-        size_t elen = strcspn(h, ",/?#");
-        ops_redis_url_t one;
-        if (elen == 0) {
-            snprintf(errstr, errstr_size, "empty address in the sentinel list");
-            return -1;
-        }
-        if (out->nsentinels == OPS_REDIS_MAX_SENTINELS) {
-            snprintf(errstr, errstr_size, "more than %d sentinels", OPS_REDIS_MAX_SENTINELS);
-            return -1;
-        }
-        memset(&one, 0, sizeof(one));
-        one.port = OPS_REDIS_SENTINEL_PORT;
-        if (parse_hostport(h, elen, &one, errstr, errstr_size) != 0)
-            return -1;
-        memcpy(out->sentinels[out->nsentinels].host, one.host, sizeof(one.host));
-        out->sentinels[out->nsentinels].port = one.port;
-        out->nsentinels++;
-        h += elen;
-        if (*h == ',') {
-            h++;
-            if (h == hp + hplen) {
-                snprintf(errstr, errstr_size, "empty address in the sentinel list");
-                return -1;
-            }
-        }
-    }
-    const char *p = hp + hplen;
-    if (*p == '/') {
-        p++;
-        size_t dlen = strcspn(p, "?#");
-        if (dlen > 0 && parse_db(p, dlen, out, errstr, errstr_size) != 0)
-            return -1;
-        p += dlen;
-    }
-    if (*p == '?') {
-        char q[1024];
-        size_t qlen = (size_t)(hash - p - 1);
-        if (qlen >= sizeof(q)) {
-            snprintf(errstr, errstr_size, "URL parameters are too long");
-            return -1;
-        }
-        memcpy(q, p + 1, qlen);
-        q[qlen] = '\0';
-        return parse_query(q, out, errstr, errstr_size);
-    }
-    return 0;
+    return parse_server(rest, (size_t)(hash - rest), parse_sentinel_hosts, out, errstr,
+                        errstr_size);
 }
 
 /* Fills *out from url. Every error names the part that is wrong and, where

@@ -60,11 +60,26 @@ static void good_urls_parse_into_their_parts(void **state) {
     }
 }
 
+typedef struct refusal {
+    const char *url;
+    const char *reason; /* substring of the error */
+} refusal_t;
+
+/* Each URL is refused, with an error that says the reason. */
+static void assert_refused(const refusal_t *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        ops_redis_url_t u;
+        char err[256] = "";
+        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
+            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
+        if (!strstr(err, rows[i].reason))
+            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
+                     rows[i].reason);
+    }
+}
+
 static void bad_urls_are_refused_with_a_reason(void **state) {
-    static const struct {
-        const char *url;
-        const char *reason; /* substring of the error */
-    } rows[] = {
+    static const refusal_t rows[] = {
         {"", "empty Redis URL"},
         {"localhost:6379", "expected redis://, unix://, redis+unix:// or redis-sentinel://"},
         {"http://localhost", "expected redis://"},
@@ -94,15 +109,7 @@ static void bad_urls_are_refused_with_a_reason(void **state) {
         {"unix:///tmp/r.sock?db=x", "db 'x'"},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        ops_redis_url_t u;
-        char err[256] = "";
-        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
-            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
-        if (!strstr(err, rows[i].reason))
-            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
-                     rows[i].reason);
-    }
+    assert_refused(rows, sizeof(rows) / sizeof(rows[0]));
 }
 
 static void errors_never_show_the_password(void **state) {
@@ -218,10 +225,7 @@ static void sentinel_urls_parse_into_sentinels_and_master(void **state) {
 }
 
 static void bad_sentinel_urls_are_refused_with_a_reason(void **state) {
-    static const struct {
-        const char *url;
-        const char *reason;
-    } rows[] = {
+    static const refusal_t rows[] = {
         {"redis-sentinel://s", "no master name: end the URL with #MASTER"},
         {"redis-sentinel://s#", "no master name"},
         {"redis-sentinel://#m", "no sentinel address"},
@@ -239,15 +243,7 @@ static void bad_sentinel_urls_are_refused_with_a_reason(void **state) {
         {"redis://h?sentinel_user=x", "'sentinel_user' is only for redis-sentinel://"},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        ops_redis_url_t u;
-        char err[256] = "";
-        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
-            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
-        if (!strstr(err, rows[i].reason))
-            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
-                     rows[i].reason);
-    }
+    assert_refused(rows, sizeof(rows) / sizeof(rows[0]));
 }
 
 /* An unescaped '#' in a password must not leak through the master name. */
