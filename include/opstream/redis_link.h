@@ -63,6 +63,16 @@ size_t ops_redis_link_pending(const ops_redis_link_t *l);
  * connects afresh. */
 void ops_redis_link_reset(ops_redis_link_t *l);
 
+/* "host:port" of the server the link is connected to now ("" when it is
+ * not): for redis-sentinel://, the primary it found, so that a program can
+ * say when a failover moved it. */
+void ops_redis_link_where(const ops_redis_link_t *l, char *buf, size_t size);
+
+/* Connects when needed and checks with ROLE that the server is a primary
+ * (ops_redis_check_primary): 0, or -1 with errstr. Nothing may be pending.
+ * A cluster link answers 0 at once (it routes to primaries only). */
+int ops_redis_link_check_primary(ops_redis_link_t *l, char *errstr, size_t errstr_size);
+
 /* True for a redis-cluster:// link. */
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l);
 
