@@ -727,10 +727,6 @@ int harness_free_port(void) {
     return port;
 }
 
-int harness_free_port(void) {
-    return free_port();
-}
-
 /* True once redis answers PING with PONG (not LOADING, not refused). */
 static bool redis_pongs(void *arg) {
     harness_redis_t *r = arg;

@@ -179,10 +179,6 @@ int harness_broker_stop(harness_broker_t *b);
 /* Stops (if running) and frees. Accepts NULL. */
 void harness_broker_free(harness_broker_t *b);
 
-/* A TCP port of 127.0.0.1 free at the moment of the call (another process
- * may take it before the caller binds it), or -1. */
-int harness_free_port(void);
-
 /* ---- redis-server ----------------------------------------------------- */
 
 /* A 127.0.0.1 TCP port nobody listens on now (bind port 0), or -1. Another
