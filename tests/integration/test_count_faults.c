@@ -155,8 +155,13 @@ static bool proc_says_batch_not_applied(void *arg) {
  * frozen), then A itself freezes; Redis thaws, B joins and, once A's
  * session has expired, takes every partition from the stored offsets and
  * counts A's batch's events itself. A thawed tries to write its batch: the
- * step must refuse it (fenced), or those events would count twice, which
- * only dedupe could hide and dedupe is off here.
+ * watermarks must refuse every event of it B counted, or those events would
+ * count twice, which only dedupe could hide and dedupe is off here. Which
+ * of the two then loses the offsets compare-and-set ("batch not applied")
+ * depends on timing: A, when B already wrote the offsets of A's partitions,
+ * or B, when A's write came between B's operation steps and B's offsets
+ * write. One of them must have lost it (the stale batch was tried), and
+ * the counts are exact either way.
  */
 static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice(void **state) {
     tc_model_t m = {0};
@@ -187,9 +192,10 @@ static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice
     tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     assert_int_equal(harness_proc_stop(a, 20000), 0);
+    bool tried = proc_says_batch_not_applied(a) || proc_says_batch_not_applied(b);
     tc_stop(b);
     assert_int_equal(tc_model_compare(&m, true), 0);
-    assert_true(proc_says_batch_not_applied(a)); /* the stale batch was tried */
+    assert_true(tried); /* the stale batch was tried */
     harness_proc_free(a);
     tc_model_free(&m);
 }
