@@ -266,7 +266,10 @@ static void note_primary(ops_consumer_t *c) {
     else
         say(c, OPS_CONSUMER_LOG_WARN, "redis: primary %s now %s (was %s)", c->master, now,
             c->primary);
+    bool changed = c->primary[0] != '\0';
     snprintf(c->primary, sizeof(c->primary), "%s", now);
+    if (changed && c->h.primary_changed != NULL && c->h.primary_changed(c->h.opaque) != 0)
+        c->stopping = true;
 }
 
 static void redis_ok(ops_consumer_t *c) {

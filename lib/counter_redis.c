@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include "opstream/keys.h"
+#include "opstream/redis_cluster.h"
 #include "opstream/redis_link.h"
 #include "err_priv.h"
 
@@ -210,6 +211,11 @@ struct ops_counter_redis {
     size_t sadd_cap;
     unsigned char *state; /* per operation of the built step */
     size_t state_cap;
+    /* Redis Cluster with WAIT: a key of each operation whose step this
+     * apply ran or found applied (APPLIED): their nodes must have the step
+     * on enough replicas before the offsets, on another node, pass it. */
+    char (*wkeys)[OPS_KEY_MAX];
+    size_t nwkeys, wkeys_cap;
 };
 
 ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
@@ -238,6 +244,7 @@ void ops_counter_redis_destroy(ops_counter_redis_t *cr) {
     free(cr->sadd);
     free(cr->sadd_len);
     free(cr->state);
+    free(cr->wkeys);
     free(cr);
 }
 
@@ -248,6 +255,116 @@ void ops_counter_redis_set_wait(ops_counter_redis_t *cr, int replicas, int timeo
 
 long long ops_counter_redis_wait_acked(const ops_counter_redis_t *cr) {
     return cr->wait_acked;
+}
+
+static void drain(ops_counter_redis_t *cr);
+
+/* True when the offsets may pass a step only once its node's replicas have
+ * it: a cluster, where the offsets key lives on another primary than the
+ * operations' keys, with opstream.redis.wait.replicas set. */
+static bool wait_per_node(const ops_counter_redis_t *cr) {
+    return cr->wait_replicas > 0 && ops_redis_link_is_cluster(cr->link);
+}
+
+/* Remembers key (of an operation whose step is applied) for the WAIT
+ * before the offsets; 0, or -1 when out of memory. */
+static int wait_key_add(ops_counter_redis_t *cr, const char *key) {
+    if (!wait_per_node(cr))
+        return 0;
+    for (size_t i = 0; i < cr->nwkeys; i++)
+        if (strcmp(cr->wkeys[i], key) == 0)
+            return 0;
+    if (cr->nwkeys == cr->wkeys_cap) {
+        size_t cap = cr->wkeys_cap ? cr->wkeys_cap * 2 : 16;
+        char(*v)[OPS_KEY_MAX] = realloc(cr->wkeys, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        cr->wkeys = v;
+        cr->wkeys_cap = cap;
+    }
+    snprintf(cr->wkeys[cr->nwkeys++], OPS_KEY_MAX, "%s", key);
+    return 0;
+}
+
+/*
+ * Redis Cluster with WAIT: before the offsets compare-and-set, WAIT on
+ * every node that took (or already held) a step of the batch, one WAIT per
+ * node (the link keeps one connection per primary, and WAIT covers every
+ * write of that connection). The offsets, kept on another primary, may
+ * pass the steps only when each node's replicas acknowledged them: a
+ * failover of an operation's primary could otherwise lose a step whose
+ * events the offsets no longer replay. 0 when every node answered at least
+ * wait_replicas; else FAILED with errstr (the batch is retried: its applied
+ * operations answer APPLIED from their watermarks and are waited for
+ * again).
+ */
+static int wait_steps(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
+    struct ops_redis_cluster *rc = ops_redis_link_cluster(cr->link);
+    char nrep[24], nms[24], (*addr)[300] = NULL;
+    size_t nsent = 0;
+    long long least = -1;
+    int rc_out = 0;
+
+    if (cr->nwkeys == 0)
+        return 0;
+    addr = calloc(cr->nwkeys, sizeof(*addr));
+    if (addr == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: out of memory");
+        return OPS_COUNTER_STEP_FAILED;
+    }
+    snprintf(nrep, sizeof nrep, "%d", cr->wait_replicas);
+    snprintf(nms, sizeof nms, "%d", cr->wait_ms);
+    const char *wargv[3] = {"WAIT", nrep, nms};
+    size_t wlens[3] = {4, strlen(nrep), strlen(nms)};
+    for (size_t i = 0; i < cr->nwkeys; i++) {
+        char a[300];
+        bool dup = false;
+        ops_redis_cluster_slot_addr(
+            rc, ops_redis_cluster_key_slot(cr->wkeys[i], strlen(cr->wkeys[i])), a, sizeof a);
+        for (size_t k = 0; k < nsent && a[0] != '\0' && !dup; k++)
+            dup = strcmp(addr[k], a) == 0;
+        if (dup)
+            continue;
+        if (ops_redis_link_append(cr->link, cr->wkeys[i], 3, wargv, wlens, errstr, errstr_size) !=
+            0) {
+            drain(cr);
+            free(addr);
+            return OPS_COUNTER_STEP_FAILED;
+        }
+        snprintf(addr[nsent++], sizeof addr[0], "%s", a);
+    }
+    for (size_t i = 0; i < nsent; i++) {
+        char e[256];
+        redisReply *r = ops_redis_link_reply(cr->link, e, sizeof e);
+        if (r == NULL) {
+            if (rc_out == 0)
+                ops_err_format(errstr, errstr_size, "%s", e);
+            rc_out = OPS_COUNTER_STEP_FAILED;
+            break; /* the link dropped what was pending */
+        }
+        if (r->type != REDIS_REPLY_INTEGER) {
+            if (rc_out == 0)
+                ops_err_format(errstr, errstr_size, "redis: WAIT on %s: %s",
+                               addr[i][0] ? addr[i] : "a node",
+                               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            rc_out = OPS_COUNTER_STEP_FAILED;
+        } else {
+            if (least < 0 || r->integer < least)
+                least = r->integer;
+            if (r->integer < cr->wait_replicas && rc_out == 0) {
+                ops_err_format(errstr, errstr_size,
+                               "redis: the step on %s is not yet on %d replica%s (%lld "
+                               "acknowledged within %d ms): the offsets wait for it",
+                               addr[i][0] ? addr[i] : "a node", cr->wait_replicas,
+                               cr->wait_replicas == 1 ? "" : "s", r->integer, cr->wait_ms);
+                rc_out = OPS_COUNTER_STEP_FAILED;
+            }
+        }
+        freeReplyObject(r);
+    }
+    cr->wait_acked = least;
+    free(addr);
+    return rc_out;
 }
 
 /* SCRIPT LOAD routed by key (a cluster node or a promoted replica may lack
@@ -307,11 +424,11 @@ static ops_counter_step_t refused(const char *key, const char *why, char *errstr
     return OPS_COUNTER_STEP_REFUSED;
 }
 
-static ops_counter_step_t fenced(ops_counter_t *c, const char *f, const char *cur,
-                                 const char *exp, char *errstr, size_t errstr_size) {
+static ops_counter_step_t fenced(ops_counter_t *c, const char *f, const char *cur, const char *exp,
+                                 char *errstr, size_t errstr_size) {
     ops_err_format(errstr, errstr_size,
-                   "offsets moved on: %s holds %s in Redis, this consumer expected %s",
-                   f ? f : "?", cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
+                   "offsets moved on: %s holds %s in Redis, this consumer expected %s", f ? f : "?",
+                   cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
     ops_counter_discard(c);
     return OPS_COUNTER_STEP_FENCED;
 }
@@ -321,8 +438,7 @@ static ops_counter_step_t fenced(ops_counter_t *c, const char *f, const char *cu
  * repeats that check; this one keeps a stale batch from even trying its
  * steps, and a key of another type from being found only after them).
  * Returns -1 (go on) or the step's outcome. */
-static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr,
-                    size_t errstr_size) {
+static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size_t errstr_size) {
     const ops_counter_args_t *a = &cr->args;
     char opskey[OPS_KEY_MAX];
     const char *targv[2] = {"TYPE", opskey};
@@ -350,15 +466,15 @@ static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr,
         hlens[2 + i] = a->argvlen[a->cas_first + 4 + 3 * i];
     }
     if (ops_redis_link_append(cr->link, opskey, 2, targv, tlens, errstr, errstr_size) != 0 ||
-        ops_redis_link_append(cr->link, hargv[1], (int)n, hargv, hlens, errstr, errstr_size) !=
-            0) {
+        ops_redis_link_append(cr->link, hargv[1], (int)n, hargv, hlens, errstr, errstr_size) != 0) {
         drain(cr);
         goto cleanup;
     }
     if ((t = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL ||
         (h = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
         goto cleanup;
-    if (t->type != REDIS_REPLY_STATUS || (strcmp(t->str, "none") != 0 && strcmp(t->str, "set") != 0)) {
+    if (t->type != REDIS_REPLY_STATUS ||
+        (strcmp(t->str, "none") != 0 && strcmp(t->str, "set") != 0)) {
         if (t->type == REDIS_REPLY_STATUS) {
             char why[64];
             snprintf(why, sizeof why, "holds a %s, not a set", t->str);
@@ -459,7 +575,15 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
         } else if (status != NULL && strcmp(status, "OK") == 0) {
             ops_counter_op_applied(c, op->opi);
             cr->state[o] = OP_OK;
+            if (wait_key_add(cr, a->argv[op->first + 3]) != 0 && !failed) {
+                ops_err_format(why, sizeof why, "redis: out of memory");
+                failed = true;
+            }
         } else if (status != NULL && strcmp(status, "APPLIED") == 0 && r->elements == 3) {
+            if (wait_key_add(cr, a->argv[op->first + 3]) != 0 && !failed) {
+                ops_err_format(why, sizeof why, "redis: out of memory");
+                failed = true;
+            }
             const char *f = elem_str(r, 1), *wm = elem_str(r, 2);
             size_t n = f != NULL && wm != NULL
                            ? ops_counter_drop_applied(c, opname, f, strtoll(wm, NULL, 10))
@@ -506,9 +630,8 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
     if (!retry)
         return -1;
     for (size_t o = 0; o < a->nops; o++)
-        if (cr->state[o] == OP_NOSCRIPT &&
-            load_script(cr, op_script, a->argv[a->ops[o].first + 3], cr->op_sha, errstr,
-                        errstr_size) != 0)
+        if (cr->state[o] == OP_NOSCRIPT && load_script(cr, op_script, a->argv[a->ops[o].first + 3],
+                                                       cr->op_sha, errstr, errstr_size) != 0)
             return OPS_COUNTER_STEP_FAILED;
     return 0;
 }
@@ -524,8 +647,13 @@ static int write_offsets(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr
     size_t nops = ops_counter_operations(c), nsadd = 0;
     redisReply *r = NULL;
     int rc = OPS_COUNTER_STEP_FAILED;
-    bool waiting = cr->wait_replicas > 0;
+    /* one server or Sentinel: the offsets share the steps' primary (a
+     * failover loses them together), WAIT after them only shrinks replays */
+    bool waiting = cr->wait_replicas > 0 && !wait_per_node(cr);
 
+    if (wait_per_node(cr) && (rc = wait_steps(cr, errstr, errstr_size)) != 0)
+        return rc;
+    rc = OPS_COUNTER_STEP_FAILED;
     ops_key_operations(opskey, sizeof opskey);
     if (nops + 2 > cr->sadd_cap) {
         const char **v = realloc(cr->sadd, (nops + 2) * sizeof(*v));
@@ -613,10 +741,11 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
     int rc = OPS_COUNTER_STEP_FAILED;
     size_t seen = 0;
     size_t rounds = 0, max_rounds = ops_counter_pending(c) + 8; /* each round shrinks the
-                                                                   * batch or loads a script */
+                                                                 * batch or loads a script */
     bool checked = false;
 
     cr->wait_acked = -1;
+    cr->nwkeys = 0;
     if (ops_counter_pending(c) == 0) {
         rc = OPS_COUNTER_STEP_APPLIED;
         goto cleanup;

@@ -399,6 +399,59 @@ static void on_replay(void *opaque, const ops_consumer_msg_t *m, const ops_event
     al->n_replayed++;
 }
 
+/* ---- after a failover ------------------------------------------------------ */
+
+/* How far back the alert topic is mirrored again after a failover: far more
+ * than a replica lags behind its primary. */
+#define REMIRROR_SPAN_MS (10 * OPS_MINUTE_MS)
+
+typedef struct remirror_ctx {
+    alerter_t *al;
+    int64_t since; /* raised_at from which alerts are mirrored again */
+    size_t n;
+} remirror_ctx_t;
+
+static int remirror_one(const ops_alert_t *a, void *opaque) {
+    remirror_ctx_t *rc = opaque;
+    if (a->raised_at < rc->since)
+        return 0;
+    if (mirror(rc->al, a) != 0)
+        return -1;
+    rc->n++;
+    return 0;
+}
+
+/*
+ * The runtime found a new primary (redis-sentinel://). Replication is
+ * asynchronous: mirror writes the old primary took in its last moments may
+ * be missing on the new one, and nothing else brings them back when the
+ * offsets write that followed them was not lost too (the runtime is then
+ * not fenced and never re-reads those events). So every alert the topic
+ * holds from the last REMIRROR_SPAN_MS, by any instance of the group, is
+ * mirrored again; the mirror skips ids the stream already holds.
+ */
+static int on_primary_changed(void *opaque) {
+    alerter_t *al = opaque;
+    char err[512];
+    remirror_ctx_t rc = {al, ops_clock_wall_ms() - REMIRROR_SPAN_MS, 0};
+
+    while (ops_alert_topic_read(al->opts->cfg, remirror_one, &rc, READBACK_MS, &g_stop, NULL, err,
+                                sizeof(err)) != 0) {
+        if (g_stop)
+            return -1;
+        logmsg("mirroring again after the failover: %s: %s; retrying", ops_alert_out_topic(al->out),
+               err);
+        sleep_ms(1000);
+        if (g_stop)
+            return -1;
+        rc.n = 0;
+    }
+    logmsg("after the failover: %zu alerts of the last %d minutes checked against the mirror "
+           "(those the new primary lacked added again)",
+           rc.n, (int)(REMIRROR_SPAN_MS / OPS_MINUTE_MS));
+    return 0;
+}
+
 /* ---- start and run --------------------------------------------------------- */
 
 int alert_run(const alert_opts_t *opts) {
@@ -428,8 +481,11 @@ int alert_run(const alert_opts_t *opts) {
         rc = ALERT_EXIT_USAGE;
         goto cleanup;
     }
-    ops_consumer_handler_t h = {
-        .opaque = &al, .event = on_event, .replay = on_replay, .assigned = on_assigned};
+    ops_consumer_handler_t h = {.opaque = &al,
+                                .event = on_event,
+                                .replay = on_replay,
+                                .assigned = on_assigned,
+                                .primary_changed = on_primary_changed};
     ops_consumer_options_t co = {.cfg = opts->cfg,
                                  .group = opts->group,
                                  .batch_max = ALERT_STORE_EVERY,

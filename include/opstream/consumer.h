@@ -163,6 +163,12 @@ typedef struct ops_consumer_handler {
      * ops_counter_redis_apply on the runtime's store. */
     ops_counter_step_t (*apply)(void *opaque, ops_counter_redis_t *store, ops_counter_t *batch,
                                 int64_t now_ms, size_t *seenp, char *errstr, size_t errstr_size);
+    /* Optional. redis-sentinel://: the store found a new primary after a
+     * failover (said in the log as "redis: primary M now ... (was ...)").
+     * Writes the old primary had not yet passed to its replica are gone
+     * there; the handler may write again what it keeps outside the step.
+     * Return 0, or -1 to stop (the runtime then stops as if signalled). */
+    int (*primary_changed)(void *opaque);
 } ops_consumer_handler_t;
 
 typedef struct ops_consumer_options {
