@@ -186,7 +186,7 @@ struct ops_counter {
     smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
     smap_t ops; /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
-    size_t gaps;                          /* batches that started past the stored offset */
+    size_t gaps;                           /* batches that started past the stored offset */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 
@@ -509,6 +509,19 @@ void ops_counter_op_applied(ops_counter_t *c, size_t opi) {
             c->evs[i].done = true;
 }
 
+void ops_counter_ops_retry(ops_counter_t *c) {
+    for (size_t i = 0; i < c->nevs; i++) {
+        cev_t *e = &c->evs[i];
+        e->done = false;
+        if (!e->dropped)
+            continue;
+        e->dropped = false;
+        c->ndupes--;
+        if ((unsigned)e->kind < OPS_KIND_COUNT)
+            c->seen_by_kind[e->kind]--;
+    }
+}
+
 uint64_t ops_counter_seen_of_kind(const ops_counter_t *c, ops_kind_t kind) {
     return (unsigned)kind < OPS_KIND_COUNT ? c->seen_by_kind[kind] : 0;
 }
@@ -792,8 +805,8 @@ typedef struct build_ws {
 } build_ws_t;
 
 /* One operation's script call: events idx[0..n) of the batch. */
-static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n,
-                    int64_t now_s, build_ws_t *w, ops_counter_args_t *a) {
+static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n, int64_t now_s,
+                    build_ws_t *w, ops_counter_args_t *a) {
     const cev_t *first = &c->evs[idx[0]];
     const char *op = first->op;
     size_t oplen = strlen(op), nrec = 0, nkeys, slot, np = 0;

@@ -214,7 +214,10 @@ struct ops_counter_redis {
     /* Redis Cluster with WAIT: a key of each operation whose step this
      * apply ran or found applied (APPLIED): their nodes must have the step
      * on enough replicas before the offsets, on another node, pass it. */
-    char (*wkeys)[OPS_KEY_MAX];
+    struct wait_key {
+        char key[OPS_KEY_MAX];
+        char field[OPS_COUNTER_TOPIC_MAX + 16]; /* APPLIED: its watermark field */
+    } * wkeys;
     size_t nwkeys, wkeys_cap;
 };
 
@@ -266,23 +269,26 @@ static bool wait_per_node(const ops_counter_redis_t *cr) {
     return cr->wait_replicas > 0 && ops_redis_link_is_cluster(cr->link);
 }
 
-/* Remembers key (of an operation whose step is applied) for the WAIT
- * before the offsets; 0, or -1 when out of memory. */
-static int wait_key_add(ops_counter_redis_t *cr, const char *key) {
+/* Remembers the watermark key of an operation whose step is applied, for
+ * the WAIT before the offsets; field: the watermark field an APPLIED reply
+ * named (NULL for a step applied now). 0, or -1 when out of memory. */
+static int wait_key_add(ops_counter_redis_t *cr, const char *key, const char *field) {
     if (!wait_per_node(cr))
         return 0;
     for (size_t i = 0; i < cr->nwkeys; i++)
-        if (strcmp(cr->wkeys[i], key) == 0)
+        if (strcmp(cr->wkeys[i].key, key) == 0 && (field == NULL || cr->wkeys[i].field[0]))
             return 0;
     if (cr->nwkeys == cr->wkeys_cap) {
         size_t cap = cr->wkeys_cap ? cr->wkeys_cap * 2 : 16;
-        char(*v)[OPS_KEY_MAX] = realloc(cr->wkeys, cap * sizeof(*v));
+        struct wait_key *v = realloc(cr->wkeys, cap * sizeof(*v));
         if (v == NULL)
             return -1;
         cr->wkeys = v;
         cr->wkeys_cap = cap;
     }
-    snprintf(cr->wkeys[cr->nwkeys++], OPS_KEY_MAX, "%s", key);
+    struct wait_key *w = &cr->wkeys[cr->nwkeys++];
+    snprintf(w->key, sizeof w->key, "%s", key);
+    snprintf(w->field, sizeof w->field, "%s", field != NULL ? field : "");
     return 0;
 }
 
@@ -296,12 +302,15 @@ static int wait_key_add(ops_counter_redis_t *cr, const char *key) {
  * events the offsets no longer replay. 0 when every node answered at least
  * wait_replicas; else FAILED with errstr (the batch is retried: its applied
  * operations answer APPLIED from their watermarks and are waited for
- * again).
+ * again). An APPLIED step wrote nothing on the connection (which may even
+ * be new since the step), so WAIT alone would not cover it: its node first
+ * gets HINCRBY of the named watermark field by 0, a write that changes
+ * nothing and reaches the replicas after the step.
  */
 static int wait_steps(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
     struct ops_redis_cluster *rc = ops_redis_link_cluster(cr->link);
     char nrep[24], nms[24], (*addr)[300] = NULL;
-    size_t nsent = 0;
+    size_t nsent = 0, ntouch = 0;
     long long least = -1;
     int rc_out = 0;
 
@@ -317,46 +326,59 @@ static int wait_steps(ops_counter_redis_t *cr, char *errstr, size_t errstr_size)
     const char *wargv[3] = {"WAIT", nrep, nms};
     size_t wlens[3] = {4, strlen(nrep), strlen(nms)};
     for (size_t i = 0; i < cr->nwkeys; i++) {
+        const struct wait_key *w = &cr->wkeys[i];
+        const char *hargv[4] = {"HINCRBY", w->key, w->field, "0"};
+        size_t hlens[4] = {7, strlen(w->key), strlen(w->field), 1};
+        if (w->field[0] == '\0')
+            continue;
+        if (ops_redis_link_append(cr->link, w->key, 4, hargv, hlens, errstr, errstr_size) != 0) {
+            drain(cr);
+            free(addr);
+            return OPS_COUNTER_STEP_FAILED;
+        }
+        ntouch++;
+    }
+    for (size_t i = 0; i < cr->nwkeys; i++) {
+        const char *key = cr->wkeys[i].key;
         char a[300];
         bool dup = false;
-        ops_redis_cluster_slot_addr(
-            rc, ops_redis_cluster_key_slot(cr->wkeys[i], strlen(cr->wkeys[i])), a, sizeof a);
+        ops_redis_cluster_slot_addr(rc, ops_redis_cluster_key_slot(key, strlen(key)), a, sizeof a);
         for (size_t k = 0; k < nsent && a[0] != '\0' && !dup; k++)
             dup = strcmp(addr[k], a) == 0;
         if (dup)
             continue;
-        if (ops_redis_link_append(cr->link, cr->wkeys[i], 3, wargv, wlens, errstr, errstr_size) !=
-            0) {
+        if (ops_redis_link_append(cr->link, key, 3, wargv, wlens, errstr, errstr_size) != 0) {
             drain(cr);
             free(addr);
             return OPS_COUNTER_STEP_FAILED;
         }
         snprintf(addr[nsent++], sizeof addr[0], "%s", a);
     }
-    for (size_t i = 0; i < nsent; i++) {
+    for (size_t i = 0; i < ntouch + nsent; i++) {
         char e[256];
+        bool is_wait = i >= ntouch;
+        const char *where = is_wait && addr[i - ntouch][0] ? addr[i - ntouch] : "a node";
         redisReply *r = ops_redis_link_reply(cr->link, e, sizeof e);
         if (r == NULL) {
-            if (rc_out == 0)
-                ops_err_format(errstr, errstr_size, "%s", e);
-            rc_out = OPS_COUNTER_STEP_FAILED;
-            break; /* the link dropped what was pending */
+            ops_err_format(errstr, errstr_size, "%s", e);
+            free(addr);
+            return OPS_COUNTER_STEP_FAILED; /* the link dropped what was pending */
         }
         if (r->type != REDIS_REPLY_INTEGER) {
             if (rc_out == 0)
-                ops_err_format(errstr, errstr_size, "redis: WAIT on %s: %s",
-                               addr[i][0] ? addr[i] : "a node",
+                ops_err_format(errstr, errstr_size, "redis: %s on %s: %s",
+                               is_wait ? "WAIT" : "HINCRBY before WAIT", where,
                                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             rc_out = OPS_COUNTER_STEP_FAILED;
-        } else {
+        } else if (is_wait) {
             if (least < 0 || r->integer < least)
                 least = r->integer;
             if (r->integer < cr->wait_replicas && rc_out == 0) {
                 ops_err_format(errstr, errstr_size,
                                "redis: the step on %s is not yet on %d replica%s (%lld "
                                "acknowledged within %d ms): the offsets wait for it",
-                               addr[i][0] ? addr[i] : "a node", cr->wait_replicas,
-                               cr->wait_replicas == 1 ? "" : "s", r->integer, cr->wait_ms);
+                               where, cr->wait_replicas, cr->wait_replicas == 1 ? "" : "s",
+                               r->integer, cr->wait_ms);
                 rc_out = OPS_COUNTER_STEP_FAILED;
             }
         }
@@ -575,12 +597,13 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
         } else if (status != NULL && strcmp(status, "OK") == 0) {
             ops_counter_op_applied(c, op->opi);
             cr->state[o] = OP_OK;
-            if (wait_key_add(cr, a->argv[op->first + 3]) != 0 && !failed) {
+            if (wait_key_add(cr, a->argv[op->first + 3], NULL) != 0 && !failed) {
                 ops_err_format(why, sizeof why, "redis: out of memory");
                 failed = true;
             }
         } else if (status != NULL && strcmp(status, "APPLIED") == 0 && r->elements == 3) {
-            if (wait_key_add(cr, a->argv[op->first + 3]) != 0 && !failed) {
+            if (elem_str(r, 1) != NULL &&
+                wait_key_add(cr, a->argv[op->first + 3], elem_str(r, 1)) != 0 && !failed) {
                 ops_err_format(why, sizeof why, "redis: out of memory");
                 failed = true;
             }
@@ -789,6 +812,8 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         goto cleanup;
     }
 cleanup:
+    if (rc == OPS_COUNTER_STEP_FAILED)
+        ops_counter_ops_retry(c);
     if (seenp != NULL)
         *seenp = seen;
     return (ops_counter_step_t)rc;

@@ -123,6 +123,14 @@ size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const c
  * was applied: its events are left out of the steps built from now on (they
  * still count as pending events until the batch is applied or dropped). */
 void ops_counter_op_applied(ops_counter_t *c, size_t opi);
+/* The step failed before the offsets were written: every event of the
+ * batch goes into the next build again, also those of operations whose
+ * step was applied and those dropped as already counted (the drops are
+ * taken back from the counts of duplicates). The node that applied a step
+ * may lose it in a failover before its replica has it; sent again, a step
+ * still held answers APPLIED (or SEEN) as before and nothing is counted
+ * twice, a lost one is applied again. */
+void ops_counter_ops_retry(ops_counter_t *c);
 /* Operations with events in the pending batch (counted, dropped or
  * applied), and the i-th one's name (0 <= i < n; owned by c). */
 size_t ops_counter_operations(const ops_counter_t *c);
@@ -185,7 +193,7 @@ typedef struct ops_counter_args {
     const char **argv; /* argv[i] points into the args' own storage; the
                         * caller may repoint the SHA slots */
     size_t *argvlen;
-    size_t nops;               /* operations with events to count */
+    size_t nops; /* operations with events to count */
     ops_counter_op_args_t *ops;
     size_t cas_first, cas_argc; /* the offsets compare-and-set call */
     /* internal */

@@ -8,7 +8,9 @@
  * primary are exact: the consumers find their stored offsets behind what
  * they wrote, are fenced, re-read the offsets there and count the lost
  * range again. opstream-stats, given the sentinel URL, reads the new
- * primary; the alert consumer's offsets and mirror go on there. The cost of
+ * primary; the alert consumer's offsets and mirror go on there, and every
+ * alert on the alert topic is in the new primary's stream (opstream-alert
+ * mirrors the last ones again once it meets the new primary). The cost of
  * the failover (pause, messages replayed, batches fenced) is printed.
  */
 #include "test_count_common.h"
@@ -194,6 +196,8 @@ static void primary_killed_midstream_counts_exactly_on_the_new_primary(void **st
              SH_MASTER, now_primary->port, old_port);
     assert_int_equal(stderr_count(count, line), 1); /* said once */
     assert_int_equal(stderr_count(alert, line), 1);
+    /* the alerts of the last minutes mirrored again on the new primary */
+    assert_int_equal(stderr_count(alert, "after the failover: "), 1);
     tc_stop(count);
     assert_int_equal(harness_proc_stop(alert, 20000), 0);
     harness_proc_free(alert);
