@@ -186,7 +186,7 @@ struct ops_counter {
     smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
     smap_t ops; /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
-    size_t gaps;                           /* batches that started past the stored offset */
+    size_t gaps;                          /* batches that started past the stored offset */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 

@@ -199,6 +199,12 @@ static const char offsets_script[] =
     "for c = 1, #ws, 4000 do redis.call('HSET', k, unpack(ws, c, math.min(c + 3999, #ws))) end\n"
     "return {'OK'}\n";
 
+/* An operation's watermark key to WAIT for (Redis Cluster). */
+typedef struct wait_key {
+    char key[OPS_KEY_MAX];
+    char field[OPS_COUNTER_TOPIC_MAX + 16]; /* APPLIED: the watermark field it named */
+} wait_key_t;
+
 struct ops_counter_redis {
     ops_redis_link_t *link;
     char op_sha[41]; /* "" until learnt from SCRIPT LOAD (same on every node) */
@@ -214,10 +220,7 @@ struct ops_counter_redis {
     /* Redis Cluster with WAIT: a key of each operation whose step this
      * apply ran or found applied (APPLIED): their nodes must have the step
      * on enough replicas before the offsets, on another node, pass it. */
-    struct wait_key {
-        char key[OPS_KEY_MAX];
-        char field[OPS_COUNTER_TOPIC_MAX + 16]; /* APPLIED: its watermark field */
-    } * wkeys;
+    wait_key_t *wkeys;
     size_t nwkeys, wkeys_cap;
 };
 
@@ -280,13 +283,13 @@ static int wait_key_add(ops_counter_redis_t *cr, const char *key, const char *fi
             return 0;
     if (cr->nwkeys == cr->wkeys_cap) {
         size_t cap = cr->wkeys_cap ? cr->wkeys_cap * 2 : 16;
-        struct wait_key *v = realloc(cr->wkeys, cap * sizeof(*v));
+        wait_key_t *v = realloc(cr->wkeys, cap * sizeof(*v));
         if (v == NULL)
             return -1;
         cr->wkeys = v;
         cr->wkeys_cap = cap;
     }
-    struct wait_key *w = &cr->wkeys[cr->nwkeys++];
+    wait_key_t *w = &cr->wkeys[cr->nwkeys++];
     snprintf(w->key, sizeof w->key, "%s", key);
     snprintf(w->field, sizeof w->field, "%s", field != NULL ? field : "");
     return 0;
@@ -326,7 +329,7 @@ static int wait_steps(ops_counter_redis_t *cr, char *errstr, size_t errstr_size)
     const char *wargv[3] = {"WAIT", nrep, nms};
     size_t wlens[3] = {4, strlen(nrep), strlen(nms)};
     for (size_t i = 0; i < cr->nwkeys; i++) {
-        const struct wait_key *w = &cr->wkeys[i];
+        const wait_key_t *w = &cr->wkeys[i];
         const char *hargv[4] = {"HINCRBY", w->key, w->field, "0"};
         size_t hlens[4] = {7, strlen(w->key), strlen(w->field), 1};
         if (w->field[0] == '\0')

@@ -193,7 +193,7 @@ typedef struct ops_counter_args {
     const char **argv; /* argv[i] points into the args' own storage; the
                         * caller may repoint the SHA slots */
     size_t *argvlen;
-    size_t nops; /* operations with events to count */
+    size_t nops;               /* operations with events to count */
     ops_counter_op_args_t *ops;
     size_t cas_first, cas_argc; /* the offsets compare-and-set call */
     /* internal */
