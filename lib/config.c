@@ -73,6 +73,11 @@ static const ops_config_key_t ops_config_keys[] = {
     {"opstream.event.time.max.future.s", OPS_CONFIG_INT, "86400", 0, 31622400, NULL,
      "how far past now an occurred_at/reported_at may lie (seconds); later events are rejected "
      "by producers and sent to the DLQ by consumers"},
+    {"opstream.redis.wait.replicas", OPS_CONFIG_INT, "0", 0, 100, NULL,
+     "replicas the counter's step waits for (Redis WAIT) after writing its offsets; 0: no WAIT; "
+     "fewer acknowledging is logged, not an error"},
+    {"opstream.redis.wait.ms", OPS_CONFIG_INT, "0", 0, 60000, NULL,
+     "longest that WAIT blocks, in milliseconds (0: 1000)"},
     {"opstream.connect.timeout.s", OPS_CONFIG_INT, "10", 1, 86400, NULL,
      "seconds to reach a broker or Redis before a program names it unreachable"},
 };

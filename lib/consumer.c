@@ -244,6 +244,8 @@ struct ops_consumer {
     bool broker_down;
     bool assigned_once;
     bool group_wait_said;
+    int wait_replicas, wait_ms; /* opstream.redis.wait.*: WAIT after each step */
+    bool wait_short;            /* the last WAIT had fewer replicas (said once) */
     int64_t started;
 
     char member[128];
@@ -611,6 +613,25 @@ cleanup:
     return rc;
 }
 
+/* After an applied step with opstream.redis.wait.replicas set: says once
+ * when fewer replicas acknowledged it than asked, and once when enough do
+ * again. Not an error: replication stays asynchronous. */
+static void wait_said(ops_consumer_t *c) {
+    long long acked = ops_counter_redis_wait_acked(c->store);
+
+    if (c->wait_replicas <= 0 || acked < 0)
+        return;
+    if (acked < c->wait_replicas && !c->wait_short)
+        say(c, OPS_CONSUMER_LOG_WARN,
+            "Redis WAIT: %lld of %d replicas acknowledged the step within %d ms; counting goes "
+            "on (a failover now may replay steps, counts stay exact)",
+            acked, c->wait_replicas, c->wait_ms);
+    else if (acked >= c->wait_replicas && c->wait_short)
+        say(c, OPS_CONSUMER_LOG_INFO, "Redis WAIT: %lld replicas acknowledge the steps again",
+            acked);
+    c->wait_short = acked < c->wait_replicas;
+}
+
 /* Before a batch's step (b: the pending batch, or the held one with its
  * DLQ count *dlq): its DLQ copies confirmed (the step passes their
  * offsets), retention gaps recorded, the handler's before_apply. Returns
@@ -661,6 +682,7 @@ static void step_finish(ops_consumer_t *c, ops_counter_t *b, bool held, ops_coun
         *dlq = 0;
         redis_failing(c, false);
         redis_ok(c);
+        wait_said(c);
         break;
     case OPS_COUNTER_STEP_FENCED:
         c->st.fenced++;
@@ -1235,6 +1257,11 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
             &c->cm, opts->metrics, opts->program ? opts->program : "opstream-consumer", c->group,
             (const char(*)[256])c->topics, c->ntopics, errstr, errstr_size) != 0)
         goto fail;
+    c->wait_replicas = (int)ops_config_get_int(opts->cfg, "opstream.redis.wait.replicas");
+    c->wait_ms = (int)ops_config_get_int(opts->cfg, "opstream.redis.wait.ms");
+    if (c->wait_ms <= 0)
+        c->wait_ms = 1000;
+    ops_counter_redis_set_wait(c->store, c->wait_replicas, c->wait_ms);
     ops_kafka_consumer_opts_t ko = {.group = c->group,
                                     .rebalance_cb = rebalance_cb,
                                     .error_cb = error_cb,
@@ -1627,6 +1654,51 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
     return out;
 }
 
+/* A reset says where the group's positions start over, so the counter's
+ * applied-offset watermarks of those partitions (opstream:{OP}:applied:GROUP
+ * of every operation listed in opstream:operations) go with the old
+ * positions: a watermark left in place would refuse the events a reset to
+ * earliest means to count again. fields/nfields: the reset "topic:partition"
+ * fields. */
+static int clear_watermarks(redisContext *redis, const char *group, const char **fields,
+                            size_t nfields, char *errstr, size_t errstr_size) {
+    redisReply *ops = redisCommand(redis, "SMEMBERS opstream:operations");
+    const char **argv = calloc(nfields + 2, sizeof(*argv));
+    char key[OPS_KEY_MAX + 256];
+    int rc = -1;
+
+    if (ops == NULL || ops->type != REDIS_REPLY_ARRAY || argv == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: SMEMBERS opstream:operations: %s",
+                       ops == NULL                      ? redis->errstr
+                       : ops->type == REDIS_REPLY_ERROR ? ops->str
+                                                        : "unexpected reply or out of memory");
+        goto cleanup;
+    }
+    argv[0] = "HDEL";
+    argv[1] = key;
+    memcpy(argv + 2, fields, nfields * sizeof(*argv));
+    for (size_t i = 0; i < ops->elements; i++) {
+        if (ops->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(key, sizeof key, "opstream:{%s}:applied:%s", ops->element[i]->str, group);
+        redisReply *r = redisCommandArgv(redis, (int)nfields + 2, argv, NULL);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            ops_err_format(errstr, errstr_size, "redis: HDEL %s: %s", key,
+                           r == NULL ? redis->errstr : r->str);
+            if (r != NULL)
+                freeReplyObject(r);
+            goto cleanup;
+        }
+        freeReplyObject(r);
+    }
+    rc = 0;
+cleanup:
+    if (ops != NULL)
+        freeReplyObject(ops);
+    free(argv);
+    return rc;
+}
+
 int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
                                const char *const *topics, ops_consumer_reset_t how, char *errstr,
                                size_t errstr_size) {
@@ -1721,6 +1793,10 @@ int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
                        r == NULL ? redis->errstr : r->str);
         goto cleanup;
     }
+    for (int i = 0; i < n; i++)
+        argv[i] = vals[i][0];
+    if (clear_watermarks(redis, group, argv, (size_t)n, errstr, errstr_size) != 0)
+        goto cleanup;
     rc = n;
 cleanup:
     if (r != NULL)

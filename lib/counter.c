@@ -149,6 +149,8 @@ static void id_key(char key[SMAP_KEY], const char *operation, const char *event_
 
 typedef struct part {
     char topic[OPS_COUNTER_TOPIC_MAX + 1];
+    char field[OPS_COUNTER_TOPIC_MAX + 16]; /* "topic:partition" */
+    size_t field_len;
     int32_t partition;
     int64_t stored; /* value in the offsets hash; -1: none */
     int64_t first;  /* first offset in the batch; -1: none in the batch */
@@ -162,6 +164,10 @@ typedef struct cev {
     char cc[3];
     ops_kind_t kind;
     bool dropped; /* reported as already counted */
+    bool done;    /* its operation's step was applied */
+    uint32_t opi; /* operation number in the batch */
+    uint32_t pi;  /* partition index */
+    int64_t off;  /* offset */
     int64_t at;   /* occurred_at, ms */
     int64_t m[OPS_METRIC_COUNT];
 } cev_t;
@@ -178,6 +184,7 @@ struct ops_counter {
     cev_t *evs;
     size_t nevs, evs_cap;
     smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
+    smap_t ops; /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
     size_t gaps;                          /* batches that started past the stored offset */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
@@ -206,6 +213,7 @@ ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
     c->minute_ttl_s = opts->minute_ttl_s ? opts->minute_ttl_s : 172800;
     c->hour_ttl_s = opts->hour_ttl_s ? opts->hour_ttl_s : 3024000;
     smap_init(&c->ids, sizeof(size_t));
+    smap_init(&c->ops, 1);
     return c;
 
 fail:
@@ -220,6 +228,7 @@ void ops_counter_destroy(ops_counter_t *c) {
     free(c->parts);
     free(c->evs);
     smap_free(&c->ids);
+    smap_free(&c->ops);
     free(c);
 }
 
@@ -242,6 +251,7 @@ static void batch_reset(ops_counter_t *c) {
         c->parts[i].first = c->parts[i].next = -1;
     c->nevs = c->nmsgs = c->nskips = 0;
     smap_clear(&c->ids);
+    smap_clear(&c->ops);
 }
 
 int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, int64_t stored,
@@ -273,6 +283,7 @@ int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, i
     }
     part_t *p = &c->parts[c->nparts++];
     snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->field_len = (size_t)snprintf(p->field, sizeof(p->field), "%s:%d", topic, (int)partition);
     p->partition = partition;
     p->stored = stored < 0 ? -1 : stored;
     p->first = p->next = -1;
@@ -321,6 +332,7 @@ static ops_counter_add_result_t take_offset(ops_counter_t *c, const char *topic,
 
     if (i < 0)
         return OPS_COUNTER_NOT_ASSIGNED;
+    c->last_part = (size_t)i;
     p = &c->parts[i];
     if (offset < 0 || (p->next >= 0 && offset < p->next) ||
         (p->first < 0 && p->stored >= 0 && offset < p->stored))
@@ -339,7 +351,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
     char key[SMAP_KEY];
-    bool created;
+    bool created = false;
     long idx;
     ops_counter_add_result_t r;
 
@@ -379,8 +391,17 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         return OPS_COUNTER_NO_MEMORY;
     }
     *(size_t *)smap_val(&c->ids, (size_t)idx) = c->nevs;
-copy:;
+copy:
+    idx = smap_get(&c->ops, ev->operation, true, &created);
+    if (idx < 0) {
+        batch_reset(c);
+        return OPS_COUNTER_NO_MEMORY;
+    }
     cev_t *e = &c->evs[c->nevs++];
+    e->opi = (uint32_t)idx;
+    e->pi = (uint32_t)c->last_part;
+    e->off = offset;
+    e->done = false;
     copy_str(e->op, sizeof(e->op), ev->operation);
     copy_str(e->id, sizeof(e->id), ev->event_id);
     copy_str(e->cc, sizeof(e->cc), ev->country);
@@ -467,6 +488,41 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     return 1;
 }
 
+size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
+                                int64_t watermark) {
+    long opi = smap_get(&c->ops, operation, false, NULL);
+    size_t n = 0;
+
+    if (opi < 0)
+        return 0;
+    for (size_t i = 0; i < c->nevs; i++) {
+        cev_t *e = &c->evs[i];
+        if (e->dropped || e->done || e->opi != (uint32_t)opi || e->off >= watermark ||
+            strcmp(c->parts[e->pi].field, field) != 0)
+            continue;
+        e->dropped = true;
+        c->ndupes++;
+        if ((unsigned)e->kind < OPS_KIND_COUNT)
+            c->seen_by_kind[e->kind]++;
+        n++;
+    }
+    return n;
+}
+
+size_t ops_counter_operations(const ops_counter_t *c) {
+    return c->ops.n;
+}
+
+const char *ops_counter_operation(const ops_counter_t *c, size_t i) {
+    return c->ops.keys[i];
+}
+
+void ops_counter_op_applied(ops_counter_t *c, size_t opi) {
+    for (size_t i = 0; i < c->nevs; i++)
+        if (c->evs[i].opi == (uint32_t)opi && !c->evs[i].dropped)
+            c->evs[i].done = true;
+}
+
 uint64_t ops_counter_seen_of_kind(const ops_counter_t *c, ops_kind_t kind) {
     return (unsigned)kind < OPS_KIND_COUNT ? c->seen_by_kind[kind] : 0;
 }
@@ -482,10 +538,10 @@ void ops_counter_discard(ops_counter_t *c) {
     batch_reset(c);
 }
 
-int64_t ops_counter_seen_slot_s(int64_t dedupe_window_s) {
-    int64_t w = (dedupe_window_s + SEEN_SLOTS_PER_WINDOW - 1) / SEEN_SLOTS_PER_WINDOW;
-
-    return w < 1 ? 1 : w;
+int64_t ops_counter_seen_generation(int64_t now_s, int64_t dedupe_window_s) {
+    if (dedupe_window_s <= 0)
+        return now_s;
+    return now_s - ((now_s % dedupe_window_s) + dedupe_window_s) % dedupe_window_s;
 }
 
 /* ------------------------------------------------------------------------
@@ -499,6 +555,8 @@ void ops_counter_args_free(ops_counter_args_t *a) {
     free(a->argvlen);
     free(a->buf);
     free(a->off);
+    free(a->ops);
+    free(a->order);
     memset(a, 0, sizeof(*a));
 }
 
@@ -538,11 +596,29 @@ static int args_str(ops_counter_args_t *a, const char *s) {
     return args_push(a, s, strlen(s));
 }
 
+/* Decimal digits of v into buf (at least 21 bytes), by hand: the step is
+ * built without printf-family formatting. Returns the length. */
+static size_t fmt_i64(char *buf, int64_t v) {
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n > 0)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
 static int args_int(ops_counter_args_t *a, int64_t v) {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
 
-    return args_push(a, num, (size_t)n);
+    return args_push(a, num, fmt_i64(num, v));
 }
 
 /* Reserves a count argument to fill in later with args_set_count. */
@@ -552,9 +628,7 @@ static int args_count_slot(ops_counter_args_t *a, size_t *slotp) {
 }
 
 static void args_set_count(ops_counter_args_t *a, size_t slot, size_t count) {
-    char *p = a->buf + a->off[slot];
-
-    a->argvlen[slot] = (size_t)snprintf(p, 11, "%zu", count);
+    a->argvlen[slot] = fmt_i64(a->buf + a->off[slot], (int64_t)count);
 }
 
 /* Points argv into the buffer once it stops moving. */
@@ -579,19 +653,24 @@ typedef struct hagg {
     int64_t m[OPS_METRIC_COUNT];
 } hagg_t;
 
-/* Adds an event's metrics to the entry (key, cc). */
+/* Adds an event group's metrics to the entry (key, cc). */
 static int hagg_add(smap_t *h, const char *key, const char *cc, bool zeros, int64_t expireat,
                     const int64_t m[OPS_METRIC_COUNT]) {
     char mk[SMAP_KEY];
+    size_t kl = strlen(key), cl = strlen(cc);
     long i;
 
-    snprintf(mk, sizeof(mk), "%s\x1f%s", key, cc);
+    if (kl + cl + 2 > sizeof mk)
+        return -1;
+    memcpy(mk, key, kl);
+    mk[kl] = '\x1f';
+    memcpy(mk + kl + 1, cc, cl + 1);
     i = smap_get(h, mk, true, NULL);
     if (i < 0)
         return -1;
     hagg_t *v = smap_val(h, (size_t)i);
-    v->key_len = strlen(key);
-    snprintf(v->cc, sizeof(v->cc), "%s", cc);
+    v->key_len = kl;
+    copy_str(v->cc, sizeof(v->cc), cc);
     v->zeros = zeros;
     v->expireat = expireat;
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
@@ -599,20 +678,7 @@ static int hagg_add(smap_t *h, const char *key, const char *cc, bool zeros, int6
     return 0;
 }
 
-/* Set members: the map key is "key\x1fmember", the value the key length. */
-static int sadd(smap_t *s, const char *key, const char *member) {
-    char mk[SMAP_KEY];
-    long i;
-
-    snprintf(mk, sizeof(mk), "%s\x1f%s", key, member);
-    i = smap_get(s, mk, true, NULL);
-    if (i < 0)
-        return -1;
-    *(size_t *)smap_val(s, (size_t)i) = strlen(key);
-    return 0;
-}
-
-/* Events grouped by (operation, country, minute) before any key is
+/* Events of one operation grouped by (country, minute) before any key is
  * formatted: a batch usually holds few such groups, so key building and the
  * per-key maps run per group instead of per event. */
 typedef struct grouping {
@@ -622,10 +688,9 @@ typedef struct grouping {
     size_t nslots;
 } grouping_t;
 
-static uint64_t group_hash(const char *op, const char *cc, int64_t minute) {
-    uint64_t h = hash_bytes(op, strlen(op));
+static uint64_t group_hash(const char *cc, int64_t minute) {
+    uint64_t h = ((uint64_t)(unsigned char)cc[0] << 8 | (unsigned char)cc[1]) * 0x100000001b3ULL;
 
-    h ^= ((uint64_t)(unsigned char)cc[0] << 8 | (unsigned char)cc[1]) * 0x100000001b3ULL;
     h ^= (uint64_t)minute * 0x9E3779B97F4A7C15ULL;
     return h ^ (h >> 29);
 }
@@ -636,7 +701,7 @@ static int group_rehash(grouping_t *gr, size_t nslots) {
     if (slots == NULL)
         return -1;
     for (size_t i = 0; i < gr->n; i++) {
-        size_t s = group_hash(gr->g[i].op, gr->g[i].cc, gr->g[i].at) & (nslots - 1);
+        size_t s = group_hash(gr->g[i].cc, gr->g[i].at) & (nslots - 1);
         while (slots[s] != 0)
             s = (s + 1) & (nslots - 1);
         slots[s] = (uint32_t)(i + 1);
@@ -647,16 +712,23 @@ static int group_rehash(grouping_t *gr, size_t nslots) {
     return 0;
 }
 
+static void group_clear(grouping_t *gr) {
+    if (gr->slots != NULL)
+        memset(gr->slots, 0, gr->nslots * sizeof(*gr->slots));
+    gr->n = 0;
+}
+
 static int group_add(grouping_t *gr, const cev_t *e) {
     int64_t minute = ops_minute_floor(e->at);
     size_t s;
 
     if ((gr->n + 1) * 2 > gr->nslots && group_rehash(gr, gr->nslots ? gr->nslots * 2 : 256) != 0)
         return -1;
-    s = group_hash(e->op, e->cc, minute) & (gr->nslots - 1);
+    s = group_hash(e->cc, minute) & (gr->nslots - 1);
     while (gr->slots[s] != 0) {
         cev_t *g = &gr->g[gr->slots[s] - 1];
-        if (g->at == minute && strcmp(g->cc, e->cc) == 0 && strcmp(g->op, e->op) == 0) {
+        if (g->at == minute && g->cc[0] == e->cc[0] && g->cc[1] == e->cc[1] &&
+            strcmp(g->cc, e->cc) == 0) {
             for (int k = 0; k < OPS_METRIC_COUNT; k++)
                 g->m[k] += e->m[k];
             return 0;
@@ -677,16 +749,15 @@ static int group_add(grouping_t *gr, const cev_t *e) {
     return 0;
 }
 
-/* Adds one event (or group) to every aggregate it touches. Buckets past their TTL at
- * now_s are left out (see counter.h). */
-static int aggregate_event(const ops_counter_t *c, const cev_t *e, int64_t now_s, smap_t *h,
-                           smap_t *s) {
+/* Adds one group to every aggregate it touches. Buckets past their TTL at
+ * now_s are left out (see counter.h). countries gets the country (value
+ * unused). */
+static int aggregate_group(const ops_counter_t *c, const cev_t *e, int64_t now_s, smap_t *h,
+                           smap_t *countries) {
     char key[OPS_KEY_MAX];
     int64_t exp;
 
-    if (ops_key_operations(key, sizeof key) < 0 || sadd(s, key, e->op) != 0)
-        return -1;
-    if (ops_key_countries(e->op, key, sizeof key) < 0 || sadd(s, key, e->cc) != 0)
+    if (smap_get(countries, e->cc, true, NULL) < 0)
         return -1;
     if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", true, 0, e->m) != 0)
         return -1;
@@ -710,156 +781,258 @@ static int aggregate_event(const ops_counter_t *c, const cev_t *e, int64_t now_s
     return 0;
 }
 
-static int build_partitions(const ops_counter_t *c, ops_counter_args_t *a) {
-    size_t slot, n = 0;
-    char field[OPS_COUNTER_TOPIC_MAX + 16];
+/* Hash entries in key order, so that one Redis key (a bucket with its plain
+ * and per-country fields) is one record of the step. */
+typedef struct hrec {
+    const char *key;
+    const hagg_t *v;
+} hrec_t;
 
-    if (args_count_slot(a, &slot) != 0)
+static int hrec_cmp(const void *x, const void *y) {
+    const hrec_t *a = x, *b = y;
+    size_t la = a->v->key_len, lb = b->v->key_len;
+    int r = memcmp(a->key, b->key, la < lb ? la : lb);
+
+    return r != 0 ? r : (la > lb) - (la < lb);
+}
+
+/* Working storage of one build. */
+typedef struct build_ws {
+    smap_t h, countries;
+    grouping_t gr;
+    hrec_t *recs;
+    size_t recs_cap;
+    int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
+} build_ws_t;
+
+/* One operation's script call: events idx[0..n) of the batch. */
+static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n,
+                    int64_t now_s, build_ws_t *w, ops_counter_args_t *a) {
+    const cev_t *first = &c->evs[idx[0]];
+    const char *op = first->op;
+    size_t oplen = strlen(op), nrec = 0, nkeys, slot, np = 0;
+    const bool dedupe = c->window_s > 0;
+    const int64_t gen = ops_counter_seen_generation(now_s, c->window_s);
+    char key[OPS_KEY_MAX], sk[OPS_KEY_MAX + 32], num[24], field[8 + 32];
+
+    smap_clear(&w->h);
+    smap_clear(&w->countries);
+    group_clear(&w->gr);
+    for (size_t p = 0; p < c->nparts; p++)
+        w->low[p] = -1;
+    for (size_t i = 0; i < n; i++) {
+        const cev_t *e = &c->evs[idx[i]];
+        if (group_add(&w->gr, e) != 0)
+            return -1;
+        if (w->low[e->pi] < 0 || e->off < w->low[e->pi])
+            w->low[e->pi] = e->off;
+    }
+    for (size_t g = 0; g < w->gr.n; g++)
+        if (aggregate_group(c, &w->gr.g[g], now_s, &w->h, &w->countries) != 0)
+            return -1;
+    if (w->h.n > w->recs_cap) {
+        hrec_t *r = realloc(w->recs, w->h.n * sizeof(*r));
+        if (r == NULL)
+            return -1;
+        w->recs = r;
+        w->recs_cap = w->h.n;
+    }
+    for (size_t i = 0; i < w->h.n; i++) {
+        w->recs[i].key = w->h.keys[i];
+        w->recs[i].v = smap_val(&w->h, i);
+    }
+    qsort(w->recs, w->h.n, sizeof(*w->recs), hrec_cmp);
+    for (size_t i = 0; i < w->h.n; i++)
+        nrec += i == 0 || hrec_cmp(&w->recs[i - 1], &w->recs[i]) != 0;
+    nkeys = 2 + (dedupe ? 2 : 0) + nrec;
+
+    if (a->nops == a->ops_cap) {
+        size_t cap = a->ops_cap ? a->ops_cap * 2 : 16;
+        ops_counter_op_args_t *o = realloc(a->ops, cap * sizeof(*o));
+        if (o == NULL)
+            return -1;
+        a->ops = o;
+        a->ops_cap = cap;
+    }
+    ops_counter_op_args_t *o = &a->ops[a->nops++];
+    o->opi = opi;
+    o->name = a->argc;
+    if (args_push(a, op, oplen) != 0)
+        return -1;
+    o->first = a->argc;
+    if (args_push(a, "EVALSHA", 7) != 0 || args_push(a, "", 0) != 0 ||
+        args_int(a, (int64_t)nkeys) != 0)
+        return -1;
+    /* KEYS */
+    if (ops_key_countries(op, key, sizeof key) < 0)
+        return -1;
+    size_t base = strlen(key) - strlen("countries"); /* "opstream:{OP}:" */
+    size_t gl = strlen(c->group), nl;
+    if (base + 8 + gl >= sizeof sk)
+        return -1;
+    memcpy(sk, key, base);
+    memcpy(sk + base, "applied:", 8);
+    memcpy(sk + base + 8, c->group, gl);
+    if (args_push(a, sk, base + 8 + gl) != 0 || args_push(a, key, strlen(key)) != 0)
+        return -1;
+    if (dedupe) {
+        memcpy(sk + base, "seen:", 5);
+        nl = fmt_i64(num, gen);
+        memcpy(sk + base + 5, num, nl);
+        if (args_push(a, sk, base + 5 + nl) != 0)
+            return -1;
+        nl = fmt_i64(num, gen - c->window_s);
+        memcpy(sk + base + 5, num, nl);
+        if (args_push(a, sk, base + 5 + nl) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < w->h.n; i++)
+        if ((i == 0 || hrec_cmp(&w->recs[i - 1], &w->recs[i]) != 0) &&
+            args_push(a, w->recs[i].key, w->recs[i].v->key_len) != 0)
+            return -1;
+    /* ARGV */
+    if (args_int(a, now_s) != 0 || args_int(a, c->window_s) != 0 ||
+        args_int(a, dedupe ? 2 : 0) != 0 || args_int(a, dedupe ? gen + 2 * c->window_s : 0) != 0 ||
+        args_count_slot(a, &slot) != 0)
+        return -1;
+    for (size_t p = 0; p < c->nparts; p++) {
+        if (w->low[p] < 0)
+            continue;
+        if (args_push(a, c->parts[p].field, c->parts[p].field_len) != 0 ||
+            args_int(a, w->low[p]) != 0 || args_int(a, c->parts[p].next) != 0)
+            return -1;
+        np++;
+    }
+    args_set_count(a, slot, np);
+    if (args_int(a, dedupe ? (int64_t)n : 0) != 0)
+        return -1;
+    for (size_t i = 0; dedupe && i < n; i++) {
+        const cev_t *e = &c->evs[idx[i]];
+        if (args_push(a, e->id, strlen(e->id)) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < w->h.n;) {
+        size_t fslot, nf = 0, j = i;
+        if (args_int(a, w->recs[i].v->expireat) != 0 || args_count_slot(a, &fslot) != 0)
+            return -1;
+        for (; j < w->h.n && (j == i || hrec_cmp(&w->recs[j - 1], &w->recs[j]) == 0); j++) {
+            const hagg_t *v = w->recs[j].v;
+            for (int k = 0; k < OPS_METRIC_COUNT; k++) {
+                const char *mn = ops_metric_name((ops_metric_t)k);
+                size_t ml = strlen(mn), fl = 0;
+                if (v->m[k] == 0 && !v->zeros)
+                    continue;
+                if (v->cc[0] != '\0') {
+                    size_t cl = strlen(v->cc);
+                    memcpy(field, v->cc, cl);
+                    field[cl] = ':';
+                    fl = cl + 1;
+                }
+                if (fl + ml >= sizeof field)
+                    return -1;
+                memcpy(field + fl, mn, ml);
+                if (args_push(a, field, fl + ml) != 0 || args_int(a, v->m[k]) != 0)
+                    return -1;
+                nf++;
+            }
+        }
+        args_set_count(a, fslot, nf);
+        i = j;
+    }
+    if (args_int(a, (int64_t)w->countries.n) != 0)
+        return -1;
+    for (size_t i = 0; i < w->countries.n; i++)
+        if (args_str(a, w->countries.keys[i]) != 0)
+            return -1;
+    o->argc = a->argc - o->first;
+    return 0;
+}
+
+static int build_offsets(const ops_counter_t *c, const char *okey, ops_counter_args_t *a) {
+    a->cas_first = a->argc;
+    if (args_push(a, "EVALSHA", 7) != 0 || args_push(a, "", 0) != 0 || args_push(a, "1", 1) != 0 ||
+        args_str(a, okey) != 0)
         return -1;
     for (size_t i = 0; i < c->nparts; i++) {
         const part_t *p = &c->parts[i];
         if (p->first < 0)
             continue;
-        snprintf(field, sizeof(field), "%s:%d", p->topic, (int)p->partition);
-        if (args_str(a, field) != 0)
+        if (args_push(a, p->field, p->field_len) != 0)
             return -1;
-        if ((p->stored < 0 ? args_str(a, "") : args_int(a, p->stored)) != 0)
+        if ((p->stored < 0 ? args_push(a, "", 0) : args_int(a, p->stored)) != 0)
             return -1;
         if (args_int(a, p->next) != 0)
             return -1;
-        n++;
     }
-    args_set_count(a, slot, n);
+    a->cas_argc = a->argc - a->cas_first;
     return 0;
 }
 
-/* Dedupe groups: one per operation, in order of first appearance. */
-static int build_dedupe(const ops_counter_t *c, int64_t now_s, ops_counter_args_t *a) {
-    smap_t ops;
-    size_t nslot;
-    int rc = -1;
-    const int64_t w = ops_counter_seen_slot_s(c->window_s);
-    const int64_t cur = now_s / w, oldest = (now_s - c->window_s) / w;
-    char key[OPS_KEY_MAX];
-
-    smap_init(&ops, 1);
-    for (size_t i = 0; c->window_s > 0 && i < c->nevs; i++)
-        if (!c->evs[i].dropped && smap_get(&ops, c->evs[i].op, true, NULL) < 0)
-            goto cleanup;
-    if (args_int(a, (int64_t)ops.n) != 0)
-        goto cleanup;
-    for (size_t g = 0; g < ops.n; g++) {
-        const char *op = ops.keys[g];
-        if (args_str(a, op) != 0)
-            goto cleanup;
-        snprintf(key, sizeof key, "opstream:{%s}:seen:%lld", op, (long long)(cur * w));
-        if (args_str(a, key) != 0 || args_int(a, (cur + 1) * w + c->window_s) != 0)
-            goto cleanup;
-        if (args_int(a, cur - oldest + 1) != 0)
-            goto cleanup;
-        for (int64_t k = oldest; k <= cur; k++) {
-            snprintf(key, sizeof key, "opstream:{%s}:seen:%lld", op, (long long)(k * w));
-            if (args_str(a, key) != 0)
-                goto cleanup;
-        }
-        if (args_count_slot(a, &nslot) != 0)
-            goto cleanup;
-        size_t n = 0;
-        for (size_t i = 0; i < c->nevs; i++) {
-            const cev_t *e = &c->evs[i];
-            if (e->dropped || strcmp(e->op, op) != 0)
-                continue;
-            if (args_str(a, e->id) != 0)
-                goto cleanup;
-            n++;
-        }
-        args_set_count(a, nslot, n);
-    }
-    rc = 0;
-cleanup:
-    smap_free(&ops);
-    return rc;
-}
-
-static int build_hashes(const smap_t *h, ops_counter_args_t *a) {
-    char field[OPS_ALERT_METRIC_MAX + 8];
-
-    if (args_int(a, (int64_t)h->n) != 0)
-        return -1;
-    for (size_t i = 0; i < h->n; i++) {
-        const hagg_t *v = smap_val(h, i);
-        size_t fslot, nf = 0;
-        if (args_push(a, h->keys[i], v->key_len) != 0 || args_int(a, v->expireat) != 0 ||
-            args_count_slot(a, &fslot) != 0)
-            return -1;
-        for (int k = 0; k < OPS_METRIC_COUNT; k++) {
-            if (v->m[k] == 0 && !v->zeros)
-                continue;
-            if (v->cc[0] != '\0')
-                snprintf(field, sizeof field, "%s:%s", v->cc, ops_metric_name((ops_metric_t)k));
-            else
-                snprintf(field, sizeof field, "%s", ops_metric_name((ops_metric_t)k));
-            if (args_str(a, field) != 0 || args_int(a, v->m[k]) != 0)
-                return -1;
-            nf++;
-        }
-        args_set_count(a, fslot, nf);
-    }
-    return 0;
-}
-
-static int build_sets(const smap_t *s, ops_counter_args_t *a) {
-    if (args_int(a, (int64_t)s->n) != 0)
-        return -1;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t klen = *(const size_t *)smap_val(s, i);
-        if (args_push(a, s->keys[i], klen) != 0 || args_str(a, s->keys[i] + klen + 1) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Aggregates the batch per key in C, so that the script only applies one
- * increment per (key, field), however many events the batch holds. */
+/* Aggregates the batch per operation and key in C, so that each script
+ * applies one write per (key, field), however many events the batch holds.
+ * Per event: a counting sort by operation, a (country, minute) group
+ * look-up and its id copied; keys and fields are formatted per group. */
 int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *a, char *errstr,
                       size_t errstr_size) {
-    smap_t h, s;
-    grouping_t gr = {0};
+    build_ws_t w;
     char key[OPS_KEY_MAX];
+    size_t nops = c->ops.n, *start = NULL;
     int rc = -1;
     const int64_t now_s = now_ms / 1000;
 
-    smap_init(&h, sizeof(hagg_t));
-    smap_init(&s, sizeof(size_t));
+    memset(&w, 0, sizeof w);
+    smap_init(&w.h, sizeof(hagg_t));
+    smap_init(&w.countries, 1);
     a->argc = 0;
     a->buf_len = 0;
+    a->nops = 0;
+    a->cas_first = a->cas_argc = 0;
     if (ops_key_offsets(c->group, key, sizeof key) < 0) {
         ops_err_format(errstr, errstr_size, "counter: group name too long for a key");
         goto cleanup;
     }
-    for (size_t i = 0; i < c->nevs; i++) {
-        if (!c->evs[i].dropped && group_add(&gr, &c->evs[i]) != 0) {
-            ops_err_format(errstr, errstr_size, "counter: out of memory");
-            goto cleanup;
-        }
+    if (c->nevs > a->order_cap) {
+        size_t *o = realloc(a->order, c->nevs * sizeof(*o));
+        if (o == NULL)
+            goto oom;
+        a->order = o;
+        a->order_cap = c->nevs;
     }
-    for (size_t i = 0; i < gr.n; i++) {
-        if (aggregate_event(c, &gr.g[i], now_s, &h, &s) != 0) {
+    start = calloc(nops + 1, sizeof(*start));
+    w.low = calloc(c->nparts ? c->nparts : 1, sizeof(*w.low));
+    if (start == NULL || w.low == NULL)
+        goto oom;
+    /* Counting sort of the events to count by operation. */
+    for (size_t i = 0; i < c->nevs; i++)
+        if (!c->evs[i].dropped && !c->evs[i].done)
+            start[c->evs[i].opi + 1]++;
+    for (size_t g = 0; g < nops; g++)
+        start[g + 1] += start[g];
+    for (size_t i = 0; i < c->nevs; i++)
+        if (!c->evs[i].dropped && !c->evs[i].done)
+            a->order[start[c->evs[i].opi]++] = i;
+    /* start[g] is now the end of g's run, i.e. the beginning of g + 1's. */
+    for (size_t g = 0, from = 0; g < nops; g++) {
+        size_t to = start[g];
+        if (to > from && build_op(c, g, a->order + from, to - from, now_s, &w, a) != 0) {
             ops_err_format(errstr, errstr_size, "counter: out of memory or key too long");
             goto cleanup;
         }
+        from = to;
     }
-    if (args_str(a, key) != 0 || args_int(a, now_s) != 0 || build_partitions(c, a) != 0 ||
-        build_dedupe(c, now_s, a) != 0 || build_hashes(&h, a) != 0 || build_sets(&s, a) != 0 ||
-        args_finish(a) != 0) {
-        ops_err_format(errstr, errstr_size, "counter: out of memory");
-        goto cleanup;
-    }
+    if (build_offsets(c, key, a) != 0 || args_finish(a) != 0)
+        goto oom;
     rc = 0;
+    goto cleanup;
+oom:
+    ops_err_format(errstr, errstr_size, "counter: out of memory");
 cleanup:
-    free(gr.g);
-    free(gr.slots);
-    smap_free(&h);
-    smap_free(&s);
+    free(start);
+    free(w.low);
+    free(w.gr.g);
+    free(w.gr.slots);
+    free(w.recs);
+    smap_free(&w.h);
+    smap_free(&w.countries);
     return rc;
 }

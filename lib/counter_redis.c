@@ -13,271 +13,256 @@
 #include <hiredis/hiredis.h>
 
 #include "opstream/keys.h"
-#include "opstream/redis.h"
+#include "opstream/redis_link.h"
 #include "err_priv.h"
 
-/* The atomic step. A Lua script that fails half-way keeps the writes it
- * made (Redis has no rollback), so phase 1 only reads and checks everything
- * a write of phase 2 could fail on:
- *   - the type of every key phase 2 writes (offsets, the dedupe slots read,
- *     the newest of which takes the marks, counter hashes: hash; the sets:
- *     set); another type is REFUSED naming the key, nothing written. A
- *     counter hash's type is learnt from the HMGET of its current values
- *     (redis.pcall: a wrong type is an error reply, not a script error), so
- *     it costs no extra call;
+/* One operation's step (argument layout in counter.h). A Lua script that
+ * fails half-way keeps the writes it made (Redis has no rollback), so
+ * phase 1 only reads and checks everything a write of phase 2 could fail on:
+ *   - the watermark of every partition the step covers (KEYS[1], field
+ *     "topic:partition"): an integer at most the lowest offset of the
+ *     operation's events from that partition; a higher one means an earlier
+ *     step of this operation already covered some of them: APPLIED with the
+ *     field and the watermark, nothing written (the client drops the events
+ *     below it and retries);
+ *   - the type of every key phase 2 writes (applied and seen hashes, counter
+ *     hashes: hash; countries: set); another type is REFUSED naming the key.
+ *     A hash's type is learnt from the HMGET phase 1 does anyway
+ *     (redis.pcall: a wrong type is an error reply, not a script error);
  *   - every counter field's current value: an integer Redis can increment,
  *     and current + delta within int64 (a margin of 2^12 below the limit,
  *     since Lua numbers are doubles), else REFUSED naming key and field;
  *   - every EXPIREAT time: a positive integer Redis accepts (< 10^15 s);
- *   - every partition's stored offset equals what the consumer believes
- *     (else FENCED, nothing written);
- *   - no event id is marked in a dedupe slot of the window (else SEEN with
- *     the (operation, id) pairs, nothing written).
+ *   - no event id counted within the window: the current and the previous
+ *     generation hash are looked up (one HMGET each), a mark whose time is
+ *     after now - window is SEEN (the ids returned, nothing written).
  * Redis runs a script without interleaving, so phase 2 sees what phase 1
  * checked, and it only issues commands that cannot fail on what was
  * checked (an out-of-memory refusal comes at the first write, before any
- * write). Long argument runs go through unpack() in chunks (Lua's C stack
- * limit). */
-static const char counter_script[] =
-    "local a = ARGV\n"
-    "local okey, now = a[1], a[2]\n"
+ * write). Phase 2 writes each counter hash with one HSET of the new values
+ * computed from phase 1's read (HINCRBY only for a value beyond 2^53, which
+ * a Lua number cannot hold exactly); a zero delta on an existing field is no
+ * write at all. Long argument runs go through unpack() in chunks (Lua's C
+ * stack limit). */
+static const char op_script[] =
+    "local A, K = ARGV, KEYS\n"
+    "local now, win, nd, mexp = tonumber(A[1]), tonumber(A[2]), tonumber(A[3]), A[4]\n"
     "local function typeof(k) return redis.call('TYPE', k)['ok'] end\n"
-    "local function want(k, t)\n"
-    "  local ty = typeof(k)\n"
-    "  if ty ~= 'none' and ty ~= t then return {'REFUSED', k, 'holds a ' .. ty .. ', not a ' .. t} "
+    "local function wrong(k, t) return {'REFUSED', k, 'holds a ' .. typeof(k) .. ', not a ' .. t} "
     "end\n"
+    "local function isint(v) return (v == '0' or string.match(v, '^%-?[1-9]%d*$')) and #v <= 20 "
     "end\n"
     "local function badexp(k, e)\n"
     "  if not string.match(e, '^[1-9]%d*$') or #e > 15 then\n"
     "    return {'REFUSED', k, 'expiry time ' .. e .. ' is not one Redis accepts'}\n"
     "  end\n"
     "end\n"
-    "local r = want(okey, 'hash'); if r then return r end\n"
-    "local i = 3\n"
-    "local np = tonumber(a[i]); i = i + 1\n"
-    "local offs = {}\n"
+    "local function mget(k, t, from, to)\n"
+    "  local out = {}\n"
+    "  for c = from, to, 3000 do\n"
+    "    local m = redis.pcall('HMGET', k, unpack(t, c, math.min(c + 2999, to)))\n"
+    "    if m.err then return nil end\n"
+    "    for j = 1, #m do out[c - from + j] = m[j] end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "local akey, ckey = K[1], K[2]\n"
+    "local i = 5\n"
+    "local np = tonumber(A[i]); i = i + 1\n"
+    "local pf, pl, pn = {}, {}, {}\n"
+    "for p = 1, np do pf[p] = A[i]; pl[p] = tonumber(A[i + 1]); pn[p] = A[i + 2]; i = i + 3 end\n"
+    "local w = mget(akey, pf, 1, np)\n"
+    "if not w then return wrong(akey, 'hash') end\n"
     "for p = 1, np do\n"
-    "  local f, exp, nxt = a[i], a[i + 1], a[i + 2]; i = i + 3\n"
-    "  local cur = redis.call('HGET', okey, f)\n"
-    "  if not cur then cur = '' end\n"
-    "  if cur ~= exp then return {'FENCED', f, cur, exp} end\n"
-    "  offs[#offs + 1] = f; offs[#offs + 1] = nxt\n"
+    "  local v = w[p]\n"
+    "  if v then\n"
+    "    if not isint(v) then\n"
+    "      return {'REFUSED', akey, 'field ' .. pf[p] .. ' holds ' .. string.sub(v, 1, 40) .. ', "
+    "not an offset'}\n"
+    "    end\n"
+    "    if tonumber(v) > pl[p] then return {'APPLIED', pf[p], v} end\n"
+    "  end\n"
     "end\n"
-    "local nd = tonumber(a[i]); i = i + 1\n"
-    "local groups = {}\n"
+    "local ty = typeof(ckey)\n"
+    "if ty ~= 'none' and ty ~= 'set' then return {'REFUSED', ckey, 'holds a ' .. ty .. ', not a "
+    "set'} end\n"
+    "local ni = tonumber(A[i]); i = i + 1\n"
+    "local is, ie = i, i + ni - 1\n"
+    "i = i + ni\n"
     "local seen = {}\n"
-    "for d = 1, nd do\n"
-    "  local g = {op = a[i], mk = a[i + 1], mexp = a[i + 2]}\n"
-    "  local nk = tonumber(a[i + 3]); i = i + 4\n"
-    "  g.ks = i; g.ke = i + nk - 1; i = i + nk\n"
-    "  local ni = tonumber(a[i]); i = i + 1\n"
-    "  g.is = i; g.ie = i + ni - 1; i = i + ni\n"
-    "  groups[d] = g\n"
-    "  r = badexp(g.mk, g.mexp); if r then return r end\n"
-    "  for k = g.ks, g.ke do\n"
-    "    local ty = typeof(a[k])\n"
-    "    if ty == 'hash' then\n"
-    "      for c = g.is, g.ie, 1000 do\n"
-    "        local m = redis.call('HMGET', a[k], unpack(a, c, math.min(c + 999, g.ie)))\n"
-    "        for j = 1, #m do\n"
-    "          if m[j] then seen[#seen + 1] = g.op; seen[#seen + 1] = a[c + j - 1] end\n"
-    "        end\n"
-    "      end\n"
-    "    elseif ty ~= 'none' then\n"
-    "      return {'REFUSED', a[k], 'holds a ' .. ty .. ', not a hash'}\n"
+    "if nd > 0 and ni > 0 then\n"
+    "  local r = badexp(K[3], mexp); if r then return r end\n"
+    "  local lim = now - win\n"
+    "  for k = 3, 2 + nd do\n"
+    "    local m = mget(K[k], A, is, ie)\n"
+    "    if not m then return wrong(K[k], 'hash') end\n"
+    "    for j = 1, ni do\n"
+    "      local v = m[j]\n"
+    "      if v and not (tonumber(v) and tonumber(v) <= lim) then seen[#seen + 1] = A[is + j - 1] "
+    "end\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "local nh = tonumber(a[i]); i = i + 1\n"
+    "local hb = 3 + nd\n"
     "local hs = {}\n"
-    "local LIM = 9223372036854771712\n"
-    "for h = 1, nh do\n"
-    "  local key, exp, nf = a[i], a[i + 1], tonumber(a[i + 2]); i = i + 3\n"
-    "  hs[h] = {key = key, exp = exp, fs = i, nf = nf}\n"
-    "  if exp ~= '0' then r = badexp(key, exp); if r then return r end end\n"
-    "  for c = 0, nf - 1, 500 do\n"
-    "    local fl = {}\n"
-    "    for f = c, math.min(c + 499, nf - 1) do fl[#fl + 1] = a[i + 2 * f] end\n"
-    "    local cur = redis.pcall('HMGET', key, unpack(fl))\n"
-    "    if cur.err then return {'REFUSED', key, 'holds a ' .. typeof(key) .. ', not a hash'} end\n"
-    "    for j = 1, #fl do\n"
-    "      local v, dl = cur[j], a[i + 2 * (c + j - 1) + 1]\n"
-    "      if v then\n"
-    "        if not (v == '0' or string.match(v, '^%-?[1-9]%d*$')) or #v > 20 then\n"
-    "          return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. string.sub(v, 1, 40) .. "
-    "', not an integer'}\n"
-    "        end\n"
-    "        local sum = tonumber(v) + tonumber(dl)\n"
-    "        if sum > LIM or sum < -LIM then\n"
-    "          return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. v .. ': adding ' .. dl .. "
+    "local LIM, EXACT = 9223372036854771712, 9007199254740992\n"
+    "for h = hb, #K do\n"
+    "  local key, exp, nf = K[h], A[i], tonumber(A[i + 1]); i = i + 2\n"
+    "  if exp ~= '0' then local r = badexp(key, exp); if r then return r end end\n"
+    "  local fl = {}\n"
+    "  for f = 1, nf do fl[f] = A[i + 2 * f - 2] end\n"
+    "  local cur = mget(key, fl, 1, nf)\n"
+    "  if not cur then return wrong(key, 'hash') end\n"
+    "  local set, incr = {}, {}\n"
+    "  for j = 1, nf do\n"
+    "    local v, dl = cur[j], A[i + 2 * j - 1]\n"
+    "    local d = tonumber(dl)\n"
+    "    if v then\n"
+    "      if not isint(v) then\n"
+    "        return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. string.sub(v, 1, 40) .. ', "
+    "not an integer'}\n"
+    "      end\n"
+    "      local x = tonumber(v)\n"
+    "      local sum = x + d\n"
+    "      if sum > LIM or sum < -LIM then\n"
+    "        return {'REFUSED', key, 'field ' .. fl[j] .. ' holds ' .. v .. ': adding ' .. dl .. "
     "' would leave the 64-bit range'}\n"
+    "      end\n"
+    "      if d ~= 0 then\n"
+    "        if math.abs(x) < EXACT and math.abs(d) < EXACT and math.abs(sum) < EXACT then\n"
+    "          set[#set + 1] = fl[j]; set[#set + 1] = string.format('%.0f', sum)\n"
+    "        else\n"
+    "          incr[#incr + 1] = fl[j]; incr[#incr + 1] = dl\n"
     "        end\n"
     "      end\n"
+    "    else\n"
+    "      set[#set + 1] = fl[j]; set[#set + 1] = dl\n"
     "    end\n"
     "  end\n"
+    "  hs[#hs + 1] = {key = key, exp = exp, set = set, incr = incr}\n"
     "  i = i + 2 * nf\n"
     "end\n"
-    "local ns = tonumber(a[i]); i = i + 1\n"
-    "local ss = i\n"
-    "for s = 1, ns do\n"
-    "  r = want(a[i], 'set'); if r then return r end\n"
-    "  i = i + 2\n"
-    "end\n"
+    "local nc = tonumber(A[i]); local cs = i + 1\n"
     "if #seen > 0 then return {'SEEN', seen} end\n"
-    "for d = 1, nd do\n"
-    "  local g = groups[d]\n"
-    "  for c = g.is, g.ie, 500 do\n"
+    "if nd > 0 and ni > 0 then\n"
+    "  for c = is, ie, 2000 do\n"
     "    local args = {}\n"
-    "    for j = c, math.min(c + 499, g.ie) do args[#args + 1] = a[j]; args[#args + 1] = now end\n"
-    "    redis.call('HSET', g.mk, unpack(args))\n"
+    "    for j = c, math.min(c + 1999, ie) do args[#args + 1] = A[j]; args[#args + 1] = A[1] end\n"
+    "    redis.call('HSET', K[3], unpack(args))\n"
     "  end\n"
-    "  if g.ie >= g.is then redis.call('EXPIREAT', g.mk, g.mexp) end\n"
+    "  redis.call('EXPIREAT', K[3], mexp)\n"
     "end\n"
-    "for h = 1, nh do\n"
-    "  local hh = hs[h]\n"
-    "  for f = 0, hh.nf - 1 do\n"
-    "    redis.call('HINCRBY', hh.key, a[hh.fs + 2 * f], a[hh.fs + 2 * f + 1])\n"
+    "for _, hh in ipairs(hs) do\n"
+    "  for c = 1, #hh.set, 4000 do\n"
+    "    redis.call('HSET', hh.key, unpack(hh.set, c, math.min(c + 3999, #hh.set)))\n"
     "  end\n"
+    "  for c = 1, #hh.incr, 2 do redis.call('HINCRBY', hh.key, hh.incr[c], hh.incr[c + 1]) end\n"
     "  if hh.exp ~= '0' then redis.call('EXPIREAT', hh.key, hh.exp) end\n"
     "end\n"
-    "for s = 0, ns - 1 do redis.call('SADD', a[ss + 2 * s], a[ss + 2 * s + 1]) end\n"
-    "for c = 1, #offs, 1000 do\n"
-    "  redis.call('HSET', okey, unpack(offs, c, math.min(c + 999, #offs)))\n"
+    "if nc > 0 then redis.call('SADD', ckey, unpack(A, cs, cs + nc - 1)) end\n"
+    "local ws = {}\n"
+    "for p = 1, np do ws[#ws + 1] = pf[p]; ws[#ws + 1] = pn[p] end\n"
+    "for c = 1, #ws, 4000 do redis.call('HSET', akey, unpack(ws, c, math.min(c + 3999, #ws))) end\n"
+    "return {'OK'}\n";
+
+/* The group's resume offsets, written once every operation's step of the
+ * batch succeeded: KEYS[1] the offsets hash, ARGV {field expected next} x P.
+ * Any field holding another value than expected: FENCED, nothing written. */
+static const char offsets_script[] =
+    "local k = KEYS[1]\n"
+    "local n = #ARGV / 3\n"
+    "local fl = {}\n"
+    "for p = 1, n do fl[p] = ARGV[3 * p - 2] end\n"
+    "for c = 1, n, 3000 do\n"
+    "  local cur = redis.pcall('HMGET', k, unpack(fl, c, math.min(c + 2999, n)))\n"
+    "  if cur.err then\n"
+    "    return {'REFUSED', k, 'holds a ' .. redis.call('TYPE', k)['ok'] .. ', not a hash'}\n"
+    "  end\n"
+    "  for j = 1, #cur do\n"
+    "    local p = c + j - 1\n"
+    "    local v = cur[j] or ''\n"
+    "    if v ~= ARGV[3 * p - 1] then return {'FENCED', fl[p], v, ARGV[3 * p - 1]} end\n"
+    "  end\n"
     "end\n"
+    "local ws = {}\n"
+    "for p = 1, n do ws[#ws + 1] = fl[p]; ws[#ws + 1] = ARGV[3 * p] end\n"
+    "for c = 1, #ws, 4000 do redis.call('HSET', k, unpack(ws, c, math.min(c + 3999, #ws))) end\n"
     "return {'OK'}\n";
 
 struct ops_counter_redis {
-    char *url;
-    char *password_file;
-    int timeout_ms;
-    redisContext *ctx;
-    char sha[41]; /* "" until loaded on this connection */
+    ops_redis_link_t *link;
+    char op_sha[41]; /* "" until learnt from SCRIPT LOAD (same on every node) */
+    char cas_sha[41];
+    int wait_replicas, wait_ms;
+    long long wait_acked; /* replicas the last WAIT reported; -1: none */
     ops_counter_args_t args;
-    const char **argv; /* EVALSHA sha 0 + args */
-    size_t *argvlen;
-    size_t argv_cap;
+    const char **sadd; /* SADD opstream:operations OP... */
+    size_t *sadd_len;
+    size_t sadd_cap;
+    unsigned char *state; /* per operation of the built step */
+    size_t state_cap;
 };
 
 ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
                                            int timeout_ms, char *errstr, size_t errstr_size) {
-    ops_counter_redis_t *cr = NULL;
-    ops_redis_url_t parsed;
+    ops_counter_redis_t *cr = calloc(1, sizeof(*cr));
 
-    if (url == NULL || ops_redis_url_parse(url, &parsed, errstr, errstr_size) != 0)
-        goto fail;
-    memset(&parsed, 0, sizeof(parsed)); /* may hold a password */
-    cr = calloc(1, sizeof(*cr));
-    if (cr == NULL || (cr->url = strdup(url)) == NULL ||
-        (cr->password_file = strdup(password_file ? password_file : "")) == NULL) {
+    if (cr == NULL) {
         ops_err_format(errstr, errstr_size, "redis: out of memory");
-        goto fail;
+        return NULL;
     }
-    cr->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    cr->link = ops_redis_link_new(url, password_file, timeout_ms > 0 ? timeout_ms : 5000, errstr,
+                                  errstr_size);
+    if (cr->link == NULL) {
+        free(cr);
+        return NULL;
+    }
+    cr->wait_acked = -1;
     return cr;
-
-fail:
-    ops_counter_redis_destroy(cr);
-    return NULL;
 }
 
 void ops_counter_redis_destroy(ops_counter_redis_t *cr) {
     if (cr == NULL)
         return;
-    if (cr->ctx != NULL)
-        redisFree(cr->ctx);
+    ops_redis_link_destroy(cr->link);
     ops_counter_args_free(&cr->args);
-    free(cr->argv);
-    free(cr->argvlen);
-    free(cr->url);
-    free(cr->password_file);
+    free(cr->sadd);
+    free(cr->sadd_len);
+    free(cr->state);
     free(cr);
 }
 
-/* Drops the connection after an I/O error; the next call reconnects. */
-static void disconnect(ops_counter_redis_t *cr) {
-    if (cr->ctx != NULL)
-        redisFree(cr->ctx);
-    cr->ctx = NULL;
-    cr->sha[0] = '\0';
+void ops_counter_redis_set_wait(ops_counter_redis_t *cr, int replicas, int timeout_ms) {
+    cr->wait_replicas = replicas > 0 ? replicas : 0;
+    cr->wait_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
-static int load_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
-    redisReply *r = redisCommand(cr->ctx, "SCRIPT LOAD %s", counter_script);
+long long ops_counter_redis_wait_acked(const ops_counter_redis_t *cr) {
+    return cr->wait_acked;
+}
+
+/* SCRIPT LOAD routed by key (a cluster node or a promoted replica may lack
+ * the script): learns its SHA1. Only when nothing is pending. */
+static int load_script(ops_counter_redis_t *cr, const char *script, const char *key, char sha[41],
+                       char *errstr, size_t errstr_size) {
+    const char *argv[3] = {"SCRIPT", "LOAD", script};
+    size_t lens[3] = {6, 4, strlen(script)};
+    redisReply *r = ops_redis_link_command(cr->link, key, 3, argv, lens, errstr, errstr_size);
     int rc = -1;
 
-    if (r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
-        disconnect(cr);
-        goto cleanup;
-    }
+    if (r == NULL)
+        return -1;
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
         ops_err_format(errstr, errstr_size, "redis: SCRIPT LOAD: %s",
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
-    memcpy(cr->sha, r->str, 40);
-    cr->sha[40] = '\0';
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
     rc = 0;
 cleanup:
-    if (r != NULL)
-        freeReplyObject(r);
+    freeReplyObject(r);
     return rc;
-}
-
-static int ensure_connected(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
-    if (cr->ctx != NULL && cr->ctx->err == 0)
-        return 0;
-    disconnect(cr);
-    cr->ctx = ops_redis_connect(cr->url, cr->password_file, cr->timeout_ms, errstr, errstr_size);
-    return cr->ctx != NULL ? 0 : -1;
-}
-
-/* EVALSHA sha 0 ARGV..., reloading the script once when the server lost
- * it (a restart, SCRIPT FLUSH). Returns the reply or NULL with errstr. */
-static redisReply *run_script(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
-    const ops_counter_args_t *a = &cr->args;
-    size_t n = a->argc + 3;
-
-    if (n > cr->argv_cap) {
-        const char **argv = realloc(cr->argv, n * sizeof(*argv));
-        if (argv == NULL)
-            goto oom;
-        cr->argv = argv;
-        size_t *lens = realloc(cr->argvlen, n * sizeof(*lens));
-        if (lens == NULL)
-            goto oom;
-        cr->argvlen = lens;
-        cr->argv_cap = n;
-    }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (cr->sha[0] == '\0' && load_script(cr, errstr, errstr_size) != 0)
-            return NULL;
-        cr->argv[0] = "EVALSHA";
-        cr->argvlen[0] = 7;
-        cr->argv[1] = cr->sha;
-        cr->argvlen[1] = 40;
-        cr->argv[2] = "0";
-        cr->argvlen[2] = 1;
-        memcpy(cr->argv + 3, a->argv, a->argc * sizeof(*a->argv));
-        memcpy(cr->argvlen + 3, a->argvlen, a->argc * sizeof(*a->argvlen));
-        redisReply *r = redisCommandArgv(cr->ctx, (int)n, cr->argv, cr->argvlen);
-        if (r == NULL) {
-            ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
-            disconnect(cr);
-            return NULL;
-        }
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            freeReplyObject(r);
-            cr->sha[0] = '\0';
-            continue;
-        }
-        return r;
-    }
-    ops_err_format(errstr, errstr_size, "redis: the script keeps disappearing (NOSCRIPT)");
-    return NULL;
-oom:
-    ops_err_format(errstr, errstr_size, "redis: out of memory");
-    return NULL;
 }
 
 static const char *elem_str(const redisReply *r, size_t i) {
@@ -287,92 +272,388 @@ static const char *elem_str(const redisReply *r, size_t i) {
     return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
 }
 
-/* Drops the (operation, id) pairs of a SEEN reply from the batch. Returns
- * how many were dropped. */
-static size_t drop_seen(ops_counter_t *c, const redisReply *list) {
-    size_t n = 0;
-
-    if (list->type != REDIS_REPLY_ARRAY)
-        return 0;
-    for (size_t i = 0; i + 1 < list->elements; i += 2) {
-        const char *op = elem_str(list, i), *id = elem_str(list, i + 1);
-        if (op != NULL && id != NULL)
-            n += (size_t)ops_counter_drop_seen(c, op, id);
-    }
-    return n;
+static bool is_noscript(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* The retry loop around the script: SEEN replies shrink the batch, so it
- * ends; anything unexpected leaves the batch as it was (FAILED). */
+/* Reads every pending reply and frees it (after a failure part-way, so the
+ * link stays in step). */
+static void drain(ops_counter_redis_t *cr) {
+    char e[64];
+
+    while (ops_redis_link_pending(cr->link) > 0) {
+        redisReply *r = ops_redis_link_reply(cr->link, e, sizeof e);
+        if (r == NULL)
+            break;
+        freeReplyObject(r);
+    }
+}
+
+static ops_counter_step_t refused(const char *key, const char *why, char *errstr,
+                                  size_t errstr_size) {
+    ops_err_format(errstr, errstr_size,
+                   "key %s %s: nothing of that step was written and the offsets did not move; "
+                   "fix or delete the key, the batch is retried",
+                   key ? key : "?", why ? why : "is refused");
+    return OPS_COUNTER_STEP_REFUSED;
+}
+
+static ops_counter_step_t fenced(ops_counter_t *c, const char *f, const char *cur,
+                                 const char *exp, char *errstr, size_t errstr_size) {
+    ops_err_format(errstr, errstr_size,
+                   "offsets moved on: %s holds %s in Redis, this consumer expected %s",
+                   f ? f : "?", cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
+    ops_counter_discard(c);
+    return OPS_COUNTER_STEP_FENCED;
+}
+
+/* Round trip 1, before any write: opstream:operations is a set (or absent)
+ * and the offsets hash holds what the batch expects (the compare-and-set
+ * repeats that check; this one keeps a stale batch from even trying its
+ * steps, and a key of another type from being found only after them).
+ * Returns -1 (go on) or the step's outcome. */
+static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr,
+                    size_t errstr_size) {
+    const ops_counter_args_t *a = &cr->args;
+    char opskey[OPS_KEY_MAX];
+    const char *targv[2] = {"TYPE", opskey};
+    size_t tlens[2] = {4, 0};
+    size_t nf = (a->cas_argc - 4) / 3, n = nf + 2;
+    const char **hargv = NULL;
+    size_t *hlens = NULL;
+    redisReply *t = NULL, *h = NULL;
+    int rc = OPS_COUNTER_STEP_FAILED;
+
+    ops_key_operations(opskey, sizeof opskey);
+    tlens[1] = strlen(opskey);
+    hargv = malloc(n * sizeof(*hargv));
+    hlens = malloc(n * sizeof(*hlens));
+    if (hargv == NULL || hlens == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: out of memory");
+        goto cleanup;
+    }
+    hargv[0] = "HMGET";
+    hlens[0] = 5;
+    hargv[1] = a->argv[a->cas_first + 3];
+    hlens[1] = a->argvlen[a->cas_first + 3];
+    for (size_t i = 0; i < nf; i++) {
+        hargv[2 + i] = a->argv[a->cas_first + 4 + 3 * i];
+        hlens[2 + i] = a->argvlen[a->cas_first + 4 + 3 * i];
+    }
+    if (ops_redis_link_append(cr->link, opskey, 2, targv, tlens, errstr, errstr_size) != 0 ||
+        ops_redis_link_append(cr->link, hargv[1], (int)n, hargv, hlens, errstr, errstr_size) !=
+            0) {
+        drain(cr);
+        goto cleanup;
+    }
+    if ((t = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL ||
+        (h = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
+        goto cleanup;
+    if (t->type != REDIS_REPLY_STATUS || (strcmp(t->str, "none") != 0 && strcmp(t->str, "set") != 0)) {
+        if (t->type == REDIS_REPLY_STATUS) {
+            char why[64];
+            snprintf(why, sizeof why, "holds a %s, not a set", t->str);
+            rc = refused(opskey, why, errstr, errstr_size);
+        } else
+            ops_err_format(errstr, errstr_size, "redis: TYPE %s: %s", opskey,
+                           t->type == REDIS_REPLY_ERROR ? t->str : "unexpected reply");
+        goto cleanup;
+    }
+    if (h->type == REDIS_REPLY_ERROR && strncmp(h->str, "WRONGTYPE", 9) == 0) {
+        const char *ta[2] = {"TYPE", hargv[1]};
+        size_t tl[2] = {4, hlens[1]};
+        redisReply *ty = ops_redis_link_command(cr->link, hargv[1], 2, ta, tl, errstr, errstr_size);
+        char why[64];
+        snprintf(why, sizeof why, "holds a %s, not a hash",
+                 ty != NULL && ty->type == REDIS_REPLY_STATUS ? ty->str : "value of another type");
+        if (ty != NULL)
+            freeReplyObject(ty);
+        rc = refused(hargv[1], why, errstr, errstr_size);
+        goto cleanup;
+    }
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != nf) {
+        ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", hargv[1],
+                       h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const redisReply *e = h->element[i];
+        const char *exp = a->argv[a->cas_first + 5 + 3 * i];
+        const char *cur = e->type == REDIS_REPLY_STRING ? e->str : "";
+        if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL) {
+            ops_err_format(errstr, errstr_size, "redis: HMGET %s: unexpected reply", hargv[1]);
+            goto cleanup;
+        }
+        if (strcmp(cur, exp) != 0) {
+            rc = fenced(c, hargv[2 + i], cur, exp, errstr, errstr_size);
+            goto cleanup;
+        }
+    }
+    rc = -1;
+cleanup:
+    if (t != NULL)
+        freeReplyObject(t);
+    if (h != NULL)
+        freeReplyObject(h);
+    free(hargv);
+    free(hlens);
+    return rc;
+}
+
+enum { OP_OK = 1, OP_RETRY, OP_NOSCRIPT };
+
+/* Round trip 2: every operation's script, pipelined. Returns -1 when every
+ * step was applied, 0 when some must be retried (the batch shrank, or a
+ * script must be loaded first), or the step's outcome. */
+static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, char *errstr,
+                   size_t errstr_size) {
+    ops_counter_args_t *a = &cr->args;
+    int rc = -1;
+    bool failed = false, retry = false;
+    char why[256] = "";
+
+    if (a->nops > cr->state_cap) {
+        unsigned char *st = realloc(cr->state, a->nops);
+        if (st == NULL) {
+            ops_err_format(errstr, errstr_size, "redis: out of memory");
+            return OPS_COUNTER_STEP_FAILED;
+        }
+        cr->state = st;
+        cr->state_cap = a->nops;
+    }
+    for (size_t o = 0; o < a->nops; o++) {
+        const ops_counter_op_args_t *op = &a->ops[o];
+        a->argv[op->first + 1] = cr->op_sha;
+        a->argvlen[op->first + 1] = 40;
+        if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc,
+                                  a->argv + op->first, a->argvlen + op->first, errstr,
+                                  errstr_size) != 0) {
+            drain(cr);
+            return OPS_COUNTER_STEP_FAILED;
+        }
+    }
+    for (size_t o = 0; o < a->nops; o++) {
+        const ops_counter_op_args_t *op = &a->ops[o];
+        const char *opname = a->argv[op->name];
+        redisReply *r = ops_redis_link_reply(cr->link, errstr, errstr_size);
+        cr->state[o] = 0;
+        if (r == NULL)
+            return OPS_COUNTER_STEP_FAILED; /* the link dropped what was pending */
+        const char *status = elem_str(r, 0);
+        if (is_noscript(r)) {
+            cr->state[o] = OP_NOSCRIPT;
+            retry = true;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            if (!failed)
+                ops_err_format(why, sizeof why, "redis: step of operation %s: %s", opname, r->str);
+            failed = true;
+        } else if (status != NULL && strcmp(status, "OK") == 0) {
+            ops_counter_op_applied(c, op->opi);
+            cr->state[o] = OP_OK;
+        } else if (status != NULL && strcmp(status, "APPLIED") == 0 && r->elements == 3) {
+            const char *f = elem_str(r, 1), *wm = elem_str(r, 2);
+            size_t n = f != NULL && wm != NULL
+                           ? ops_counter_drop_applied(c, opname, f, strtoll(wm, NULL, 10))
+                           : 0;
+            if (n == 0 && !failed) {
+                ops_err_format(why, sizeof why,
+                               "redis: APPLIED reply of operation %s drops no event", opname);
+                failed = true;
+            }
+            *seenp += n;
+            retry = true;
+        } else if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2 &&
+                   r->element[1]->type == REDIS_REPLY_ARRAY) {
+            size_t n = 0;
+            const redisReply *list = r->element[1];
+            for (size_t i = 0; i < list->elements; i++) {
+                const char *id = elem_str(list, i);
+                if (id != NULL)
+                    n += (size_t)ops_counter_drop_seen(c, opname, id);
+            }
+            if (n == 0 && !failed) {
+                ops_err_format(why, sizeof why, "redis: SEEN reply names no event of the batch");
+                failed = true;
+            }
+            *seenp += n;
+            retry = true;
+        } else if (status != NULL && strcmp(status, "REFUSED") == 0) {
+            if (rc == -1)
+                rc = refused(elem_str(r, 1), elem_str(r, 2), errstr, errstr_size);
+        } else {
+            if (!failed)
+                ops_err_format(why, sizeof why,
+                               "redis: unexpected reply from the step of operation %s", opname);
+            failed = true;
+        }
+        freeReplyObject(r);
+    }
+    if (failed) {
+        ops_err_format(errstr, errstr_size, "%s", why);
+        return OPS_COUNTER_STEP_FAILED;
+    }
+    if (rc != -1)
+        return rc;
+    if (!retry)
+        return -1;
+    for (size_t o = 0; o < a->nops; o++)
+        if (cr->state[o] == OP_NOSCRIPT &&
+            load_script(cr, op_script, a->argv[a->ops[o].first + 3], cr->op_sha, errstr,
+                        errstr_size) != 0)
+            return OPS_COUNTER_STEP_FAILED;
+    return 0;
+}
+
+/* Round trip 3: the batch's operations listed (SADD, idempotent), the
+ * offsets compare-and-set, and the optional WAIT. Returns -1 to go round
+ * again (the script had to be loaded), or the step's outcome. */
+static int write_offsets(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr,
+                         size_t errstr_size) {
+    ops_counter_args_t *a = &cr->args;
+    const char *okey = a->argv[a->cas_first + 3];
+    char opskey[OPS_KEY_MAX], nrep[24], nms[24];
+    size_t nops = ops_counter_operations(c), nsadd = 0;
+    redisReply *r = NULL;
+    int rc = OPS_COUNTER_STEP_FAILED;
+    bool waiting = cr->wait_replicas > 0;
+
+    ops_key_operations(opskey, sizeof opskey);
+    if (nops + 2 > cr->sadd_cap) {
+        const char **v = realloc(cr->sadd, (nops + 2) * sizeof(*v));
+        if (v != NULL)
+            cr->sadd = v;
+        size_t *l = realloc(cr->sadd_len, (nops + 2) * sizeof(*l));
+        if (l != NULL)
+            cr->sadd_len = l;
+        if (v == NULL || l == NULL) {
+            ops_err_format(errstr, errstr_size, "redis: out of memory");
+            return OPS_COUNTER_STEP_FAILED;
+        }
+        cr->sadd_cap = nops + 2;
+    }
+    if (nops > 0) {
+        cr->sadd[0] = "SADD";
+        cr->sadd_len[0] = 4;
+        cr->sadd[1] = opskey;
+        cr->sadd_len[1] = strlen(opskey);
+        for (size_t i = 0; i < nops; i++) {
+            cr->sadd[2 + i] = ops_counter_operation(c, i);
+            cr->sadd_len[2 + i] = strlen(cr->sadd[2 + i]);
+        }
+        nsadd = 1;
+    }
+    a->argv[a->cas_first + 1] = cr->cas_sha;
+    a->argvlen[a->cas_first + 1] = 40;
+    snprintf(nrep, sizeof nrep, "%d", cr->wait_replicas);
+    snprintf(nms, sizeof nms, "%d", cr->wait_ms);
+    const char *wargv[3] = {"WAIT", nrep, nms};
+    size_t wlens[3] = {4, strlen(nrep), strlen(nms)};
+    if ((nsadd > 0 && ops_redis_link_append(cr->link, opskey, (int)(nops + 2), cr->sadd,
+                                            cr->sadd_len, errstr, errstr_size) != 0) ||
+        ops_redis_link_append(cr->link, okey, (int)a->cas_argc, a->argv + a->cas_first,
+                              a->argvlen + a->cas_first, errstr, errstr_size) != 0 ||
+        (waiting &&
+         ops_redis_link_append(cr->link, okey, 3, wargv, wlens, errstr, errstr_size) != 0)) {
+        drain(cr);
+        return OPS_COUNTER_STEP_FAILED;
+    }
+    if (nsadd > 0) {
+        /* Checked a round trip ago (TYPE); a key changed since is caught by
+         * the next batch's check. */
+        if ((r = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
+            return OPS_COUNTER_STEP_FAILED;
+        freeReplyObject(r);
+    }
+    if ((r = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
+        return OPS_COUNTER_STEP_FAILED;
+    const char *status = elem_str(r, 0);
+    if (is_noscript(r)) {
+        rc = load_script(cr, offsets_script, okey, cr->cas_sha, errstr, errstr_size) == 0
+                 ? -1
+                 : OPS_COUNTER_STEP_FAILED;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        ops_err_format(errstr, errstr_size, "redis: offsets step: %s", r->str);
+    } else if (status != NULL && strcmp(status, "OK") == 0) {
+        ops_counter_applied(c);
+        rc = OPS_COUNTER_STEP_APPLIED;
+    } else if (status != NULL && strcmp(status, "FENCED") == 0) {
+        rc = fenced(c, elem_str(r, 1), elem_str(r, 2), elem_str(r, 3), errstr, errstr_size);
+    } else if (status != NULL && strcmp(status, "REFUSED") == 0) {
+        rc = refused(elem_str(r, 1), elem_str(r, 2), errstr, errstr_size);
+    } else {
+        ops_err_format(errstr, errstr_size, "redis: unexpected reply from the offsets step");
+    }
+    freeReplyObject(r);
+    if (waiting) {
+        char e[128];
+        redisReply *wr = ops_redis_link_reply(cr->link, e, sizeof e);
+        if (wr == NULL)
+            return rc == OPS_COUNTER_STEP_APPLIED ? rc : OPS_COUNTER_STEP_FAILED;
+        cr->wait_acked = wr->type == REDIS_REPLY_INTEGER ? wr->integer : -1;
+        freeReplyObject(wr);
+    }
+    return rc;
+}
+
+/* The step of a batch: precheck, the operations' scripts (repeated while
+ * APPLIED or SEEN replies shrink the batch or a script is reloaded), then
+ * the offsets. Anything unexpected leaves the batch as it was (FAILED). */
 ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
                                            int64_t now_ms, size_t *seenp, char *errstr,
                                            size_t errstr_size) {
-    ops_counter_step_t step = OPS_COUNTER_STEP_FAILED;
-    redisReply *r = NULL;
+    int rc = OPS_COUNTER_STEP_FAILED;
     size_t seen = 0;
+    size_t rounds = 0, max_rounds = ops_counter_pending(c) + 8; /* each round shrinks the
+                                                                   * batch or loads a script */
+    bool checked = false;
 
+    cr->wait_acked = -1;
     if (ops_counter_pending(c) == 0) {
-        step = OPS_COUNTER_STEP_APPLIED;
+        rc = OPS_COUNTER_STEP_APPLIED;
         goto cleanup;
     }
     for (;;) {
-        if (ensure_connected(cr, errstr, errstr_size) != 0)
-            goto cleanup;
         if (ops_counter_build(c, now_ms, &cr->args, errstr, errstr_size) != 0)
             goto cleanup;
-        r = run_script(cr, errstr, errstr_size);
-        if (r == NULL)
-            goto cleanup;
-        const char *status = elem_str(r, 0);
-        if (r->type == REDIS_REPLY_ERROR) {
-            ops_err_format(errstr, errstr_size, "redis: counter script: %s", r->str);
-            goto cleanup;
-        }
-        if (status != NULL && strcmp(status, "OK") == 0) {
-            ops_counter_applied(c);
-            step = OPS_COUNTER_STEP_APPLIED;
-            goto cleanup;
-        }
-        if (status != NULL && strcmp(status, "FENCED") == 0) {
-            const char *f = elem_str(r, 1), *cur = elem_str(r, 2), *exp = elem_str(r, 3);
-            ops_err_format(errstr, errstr_size,
-                           "offsets moved on: %s holds %s in Redis, this consumer expected %s",
-                           f ? f : "?", cur && *cur ? cur : "nothing",
-                           exp && *exp ? exp : "nothing");
-            ops_counter_discard(c);
-            step = OPS_COUNTER_STEP_FENCED;
-            goto cleanup;
-        }
-        if (status != NULL && strcmp(status, "REFUSED") == 0) {
-            const char *key = elem_str(r, 1), *why = elem_str(r, 2);
-            ops_err_format(errstr, errstr_size,
-                           "key %s %s: nothing of the batch was written and its offsets did not "
-                           "move; fix or delete the key, the batch is retried",
-                           key ? key : "?", why ? why : "is refused");
-            step = OPS_COUNTER_STEP_REFUSED;
-            goto cleanup;
-        }
-        if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2) {
-            size_t n = drop_seen(c, r->element[1]);
-            if (n == 0) {
-                ops_err_format(errstr, errstr_size,
-                               "redis: SEEN reply names no event of the batch");
+        if (cr->args.nops > 0) {
+            if (!checked) {
+                if ((rc = precheck(cr, c, errstr, errstr_size)) != -1)
+                    goto cleanup;
+                checked = true;
+            }
+            if (cr->op_sha[0] == '\0' &&
+                load_script(cr, op_script, cr->args.argv[cr->args.ops[0].first + 3], cr->op_sha,
+                            errstr, errstr_size) != 0) {
+                rc = OPS_COUNTER_STEP_FAILED;
                 goto cleanup;
             }
-            seen += n;
-            freeReplyObject(r);
-            r = NULL;
-            continue;
+            rc = run_ops(cr, c, &seen, errstr, errstr_size);
+            if (rc == 0 && ++rounds < max_rounds)
+                continue;
+            if (rc == 0)
+                ops_err_format(errstr, errstr_size, "redis: the step keeps being retried");
+            if (rc != -1) {
+                rc = rc == 0 ? OPS_COUNTER_STEP_FAILED : rc;
+                goto cleanup;
+            }
         }
-        ops_err_format(errstr, errstr_size, "redis: unexpected reply from the counter script");
+        if (cr->cas_sha[0] == '\0' &&
+            load_script(cr, offsets_script, cr->args.argv[cr->args.cas_first + 3], cr->cas_sha,
+                        errstr, errstr_size) != 0) {
+            rc = OPS_COUNTER_STEP_FAILED;
+            goto cleanup;
+        }
+        rc = write_offsets(cr, c, errstr, errstr_size);
+        if (rc == -1 && ++rounds < max_rounds)
+            continue;
+        if (rc == -1)
+            rc = OPS_COUNTER_STEP_FAILED;
         goto cleanup;
     }
 cleanup:
-    if (r != NULL)
-        freeReplyObject(r);
     if (seenp != NULL)
         *seenp = seen;
-    return step;
+    return (ops_counter_step_t)rc;
 }
 
 /* One HMGET for all assigned partitions; a missing field means "start at
@@ -414,14 +695,9 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
     }
     for (size_t i = 0; i < n + 2; i++)
         lens[i] = strlen(argv[i]);
-    if (ensure_connected(cr, errstr, errstr_size) != 0)
+    r = ops_redis_link_command(cr->link, key, (int)(n + 2), argv, lens, errstr, errstr_size);
+    if (r == NULL)
         goto cleanup;
-    r = redisCommandArgv(cr->ctx, (int)(n + 2), argv, lens);
-    if (r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
-        disconnect(cr);
-        goto cleanup;
-    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
         ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -475,14 +751,13 @@ int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
     snprintf(field, sizeof field, "%s:%d:%lld-%lld", gap->topic, (int)gap->partition,
              (long long)gap->from, (long long)gap->to);
     snprintf(when, sizeof when, "%lld", (long long)now_ms);
-    if (ensure_connected(cr, errstr, errstr_size) != 0)
-        goto cleanup;
-    r = redisCommand(cr->ctx, "HSET %s %s %s", key, field, when);
-    if (r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", cr->ctx->errstr);
-        disconnect(cr);
-        goto cleanup;
+    {
+        const char *argv[4] = {"HSET", key, field, when};
+        size_t lens[4] = {4, strlen(key), strlen(field), strlen(when)};
+        r = ops_redis_link_command(cr->link, key, 4, argv, lens, errstr, errstr_size);
     }
+    if (r == NULL)
+        goto cleanup;
     if (r->type != REDIS_REPLY_INTEGER) {
         ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

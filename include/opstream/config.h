@@ -26,6 +26,8 @@ typedef struct ops_config ops_config_t;
  *   opstream.bucket.minute.ttl.s   172800   (48 h)
  *   opstream.bucket.hour.ttl.s     3024000  (35 days)
  *   opstream.metrics.listen        ""   (HOST:PORT of /metrics; empty: off)
+ *   opstream.redis.wait.replicas   0    (WAIT after each counter step; 0: off)
+ *   opstream.redis.wait.ms         0    (WAIT's timeout; 0: 1000)
  * An unknown opstream.* key is an error that names it. */
 
 ops_config_t *ops_config_new(void);

@@ -120,6 +120,20 @@ bool ops_counter_full(const ops_counter_t *c);
  * Redis reports it as already counted; its offset is still passed. Returns 1
  * when one was removed, 0 when none matched. */
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id);
+/* Removes from the batch the events of operation from the partition named by
+ * field ("topic:partition") whose offset is below watermark, because Redis
+ * reports that an earlier step of that operation already covered them (an
+ * APPLIED reply); their offsets are still passed. Returns how many. */
+size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
+                                int64_t watermark);
+/* The step of the batch's operation number opi (ops_counter_op_args_t.opi)
+ * was applied: its events are left out of the steps built from now on (they
+ * still count as pending events until the batch is applied or dropped). */
+void ops_counter_op_applied(ops_counter_t *c, size_t opi);
+/* Operations with events in the pending batch (counted, dropped or
+ * applied), and the i-th one's name (0 <= i < n; owned by c). */
+size_t ops_counter_operations(const ops_counter_t *c);
+const char *ops_counter_operation(const ops_counter_t *c, size_t i);
 /* How many events of a kind ops_counter_drop_seen dropped since c was
  * created (for the metrics' duplicate count per topic). */
 uint64_t ops_counter_seen_of_kind(const ops_counter_t *c, ops_kind_t kind);
@@ -131,33 +145,63 @@ void ops_counter_applied(ops_counter_t *c);
  * confirmed); positions stay as stored. */
 void ops_counter_discard(ops_counter_t *c);
 
-/* ---- the argument vector of the atomic step ------------------------------
- * ARGV of the Lua script in counter_redis.c, all values decimal strings:
+/* ---- the argument vectors of the step ------------------------------------
+ * The step is one script call per operation of the batch (every key in the
+ * operation's {OP} slot, declared in KEYS), then one compare-and-set script on
+ * the group's offsets key. ops_counter_build lays them out in one argument
+ * vector; every value is a decimal string.
  *
- *   offsets-key  now-s
- *   P  { field("topic:partition")  expected(stored, "" = none)  next } x P
- *   D  { operation  mark-key  mark-expireat  K { check-key } x K  N { event_id } x N } x D
- *   H  { key  expireat(0 = none)  F { field  delta } x F } x H
- *   S  { key  member } x S
+ * One operation's call, argv[first .. first + argc):
+ *   EVALSHA  <sha: "" here, the caller puts its script's SHA1 in>  numkeys
+ *   KEYS:  applied-key  countries-key  [seen-now  seen-before]  H hash keys
+ *   ARGV:  now-s  window-s  nd  mark-expireat
+ *          P  { field("topic:partition")  lowest-offset  next } x P
+ *          N  { event_id } x N
+ *          { expireat(0 = none)  F { field  delta } x F } x H  (KEYS order)
+ *          C  { country } x C
  *
- * D: per operation (D = 0 when dedupe is off: nothing is checked or
- * marked), the dedupe keys opstream:{OP}:seen:<slot-start-s>: the
- * K slot hashes covering the dedupe window are checked, the ids are marked in
- * the current slot, which expires at its end plus the window. H: hash
- * increments (totals and per-country hashes carry all six metrics; bucket
- * hashes carry the non-zero `metric` and `CC:metric` fields, with EXPIREAT
- * bucket start + TTL; a bucket already past its TTL is left out, so a very
- * late event counts in the totals but does not recreate an expired bucket).
- * S: set members (opstream:operations, opstream:{OP}:countries). */
+ * applied-key is opstream:{OP}:applied:{GROUP} (field -> the next offset
+ * after the last step of the operation that covered the partition: the
+ * watermark). The P partitions are those the operation has events from in
+ * the step, with the lowest offset of its events there and the batch's next
+ * offset. nd is 2 when dedupe is on (the generation hashes
+ * opstream:{OP}:seen:<start-s> of the current and the previous window-wide
+ * generation, event_id -> the time counted; an id counts as seen when its
+ * time is within the window; marks go to the current one, which expires two
+ * windows after its start) and 0 when it is off (N = 0 then). Hashes: the
+ * totals and per-country hashes carry all six metrics (zero deltas too: the
+ * script creates missing fields at 0); bucket hashes carry the non-zero
+ * `metric` and `CC:metric` fields, with EXPIREAT bucket start + TTL; a bucket
+ * already past its TTL is left out, so a very late event counts in the
+ * totals but does not recreate an expired bucket. C: members of
+ * opstream:{OP}:countries. The operation's name (for SADD
+ * opstream:operations) is argv[name].
+ *
+ * The offsets call, argv[cas_first .. cas_first + cas_argc):
+ *   EVALSHA  ""  1  offsets-key  { field  expected(stored, "" = none)  next } x P
+ * over every partition the batch passes. */
+typedef struct ops_counter_op_args {
+    size_t opi;   /* the operation's number in the batch (ops_counter_op_applied) */
+    size_t name;  /* argv index of the operation's name */
+    size_t first; /* argv index of "EVALSHA" */
+    size_t argc;  /* arguments of the call, EVALSHA included */
+} ops_counter_op_args_t;
+
 typedef struct ops_counter_args {
     size_t argc;
-    const char **argv; /* argv[i] points into the args' own storage */
+    const char **argv; /* argv[i] points into the args' own storage; the
+                        * caller may repoint the SHA slots */
     size_t *argvlen;
+    size_t nops;               /* operations with events to count */
+    ops_counter_op_args_t *ops;
+    size_t cas_first, cas_argc; /* the offsets compare-and-set call */
     /* internal */
     char *buf;
     size_t buf_len, buf_cap;
     size_t *off;
-    size_t cap;
+    size_t cap, ops_cap;
+    size_t *order; /* scratch: events by operation */
+    size_t order_cap;
 } ops_counter_args_t;
 
 /* Builds the arguments for the current batch at wall-clock now_ms. args must
@@ -167,9 +211,10 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
                       char *errstr, size_t errstr_size);
 void ops_counter_args_free(ops_counter_args_t *args); /* accepts NULL; leaves it zeroed */
 
-/* Dedupe slot width in seconds for a window: ceil(window / 7), at least 1.
- * An id is remembered for at least the window and at most one slot more. */
-int64_t ops_counter_seen_slot_s(int64_t dedupe_window_s);
+/* Start (epoch s) of the dedupe generation holding now_s: generations are
+ * window_s wide; an id is checked in the current and the previous one, so it
+ * is remembered for exactly the window. */
+int64_t ops_counter_seen_generation(int64_t now_s, int64_t dedupe_window_s);
 
 #ifdef __cplusplus
 }

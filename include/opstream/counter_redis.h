@@ -54,6 +54,14 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
                                            int64_t now_ms, size_t *seenp, char *errstr,
                                            size_t errstr_size);
 
+/* After each step's offsets write, WAIT for replicas replicas (at most
+ * timeout_ms) on the same link; replicas 0 (the default): no WAIT. Fewer
+ * replicas acknowledging is not an error: ops_counter_redis_wait_acked says
+ * how many did, for the program to log. */
+void ops_counter_redis_set_wait(ops_counter_redis_t *cr, int replicas, int timeout_ms);
+/* Replicas the last step's WAIT reported; -1 when the last step sent none. */
+long long ops_counter_redis_wait_acked(const ops_counter_redis_t *cr);
+
 /* Reads opstream:offsets:{GROUP} for every partition assigned in c and sets
  * each one's stored offset (ops_counter_assign). 0, or -1 with errstr when
  * Redis is unreachable (c unchanged). */

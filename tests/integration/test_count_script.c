@@ -8,7 +8,11 @@
  * cannot take the write (another type, a counter field that is not an
  * integer or would leave int64, an expiry Redis refuses) makes the step
  * REFUSED with the key named and nothing written; once the key is fixed
- * the same batch applies whole.
+ * the same batch applies whole. The applied-offset watermarks keep counts
+ * exact with dedupe off: a step replayed after a crash between the
+ * operations' steps and the offsets write counts nothing again, a replay
+ * that reaches past the watermark counts exactly the events past it, and a
+ * batch of two operations of which one is refused applies the other once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,6 +78,26 @@ static ops_counter_t *counter(void) {
     assert_non_null(c);
     assert_int_equal(ops_counter_assign(c, "opstream.rescues", 0, -1, err, sizeof err), 0);
     return c;
+}
+
+/* Dedupe off: only offsets and watermarks keep the counts exact. */
+static ops_counter_t *counter_no_dedupe(void) {
+    char err[256];
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = 0};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+
+    assert_non_null(c);
+    assert_int_equal(ops_counter_assign(c, "opstream.rescues", 0, -1, err, sizeof err), 0);
+    assert_int_equal(ops_counter_assign(c, "opstream.rescues", 1, -1, err, sizeof err), 0);
+    return c;
+}
+
+static void redis_do(const char *cmd) {
+    redisReply *r = harness_redis_command(g_redis, cmd);
+
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
 }
 
 static long long hget(const char *key, const char *field) {
@@ -467,6 +491,155 @@ static void an_expiry_redis_would_refuse_is_refused_before_any_write(void **stat
     ops_counter_destroy(c);
 }
 
+/* A crash after the operations' steps and before the offsets write leaves
+ * the watermarks ahead of the stored offsets: recreated here by applying a
+ * batch and putting the offsets back to what they were. The consumer that
+ * takes over replays the same messages; the watermarks refuse every event,
+ * nothing is counted twice, and the offsets write goes through. */
+static void a_step_replayed_after_a_crash_before_the_offsets_write_counts_nothing_twice(
+    void **state) {
+    ops_counter_t *a = counter_no_dedupe(), *b = counter_no_dedupe();
+    ops_counter_redis_t *cr = connect_step();
+    char err[256];
+    size_t seen = 0;
+
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        ops_event_t ev = event(i, 10);
+        assert_int_equal(ops_counter_add_event(a, "opstream.rescues", i % 2, i / 2, &ev),
+                         OPS_COUNTER_ADDED);
+        assert_int_equal(ops_counter_add_event(b, "opstream.rescues", i % 2, i / 2, &ev),
+                         OPS_COUNTER_ADDED);
+    }
+    assert_int_equal(ops_counter_redis_apply(cr, a, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 60);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:applied:g", "opstream.rescues:0"), 3);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:applied:g", "opstream.rescues:1"), 3);
+    redis_do("DEL opstream:offsets:g"); /* the offsets write never happened */
+
+    assert_int_equal(ops_counter_redis_apply(cr, b, now_ms(), &seen, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(seen, 6);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 60);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "events"), 6);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:country:BR", "events"), 6);
+    assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), 3);
+    assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:1"), 3);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(a);
+    ops_counter_destroy(b);
+}
+
+/* The replay reaches past what was counted: offsets 0..2 of partition 0
+ * were counted (watermark 3) when the consumer died; the next one reads
+ * 0..5. Exactly the events at 3..5 count, the ones below are dropped. */
+static void a_replay_past_the_watermark_counts_exactly_the_events_past_it(void **state) {
+    ops_counter_t *a = counter_no_dedupe(), *b = counter_no_dedupe();
+    ops_counter_redis_t *cr = connect_step();
+    char err[256];
+    size_t seen = 0;
+
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        ops_event_t ev = event(i, 1 << i); /* victims tell the events apart */
+        if (i < 3)
+            assert_int_equal(ops_counter_add_event(a, "opstream.rescues", 0, i, &ev),
+                             OPS_COUNTER_ADDED);
+        assert_int_equal(ops_counter_add_event(b, "opstream.rescues", 0, i, &ev),
+                         OPS_COUNTER_ADDED);
+    }
+    assert_int_equal(ops_counter_redis_apply(cr, a, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 1 + 2 + 4);
+    redis_do("DEL opstream:offsets:g");
+
+    assert_int_equal(ops_counter_redis_apply(cr, b, now_ms(), &seen, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(seen, 3);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 63);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "events"), 6);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:applied:g", "opstream.rescues:0"), 6);
+    assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), 6);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(a);
+    ops_counter_destroy(b);
+}
+
+/* Two operations in one batch, one of them with a broken key: the other's
+ * step is applied, the batch is REFUSED and the offsets stay; the retries
+ * (before and after the fix) do not count the applied operation again. */
+static void a_refused_operation_holds_the_offsets_and_the_other_counts_once(void **state) {
+    ops_counter_t *c = counter_no_dedupe();
+    ops_counter_redis_t *cr = connect_step();
+    char err[512];
+
+    (void)state;
+    redis_do("SET opstream:{WEKA-II}:total oops");
+    for (int i = 0; i < 4; i++) {
+        ops_event_t ev = event(i, 10);
+        if (i % 2)
+            snprintf(ev.operation, sizeof ev.operation, "WEKA-II");
+        assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, i, &ev),
+                         OPS_COUNTER_ADDED);
+    }
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                         OPS_COUNTER_STEP_REFUSED);
+        assert_non_null(strstr(err, "opstream:{WEKA-II}:total holds a string, not a hash"));
+        assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 20);
+        assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), -1);
+        assert_int_equal(ops_counter_pending(c), 4);
+    }
+    /* Even a fresh consumer replaying the batch does not count it again. */
+    ops_counter_t *d = counter_no_dedupe();
+    for (int i = 0; i < 4; i++) {
+        ops_event_t ev = event(i, 10);
+        if (i % 2)
+            snprintf(ev.operation, sizeof ev.operation, "WEKA-II");
+        ops_counter_add_event(d, "opstream.rescues", 0, i, &ev);
+    }
+    redis_do("DEL opstream:{WEKA-II}:total");
+    assert_int_equal(ops_counter_redis_apply(cr, d, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 20);
+    assert_int_equal(hget("opstream:{WEKA-II}:total", "victims"), 20);
+    assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), 4);
+    assert_true(is_member("opstream:operations", "WEKA-II"));
+    assert_true(is_member("opstream:operations", "LIBERTERRA-II"));
+    /* The first consumer's batch is now stale: fenced. */
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_FENCED);
+    assert_int_equal(hget("opstream:{WEKA-II}:total", "victims"), 20);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(c);
+    ops_counter_destroy(d);
+}
+
+/* With opstream.redis.wait.replicas set, each step ends with WAIT: a
+ * server without replicas answers 0 (the program logs it; the step is
+ * applied all the same). Without it no WAIT is sent. */
+static void wait_after_the_step_reports_the_replicas(void **state) {
+    ops_counter_t *c = counter();
+    ops_counter_redis_t *cr = connect_step();
+    char err[256];
+
+    (void)state;
+    ops_event_t e0 = event(0, 1), e1 = event(1, 1);
+    ops_counter_add_event(c, "opstream.rescues", 0, 0, &e0);
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(ops_counter_redis_wait_acked(cr), -1);
+    ops_counter_redis_set_wait(cr, 1, 50);
+    ops_counter_add_event(c, "opstream.rescues", 0, 1, &e1);
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(ops_counter_redis_wait_acked(cr), 0);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "events"), 2);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(stale_batch_of_a_consumer_that_lost_its_partition_is_refused_whole,
@@ -478,6 +651,14 @@ int main(void) {
                                flush_redis),
         cmocka_unit_test_setup(an_expiry_redis_would_refuse_is_refused_before_any_write,
                                flush_redis),
+        cmocka_unit_test_setup(
+            a_step_replayed_after_a_crash_before_the_offsets_write_counts_nothing_twice,
+            flush_redis),
+        cmocka_unit_test_setup(a_replay_past_the_watermark_counts_exactly_the_events_past_it,
+                               flush_redis),
+        cmocka_unit_test_setup(a_refused_operation_holds_the_offsets_and_the_other_counts_once,
+                               flush_redis),
+        cmocka_unit_test_setup(wait_after_the_step_reports_the_replicas, flush_redis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

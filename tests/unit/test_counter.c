@@ -21,12 +21,25 @@
 
 /* ---- reading the argument vector back --------------------------------- */
 
+/* One operation's call, decoded. */
+typedef struct opcall {
+    size_t keys, nkeys; /* argv index of KEYS[1], count */
+    size_t args;        /* argv index of ARGV[1] */
+    size_t parts, parts_n;
+    size_t ids, ids_n;
+    size_t hashes; /* argv index of the first hash record's expireat */
+    size_t countries, countries_n;
+    long nd;
+} opcall_t;
+
 typedef struct parsed {
     const ops_counter_args_t *a;
-    size_t parts, parts_n; /* index of the first partition triple, count */
-    size_t groups, groups_n;
-    size_t hashes, hashes_n;
-    size_t sets, sets_n;
+    size_t parts, parts_n; /* the offsets call: index of the first triple, count */
+    opcall_t ops[16];
+    size_t nops;
+    size_t groups_n; /* operations whose ids are checked (dedupe on) */
+    size_t hashes_n; /* hash records over all operations */
+    size_t sets_n;   /* set members: countries, plus the operations listed */
 } parsed_t;
 
 static long num(const ops_counter_args_t *a, size_t i) {
@@ -36,28 +49,45 @@ static long num(const ops_counter_args_t *a, size_t i) {
 
 static parsed_t parse(const ops_counter_args_t *a) {
     parsed_t p = {.a = a};
-    size_t i = 2;
+    size_t end = 0;
 
-    p.parts_n = (size_t)num(a, i++);
-    p.parts = i;
-    i += 3 * p.parts_n;
-    p.groups_n = (size_t)num(a, i++);
-    p.groups = i;
-    for (size_t g = 0; g < p.groups_n; g++) {
-        i += 3;
-        i += 1 + (size_t)num(a, i);
-        i += 1 + (size_t)num(a, i);
+    assert_true(a->nops <= 16);
+    for (size_t o = 0; o < a->nops; o++) {
+        opcall_t *c = &p.ops[p.nops++];
+        size_t f = a->ops[o].first, i;
+        assert_string_equal(a->argv[f], "EVALSHA");
+        assert_true(a->ops[o].name + 1 == f);
+        c->nkeys = (size_t)num(a, f + 2);
+        c->keys = f + 3;
+        c->args = c->keys + c->nkeys;
+        c->nd = num(a, c->args + 2);
+        i = c->args + 4;
+        c->parts_n = (size_t)num(a, i++);
+        c->parts = i;
+        i += 3 * c->parts_n;
+        c->ids_n = (size_t)num(a, i++);
+        c->ids = i;
+        i += c->ids_n;
+        c->hashes = i;
+        for (size_t h = 2 + (size_t)c->nd; h < c->nkeys; h++) {
+            i += 1;
+            i += 1 + 2 * (size_t)num(a, i);
+            p.hashes_n++;
+        }
+        c->countries_n = (size_t)num(a, i++);
+        c->countries = i;
+        i += c->countries_n;
+        assert_int_equal(i, f + a->ops[o].argc);
+        p.groups_n += c->nd > 0;
+        p.sets_n += c->countries_n + 1;
+        end = i;
     }
-    p.hashes_n = (size_t)num(a, i++);
-    p.hashes = i;
-    for (size_t h = 0; h < p.hashes_n; h++) {
-        i += 2;
-        i += 1 + 2 * (size_t)num(a, i);
-    }
-    p.sets_n = (size_t)num(a, i++);
-    p.sets = i;
-    i += 2 * p.sets_n;
-    assert_int_equal(i, a->argc);
+    assert_int_equal(a->cas_first, end ? end : 0);
+    assert_string_equal(a->argv[a->cas_first], "EVALSHA");
+    assert_string_equal(a->argv[a->cas_first + 2], "1");
+    p.parts = a->cas_first + 4;
+    p.parts_n = (a->cas_argc - 4) / 3;
+    assert_int_equal(a->cas_first + a->cas_argc, a->argc);
     return p;
 }
 
@@ -66,18 +96,21 @@ static parsed_t parse(const ops_counter_args_t *a) {
 static long long hdelta(const parsed_t *p, const char *key, const char *field, long long *expp) {
     const ops_counter_args_t *a = p->a;
     long long sum = -1;
-    size_t i = p->hashes;
 
-    for (size_t h = 0; h < p->hashes_n; h++) {
-        const char *k = a->argv[i];
-        long long exp = num(a, i + 1);
-        size_t nf = (size_t)num(a, i + 2);
-        i += 3;
-        for (size_t f = 0; f < nf; f++, i += 2) {
-            if (strcmp(k, key) == 0 && strcmp(a->argv[i], field) == 0) {
-                sum = (sum < 0 ? 0 : sum) + num(a, i + 1);
-                if (expp != NULL)
-                    *expp = exp;
+    for (size_t o = 0; o < p->nops; o++) {
+        const opcall_t *c = &p->ops[o];
+        size_t i = c->hashes;
+        for (size_t h = 2 + (size_t)c->nd; h < c->nkeys; h++) {
+            const char *k = a->argv[c->keys + h];
+            long long exp = num(a, i);
+            size_t nf = (size_t)num(a, i + 1);
+            i += 2;
+            for (size_t f = 0; f < nf; f++, i += 2) {
+                if (strcmp(k, key) == 0 && strcmp(a->argv[i], field) == 0) {
+                    sum = (sum < 0 ? 0 : sum) + num(a, i + 1);
+                    if (expp != NULL)
+                        *expp = exp;
+                }
             }
         }
     }
@@ -85,17 +118,27 @@ static long long hdelta(const parsed_t *p, const char *key, const char *field, l
 }
 
 static int has_member(const parsed_t *p, const char *key, const char *member) {
-    for (size_t s = 0; s < p->sets_n; s++)
-        if (strcmp(p->a->argv[p->sets + 2 * s], key) == 0 &&
-            strcmp(p->a->argv[p->sets + 2 * s + 1], member) == 0)
+    const ops_counter_args_t *a = p->a;
+
+    for (size_t o = 0; o < p->nops; o++) {
+        const opcall_t *c = &p->ops[o];
+        if (strcmp(key, "opstream:operations") == 0 &&
+            strcmp(a->argv[a->ops[o].name], member) == 0)
             return 1;
+        if (strcmp(a->argv[c->keys + 1], key) != 0)
+            continue;
+        for (size_t i = 0; i < c->countries_n; i++)
+            if (strcmp(a->argv[c->countries + i], member) == 0)
+                return 1;
+    }
     return 0;
 }
 
 static int has_key(const parsed_t *p, const char *key) {
-    for (size_t i = p->hashes; i < p->sets; i++)
-        if (strcmp(p->a->argv[i], key) == 0)
-            return 1;
+    for (size_t o = 0; o < p->nops; o++)
+        for (size_t k = 0; k < p->ops[o].nkeys; k++)
+            if (strcmp(p->a->argv[p->ops[o].keys + k], key) == 0)
+                return 1;
     return 0;
 }
 
@@ -154,8 +197,24 @@ static void batch_aggregates_every_key_of_the_contract(void **state) {
     assert_false(ops_counter_full(c));
     parsed_t p = build(c, &a, NOW);
 
-    assert_string_equal(a.argv[0], "opstream:offsets:opstream-count");
-    assert_int_equal(num(&a, 1), NOW / 1000);
+    assert_string_equal(a.argv[a.cas_first + 3], "opstream:offsets:opstream-count");
+    assert_int_equal(p.nops, 1);
+    assert_int_equal(num(&a, p.ops[0].args), NOW / 1000);
+    /* The operation's keys, all in its slot: watermark, countries, the two
+     * dedupe generations, then the counter hashes. */
+    assert_string_equal(a.argv[p.ops[0].keys], "opstream:{FLASH-WEKA}:applied:opstream-count");
+    assert_string_equal(a.argv[p.ops[0].keys + 1], "opstream:{FLASH-WEKA}:countries");
+    for (size_t k = 0; k < p.ops[0].nkeys; k++)
+        assert_non_null(strstr(a.argv[p.ops[0].keys + k], "{FLASH-WEKA}"));
+    /* Watermarks: per partition the operation has events from, its lowest
+     * offset there and the batch's next offset. */
+    assert_int_equal(p.ops[0].parts_n, 2);
+    assert_string_equal(a.argv[p.ops[0].parts], "opstream.arrests:0");
+    assert_int_equal(num(&a, p.ops[0].parts + 1), 7);
+    assert_int_equal(num(&a, p.ops[0].parts + 2), 8);
+    assert_string_equal(a.argv[p.ops[0].parts + 3], "opstream.rescues:1");
+    assert_int_equal(num(&a, p.ops[0].parts + 4), 40);
+    assert_int_equal(num(&a, p.ops[0].parts + 5), 42);
     /* Offsets: field, expected ("" = none stored), next. */
     assert_int_equal(p.parts_n, 2);
     assert_string_equal(a.argv[p.parts], "opstream.arrests:0");
@@ -202,10 +261,9 @@ static void batch_aggregates_every_key_of_the_contract(void **state) {
 
     /* One dedupe group with the three ids. */
     assert_int_equal(p.groups_n, 1);
-    assert_string_equal(a.argv[p.groups], "FLASH-WEKA");
-    size_t k = (size_t)num(&a, p.groups + 3);
-    assert_int_equal(k, 8); /* 7-day window in day slots: 8 slots cover it */
-    assert_int_equal(num(&a, p.groups + 4 + k), 3);
+    assert_string_equal(a.argv[a.ops[0].name], "FLASH-WEKA");
+    assert_int_equal(p.ops[0].nd, 2); /* two generation hashes */
+    assert_int_equal(p.ops[0].ids_n, 3);
 
     ops_counter_args_free(&a);
     ops_counter_destroy(c);
@@ -267,7 +325,7 @@ static void dedupe_window_0_turns_dedupe_off(void **state) {
                      OPS_COUNTER_DUPLICATE);
     p = build(c, &a, NOW);
     assert_int_equal(p.groups_n, 1);
-    assert_int_equal(num(&a, p.groups + 3), 8); /* 7 days in 8 slots */
+    assert_int_equal(num(&a, p.ops[0].args + 1), 604800); /* the window */
     ops_counter_args_free(&a);
     ops_counter_destroy(c);
 }
@@ -291,7 +349,7 @@ static void event_seen_in_redis_is_dropped_but_offset_still_passes(void **state)
     parsed_t p = build(c, &a, NOW);
     assert_int_equal(hdelta(&p, "opstream:{WEKA-II}:total", "arrests", NULL), 5);
     assert_string_equal(a.argv[p.parts + 2], "2");
-    assert_int_equal(num(&a, p.groups + 4 + (size_t)num(&a, p.groups + 3)), 1);
+    assert_int_equal(p.ops[0].ids_n, 1);
     ops_counter_args_free(&a);
     ops_counter_destroy(c);
 }
@@ -393,10 +451,10 @@ static void reassigning_a_partition_drops_the_pending_batch(void **state) {
     ops_counter_destroy(c);
 }
 
-static void dedupe_slots_cover_the_window(void **state) {
-    static const struct {
-        int64_t window, slot;
-    } rows[] = {{604800, 86400}, {7, 1}, {1, 1}, {8, 2}, {3600, 515}};
+/* Dedupe generations are window-wide: the current and the previous one are
+ * checked (a mark counts when its time is within the window), marks go to
+ * the current one, which expires two windows after its start. */
+static void dedupe_generations_cover_the_window(void **state) {
     char err[128];
     ops_counter_options_t o = {.group = "g", .dedupe_window_s = 70};
     ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
@@ -404,16 +462,18 @@ static void dedupe_slots_cover_the_window(void **state) {
     ops_event_t e = mk(OPS_KIND_ARREST, "OP", "GH", 1, 0, T0, 1);
 
     (void)state;
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        assert_int_equal(ops_counter_seen_slot_s(rows[i].window), rows[i].slot);
+    assert_int_equal(ops_counter_seen_generation(1000005, 70), 999950);
+    assert_int_equal(ops_counter_seen_generation(999950, 70), 999950);
+    assert_int_equal(ops_counter_seen_generation(604800 * 3 + 5, 604800), 604800 * 3);
     assert_int_equal(ops_counter_assign(c, "t", 0, -1, err, sizeof err), 0);
     ops_counter_add_event(c, "t", 0, 0, &e);
-    parsed_t p = build(c, &a, 1000005000LL); /* now 1000005 s; slots of 10 s */
-    assert_string_equal(a.argv[p.groups + 1], "opstream:{OP}:seen:1000000");
-    assert_int_equal(num(&a, p.groups + 2), 1000010 + 70);
-    assert_int_equal(num(&a, p.groups + 3), 8);
-    assert_string_equal(a.argv[p.groups + 4], "opstream:{OP}:seen:999930");
-    assert_string_equal(a.argv[p.groups + 11], "opstream:{OP}:seen:1000000");
+    parsed_t p = build(c, &a, 1000005000LL); /* now 1000005 s */
+    assert_int_equal(p.ops[0].nd, 2);
+    assert_string_equal(a.argv[p.ops[0].keys + 2], "opstream:{OP}:seen:999950");
+    assert_string_equal(a.argv[p.ops[0].keys + 3], "opstream:{OP}:seen:999880");
+    assert_int_equal(num(&a, p.ops[0].args), 1000005);
+    assert_int_equal(num(&a, p.ops[0].args + 1), 70);
+    assert_int_equal(num(&a, p.ops[0].args + 3), 999950 + 140);
     ops_counter_args_free(&a);
     ops_counter_destroy(c);
 }
@@ -466,7 +526,7 @@ int main(void) {
         cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
         cmocka_unit_test(applied_batch_moves_stored_offsets_and_discard_does_not),
         cmocka_unit_test(reassigning_a_partition_drops_the_pending_batch),
-        cmocka_unit_test(dedupe_slots_cover_the_window),
+        cmocka_unit_test(dedupe_generations_cover_the_window),
         cmocka_unit_test(counter_refuses_missing_group),
         cmocka_unit_test(large_batch_keeps_every_event),
     };
