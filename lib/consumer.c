@@ -232,6 +232,7 @@ struct ops_consumer {
     ops_counter_t *spare; /* the second batch object while none is held */
     bool held_running;    /* its step runs on the step thread; else it waits for its retry */
     size_t held_dlq, held_events, held_skips;
+    size_t held_dupes; /* ops_counter_dupes of the held batch when its step started */
     stepper_t stepper;
     bool redis_failing;    /* the last step failed: partitions paused */
     bool need_reload;      /* offsets must be re-read and sought to */
@@ -752,6 +753,7 @@ static void step_start(ops_consumer_t *c) {
 
     c->held_events = ops_counter_pending_events(c->held);
     c->held_skips = ops_counter_pending_skips(c->held);
+    c->held_dupes = ops_counter_dupes(c->held);
     pthread_mutex_lock(&s->mu);
     s->store = c->store;
     s->batch = c->held;
@@ -806,10 +808,14 @@ static void step_retry(ops_consumer_t *c) {
     }
 }
 
-/* Drops the pending and the held batch (both are consumed again from the
- * offsets stored in Redis); a step that runs is waited for first. */
+/* Drops the pending and the held batch; a step that runs is waited for
+ * first. What is dropped is consumed again: when anything was, the offsets
+ * are re-read and sought to (need_reload), since the pending batch's
+ * positions follow the held one's and the fetch positions are past both. */
 static void drop_batches(ops_consumer_t *c) {
     step_collect(c, true);
+    if (ops_counter_pending(c->batch) > 0 || (c->held != NULL && ops_counter_pending(c->held) > 0))
+        c->need_reload = true;
     ops_counter_discard(c->batch);
     c->dlq_sent = 0;
     if (c->held != NULL) {
@@ -849,8 +855,8 @@ static void flush_due_batch(ops_consumer_t *c, bool drained) {
         if (!full && !drained)
             return; /* more is waiting: filling on until the step ends */
         step_collect(c, true);
-        if (c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max)
-            c->batch_limit *= 2;
+        if (full && c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max)
+            c->batch_limit *= 2; /* filled up before the step ended: Redis is behind */
     }
     if (c->held != NULL || c->need_reload)
         return; /* the held batch first (waiting for its retry), or a reload */
@@ -987,6 +993,8 @@ static void regressed(ops_consumer_t *c, rpart_t *rp, int64_t offset) {
     if ((ops_counter_pending(c->batch) > 0 || c->held != NULL) &&
         flush_batch(c) != OPS_COUNTER_STEP_APPLIED)
         drop_batches(c);
+    if (c->need_reload)
+        return; /* back to the stored offsets first; the message comes again */
     stored = stored_of(c, rp->topic, rp->partition);
     rp->pos.next = offset; /* in order again from here */
     if (!ops_consumer_regressed_range(stored, offset, &from, &to))
@@ -1123,8 +1131,10 @@ static int64_t lag(const ops_consumer_t *c) {
 /* A status line every stats_interval_s, only when something changed. */
 static void status_line(ops_consumer_t *c, int64_t now, bool last) {
     int64_t interval = (int64_t)c->o.stats_interval_s * 1000;
+    /* the held batch belongs to the step thread while its step runs */
     size_t dupes = ops_counter_dupes(c->batch) +
-                   ops_counter_dupes(c->held != NULL ? c->held : c->spare);
+                   (c->held_running ? c->held_dupes
+                                    : ops_counter_dupes(c->held != NULL ? c->held : c->spare));
     double secs;
 
     if (interval <= 0 || (!last && now - c->last_status < interval))
@@ -1288,15 +1298,16 @@ void ops_consumer_destroy(ops_consumer_t *c) {
             rd_kafka_destroy(c->rk);
         }
     }
-    ops_dlq_destroy(c->dlq);
-    ops_counter_redis_destroy(c->store);
     if (c->stepper.started) {
+        /* a step still running ends first: it uses the store */
         pthread_mutex_lock(&c->stepper.mu);
         c->stepper.quit = true;
         pthread_cond_broadcast(&c->stepper.cv);
         pthread_mutex_unlock(&c->stepper.mu);
         pthread_join(c->stepper.th, NULL);
     }
+    ops_dlq_destroy(c->dlq);
+    ops_counter_redis_destroy(c->store);
     pthread_mutex_destroy(&c->stepper.mu);
     pthread_cond_destroy(&c->stepper.cv);
     ops_counter_destroy(c->batch);

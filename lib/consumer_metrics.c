@@ -112,7 +112,8 @@ void ops_consumer_metrics_dlq(ops_consumer_metrics_t *cm, const char *topic, con
 void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
                                double seconds, ops_counter_step_t step) {
     ops_metrics_observe(cm->m.step_seconds, seconds);
-    if (step == OPS_COUNTER_STEP_FAILED) {
+    if (step == OPS_COUNTER_STEP_FAILED || step == OPS_COUNTER_STEP_REFUSED) {
+        /* the batch is kept for its retry: its tallies stay pending */
         ops_metrics_add(cm->m.redis_errors, 1);
         return;
     }

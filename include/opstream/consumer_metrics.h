@@ -73,7 +73,8 @@ void ops_consumer_metrics_duplicate(ops_consumer_metrics_t *cm, const char *topi
 void ops_consumer_metrics_dlq(ops_consumer_metrics_t *cm, const char *topic, const char *reason);
 /* One Redis step took seconds and ended with step; on APPLIED the pending
  * tallies are added to the counters (events Redis knew already count as
- * duplicates) and a new batch starts. */
+ * duplicates) and a new batch starts; on FAILED and REFUSED (the batch is
+ * retried) they stay, and a Redis error is counted. */
 void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
                                double seconds, ops_counter_step_t step);
 /* The pending batch is handed to a step that runs while the next batch
@@ -82,7 +83,7 @@ void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *
  * held at a time. */
 void ops_consumer_metrics_hold(ops_consumer_metrics_t *cm);
 /* ops_consumer_metrics_step for the held batch (batch: that batch's
- * counter); on FAILED its tallies stay held for the retry. */
+ * counter); on FAILED and REFUSED its tallies stay held for the retry. */
 void ops_consumer_metrics_step_held(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
                                     double seconds, ops_counter_step_t step);
 /* A Redis call outside the step failed (gaps, offsets, the handler's). */
