@@ -213,7 +213,7 @@ static void steps_beside_the_next_batch_count_exactly_and_never_fence_themselves
     harness_proc_t *p = tc_spawn_count("opstream-count", small);
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
-    stream_start(&s, &m, "OVERLAP-II", 6000, 50, SEED + 5);
+    stream_start(&s, &m, "OVERLAP", 6000, 50, SEED + 5);
     for (int i = 0; i < 3; i++) {
         nanosleep(&pause, NULL);
         assert_int_equal(harness_proc_signal(g_redis->proc, SIGSTOP), 0);
