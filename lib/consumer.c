@@ -370,6 +370,13 @@ static bool batch_full(const ops_consumer_t *c) {
     return ops_counter_pending(c->batch) >= c->batch_limit;
 }
 
+/* Full, or (grown while Redis was behind) at least batch_max with no step
+ * in flight: handed over at once rather than filled up while Redis idles. */
+static bool batch_ready(const ops_consumer_t *c) {
+    return batch_full(c) ||
+           (c->held == NULL && ops_counter_pending(c->batch) >= c->o.batch_max);
+}
+
 /* Runs of messages come from one partition: the last hit is tried first. */
 static rpart_t *rpart_find(ops_consumer_t *c, const char *topic, int32_t partition) {
     if (c->last_part < c->nparts && c->parts[c->last_part].partition == partition &&
@@ -1428,7 +1435,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
                 drop_batches(c);
                 reload_and_seek(c);
             }
-        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), batch_full(c), drained,
+        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), batch_ready(c), drained,
                                           now - c->batch_started, o->flush_ms,
                                           o->drained_flush_ms, c->redis_failing,
                                           now >= c->retry_at)) {
