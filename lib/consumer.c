@@ -214,6 +214,8 @@ struct ops_consumer {
     ops_event_limits_t limits; /* the producer's validation rules */
     redisContext *aux;         /* gap records and member heartbeats */
     char redis_shown[300];
+    char master[128];  /* redis-sentinel://: the master's name, else "" */
+    char primary[300]; /* redis-sentinel://: where the store found it last */
     char brokers[512];
     char last_kafka_err[512]; /* the last client error, for the "waiting" line */
     int connect_ms;
@@ -307,7 +309,26 @@ static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
     c->retry_at = ops_clock_mono_ms() + c->backoff_ms;
 }
 
+/* redis-sentinel://: a new primary, found after a failover (or the first
+ * one), said once. */
+static void note_primary(ops_consumer_t *c) {
+    char now[300];
+
+    if (c->master[0] == '\0')
+        return;
+    ops_counter_redis_where(c->store, now, sizeof(now));
+    if (now[0] == '\0' || strcmp(now, c->primary) == 0)
+        return;
+    if (c->primary[0] == '\0')
+        say(c, OPS_CONSUMER_LOG_INFO, "redis: primary %s is %s", c->master, now);
+    else
+        say(c, OPS_CONSUMER_LOG_WARN, "redis: primary %s now %s (was %s)", c->master, now,
+            c->primary);
+    snprintf(c->primary, sizeof(c->primary), "%s", now);
+}
+
 static void redis_ok(ops_consumer_t *c) {
+    note_primary(c);
     if (c->redis_down)
         say(c, OPS_CONSUMER_LOG_INFO, "Redis reachable again");
     c->redis_down = false;
@@ -465,6 +486,13 @@ static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const
         return -1;
     r = redisCommand(rc, "HSET %s %s %s", key, field, value);
     if (r == NULL) {
+        /* the server went away since the last use (a restart, a failover
+         * the step already met): once more on a fresh connection */
+        if ((rc = aux_get(c, err, errsize)) == NULL)
+            return -1;
+        r = redisCommand(rc, "HSET %s %s %s", key, field, value);
+    }
+    if (r == NULL) {
         ops_err_format(err, errsize, "redis: %s", rc->errstr);
         return -1;
     }
@@ -473,6 +501,10 @@ static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const
     else
         ops_err_format(err, errsize, "redis: HSET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (ops_redis_reply_wants_reconnect(r)) {
+        redisFree(c->aux); /* a replica now: find the primary again */
+        c->aux = NULL;
+    }
     freeReplyObject(r);
     return out;
 }
@@ -1251,6 +1283,15 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                  : "(none)");
     ops_consumer_redis_display(ops_config_get(opts->cfg, "opstream.redis.url"), c->redis_shown,
                                sizeof(c->redis_shown));
+    {
+        ops_redis_url_t u;
+        char ignored[256];
+        if (ops_redis_url_parse(ops_config_get(opts->cfg, "opstream.redis.url"), &u, ignored,
+                                sizeof(ignored)) == 0 &&
+            u.sentinel)
+            snprintf(c->master, sizeof(c->master), "%s", u.master);
+        memset(&u, 0, sizeof(u)); /* may hold a password */
+    }
     gethostname(host, sizeof(host) - 1);
     snprintf(c->member, sizeof(c->member), "%s:%ld:%lld", host, (long)getpid(),
              (long long)ops_clock_wall_ms());

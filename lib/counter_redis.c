@@ -769,3 +769,7 @@ cleanup:
         freeReplyObject(r);
     return rc;
 }
+
+void ops_counter_redis_where(const ops_counter_redis_t *cr, char *buf, size_t size) {
+    ops_redis_link_where(cr != NULL ? cr->link : NULL, buf, size);
+}

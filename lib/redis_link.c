@@ -83,9 +83,7 @@ int ops_redis_link_append(ops_redis_link_t *l, const char *route_key, int argc, 
 
 /* Replies that say this server is not (or no longer) where writes go. */
 static bool wants_reconnect(const redisReply *r) {
-    return r->type == REDIS_REPLY_ERROR &&
-           (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
-            strncmp(r->str, "MASTERDOWN", 10) == 0);
+    return ops_redis_reply_wants_reconnect(r); /* also when a script quotes them */
 }
 
 redisReply *ops_redis_link_reply(ops_redis_link_t *l, char *errstr, size_t errstr_size) {
@@ -126,4 +124,8 @@ size_t ops_redis_link_pending(const ops_redis_link_t *l) {
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l) {
     (void)l;
     return false;
+}
+
+void ops_redis_link_where(const ops_redis_link_t *l, char *buf, size_t size) {
+    ops_redis_where(l != NULL && l->ctx != NULL && l->ctx->err == 0 ? l->ctx : NULL, buf, size);
 }

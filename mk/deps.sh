@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages opstream needs to build and test, when any
 # is missing: apt-get as root, sudo otherwise, else a message naming them.
 # A no-op when everything is present.
-PACKAGES="${OPSTREAM_DEPS:-gcc libc6-dev make pkg-config librdkafka-dev libavro-dev libhiredis-dev uuid-dev libjansson-dev libcmocka-dev libmicrohttpd-dev redis-server redis-tools}"
+PACKAGES="${OPSTREAM_DEPS:-gcc libc6-dev make pkg-config librdkafka-dev libavro-dev libhiredis-dev uuid-dev libjansson-dev libcmocka-dev libmicrohttpd-dev redis-server redis-sentinel redis-tools}"
 # Packages only the tests need (make test sets OPSTREAM_TEST_DEPS=1):
 # prometheus (the real server and promtool, for the monitoring tests) and jq
 # (reads the Grafana dashboard).

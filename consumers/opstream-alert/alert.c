@@ -73,8 +73,23 @@ typedef struct tp {
     int64_t fed; /* highest offset fed into the engine, -1 none */
 } tp_t;
 
+/* An alert raised lately, with the position of the event that raised it.
+ * After a Redis failover the new primary may lack the mirror writes of the
+ * last steps (replication is asynchronous); the runtime then seeks back to
+ * the offsets the new primary holds, and each event met again mirrors its
+ * alerts again (the mirror skips ids it already holds). */
+#define RECENT_ALERTS 256
+typedef struct recent {
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+    ops_alert_t alert;
+} recent_t;
+
 typedef struct alerter {
     const alert_opts_t *opts;
+    recent_t *recent; /* ring of RECENT_ALERTS */
+    size_t n_recent, recent_next;
     redisContext *redis; /* the alert stream mirror */
     ops_rule_engine_t *eng;
     ops_alert_out_t *out;
@@ -246,6 +261,60 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
 
 /* ---- alerts -------------------------------------------------------------- */
 
+/* Writes a into the Redis stream mirror, retrying until done or stopped
+ * (-1). */
+static int mirror(alerter_t *al, const ops_alert_t *a) {
+    char err[512];
+    bool retried = false;
+
+    for (;;) {
+        redisContext *c = redis_get(al);
+        if (c != NULL) {
+            if (ops_alert_out_mirror(c, a, err, sizeof(err)) >= 0)
+                return 0;
+            if (c->err && !retried) {
+                /* gone since the last alert (a restart, a failover the
+                 * runtime already said): once more on a fresh connection */
+                redis_drop(al);
+                retried = true;
+                continue;
+            }
+            logmsg("%s", err);
+            /* lost, or a replica now (a failover): connect afresh, which
+             * finds the current primary through the sentinels */
+            if (c->err || ops_redis_error_wants_reconnect(err))
+                redis_drop(al);
+        }
+        if (g_stop)
+            return -1;
+        sleep_ms(500);
+    }
+}
+
+static void remember(alerter_t *al, const ops_consumer_msg_t *m, const ops_alert_t *a) {
+    if (al->recent == NULL)
+        return;
+    recent_t *r = &al->recent[al->recent_next];
+    snprintf(r->topic, sizeof(r->topic), "%s", m->topic);
+    r->partition = m->partition;
+    r->offset = m->offset;
+    r->alert = *a;
+    al->recent_next = (al->recent_next + 1) % RECENT_ALERTS;
+    if (al->n_recent < RECENT_ALERTS)
+        al->n_recent++;
+}
+
+/* An event fed before and met again: its alerts mirrored again. */
+static int remirror(alerter_t *al, const ops_consumer_msg_t *m) {
+    for (size_t i = 0; i < al->n_recent; i++) {
+        const recent_t *r = &al->recent[i];
+        if (r->offset == m->offset && r->partition == m->partition &&
+            strcmp(r->topic, m->topic) == 0 && mirror(al, &r->alert) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Publishes one alert unless it is known as published, then mirrors it into
  * Redis (the mirror skips ids it already holds). A failed publish may still
  * have reached the topic (a timeout, a producer recreated after a fatal
@@ -283,19 +352,7 @@ static int emit(alerter_t *al, const ops_alert_t *a) {
     } else {
         al->n_already++;
     }
-    for (;;) {
-        redisContext *c = redis_get(al);
-        if (c != NULL) {
-            if (ops_alert_out_mirror(c, a, err, sizeof(err)) >= 0)
-                return 0;
-            logmsg("%s", err);
-            if (c->err)
-                redis_drop(al);
-        }
-        if (g_stop)
-            return -1;
-        sleep_ms(500);
-    }
+    return mirror(al, a);
 }
 
 /* A live event: rules, alerts, and its offset into the batch (the alert
@@ -306,8 +363,11 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
     char err[512];
     tp_t *t = tp_get(al, m->topic, m->partition, true);
 
-    if (t != NULL && m->offset <= t->fed) /* fed and handled before a rebalance */
+    if (t != NULL && m->offset <= t->fed) { /* fed before a rebalance or a failover */
+        if (remirror(al, m) != 0)
+            return OPS_COUNTER_STALE; /* stopping: this offset is not passed */
         return ops_counter_add_skip(batch, m->topic, m->partition, m->offset);
+    }
     int n = ops_rule_engine_process(al->eng, ev, ops_clock_wall_ms(), al->alerts, al->max_alerts,
                                     err, sizeof(err));
     if (n < 0)
@@ -315,6 +375,7 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
     for (int i = 0; i < n && (size_t)i < al->max_alerts; i++) {
         if (emit(al, &al->alerts[i]) != 0)
             return OPS_COUNTER_STALE; /* stopping: this offset is not passed */
+        remember(al, m, &al->alerts[i]);
     }
     if (n > 0)
         ops_metrics_add(
@@ -356,9 +417,10 @@ int alert_run(const alert_opts_t *opts) {
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
     al.alerts = calloc(al.max_alerts, sizeof(*al.alerts));
+    al.recent = calloc(RECENT_ALERTS, sizeof(*al.recent));
     al.eng = ops_rule_engine_new(opts->rules, err, sizeof(err));
-    if (al.alerts == NULL || al.eng == NULL) {
-        logmsg("%s", al.alerts == NULL ? "out of memory" : err);
+    if (al.alerts == NULL || al.recent == NULL || al.eng == NULL) {
+        logmsg("%s", al.alerts == NULL || al.recent == NULL ? "out of memory" : err);
         goto cleanup;
     }
     al.out = ops_alert_out_new(opts->cfg, err, sizeof(err));
@@ -403,6 +465,7 @@ cleanup:
         redisFree(al.redis);
     ops_rule_engine_destroy(al.eng);
     free(al.alerts);
+    free(al.recent);
     ops_idset_clear(&al.published);
     free(al.tps);
     ops_observe_stop(&al.obs);

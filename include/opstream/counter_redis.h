@@ -78,6 +78,11 @@ int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
                                  const ops_counter_gap_t *gap, int64_t now_ms, char *errstr,
                                  size_t errstr_size);
 
+/* "host:port" of the server the store is connected to ("" when it is not):
+ * for a redis-sentinel:// URL, the primary it found, so that a program can
+ * say when that changes. */
+void ops_counter_redis_where(const ops_counter_redis_t *cr, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,6 +63,11 @@ size_t ops_redis_link_pending(const ops_redis_link_t *l);
  * connects afresh. */
 void ops_redis_link_reset(ops_redis_link_t *l);
 
+/* "host:port" of the server the link is connected to now ("" when it is
+ * not): for redis-sentinel://, the primary it found, so that a program can
+ * say when a failover moved it. */
+void ops_redis_link_where(const ops_redis_link_t *l, char *buf, size_t size);
+
 /* True for a redis-cluster:// link. */
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l);
 

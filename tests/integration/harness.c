@@ -708,7 +708,7 @@ void harness_broker_free(harness_broker_t *b) {
 /* ---- redis-server ----------------------------------------------------- */
 
 /* A port nobody listens on now: bind port 0 and ask which one we got. */
-static int free_port(void) {
+int harness_free_port(void) {
     struct sockaddr_in a;
     socklen_t alen = sizeof(a);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -800,7 +800,7 @@ harness_redis_t *harness_redis_start(bool appendonly) {
     r->appendonly = appendonly;
     /* Another process may take the free port before redis binds it: retry. */
     for (attempt = 0; attempt < 3; attempt++) {
-        r->port = free_port();
+        r->port = harness_free_port();
         if (r->port <= 0)
             continue;
         snprintf(r->dir, sizeof(r->dir), "%s/redis-%d", g_tmpdir, r->port);

@@ -181,6 +181,10 @@ void harness_broker_free(harness_broker_t *b);
 
 /* ---- redis-server ----------------------------------------------------- */
 
+/* A 127.0.0.1 TCP port nobody listens on now (bind port 0), or -1. Another
+ * process may take it before the caller binds it: retry on failure. */
+int harness_free_port(void);
+
 typedef struct harness_redis {
     harness_proc_t *proc; /* NULL while stopped */
     int port;

@@ -60,13 +60,28 @@ static void good_urls_parse_into_their_parts(void **state) {
     }
 }
 
+typedef struct refusal {
+    const char *url;
+    const char *reason; /* substring of the error */
+} refusal_t;
+
+/* Each URL is refused, with an error that says the reason. */
+static void assert_refused(const refusal_t *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        ops_redis_url_t u;
+        char err[256] = "";
+        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
+            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
+        if (!strstr(err, rows[i].reason))
+            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
+                     rows[i].reason);
+    }
+}
+
 static void bad_urls_are_refused_with_a_reason(void **state) {
-    static const struct {
-        const char *url;
-        const char *reason; /* substring of the error */
-    } rows[] = {
+    static const refusal_t rows[] = {
         {"", "empty Redis URL"},
-        {"localhost:6379", "expected redis://, unix:// or redis+unix://"},
+        {"localhost:6379", "expected redis://, unix://, redis+unix:// or redis-sentinel://"},
         {"http://localhost", "expected redis://"},
         {"rediss://h:6379", "TLS"},
         {"redis://h:0", "port '0' is not a number in 1..65535"},
@@ -94,15 +109,7 @@ static void bad_urls_are_refused_with_a_reason(void **state) {
         {"unix:///tmp/r.sock?db=x", "db 'x'"},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        ops_redis_url_t u;
-        char err[256] = "";
-        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != -1)
-            fail_msg("row %zu (%s) was accepted", i, rows[i].url);
-        if (!strstr(err, rows[i].reason))
-            fail_msg("row %zu (%s): error '%s' does not say '%s'", i, rows[i].url, err,
-                     rows[i].reason);
-    }
+    assert_refused(rows, sizeof(rows) / sizeof(rows[0]));
 }
 
 static void errors_never_show_the_password(void **state) {
@@ -172,6 +179,132 @@ static void refused_connection_names_the_server(void **state) {
     assert_non_null(strstr(err, "expected redis://"));
 }
 
+static void sentinel_urls_parse_into_sentinels_and_master(void **state) {
+    static const struct {
+        const char *url;
+        const char *master, *user, *password;
+        int db;
+        size_t n;
+        const char *hosts[3];
+        int ports[3];
+        const char *suser, *spwfile;
+    } rows[] = {
+        {"redis-sentinel://127.0.0.1#mymaster", "mymaster", "", "", 0, 1, {"127.0.0.1"}, {26379},
+         "", ""},
+        {"redis-sentinel://a:26380,b,[::1]:5#m", "m", "", "", 0, 3, {"a", "b", "::1"},
+         {26380, 26379, 5}, "", ""},
+        {"REDIS-SENTINEL://ops:p%23w@s1:1,s2:2/3#ops-main", "ops-main", "ops", "p#w", 3, 2,
+         {"s1", "s2"}, {1, 2}, "", ""},
+        {"redis-sentinel://:pw@s/2?user=desk#m%2Dx", "m-x", "desk", "pw", 2, 1, {"s"}, {26379},
+         "", ""},
+        {"redis-sentinel://s?db=4&sentinel_user=sent&sentinel_password_file=/run/s%20p#m", "m",
+         "", "", 4, 1, {"s"}, {26379}, "sent", "/run/s p"},
+        {"redis-sentinel://:p@ss@s#m", "m", "", "p@ss", 0, 1, {"s"}, {26379}, "", ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ops_redis_url_t u;
+        char err[256] = "";
+        if (ops_redis_url_parse(rows[i].url, &u, err, sizeof err) != 0)
+            fail_msg("row %zu (%s): %s", i, rows[i].url, err);
+        assert_true(u.sentinel);
+        if (strcmp(u.master, rows[i].master) != 0 || strcmp(u.user, rows[i].user) != 0 ||
+            strcmp(u.password, rows[i].password) != 0 || u.db != rows[i].db ||
+            u.nsentinels != rows[i].n || strcmp(u.sentinel_user, rows[i].suser) != 0 ||
+            strcmp(u.sentinel_password_file, rows[i].spwfile) != 0)
+            fail_msg("row %zu (%s): master '%s' user '%s' password '%s' db %d, %zu sentinels, "
+                     "sentinel_user '%s' file '%s'",
+                     i, rows[i].url, u.master, u.user, u.password, u.db, u.nsentinels,
+                     u.sentinel_user, u.sentinel_password_file);
+        for (size_t k = 0; k < u.nsentinels; k++)
+            if (strcmp(u.sentinels[k].host, rows[i].hosts[k]) != 0 ||
+                u.sentinels[k].port != rows[i].ports[k])
+                fail_msg("row %zu (%s): sentinel %zu is %s:%d", i, rows[i].url, k,
+                         u.sentinels[k].host, u.sentinels[k].port);
+    }
+}
+
+static void bad_sentinel_urls_are_refused_with_a_reason(void **state) {
+    static const refusal_t rows[] = {
+        {"redis-sentinel://s", "no master name: end the URL with #MASTER"},
+        {"redis-sentinel://s#", "no master name"},
+        {"redis-sentinel://#m", "no sentinel address"},
+        {"redis-sentinel://a,,b#m", "empty address in the sentinel list"},
+        {"redis-sentinel://a,#m", "empty address in the sentinel list"},
+        {"redis-sentinel://,a#m", "empty address in the sentinel list"},
+        {"redis-sentinel://a:0#m", "port '0' is not a number in 1..65535"},
+        {"redis-sentinel://a,b:x#m", "port 'x'"},
+        {"redis-sentinel://a/x#m", "db 'x'"},
+        {"redis-sentinel://a#m%zz", "bad percent-escape in master name"},
+        {"redis-sentinel://a#m m", "master name after '#' holds a space"},
+        {"redis-sentinel://secret@a#m", "credentials without ':'"},
+        {"redis-sentinel://a?timeout=1#m", "unknown URL parameter 'timeout'"},
+        {"redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q#m", "more than 16 sentinels"},
+        {"redis://h?sentinel_user=x", "'sentinel_user' is only for redis-sentinel://"},
+    };
+    (void)state;
+    assert_refused(rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+/* An unescaped '#' in a password must not leak through the master name. */
+static void sentinel_errors_never_show_the_password(void **state) {
+    ops_redis_url_t u;
+    char err[256] = "";
+    (void)state;
+    assert_int_equal(ops_redis_url_parse("redis-sentinel://:Top#Secret@a", &u, err, sizeof err),
+                     -1);
+    assert_null(strstr(err, "Secret"));
+    assert_string_equal(u.password, "");
+    assert_int_equal(ops_redis_url_parse("redis-sentinel://:TopSecret@a:99999#m", &u, err,
+                                         sizeof err),
+                     -1);
+    assert_null(strstr(err, "TopSecret"));
+}
+
+/* Nobody listens on ports 1 and 2: the error names the master and each
+ * sentinel tried, with why. */
+static void unreachable_sentinels_are_each_named(void **state) {
+    char err[1024] = "";
+    (void)state;
+    redisContext *c = ops_redis_connect("redis-sentinel://:TopSecret@127.0.0.1:1,127.0.0.1:2#mm",
+                                        NULL, 300, err, sizeof err);
+    assert_null(c);
+    assert_non_null(strstr(err, "redis-sentinel master 'mm': no primary found through 2 sentinels"));
+    assert_non_null(strstr(err, "127.0.0.1:1 ("));
+    assert_non_null(strstr(err, "127.0.0.1:2 ("));
+    assert_null(strstr(err, "TopSecret"));
+}
+
+/* Replies after which a connection must find the primary again, also when a
+ * script or an error message quotes them. */
+static void failover_replies_ask_for_a_new_connection(void **state) {
+    static const struct {
+        const char *text;
+        bool reconnect;
+    } rows[] = {
+        {"READONLY You can't write against a read only replica.", true},
+        {"READONLY You can't write against a read only replica. script: 3df9, on @user_script:1.",
+         true},
+        {"LOADING Redis is loading the dataset in memory", true},
+        {"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", true},
+        {"redis: counter script: READONLY You can't write against a read only replica.", true},
+        {"NOSCRIPT No matching script. Please use EVAL.", false},
+        {"WRONGTYPE Operation against a key holding the wrong kind of value", false},
+        {"ERR unknown command", false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        redisReply r = {.type = REDIS_REPLY_ERROR, .str = (char *)rows[i].text};
+        if (ops_redis_error_wants_reconnect(rows[i].text) != rows[i].reconnect ||
+            ops_redis_reply_wants_reconnect(&r) != rows[i].reconnect)
+            fail_msg("row %zu (%s): not %s", i, rows[i].text,
+                     rows[i].reconnect ? "a reconnect" : "an ordinary error");
+    }
+    redisReply ok = {.type = REDIS_REPLY_STATUS, .str = (char *)"READONLY "};
+    assert_false(ops_redis_reply_wants_reconnect(&ok));
+    assert_false(ops_redis_reply_wants_reconnect(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_urls_parse_into_their_parts),
@@ -181,6 +314,11 @@ int main(void) {
         cmocka_unit_test(unreadable_password_file_is_named_in_the_error),
         cmocka_unit_test(empty_password_file_is_refused),
         cmocka_unit_test(refused_connection_names_the_server),
+        cmocka_unit_test(sentinel_urls_parse_into_sentinels_and_master),
+        cmocka_unit_test(bad_sentinel_urls_are_refused_with_a_reason),
+        cmocka_unit_test(sentinel_errors_never_show_the_password),
+        cmocka_unit_test(unreachable_sentinels_are_each_named),
+        cmocka_unit_test(failover_replies_ask_for_a_new_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -178,6 +179,8 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
                       int window, bool json, long alerts) {
     bool tty = isatty(STDOUT_FILENO);
     int code = EXIT_OK, told = EXIT_OK;
+    bool sentinel = strncasecmp(ops_config_get(cfg, "opstream.redis.url"), "redis-sentinel://",
+                                17) == 0;
 
     while (!g_stop) {
         char msg[768] = "", *frame = NULL;
@@ -187,7 +190,12 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
 
         if (*rcp == NULL)
             *rcp = connect_redis(cfg, 1000, msg, sizeof msg);
-        code = *rcp != NULL ? read_stats(*rcp, op, cc, alerts, &s, msg, sizeof msg) : EXIT_REDIS;
+        /* a redis-sentinel:// deployment: a demoted primary would go on
+         * answering reads with what it held before the failover */
+        if (*rcp != NULL && sentinel && ops_redis_check_primary(*rcp, msg, sizeof msg) != 0)
+            code = EXIT_REDIS;
+        else
+            code = *rcp != NULL ? read_stats(*rcp, op, cc, alerts, &s, msg, sizeof msg) : EXIT_REDIS;
         if (code == EXIT_REDIS && *rcp != NULL) {
             redisFree(*rcp); /* reconnect next time (a Redis restart) */
             *rcp = NULL;
