@@ -314,8 +314,8 @@ static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
 static void note_primary(ops_consumer_t *c) {
     char now[300];
 
-    if (c->master[0] == '\0')
-        return;
+    if (c->master[0] == '\0' || c->held_running)
+        return; /* the store is the step thread's while a step runs */
     ops_counter_redis_where(c->store, now, sizeof(now));
     if (now[0] == '\0' || strcmp(now, c->primary) == 0)
         return;
