@@ -27,8 +27,10 @@
  *     below it and retries);
  *   - the type of every key phase 2 writes (applied and seen hashes, counter
  *     hashes: hash; countries: set); another type is REFUSED naming the key.
- *     A hash's type is learnt from the HMGET phase 1 does anyway
- *     (redis.pcall: a wrong type is an error reply, not a script error);
+ *     A key's type is learnt from the read phase 1 does anyway (HMGET of a
+ *     hash, SMISMEMBER of the countries, which also says whether a SADD is
+ *     needed at all; redis.pcall: a wrong type is an error reply, not a
+ *     script error);
  *   - every counter field's current value: an integer Redis can increment,
  *     and current + delta within int64 (a margin of 2^12 below the limit,
  *     since Lua numbers are doubles), else REFUSED naming key and field;
@@ -83,9 +85,7 @@ static const char op_script[] =
     "    if tonumber(v) > pl[p] then return {'APPLIED', pf[p], v} end\n"
     "  end\n"
     "end\n"
-    "local ty = typeof(ckey)\n"
-    "if ty ~= 'none' and ty ~= 'set' then return {'REFUSED', ckey, 'holds a ' .. ty .. ', not a "
-    "set'} end\n"
+
     "local ni = tonumber(A[i]); i = i + 1\n"
     "local is, ie = i, i + ni - 1\n"
     "i = i + ni\n"
@@ -94,12 +94,14 @@ static const char op_script[] =
     "  local r = badexp(K[3], mexp); if r then return r end\n"
     "  local lim = now - win\n"
     "  for k = 3, 2 + nd do\n"
-    "    local m = mget(K[k], A, is, ie)\n"
-    "    if not m then return wrong(K[k], 'hash') end\n"
-    "    for j = 1, ni do\n"
-    "      local v = m[j]\n"
-    "      if v and not (tonumber(v) and tonumber(v) <= lim) then seen[#seen + 1] = A[is + j - 1] "
+    "    for c = is, ie, 3000 do\n"
+    "      local m = redis.pcall('HMGET', K[k], unpack(A, c, math.min(c + 2999, ie)))\n"
+    "      if m.err then return wrong(K[k], 'hash') end\n"
+    "      for j = 1, #m do\n"
+    "        local v = m[j]\n"
+    "        if v and not (tonumber(v) and tonumber(v) <= lim) then seen[#seen + 1] = A[c + j - 1] "
     "end\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -143,12 +145,19 @@ static const char op_script[] =
     "  i = i + 2 * nf\n"
     "end\n"
     "local nc = tonumber(A[i]); local cs = i + 1\n"
+    "local newc = {}\n"
+    "if nc > 0 then\n"
+    "  local mm = redis.pcall('SMISMEMBER', ckey, unpack(A, cs, cs + nc - 1))\n"
+    "  if mm.err then return wrong(ckey, 'set') end\n"
+    "  for j = 1, nc do if mm[j] == 0 then newc[#newc + 1] = A[cs + j - 1] end end\n"
+    "end\n"
     "if #seen > 0 then return {'SEEN', seen} end\n"
     "if nd > 0 and ni > 0 then\n"
+    "  local t = A[1]\n"
     "  for c = is, ie, 2000 do\n"
-    "    local args = {}\n"
-    "    for j = c, math.min(c + 1999, ie) do args[#args + 1] = A[j]; args[#args + 1] = A[1] end\n"
-    "    redis.call('HSET', K[3], unpack(args))\n"
+    "    local args, n = {}, 0\n"
+    "    for j = c, math.min(c + 1999, ie) do args[n + 1] = A[j]; args[n + 2] = t; n = n + 2 end\n"
+    "    redis.call('HSET', K[3], unpack(args, 1, n))\n"
     "  end\n"
     "  redis.call('EXPIREAT', K[3], mexp)\n"
     "end\n"
@@ -159,7 +168,7 @@ static const char op_script[] =
     "  for c = 1, #hh.incr, 2 do redis.call('HINCRBY', hh.key, hh.incr[c], hh.incr[c + 1]) end\n"
     "  if hh.exp ~= '0' then redis.call('EXPIREAT', hh.key, hh.exp) end\n"
     "end\n"
-    "if nc > 0 then redis.call('SADD', ckey, unpack(A, cs, cs + nc - 1)) end\n"
+    "if #newc > 0 then redis.call('SADD', ckey, unpack(newc)) end\n"
     "local ws = {}\n"
     "for p = 1, np do ws[#ws + 1] = pf[p]; ws[#ws + 1] = pn[p] end\n"
     "for c = 1, #ws, 4000 do redis.call('HSET', akey, unpack(ws, c, math.min(c + 3999, #ws))) end\n"

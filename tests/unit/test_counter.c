@@ -354,6 +354,46 @@ static void event_seen_in_redis_is_dropped_but_offset_still_passes(void **state)
     ops_counter_destroy(c);
 }
 
+/* An APPLIED reply (watermark W of one partition for one operation) drops
+ * that operation's events of that partition below W, and nothing else; an
+ * operation whose step was applied is left out of the next build. */
+static void events_below_a_watermark_are_dropped_and_applied_operations_left_out(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e[5] = {mk(OPS_KIND_ARREST, "A", "GH", 1, 0, T0, 1),
+                        mk(OPS_KIND_ARREST, "A", "GH", 2, 0, T0, 2),
+                        mk(OPS_KIND_ARREST, "A", "GH", 4, 0, T0, 3),
+                        mk(OPS_KIND_ARREST, "B", "GH", 8, 0, T0, 4),
+                        mk(OPS_KIND_ARREST, "A", "GH", 16, 0, T0, 5)};
+
+    (void)state;
+    ops_counter_add_event(c, "opstream.arrests", 0, 0, &e[0]);
+    ops_counter_add_event(c, "opstream.arrests", 0, 1, &e[1]);
+    ops_counter_add_event(c, "opstream.arrests", 0, 2, &e[2]);
+    ops_counter_add_event(c, "opstream.arrests", 0, 3, &e[3]);
+    ops_counter_add_event(c, "opstream.rescues", 1, 40, &e[4]);
+    assert_int_equal(ops_counter_operations(c), 2);
+    assert_string_equal(ops_counter_operation(c, 0), "A");
+    assert_int_equal(ops_counter_drop_applied(c, "A", "opstream.arrests:0", 2), 2);
+    assert_int_equal(ops_counter_drop_applied(c, "A", "opstream.arrests:0", 2), 0);
+    assert_int_equal(ops_counter_drop_applied(c, "C", "opstream.arrests:0", 9), 0);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 2);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 2);
+    assert_int_equal(hdelta(&p, "opstream:{A}:total", "arrests", NULL), 4 + 16);
+    /* A's lowest offset of arrests:0 is now 2 */
+    assert_int_equal(num(&a, p.ops[0].parts + 1), 2);
+    ops_counter_op_applied(c, a.ops[1].opi); /* B's step went through */
+    p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 1);
+    assert_string_equal(a.argv[a.ops[0].name], "A");
+    assert_int_equal(hdelta(&p, "opstream:{B}:total", "arrests", NULL), -1);
+    assert_int_equal(p.parts_n, 2); /* the offsets still cover every partition */
+    assert_int_equal(ops_counter_pending_events(c), 3);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
 static void dlq_message_passes_its_offset_and_counts_nothing(void **state) {
     ops_counter_t *c = new_counter();
     ops_counter_args_t a = {0};
@@ -557,6 +597,7 @@ int main(void) {
         cmocka_unit_test(duplicate_in_a_batch_counts_once_but_passes_its_offset),
         cmocka_unit_test(dedupe_window_0_turns_dedupe_off),
         cmocka_unit_test(event_seen_in_redis_is_dropped_but_offset_still_passes),
+        cmocka_unit_test(events_below_a_watermark_are_dropped_and_applied_operations_left_out),
         cmocka_unit_test(dlq_message_passes_its_offset_and_counts_nothing),
         cmocka_unit_test(event_older_than_bucket_ttl_counts_in_totals_only),
         cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
