@@ -9,6 +9,7 @@
 #include "opstream/consumer.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #define BURST_MAX 1000 /* messages handled between two housekeeping rounds */
 #define BEAT_MS 2000   /* member heartbeat period */
 #define TOPIC_MAX 256
+#define GROW_MAX 4 /* a batch grows to this many times batch_max while Redis is behind */
 
 /* ---- pure rules ------------------------------------------------------------ */
 
@@ -147,6 +149,52 @@ int ops_consumer_quiet_kafka(ops_config_t *cfg, int verbose, char *errstr, size_
     return ops_config_set(cfg, "log_level", "2", errstr, errstr_size);
 }
 
+/* The thread that runs the Redis step of one batch while the loop fills
+ * the next one. It owns the store only between a hand-over and the
+ * loop's taking of the result. */
+typedef struct stepper {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, quit, job, done;
+    ops_counter_redis_t *store;
+    ops_counter_t *batch;
+    ops_counter_step_t step;
+    size_t seen;
+    int64_t us; /* the step's duration */
+    char err[512];
+} stepper_t;
+
+static void *stepper_main(void *arg) {
+    stepper_t *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->job && !s->quit)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->job)
+            break;
+        ops_counter_t *b = s->batch;
+        pthread_mutex_unlock(&s->mu);
+        size_t seen = 0;
+        char err[512] = "";
+        int64_t t0 = ops_clock_mono_us();
+        ops_counter_step_t step =
+            ops_counter_redis_apply(s->store, b, ops_clock_wall_ms(), &seen, err, sizeof err);
+        int64_t us = ops_clock_mono_us() - t0;
+        pthread_mutex_lock(&s->mu);
+        s->step = step;
+        s->seen = seen;
+        s->us = us;
+        memcpy(s->err, err, sizeof err);
+        s->job = false;
+        s->done = true;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
 typedef struct rpart {
     char topic[TOPIC_MAX];
     int32_t partition;
@@ -161,7 +209,7 @@ struct ops_consumer {
     size_t ntopics;
     rd_kafka_t *rk;
     ops_codec_t *codec;
-    ops_counter_t *batch;
+    ops_counter_t *batch; /* the pending batch, being filled */
     ops_counter_redis_t *store;
     ops_dlq_t *dlq;
     ops_event_limits_t limits; /* the producer's validation rules */
@@ -178,6 +226,17 @@ struct ops_consumer {
 
     int64_t batch_started; /* monotonic ms of the batch's first message */
     size_t dlq_sent;       /* copies queued for the pending batch */
+    size_t batch_limit;    /* messages that make the pending batch full (grows when behind) */
+
+    /* The batch before the pending one, handed to its Redis step: the
+     * pending batch's partitions stand at its next offsets
+     * (ops_counter_follow), so it is applied only after this one was. */
+    ops_counter_t *held;  /* NULL: none */
+    ops_counter_t *spare; /* the second batch object while none is held */
+    bool held_running;    /* its step runs on the step thread; else it waits for its retry */
+    size_t held_dlq, held_events, held_skips;
+    size_t held_dupes; /* ops_counter_dupes of the held batch when its step started */
+    stepper_t stepper;
     bool redis_failing;    /* the last step failed: partitions paused */
     bool need_reload;      /* offsets must be re-read and sought to */
     bool stopping;
@@ -256,8 +315,8 @@ static void redis_failed(ops_consumer_t *c, const char *what, const char *err) {
 static void note_primary(ops_consumer_t *c) {
     char now[300];
 
-    if (c->master[0] == '\0')
-        return;
+    if (c->master[0] == '\0' || c->held_running)
+        return; /* the store is the step thread's while a step runs */
     ops_counter_redis_where(c->store, now, sizeof(now));
     if (now[0] == '\0' || strcmp(now, c->primary) == 0)
         return;
@@ -330,6 +389,17 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     snprintf(line, sizeof(line), "kafka %s: %s", fac, buf);
     (void)level;
     c->o.log(c->o.log_opaque, OPS_CONSUMER_LOG_DEBUG, line);
+}
+
+static bool batch_full(const ops_consumer_t *c) {
+    return ops_counter_pending(c->batch) >= c->batch_limit;
+}
+
+/* Full, or (grown while Redis was behind) at least batch_max with no step
+ * in flight: handed over at once rather than filled up while Redis idles. */
+static bool batch_ready(const ops_consumer_t *c) {
+    return batch_full(c) ||
+           (c->held == NULL && ops_counter_pending(c->batch) >= c->o.batch_max);
 }
 
 /* Runs of messages come from one partition: the last hit is tried first. */
@@ -543,8 +613,8 @@ static int reload_and_seek(ops_consumer_t *c) {
 
 /* Retention gaps (counter.h): recorded in opstream:gaps:{GROUP} before the
  * batch that passes them is applied, and said once. */
-static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
-    size_t n = ops_counter_pending_gaps(c->batch, NULL, 0);
+static int record_gaps(ops_consumer_t *c, const ops_counter_t *b, char *err, size_t errsize) {
+    size_t n = ops_counter_pending_gaps(b, NULL, 0);
     ops_counter_gap_t *gaps;
     int rc = -1;
 
@@ -554,7 +624,7 @@ static int record_gaps(ops_consumer_t *c, char *err, size_t errsize) {
         ops_err_format(err, errsize, "out of memory");
         return -1;
     }
-    ops_counter_pending_gaps(c->batch, gaps, n);
+    ops_counter_pending_gaps(b, gaps, n);
     for (size_t i = 0; i < n; i++) {
         int r = ops_counter_redis_record_gap(c->store, c->group, &gaps[i], ops_clock_wall_ms(), err,
                                              errsize);
@@ -597,62 +667,61 @@ static void wait_said(ops_consumer_t *c) {
     c->wait_short = acked < c->wait_replicas;
 }
 
-/* Writes the pending batch: DLQ copies confirmed first (the step passes
- * their offsets), retention gaps recorded, then the handler's step. */
-static ops_counter_step_t flush_batch(ops_consumer_t *c) {
+/* Before a batch's step (b: the pending batch, or the held one with its
+ * DLQ count *dlq): its DLQ copies confirmed (the step passes their
+ * offsets), retention gaps recorded, the handler's before_apply. Returns
+ * APPLIED when the step may run, FENCED when the batch was dropped (to be
+ * consumed again), FAILED when it is kept for a retry. */
+static ops_counter_step_t step_prepare(ops_consumer_t *c, ops_counter_t *b, size_t *dlq) {
     char err[512];
-    size_t seen = 0, events, skips;
-    ops_counter_step_t step;
 
-    if (ops_counter_pending(c->batch) == 0)
-        return OPS_COUNTER_STEP_APPLIED;
-    skips = ops_counter_pending_skips(c->batch);
-    if (c->dlq_sent > 0) {
+    if (*dlq > 0) {
         bool confirmed = ops_dlq_flush(c->dlq, DLQ_FLUSH_MS, err, sizeof err) == 0;
-        if (!ops_consumer_batch_may_pass(c->dlq_sent, confirmed)) {
+        if (!ops_consumer_batch_may_pass(*dlq, confirmed)) {
             say(c, OPS_CONSUMER_LOG_WARN, "%s; the batch is dropped and consumed again", err);
-            ops_counter_discard(c->batch);
-            c->dlq_sent = 0;
+            ops_counter_discard(b);
+            *dlq = 0;
             c->need_reload = true;
             return OPS_COUNTER_STEP_FENCED;
         }
     }
-    if (record_gaps(c, err, sizeof err) != 0) {
+    if (record_gaps(c, b, err, sizeof err) != 0) {
         ops_consumer_metrics_redis_error(&c->cm);
         redis_failing(c, true);
         redis_failed(c, "recording lost offsets", err);
         return OPS_COUNTER_STEP_FAILED;
     }
-    if (c->h.before_apply != NULL &&
-        c->h.before_apply(c->h.opaque, c->batch, err, sizeof err) != 0) {
+    if (c->h.before_apply != NULL && c->h.before_apply(c->h.opaque, b, err, sizeof err) != 0) {
         ops_consumer_metrics_redis_error(&c->cm);
         redis_failing(c, true);
         redis_failed(c, "before the step", err);
         return OPS_COUNTER_STEP_FAILED;
     }
-    events = ops_counter_pending_events(c->batch);
-    int64_t step_start = ops_clock_mono_us();
-    if (c->h.apply != NULL)
-        step = c->h.apply(c->h.opaque, c->store, c->batch, ops_clock_wall_ms(), &seen, err,
-                          sizeof err);
+    return OPS_COUNTER_STEP_APPLIED;
+}
+
+/* What a step's result means for the runtime (b: the batch it ran for;
+ * held: b is the held batch, with *dlq its DLQ count). */
+static void step_finish(ops_consumer_t *c, ops_counter_t *b, bool held, ops_counter_step_t step,
+                        size_t seen, size_t events, size_t skips, size_t *dlq, int64_t us,
+                        const char *err) {
+    if (held)
+        ops_consumer_metrics_step_held(&c->cm, b, (double)us / 1e6, step);
     else
-        step = ops_counter_redis_apply(c->store, c->batch, ops_clock_wall_ms(), &seen, err,
-                                       sizeof err);
-    ops_consumer_metrics_step(&c->cm, c->batch, (double)(ops_clock_mono_us() - step_start) / 1e6,
-                              step);
+        ops_consumer_metrics_step(&c->cm, b, (double)us / 1e6, step);
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         c->st.events += events - seen;
-        c->st.dlq += skips > 0 && c->dlq_sent > 0 ? c->dlq_sent : 0;
+        c->st.dlq += skips > 0 && *dlq > 0 ? *dlq : 0;
         c->st.batches++;
-        c->dlq_sent = 0;
+        *dlq = 0;
         redis_failing(c, false);
         redis_ok(c);
         wait_said(c);
         break;
     case OPS_COUNTER_STEP_FENCED:
         c->st.fenced++;
-        c->dlq_sent = 0;
+        *dlq = 0;
         say(c, OPS_CONSUMER_LOG_WARN, "batch not applied: %s; seeking to the stored offsets", err);
         redis_failing(c, false);
         redis_ok(c);
@@ -671,7 +740,187 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
         c->retry_at = ops_clock_mono_ms() + c->backoff_ms;
         break;
     }
+    if (held && step != OPS_COUNTER_STEP_FAILED && step != OPS_COUNTER_STEP_REFUSED) {
+        /* applied (emptied) or fenced: the object becomes the spare; after a
+         * fence the pending batch, which followed it, is dropped with the
+         * reload */
+        ops_counter_discard(b);
+        c->spare = b;
+        c->held = NULL;
+    }
+}
+
+/* Runs the step of batch b here, on the loop's thread. */
+static ops_counter_step_t step_here(ops_consumer_t *c, ops_counter_t *b, bool held) {
+    char err[512] = "";
+    size_t seen = 0, *dlq = held ? &c->held_dlq : &c->dlq_sent;
+    ops_counter_step_t step;
+
+    if (ops_counter_pending(b) == 0) {
+        if (held) {
+            c->spare = b;
+            c->held = NULL;
+        }
+        return OPS_COUNTER_STEP_APPLIED;
+    }
+    size_t skips = ops_counter_pending_skips(b);
+    if ((step = step_prepare(c, b, dlq)) != OPS_COUNTER_STEP_APPLIED) {
+        if (held && step == OPS_COUNTER_STEP_FENCED) {
+            c->spare = b;
+            c->held = NULL;
+        }
+        return step;
+    }
+    size_t events = ops_counter_pending_events(b);
+    int64_t t0 = ops_clock_mono_us();
+    if (c->h.apply != NULL)
+        step = c->h.apply(c->h.opaque, c->store, b, ops_clock_wall_ms(), &seen, err, sizeof err);
+    else
+        step = ops_counter_redis_apply(c->store, b, ops_clock_wall_ms(), &seen, err, sizeof err);
+    step_finish(c, b, held, step, seen, events, skips, dlq, ops_clock_mono_us() - t0, err);
     return step;
+}
+
+/* Hands the held batch to the step thread. */
+static void step_start(ops_consumer_t *c) {
+    stepper_t *s = &c->stepper;
+
+    c->held_events = ops_counter_pending_events(c->held);
+    c->held_skips = ops_counter_pending_skips(c->held);
+    c->held_dupes = ops_counter_dupes(c->held);
+    pthread_mutex_lock(&s->mu);
+    s->store = c->store;
+    s->batch = c->held;
+    s->done = false;
+    s->job = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    c->held_running = true;
+}
+
+/* Takes the result of the held batch's step when it is there (wait: waits
+ * for it). Returns whether a step ended. */
+static bool step_collect(ops_consumer_t *c, bool wait) {
+    stepper_t *s = &c->stepper;
+    ops_counter_step_t step;
+    size_t seen;
+    int64_t us;
+    char err[512];
+
+    if (!c->held_running)
+        return false;
+    pthread_mutex_lock(&s->mu);
+    while (wait && !s->done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    bool done = s->done;
+    if (done) {
+        s->done = false;
+        step = s->step;
+        seen = s->seen;
+        us = s->us;
+        memcpy(err, s->err, sizeof err);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!done)
+        return false;
+    c->held_running = false;
+    step_finish(c, c->held, true, step, seen, c->held_events, c->held_skips, &c->held_dlq, us,
+                err);
+    return true;
+}
+
+/* The held batch's retry (its step failed): prepared again here, then run
+ * on the step thread. */
+static void step_retry(ops_consumer_t *c) {
+    ops_counter_step_t step = step_prepare(c, c->held, &c->held_dlq);
+
+    if (step == OPS_COUNTER_STEP_APPLIED) {
+        step_start(c);
+    } else if (step == OPS_COUNTER_STEP_FENCED) {
+        c->spare = c->held;
+        c->held = NULL;
+    }
+}
+
+/* Drops the pending and the held batch; a step that runs is waited for
+ * first. What is dropped is consumed again: when anything was, the offsets
+ * are re-read and sought to (need_reload), since the pending batch's
+ * positions follow the held one's and the fetch positions are past both. */
+static void drop_batches(ops_consumer_t *c) {
+    step_collect(c, true);
+    if (ops_counter_pending(c->batch) > 0 || (c->held != NULL && ops_counter_pending(c->held) > 0))
+        c->need_reload = true;
+    ops_counter_discard(c->batch);
+    c->dlq_sent = 0;
+    if (c->held != NULL) {
+        ops_counter_discard(c->held);
+        c->spare = c->held;
+        c->held = NULL;
+        c->held_dlq = 0;
+    }
+}
+
+/* Writes the held batch, then the pending one, here and now (rebalance,
+ * regression, shutdown). APPLIED when both are written. */
+static ops_counter_step_t flush_batch(ops_consumer_t *c) {
+    ops_counter_step_t step;
+
+    step_collect(c, true);
+    if (c->need_reload)
+        return OPS_COUNTER_STEP_FENCED;
+    if (c->held != NULL && (step = step_here(c, c->held, true)) != OPS_COUNTER_STEP_APPLIED)
+        return step;
+    return step_here(c, c->batch, false);
+}
+
+/* The pending batch is due. While the held batch's step runs, the pending
+ * one keeps filling while more is waiting, up to its limit (reached: it
+ * waits for the step, and the limit doubles, up to GROW_MAX times
+ * batch_max); once nothing more is waiting it waits for the step and is
+ * handed over as soon as the step ends (a batch less than half its limit
+ * halves the limit back). The step runs on the step thread unless the
+ * handler applies batches itself. */
+static void flush_due_batch(ops_consumer_t *c, bool drained) {
+    char err[512];
+    size_t pending = ops_counter_pending(c->batch);
+    bool full = pending >= c->batch_limit;
+
+    if (c->held_running) {
+        if (!full && !drained)
+            return; /* more is waiting: filling on until the step ends */
+        step_collect(c, true);
+        if (full && c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max)
+            c->batch_limit *= 2; /* filled up before the step ended: Redis is behind */
+    }
+    if (c->held != NULL || c->need_reload)
+        return; /* the held batch first (waiting for its retry), or a reload */
+    if (!full && pending * 2 < c->batch_limit && c->batch_limit > c->o.batch_max)
+        c->batch_limit /= 2;
+    if (c->h.apply != NULL || c->spare == NULL) {
+        step_here(c, c->batch, false);
+        return;
+    }
+    if (step_prepare(c, c->batch, &c->dlq_sent) != OPS_COUNTER_STEP_APPLIED)
+        return;
+    if (!c->stepper.started) {
+        if (pthread_create(&c->stepper.th, NULL, stepper_main, &c->stepper) != 0) {
+            step_here(c, c->batch, false);
+            return;
+        }
+        c->stepper.started = true;
+    }
+    if (ops_counter_follow(c->spare, c->batch, err, sizeof err) != 0) {
+        say(c, OPS_CONSUMER_LOG_DEBUG, "%s; the step runs before the next batch", err);
+        step_here(c, c->batch, false);
+        return;
+    }
+    c->held = c->batch;
+    c->batch = c->spare;
+    c->spare = NULL;
+    c->held_dlq = c->dlq_sent;
+    c->dlq_sent = 0;
+    ops_consumer_metrics_hold(&c->cm);
+    step_start(c);
 }
 
 /* Eager rebalancing. ASSIGN: read the stored offsets (retrying while Redis
@@ -686,6 +935,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     broker_alive(c);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        drop_batches(c); /* a step in flight ends first */
         ops_counter_unassign_all(c->batch);
         c->dlq_sent = 0;
         for (int i = 0; i < parts->cnt; i++)
@@ -728,7 +978,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->need_reload = false;
     } else {
         if (flush_batch(c) != OPS_COUNTER_STEP_APPLIED)
-            ops_counter_discard(c->batch);
+            drop_batches(c);
         ops_counter_unassign_all(c->batch);
         c->dlq_sent = 0;
         c->nparts = 0;
@@ -774,10 +1024,11 @@ static void regressed(ops_consumer_t *c, rpart_t *rp, int64_t offset) {
     char key[OPS_KEY_MAX], field[TOPIC_MAX + 64], val[48], err[512];
     int64_t from, to, stored;
 
-    if (ops_counter_pending(c->batch) > 0 && flush_batch(c) != OPS_COUNTER_STEP_APPLIED) {
-        ops_counter_discard(c->batch);
-        c->dlq_sent = 0;
-    }
+    if ((ops_counter_pending(c->batch) > 0 || c->held != NULL) &&
+        flush_batch(c) != OPS_COUNTER_STEP_APPLIED)
+        drop_batches(c);
+    if (c->need_reload)
+        return; /* back to the stored offsets first; the message comes again */
     stored = stored_of(c, rp->topic, rp->partition);
     rp->pos.next = offset; /* in order again from here */
     if (!ops_consumer_regressed_range(stored, offset, &from, &to))
@@ -914,7 +1165,10 @@ static int64_t lag(const ops_consumer_t *c) {
 /* A status line every stats_interval_s, only when something changed. */
 static void status_line(ops_consumer_t *c, int64_t now, bool last) {
     int64_t interval = (int64_t)c->o.stats_interval_s * 1000;
-    size_t dupes = ops_counter_dupes(c->batch);
+    /* the held batch belongs to the step thread while its step runs */
+    size_t dupes = ops_counter_dupes(c->batch) +
+                   (c->held_running ? c->held_dupes
+                                    : ops_counter_dupes(c->held != NULL ? c->held : c->spare));
     double secs;
 
     if (interval <= 0 || (!last && now - c->last_status < interval))
@@ -1006,6 +1260,11 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
     c->o = *opts;
     c->o.group = c->group;
     c->h = *handler;
+    pthread_mutex_init(&c->stepper.mu, NULL);
+    pthread_cond_init(&c->stepper.cv, NULL);
+    if (c->o.batch_max == 0)
+        c->o.batch_max = OPS_COUNTER_DEFAULT_MAX_EVENTS;
+    c->batch_limit = c->o.batch_max;
     if (c->o.flush_ms <= 0)
         c->o.flush_ms = 10;
     if (c->o.shutdown_flush_ms <= 0)
@@ -1041,6 +1300,7 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
         topic_names(opts->cfg, opts->topics, &c->topics, &c->ntopics, errstr, errstr_size) != 0 ||
         (c->codec = ops_codec_new(&copts, errstr, errstr_size)) == NULL ||
         (c->batch = ops_counter_new(&kopts, errstr, errstr_size)) == NULL ||
+        (c->spare = ops_counter_new(&kopts, errstr, errstr_size)) == NULL ||
         (c->store = ops_counter_redis_new(ops_config_get(opts->cfg, "opstream.redis.url"),
                                           ops_config_get(opts->cfg, "opstream.redis.password.file"),
                                           c->connect_ms < 5000 ? c->connect_ms : 5000, errstr,
@@ -1081,9 +1341,21 @@ void ops_consumer_destroy(ops_consumer_t *c) {
             rd_kafka_destroy(c->rk);
         }
     }
+    if (c->stepper.started) {
+        /* a step still running ends first: it uses the store */
+        pthread_mutex_lock(&c->stepper.mu);
+        c->stepper.quit = true;
+        pthread_cond_broadcast(&c->stepper.cv);
+        pthread_mutex_unlock(&c->stepper.mu);
+        pthread_join(c->stepper.th, NULL);
+    }
     ops_dlq_destroy(c->dlq);
     ops_counter_redis_destroy(c->store);
+    pthread_mutex_destroy(&c->stepper.mu);
+    pthread_cond_destroy(&c->stepper.cv);
     ops_counter_destroy(c->batch);
+    ops_counter_destroy(c->spare);
+    ops_counter_destroy(c->held);
     ops_codec_destroy(c->codec);
     ops_redis_link_destroy(c->aux);
     ops_consumer_metrics_free(&c->cm);
@@ -1117,8 +1389,8 @@ static int final_flush(ops_consumer_t *c) {
     }
     say(c, OPS_CONSUMER_LOG_WARN,
         "the last batch (%zu messages) was not written; it will be consumed again",
-        ops_counter_pending(c->batch));
-    ops_counter_discard(c->batch);
+        ops_counter_pending(c->batch) + (c->held != NULL ? ops_counter_pending(c->held) : 0));
+    drop_batches(c);
     return -1;
 }
 
@@ -1154,6 +1426,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
     while (!stop_asked(c)) {
         int64_t now = ops_clock_mono_ms();
         int timeout = 100;
+        step_collect(c, false);
+        if (c->held != NULL && !c->held_running && !c->need_reload && now >= c->retry_at)
+            step_retry(c);
         if (ops_counter_pending(c->batch) > 0) {
             int64_t due = c->batch_started + o->flush_ms - now;
             if (c->redis_failing && c->retry_at - now > due)
@@ -1163,7 +1438,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
                 due = c->batch_started + o->drained_flush_ms - now;
             timeout = due <= 0 ? 0 : (due < 100 ? (int)due : 100);
         }
-        if (c->redis_failing && ops_counter_full(c->batch))
+        if (c->held_running && timeout > 10)
+            timeout = 10; /* its result is taken soon after it ends */
+        if (c->redis_failing && batch_full(c))
             timeout = 10; /* paused: only keep the group membership alive */
         /* A burst: everything already fetched, up to a full batch, before
          * the housekeeping below. A batch at least drained_flush_ms old is
@@ -1175,7 +1452,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
         for (int burst = 0; m != NULL; burst++) {
             handle_message(c, m);
             rd_kafka_message_destroy(m);
-            if (burst >= BURST_MAX || ops_counter_full(c->batch) || c->need_reload || stop_asked(c))
+            if (burst >= BURST_MAX || batch_full(c) || c->need_reload || stop_asked(c))
                 break;
             m = rd_kafka_consumer_poll(c->rk, 0);
             drained = m == NULL;
@@ -1190,15 +1467,14 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
         }
         if (c->need_reload) {
             if (now >= c->retry_at) {
-                ops_counter_discard(c->batch);
-                c->dlq_sent = 0;
+                drop_batches(c);
                 reload_and_seek(c);
             }
-        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), ops_counter_full(c->batch),
-                                          drained, now - c->batch_started, o->flush_ms,
+        } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), batch_ready(c), drained,
+                                          now - c->batch_started, o->flush_ms,
                                           o->drained_flush_ms, c->redis_failing,
                                           now >= c->retry_at)) {
-            flush_batch(c);
+            flush_due_batch(c, drained);
         }
         if (!c->assigned_once && !c->group_wait_said && !c->broker_down &&
             now - c->started >= c->connect_ms) {

@@ -28,7 +28,7 @@ int ops_consumer_metrics_init(ops_consumer_metrics_t *cm, ops_metrics_t *reg, co
     cm->group = group;
     cm->lag_sum = -1;
     for (int k = 0; k < OPS_KIND_COUNT; k++)
-        cm->kind_topic[k] = -1;
+        cm->kind_topic[k] = cm->h_kind_topic[k] = -1;
     if (!(cm->topics = calloc(ntopics ? ntopics : 1, sizeof(*cm->topics)))) {
         ops_err_format(errstr, errstr_size, "out of memory");
         return -1;
@@ -112,7 +112,8 @@ void ops_consumer_metrics_dlq(ops_consumer_metrics_t *cm, const char *topic, con
 void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
                                double seconds, ops_counter_step_t step) {
     ops_metrics_observe(cm->m.step_seconds, seconds);
-    if (step == OPS_COUNTER_STEP_FAILED) {
+    if (step == OPS_COUNTER_STEP_FAILED || step == OPS_COUNTER_STEP_REFUSED) {
+        /* the batch is kept for its retry: its tallies stay pending */
         ops_metrics_add(cm->m.redis_errors, 1);
         return;
     }
@@ -140,6 +141,50 @@ void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *
     for (int r = 0; r < OPS_CONSUMER_METRICS_REASONS; r++)
         ops_metrics_add(cm->reason_series[r], cm->reasons[r]);
     ops_consumer_metrics_batch_start(cm, batch);
+}
+
+/* Exchanges the pending tallies with the held ones. */
+static void swap_held(ops_consumer_metrics_t *cm) {
+#define SWAP_U64(a, b)                                                                             \
+    do {                                                                                           \
+        uint64_t t_ = (a);                                                                         \
+        (a) = (b);                                                                                 \
+        (b) = t_;                                                                                  \
+    } while (0)
+    for (size_t i = 0; i < cm->ntopics; i++) {
+        ops_consumer_metrics_topic_t *t = &cm->topics[i];
+        SWAP_U64(t->added, t->h_added);
+        SWAP_U64(t->dupes, t->h_dupes);
+        SWAP_U64(t->dlqs, t->h_dlqs);
+        SWAP_U64(t->seen, t->h_seen);
+    }
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        int kt = cm->kind_topic[k];
+        cm->kind_topic[k] = cm->h_kind_topic[k];
+        cm->h_kind_topic[k] = kt;
+        SWAP_U64(cm->seen_base[k], cm->h_seen_base[k]);
+    }
+    for (int r = 0; r < OPS_CONSUMER_METRICS_REASONS; r++)
+        SWAP_U64(cm->reasons[r], cm->h_reasons[r]);
+#undef SWAP_U64
+}
+
+void ops_consumer_metrics_hold(ops_consumer_metrics_t *cm) {
+    swap_held(cm);
+    for (size_t i = 0; i < cm->ntopics; i++)
+        cm->topics[i].added = cm->topics[i].dupes = cm->topics[i].dlqs = cm->topics[i].seen = 0;
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        cm->kind_topic[k] = -1;
+        cm->seen_base[k] = 0;
+    }
+    memset(cm->reasons, 0, sizeof cm->reasons);
+}
+
+void ops_consumer_metrics_step_held(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
+                                    double seconds, ops_counter_step_t step) {
+    swap_held(cm);
+    ops_consumer_metrics_step(cm, batch, seconds, step);
+    swap_held(cm);
 }
 
 void ops_consumer_metrics_redis_error(ops_consumer_metrics_t *cm) {

@@ -296,6 +296,20 @@ void ops_counter_unassign_all(ops_counter_t *c) {
     c->last_part = 0;
 }
 
+int ops_counter_follow(ops_counter_t *dst, const ops_counter_t *src, char *errstr,
+                       size_t errstr_size) {
+    ops_counter_unassign_all(dst);
+    for (size_t i = 0; i < src->nparts; i++) {
+        const part_t *p = &src->parts[i];
+        if (ops_counter_assign(dst, p->topic, p->partition, p->first >= 0 ? p->next : p->stored,
+                               errstr, errstr_size) != 0) {
+            ops_counter_unassign_all(dst);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 size_t ops_counter_partitions(const ops_counter_t *c) {
     return c->nparts;
 }

@@ -28,6 +28,7 @@ typedef struct ops_consumer_metrics_topic {
     ops_metrics_series_t *counted, *duplicate, *dlq;
     uint64_t added, dupes, dlqs; /* in the pending batch */
     uint64_t seen;               /* of added, known to Redis already (at apply) */
+    uint64_t h_added, h_dupes, h_dlqs, h_seen; /* the same of the batch held for its step */
 } ops_consumer_metrics_topic_t;
 
 typedef struct ops_consumer_metrics_lag {
@@ -45,6 +46,11 @@ typedef struct ops_consumer_metrics {
     int kind_topic[OPS_KIND_COUNT]; /* topic index of each kind's events in the batch */
     uint64_t seen_base[OPS_KIND_COUNT];
     uint64_t reasons[OPS_CONSUMER_METRICS_REASONS]; /* DLQ copies of the pending batch by class */
+    /* the tallies of the batch handed to a step that runs beside the next
+     * batch (ops_consumer_metrics_hold) */
+    int h_kind_topic[OPS_KIND_COUNT];
+    uint64_t h_seen_base[OPS_KIND_COUNT];
+    uint64_t h_reasons[OPS_CONSUMER_METRICS_REASONS];
     ops_metrics_series_t *reason_series[OPS_CONSUMER_METRICS_REASONS];
     ops_consumer_metrics_lag_t *lags; /* every partition ever owned, its lag series */
     size_t nlags, lags_cap;
@@ -67,9 +73,19 @@ void ops_consumer_metrics_duplicate(ops_consumer_metrics_t *cm, const char *topi
 void ops_consumer_metrics_dlq(ops_consumer_metrics_t *cm, const char *topic, const char *reason);
 /* One Redis step took seconds and ended with step; on APPLIED the pending
  * tallies are added to the counters (events Redis knew already count as
- * duplicates) and a new batch starts. */
+ * duplicates) and a new batch starts; on FAILED and REFUSED (the batch is
+ * retried) they stay, and a Redis error is counted. */
 void ops_consumer_metrics_step(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
                                double seconds, ops_counter_step_t step);
+/* The pending batch is handed to a step that runs while the next batch
+ * fills: its tallies are held apart (the pending ones start empty) until
+ * ops_consumer_metrics_step_held reports that step. One batch at most is
+ * held at a time. */
+void ops_consumer_metrics_hold(ops_consumer_metrics_t *cm);
+/* ops_consumer_metrics_step for the held batch (batch: that batch's
+ * counter); on FAILED and REFUSED its tallies stay held for the retry. */
+void ops_consumer_metrics_step_held(ops_consumer_metrics_t *cm, const ops_counter_t *batch,
+                                    double seconds, ops_counter_step_t step);
 /* A Redis call outside the step failed (gaps, offsets, the handler's). */
 void ops_consumer_metrics_redis_error(ops_consumer_metrics_t *cm);
 /* A range was recorded in opstream:gaps. */

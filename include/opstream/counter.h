@@ -57,6 +57,13 @@ int ops_counter_assign(ops_counter_t *c, const char *topic, int32_t partition, i
                        char *errstr, size_t errstr_size);
 /* Forgets every partition and drops the pending batch. */
 void ops_counter_unassign_all(ops_counter_t *c);
+/* Makes dst's partitions those of src, each at the offset it will hold once
+ * src's batch is applied (its next offset where the batch has messages of
+ * it, else its stored one), and empties dst's batch: dst then collects the
+ * batch that follows src's while src's step runs. -1 with errstr when out
+ * of memory (dst then has no partitions). */
+int ops_counter_follow(ops_counter_t *dst, const ops_counter_t *src, char *errstr,
+                       size_t errstr_size);
 /* Number of assigned partitions, and the i-th one (0 <= i < n). */
 size_t ops_counter_partitions(const ops_counter_t *c);
 void ops_counter_partition(const ops_counter_t *c, size_t i, const char **topicp,

@@ -5,7 +5,8 @@
  * (AOF, appendfsync always) mid-stream, and a zombie: a member frozen
  * (SIGSTOP) past its session timeout while another takes its partitions
  * over, then thawed with whatever it had fetched. Every time the counts
- * must be exact. The consumers run with dedupe off (tc_spawn_count), so a
+ * must be exact; and the step of one batch beside the next one while Redis
+ * stalls. The consumers run with dedupe off (tc_spawn_count), so a
  * batch counted twice would show: only the offsets stored with the counts
  * keep them exact. And a crash between the operations' steps and the
  * offsets write (the offsets key made unwritable by an ACL, then kill -9):
@@ -200,6 +201,43 @@ static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice
     tc_model_free(&m);
 }
 
+/*
+ * The Redis step of one batch runs while the next batch is consumed and
+ * decoded: the next batch stands at the offsets that step stores, so a
+ * single member is never fenced by its own steps and nothing is counted
+ * twice or left out. A backlog counted in small batches (every batch
+ * follows one in flight), then a stream during which Redis stalls three
+ * times (SIGSTOP, 300 ms: the step in flight waits while the next batch
+ * fills up and grows). Dedupe is off: only the offsets keep counts exact.
+ */
+static void steps_beside_the_next_batch_count_exactly_and_never_fence_themselves(void **state) {
+    tc_model_t m = {0};
+    stream_t s;
+    const char *const small[] = {"-v", "--batch", "50", NULL};
+    const struct timespec pause = {0, 300 * 1000000L};
+
+    (void)state;
+    stream_start(&s, &m, "OVERLAP", 3000, 3000, SEED + 4);
+    tc_stream_finish(&s);
+    harness_proc_t *p = tc_spawn_count("opstream-count", small);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    stream_start(&s, &m, "OVERLAP", 6000, 50, SEED + 5);
+    for (int i = 0; i < 3; i++) {
+        nanosleep(&pause, NULL);
+        assert_int_equal(harness_proc_signal(g_redis->proc, SIGSTOP), 0);
+        nanosleep(&pause, NULL);
+        assert_int_equal(harness_proc_signal(g_redis->proc, SIGCONT), 0);
+    }
+    tc_stream_finish(&s);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(harness_proc_stop(p, 20000), 0);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    assert_false(tc_stderr_has(p, "batch not applied"));
+    harness_proc_free(p);
+    tc_model_free(&m);
+}
+
 static bool some_counted(void *arg) {
     redisReply *r = harness_redis_command(g_redis, "HGET opstream:{%s}:total events",
                                           (const char *)arg);
@@ -263,6 +301,9 @@ int main(void) {
             tc_teardown),
         cmocka_unit_test_setup_teardown(
             zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice, tc_setup,
+            tc_thaw_teardown),
+        cmocka_unit_test_setup_teardown(
+            steps_beside_the_next_batch_count_exactly_and_never_fence_themselves, tc_setup,
             tc_thaw_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);

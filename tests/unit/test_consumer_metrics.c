@@ -87,6 +87,11 @@ static void tallies_count_when_the_batch_is_applied(void **state) {
     ops_consumer_metrics_step(&cm, batch, 0.002, OPS_COUNTER_STEP_FAILED);
     assert_true(sample(reg, COUNTED("arrests")) == 0);
     assert_true(sample(reg, "opstream_redis_errors_total") == 1);
+    /* A refused one (the batch is retried) neither. */
+    ops_consumer_metrics_step(&cm, batch, 0.002, OPS_COUNTER_STEP_REFUSED);
+    assert_true(sample(reg, COUNTED("arrests")) == 0);
+    assert_true(sample(reg, DLQ("rescues")) == 0);
+    assert_true(sample(reg, "opstream_redis_errors_total") == 2);
     /* Redis knew r1 already (dropped as seen), then the step applied. */
     assert_int_equal(ops_counter_drop_seen(batch, "OP", r1.event_id), 1);
     ops_consumer_metrics_step(&cm, batch, 0.004, OPS_COUNTER_STEP_APPLIED);
@@ -98,7 +103,7 @@ static void tallies_count_when_the_batch_is_applied(void **state) {
     assert_true(sample(reg, DLQ("arrests")) == 0);
     assert_true(sample(reg, "opstream_dlq_total{reason=\"magic\"}") == 1);
     assert_true(sample(reg, "opstream_dlq_total{reason=\"internal\"}") == 1);
-    assert_true(sample(reg, "opstream_redis_step_seconds_count") == 2);
+    assert_true(sample(reg, "opstream_redis_step_seconds_count") == 3);
     ops_counter_applied(batch);
 
     /* A fenced batch counts nothing but the fence. */
@@ -116,6 +121,63 @@ static void tallies_count_when_the_batch_is_applied(void **state) {
 
     ops_consumer_metrics_free(&cm);
     ops_counter_destroy(batch);
+    ops_metrics_destroy(reg);
+}
+
+/* A batch handed to a step that runs while the next one fills: each
+ * batch's tallies count when its own step applies, not the other's. */
+static void held_batch_tallies_count_apart_from_the_next_one(void **state) {
+    char err[256];
+    ops_counter_options_t o = {.group = "g", .max_events = 100, .dedupe_window_s = 604800};
+    ops_counter_t *held = ops_counter_new(&o, err, sizeof err);
+    ops_counter_t *next = ops_counter_new(&o, err, sizeof err);
+    ops_metrics_t *reg = ops_metrics_new();
+    ops_consumer_metrics_t cm;
+    (void)state;
+    assert_non_null(held);
+    assert_non_null(next);
+    assert_int_equal(ops_counter_assign(held, "opstream.arrests", 0, -1, err, sizeof err), 0);
+    assert_int_equal(ops_consumer_metrics_init(&cm, reg, "p", "g", TOPICS, 2, err, sizeof err), 0);
+
+    /* The first batch: two arrests, one DLQ copy; handed to its step. */
+    ops_consumer_metrics_batch_start(&cm, held);
+    ops_event_t a1 = ev(OPS_KIND_ARREST, 1), a2 = ev(OPS_KIND_ARREST, 2),
+                a3 = ev(OPS_KIND_ARREST, 3);
+    assert_int_equal(ops_counter_add_event(held, "opstream.arrests", 0, 0, &a1),
+                     OPS_COUNTER_ADDED);
+    ops_consumer_metrics_added(&cm, "opstream.arrests", OPS_KIND_ARREST);
+    assert_int_equal(ops_counter_add_event(held, "opstream.arrests", 0, 1, &a2),
+                     OPS_COUNTER_ADDED);
+    ops_consumer_metrics_added(&cm, "opstream.arrests", OPS_KIND_ARREST);
+    ops_consumer_metrics_dlq(&cm, "opstream.arrests", "magic");
+    assert_int_equal(ops_counter_follow(next, held, err, sizeof err), 0);
+    ops_consumer_metrics_hold(&cm);
+
+    /* The next batch fills: one arrest. */
+    ops_consumer_metrics_batch_start(&cm, next);
+    assert_int_equal(ops_counter_add_event(next, "opstream.arrests", 0, 2, &a3),
+                     OPS_COUNTER_ADDED);
+    ops_consumer_metrics_added(&cm, "opstream.arrests", OPS_KIND_ARREST);
+
+    /* The held step fails (kept), then applies with a2 known to Redis. */
+    ops_consumer_metrics_step_held(&cm, held, 0.001, OPS_COUNTER_STEP_FAILED);
+    assert_true(sample(reg, COUNTED("arrests")) == 0);
+    assert_int_equal(ops_counter_drop_seen(held, "OP", a2.event_id), 1);
+    ops_consumer_metrics_step_held(&cm, held, 0.001, OPS_COUNTER_STEP_APPLIED);
+    assert_true(sample(reg, COUNTED("arrests")) == 1);
+    assert_true(sample(reg, DUPE("arrests")) == 1);
+    assert_true(sample(reg, DLQ("arrests")) == 1);
+    ops_counter_applied(held);
+
+    /* The next batch's step: its one arrest, nothing of the first again. */
+    ops_consumer_metrics_step(&cm, next, 0.001, OPS_COUNTER_STEP_APPLIED);
+    assert_true(sample(reg, COUNTED("arrests")) == 2);
+    assert_true(sample(reg, DUPE("arrests")) == 1);
+    assert_true(sample(reg, DLQ("arrests")) == 1);
+
+    ops_consumer_metrics_free(&cm);
+    ops_counter_destroy(held);
+    ops_counter_destroy(next);
     ops_metrics_destroy(reg);
 }
 
@@ -139,6 +201,7 @@ static void no_registry_counts_nothing_and_fails_nothing(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tallies_count_when_the_batch_is_applied),
+        cmocka_unit_test(held_batch_tallies_count_apart_from_the_next_one),
         cmocka_unit_test(no_registry_counts_nothing_and_fails_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -476,6 +476,42 @@ static void applied_batch_moves_stored_offsets_and_discard_does_not(void **state
     ops_counter_destroy(c);
 }
 
+/* The batch that fills while another's step runs follows it: each
+ * partition at the offset the other's step will store (its next offset
+ * where it has messages, else its stored one), its own batch empty, and the
+ * other batch untouched. Its step expects exactly what the other's wrote. */
+static void following_batch_stands_where_the_held_batch_will_leave_the_offsets(void **state) {
+    ops_counter_t *held = new_counter(), *next = new_counter();
+    char err[128];
+    int64_t stored;
+
+    (void)state;
+    ops_counter_add_skip(next, "opstream.arrests", 0, 0); /* dropped by the follow */
+    ops_counter_add_skip(held, "opstream.arrests", 0, 7);
+    ops_counter_add_skip(held, "opstream.arrests", 0, 8);
+    assert_int_equal(ops_counter_follow(next, held, err, sizeof err), 0);
+    assert_int_equal(ops_counter_pending(next), 0);
+    assert_int_equal(ops_counter_pending(held), 2);
+    assert_int_equal(ops_counter_partitions(next), 2);
+    ops_counter_partition(next, 0, NULL, NULL, &stored);
+    assert_int_equal(stored, 9); /* after the held batch's last message */
+    ops_counter_partition(next, 1, NULL, NULL, &stored);
+    assert_int_equal(stored, 40); /* none in the held batch: as stored */
+    ops_counter_partition(held, 0, NULL, NULL, &stored);
+    assert_int_equal(stored, -1);
+    /* The next batch takes the following offsets, not the held ones, and
+     * sees no gap where it starts. */
+    assert_int_equal(ops_counter_add_skip(next, "opstream.arrests", 0, 8), OPS_COUNTER_STALE);
+    assert_int_equal(ops_counter_add_skip(next, "opstream.arrests", 0, 9), OPS_COUNTER_SKIPPED);
+    assert_int_equal(ops_counter_pending_gaps(next, NULL, 0), 0);
+    /* Once the held batch is applied, both agree on the stored offsets. */
+    ops_counter_applied(held);
+    ops_counter_partition(held, 0, NULL, NULL, &stored);
+    assert_int_equal(stored, 9);
+    ops_counter_destroy(held);
+    ops_counter_destroy(next);
+}
+
 static void reassigning_a_partition_drops_the_pending_batch(void **state) {
     ops_counter_t *c = new_counter();
     char err[128];
@@ -567,6 +603,7 @@ int main(void) {
         cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
         cmocka_unit_test(applied_batch_moves_stored_offsets_and_discard_does_not),
         cmocka_unit_test(reassigning_a_partition_drops_the_pending_batch),
+        cmocka_unit_test(following_batch_stands_where_the_held_batch_will_leave_the_offsets),
         cmocka_unit_test(dedupe_generations_cover_the_window),
         cmocka_unit_test(counter_refuses_missing_group),
         cmocka_unit_test(large_batch_keeps_every_event),
