@@ -791,6 +791,32 @@ typedef struct build_ws {
     int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
 } build_ws_t;
 
+static int hexval(char ch) {
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
+ * field of an event id (shorter to hash and to store than its text). */
+static int uuid_raw(const char *id, uint8_t raw[16]) {
+    size_t k = 0;
+
+    for (size_t i = 0; id[i] != '\0' && k < 32; i++) {
+        if (id[i] == '-')
+            continue;
+        int hi = hexval(id[i]), lo = hexval(id[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        raw[k / 2] = (uint8_t)(hi << 4 | lo);
+        k += 2;
+        i++;
+    }
+    return k == 32 ? 0 : -1;
+}
+
 /* One operation's script call: events idx[0..n) of the batch. */
 static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n,
                     int64_t now_s, build_ws_t *w, ops_counter_args_t *a) {
@@ -893,8 +919,8 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
     if (args_int(a, dedupe ? (int64_t)n : 0) != 0)
         return -1;
     for (size_t i = 0; dedupe && i < n; i++) {
-        const cev_t *e = &c->evs[idx[i]];
-        if (args_push(a, e->id, strlen(e->id)) != 0)
+        uint8_t raw[16];
+        if (uuid_raw(c->evs[idx[i]].id, raw) != 0 || args_push(a, (const char *)raw, 16) != 0)
             return -1;
     }
     for (size_t i = 0; i < w->h.n;) {
