@@ -36,9 +36,13 @@
  *     and current + delta within int64 (a margin of 2^12 below the limit,
  *     since Lua numbers are doubles), else REFUSED naming key and field;
  *   - every EXPIREAT time: a positive integer Redis accepts (< 10^15 s);
- *   - no event id counted within the window: the current and the previous
- *     generation hash are looked up (one HMGET each), a mark whose time is
- *     after now - window is SEEN (the ids returned, nothing written).
+ *   - no event id counted within the window (the ids as 16 raw bytes): the
+ *     current generation hash is looked up (one HMGET; any mark there is
+ *     within the window), then, when the previous generation exists, for the
+ *     ids the current one lacks (a mark there, seconds after that
+ *     generation's start, is seen when it is after now - window); seen ids
+ *     are returned with SEEN, nothing written. New marks hold the seconds
+ *     since the current generation's start.
  * Redis runs a script without interleaving, so phase 2 sees what phase 1
  * checked, and it only issues commands that cannot fail on what was
  * checked (an out-of-memory refusal comes at the first write, before any
