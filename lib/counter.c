@@ -791,30 +791,26 @@ typedef struct build_ws {
     int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
 } build_ws_t;
 
-static int hexval(char ch) {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
+/* Hex digit value + 1 (0: not a lower-case hex digit). */
+static const uint8_t hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 /* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
  * field of an event id (shorter to hash and to store than its text). */
-static int uuid_raw(const char *id, uint8_t raw[16]) {
-    size_t k = 0;
+static int uuid_raw(const char id[OPS_EVENT_ID_LEN + 1], uint8_t raw[16]) {
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    unsigned bad = id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' ||
+                   id[36] != '\0';
 
-    for (size_t i = 0; id[i] != '\0' && k < 32; i++) {
-        if (id[i] == '-')
-            continue;
-        int hi = hexval(id[i]), lo = hexval(id[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        raw[k / 2] = (uint8_t)(hi << 4 | lo);
-        k += 2;
-        i++;
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = hex1[(unsigned char)id[at[k]]], lo = hex1[(unsigned char)id[at[k] + 1]];
+        bad |= hi == 0 || lo == 0;
+        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
     }
-    return k == 32 ? 0 : -1;
+    return bad ? -1 : 0;
 }
 
 /* One operation's script call: events idx[0..n) of the batch. */
