@@ -128,9 +128,10 @@ RUN_ENV = OPSTREAM_BIN_DIR=$(abspath $(BINDIR)) OPSTREAM_SRC_DIR=$(CURDIR) \
 SUITE_PREFIX := $(if $(filter 1,$(SAN)),asan-,)
 
 # The integration binaries that take longest start first.
-SLOW_TESTS   := test_faults test_count_faults test_sentinel test_consumer_runtime test_alert test_first_contact \
+SLOW_TESTS   := test_count_cluster test_faults test_count_faults test_sentinel test_consumer_runtime test_alert test_first_contact \
                 test_alert_instances test_produce_faults test_hostile \
-                test_count test_demo test_produce test_stats test_prometheus test_metrics_count
+                test_count test_demo test_produce test_stats test_prometheus test_metrics_count \
+                test_redis_cluster_router
 ORDERED_INTEG := $(foreach t,$(SLOW_TESTS),$(filter %/$(t),$(INTEG_BINS))) \
                  $(filter-out $(addprefix %/,$(SLOW_TESTS)),$(INTEG_BINS))
 

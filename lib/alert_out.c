@@ -185,7 +185,8 @@ static const char mirror_script[] =
     "redis.call(unpack(args))\n"
     "return 1\n";
 
-int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, size_t errstr_size) {
+int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errstr,
+                         size_t errstr_size) {
     char key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
     char ws[24], we[24], raised[24];
     char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1] = "";
@@ -241,12 +242,10 @@ int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, s
                           "raised_at",
                           raised};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
-    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    redisReply *r = ops_redis_link_command(rc, key, argc, argv, NULL, errstr, errstr_size);
     int rc_out = -1;
-    if (r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+    if (r == NULL)
         goto cleanup;
-    }
     if (r->type != REDIS_REPLY_INTEGER) {
         ops_err_format(errstr, errstr_size, "redis: XADD %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

@@ -99,7 +99,8 @@ int ops_cli_common_option(ops_config_t *cfg, ops_cli_common_t *common, int opt, 
     "                          redis://127.0.0.1:6379/0), also\n"                                  \
     "                          redis://[user:pass@]host:port/db?user=NAME,\n"                      \
     "                          unix:///path?db=N,\n"                                               \
-    "                          redis-sentinel://host[:port][,host...][/db]#MASTER\n"
+    "                          redis-sentinel://host[:port][,host...][/db]#MASTER,\n"              \
+    "                          redis-cluster://host:port[,host:port...]\n"
 #define HELP_TAIL                                                                                  \
     "  -v, --verbose           more output (repeat for more)\n"                                    \
     "  -h, --help              show this help and exit\n"                                          \

@@ -18,6 +18,7 @@
 #include "config_priv.h"
 #include "opstream/endpoint.h"
 #include "opstream/redis.h"
+#include "opstream/redis_cluster.h"
 #include "opstream/validate.h"
 
 /* ------------------------------------------------------------------------
@@ -85,6 +86,12 @@ static const ops_config_key_t ops_config_keys[] = {
 #define OPS_CONFIG_NKEYS (sizeof(ops_config_keys) / sizeof(ops_config_keys[0]))
 
 static int check_redis_url(const char *value, char *errstr, size_t errstr_size) {
+    if (ops_redis_cluster_url_is(value)) {
+        ops_redis_cluster_url_t cu;
+        int rc = ops_redis_cluster_url_parse(value, &cu, errstr, errstr_size);
+        memset(&cu, 0, sizeof(cu)); /* may hold a password */
+        return rc;
+    }
     ops_redis_url_t url;
     int rc = ops_redis_url_parse(value, &url, errstr, errstr_size);
     memset(&url, 0, sizeof(url)); /* may hold a password */

@@ -24,6 +24,7 @@
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
 #include "opstream/redis.h"
+#include "opstream/redis_link.h"
 #include "opstream/validate.h"
 #include "opstream/clock.h"
 #include "err_priv.h"
@@ -164,7 +165,7 @@ struct ops_consumer {
     ops_counter_redis_t *store;
     ops_dlq_t *dlq;
     ops_event_limits_t limits; /* the producer's validation rules */
-    redisContext *aux;         /* gap records and member heartbeats */
+    ops_redis_link_t *aux;     /* gap records and member heartbeats */
     char redis_shown[300];
     char master[128];  /* redis-sentinel://: the master's name, else "" */
     char primary[300]; /* redis-sentinel://: where the store found it last */
@@ -394,48 +395,37 @@ static void redis_failing(ops_consumer_t *c, bool failing) {
 }
 
 /* The side connection for rare writes (skipped ranges, heartbeats). */
-static redisContext *aux_get(ops_consumer_t *c, char *err, size_t errsize) {
-    if (c->aux != NULL && c->aux->err == 0)
-        return c->aux;
+static ops_redis_link_t *aux_get(ops_consumer_t *c, char *err, size_t errsize) {
     if (c->aux != NULL)
-        redisFree(c->aux);
-    c->aux = ops_redis_connect(ops_config_get(c->o.cfg, "opstream.redis.url"),
-                               ops_config_get(c->o.cfg, "opstream.redis.password.file"),
-                               c->connect_ms < 5000 ? c->connect_ms : 5000, err, errsize);
+        return c->aux; /* it reconnects by itself */
+    c->aux = ops_redis_link_new(ops_config_get(c->o.cfg, "opstream.redis.url"),
+                                ops_config_get(c->o.cfg, "opstream.redis.password.file"),
+                                c->connect_ms < 5000 ? c->connect_ms : 5000, err, errsize);
     return c->aux;
 }
 
 /* HSET key field value on the side connection: 1 new, 0 updated, -1. */
 static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const char *value,
                     char *err, size_t errsize) {
-    redisContext *rc = aux_get(c, err, errsize);
+    ops_redis_link_t *rc = aux_get(c, err, errsize);
+    const char *argv[] = {"HSET", key, field, value};
     redisReply *r;
     int out = -1;
 
     if (rc == NULL)
         return -1;
-    r = redisCommand(rc, "HSET %s %s %s", key, field, value);
-    if (r == NULL) {
-        /* the server went away since the last use (a restart, a failover
-         * the step already met): once more on a fresh connection */
-        if ((rc = aux_get(c, err, errsize)) == NULL)
-            return -1;
-        r = redisCommand(rc, "HSET %s %s %s", key, field, value);
-    }
-    if (r == NULL) {
-        ops_err_format(err, errsize, "redis: %s", rc->errstr);
+    r = ops_redis_link_command(rc, key, 4, argv, NULL, err, errsize);
+    if (r == NULL) /* the server went away since the last use (a restart, a failover the
+                    * step already met): once more, on the connection the link makes afresh */
+        r = ops_redis_link_command(rc, key, 4, argv, NULL, err, errsize);
+    if (r == NULL)
         return -1;
-    }
     if (r->type == REDIS_REPLY_INTEGER)
         out = r->integer > 0 ? 1 : 0;
     else
         ops_err_format(err, errsize, "redis: HSET %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    if (ops_redis_reply_wants_reconnect(r)) {
-        redisFree(c->aux); /* a replica now: find the primary again */
-        c->aux = NULL;
-    }
-    freeReplyObject(r);
+    freeReplyObject(r); /* a replica now: the link finds the primary again by itself */
     return out;
 }
 
@@ -454,9 +444,9 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     if (leaving) {
         /* expired at once (HSET, not HDEL: the commands the Redis ACL of
          * config/redis-acl.conf grants the consumers) */
-        redisContext *rc = c->aux;
-        if (rc != NULL && rc->err == 0) {
-            redisReply *r = redisCommand(rc, "HSET %s %s 0", key, c->member);
+        const char *argv[] = {"HSET", key, c->member, "0"};
+        if (c->aux != NULL) {
+            redisReply *r = ops_redis_link_command(c->aux, key, 4, argv, NULL, err, sizeof(err));
             if (r != NULL)
                 freeReplyObject(r);
         }
@@ -475,8 +465,10 @@ static void heartbeat(ops_consumer_t *c, bool leaving) {
     }
     if (c->redis_down && !c->redis_failing)
         redis_ok(c);
-    redisReply *r =
-        redisCommand(c->aux, "EXPIRE %s %d", key, 6 * OPS_CONSUMER_MEMBER_TTL_MS / 1000);
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", 6 * OPS_CONSUMER_MEMBER_TTL_MS / 1000);
+    const char *expire[] = {"EXPIRE", key, ttl};
+    redisReply *r = ops_redis_link_command(c->aux, key, 3, expire, NULL, err, sizeof(err));
     if (r != NULL)
         freeReplyObject(r);
 }
@@ -1090,8 +1082,7 @@ void ops_consumer_destroy(ops_consumer_t *c) {
     ops_counter_redis_destroy(c->store);
     ops_counter_destroy(c->batch);
     ops_codec_destroy(c->codec);
-    if (c->aux != NULL)
-        redisFree(c->aux);
+    ops_redis_link_destroy(c->aux);
     ops_consumer_metrics_free(&c->cm);
     free(c->parts);
     free(c->topics);
@@ -1389,7 +1380,7 @@ cleanup:
 
 /* Live members of the group: the broker's list where it answers, and the
  * runtime's heartbeats in Redis. 0 none, 1 some (errstr names them), -1. */
-static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, char *errstr,
+static int live_members(rd_kafka_t *rk, ops_redis_link_t *rc, const char *group, char *errstr,
                         size_t errstr_size) {
     const struct rd_kafka_group_list *gl = NULL;
     char key[OPS_KEY_MAX];
@@ -1414,10 +1405,12 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
         return -1;
     }
     snprintf(key, sizeof(key), "opstream:members:%s", group);
-    redisReply *r = redisCommand(rc, "HGETALL %s", key);
+    const char *hgetall[] = {"HGETALL", key};
+    char inner[256];
+    redisReply *r = ops_redis_link_command(rc, key, 2, hgetall, NULL, inner, sizeof(inner));
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         ops_err_format(errstr, errstr_size, "redis: HGETALL %s: %s", key,
-                       r == NULL                      ? rc->errstr
+                       r == NULL                      ? inner
                        : r->type == REDIS_REPLY_ERROR ? r->str
                                                       : "unexpected reply");
         if (r != NULL)
@@ -1443,16 +1436,19 @@ static int live_members(rd_kafka_t *rk, redisContext *rc, const char *group, cha
  * positions: a watermark left in place would refuse the events a reset to
  * earliest means to count again. fields/nfields: the reset "topic:partition"
  * fields. */
-static int clear_watermarks(redisContext *redis, const char *group, const char **fields,
+static int clear_watermarks(ops_redis_link_t *redis, const char *group, const char **fields,
                             size_t nfields, char *errstr, size_t errstr_size) {
-    redisReply *ops = redisCommand(redis, "SMEMBERS opstream:operations");
+    const char *smembers[] = {"SMEMBERS", "opstream:operations"};
+    char inner[256] = "";
+    redisReply *ops =
+        ops_redis_link_command(redis, smembers[1], 2, smembers, NULL, inner, sizeof(inner));
     const char **argv = calloc(nfields + 2, sizeof(*argv));
     char key[OPS_KEY_MAX + 256];
     int rc = -1;
 
     if (ops == NULL || ops->type != REDIS_REPLY_ARRAY || argv == NULL) {
         ops_err_format(errstr, errstr_size, "redis: SMEMBERS opstream:operations: %s",
-                       ops == NULL                      ? redis->errstr
+                       ops == NULL                      ? inner
                        : ops->type == REDIS_REPLY_ERROR ? ops->str
                                                         : "unexpected reply or out of memory");
         goto cleanup;
@@ -1464,10 +1460,11 @@ static int clear_watermarks(redisContext *redis, const char *group, const char *
         if (ops->element[i]->type != REDIS_REPLY_STRING)
             continue;
         snprintf(key, sizeof key, "opstream:{%s}:applied:%s", ops->element[i]->str, group);
-        redisReply *r = redisCommandArgv(redis, (int)nfields + 2, argv, NULL);
+        redisReply *r =
+            ops_redis_link_command(redis, key, (int)nfields + 2, argv, NULL, inner, sizeof(inner));
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             ops_err_format(errstr, errstr_size, "redis: HDEL %s: %s", key,
-                           r == NULL ? redis->errstr : r->str);
+                           r == NULL ? inner : r->str);
             if (r != NULL)
                 freeReplyObject(r);
             goto cleanup;
@@ -1487,7 +1484,7 @@ int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
                                size_t errstr_size) {
     int rc = -1, n = 0;
     rd_kafka_t *rk = NULL;
-    redisContext *redis = NULL;
+    ops_redis_link_t *redis = NULL;
     char(*names)[TOPIC_MAX] = NULL;
     size_t ntopics = 0;
     char key[OPS_KEY_MAX];
@@ -1504,9 +1501,9 @@ int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
     }
     if (topic_names(cfg, topics, &names, &ntopics, errstr, errstr_size) != 0)
         goto cleanup;
-    redis = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
-                              ops_config_get(cfg, "opstream.redis.password.file"), timeout_ms,
-                              errstr, errstr_size);
+    redis = ops_redis_link_new(ops_config_get(cfg, "opstream.redis.url"),
+                               ops_config_get(cfg, "opstream.redis.password.file"), timeout_ms,
+                               errstr, errstr_size);
     if (redis == NULL)
         goto cleanup;
     if ((rk = ops_kafka_consumer_build(cfg, &ko, errstr, errstr_size)) == NULL)
@@ -1570,10 +1567,10 @@ int ops_consumer_reset_offsets(const ops_config_t *cfg, const char *group,
         argv[argc++] = vals[i][0];
         argv[argc++] = vals[i][1];
     }
-    r = redisCommandArgv(redis, (int)argc, argv, NULL);
+    char inner[256];
+    r = ops_redis_link_command(redis, key, (int)argc, argv, NULL, inner, sizeof(inner));
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key,
-                       r == NULL ? redis->errstr : r->str);
+        ops_err_format(errstr, errstr_size, "redis: HSET %s: %s", key, r == NULL ? inner : r->str);
         goto cleanup;
     }
     for (int i = 0; i < n; i++)
@@ -1589,7 +1586,6 @@ cleanup:
     free(names);
     if (rk != NULL)
         rd_kafka_destroy(rk);
-    if (redis != NULL)
-        redisFree(redis);
+    ops_redis_link_destroy(redis);
     return rc;
 }

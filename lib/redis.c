@@ -388,9 +388,14 @@ int ops_redis_url_parse(const char *url, ops_redis_url_t *out, char *errstr, siz
         snprintf(inner, sizeof(inner),
                  "TLS (rediss://) is not supported by hiredis 0.14: use a local socket or a "
                  "tunnel");
+    else if (strncasecmp(url, "redis-cluster://", 16) == 0)
+        snprintf(inner, sizeof(inner),
+                 "a Redis Cluster is reached through the Redis link (redis_link.h), not one "
+                 "connection");
     else
         snprintf(inner, sizeof(inner),
-                 "expected redis://, unix://, redis+unix:// or redis-sentinel://");
+                 "expected redis://, unix://, redis+unix://, redis-sentinel:// or "
+                 "redis-cluster://");
     if (rc != 0) {
         /* The URL may carry a password: show only the scheme. */
         size_t slen = strcspn(url, ":");

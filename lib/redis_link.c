@@ -1,6 +1,7 @@
 /*
  * opstream Redis link (redis_link.h): a pipelined connection to one server,
- * found by ops_redis_connect (which also resolves the deployment's primary).
+ * found by ops_redis_connect (which also resolves the deployment's primary),
+ * or the slot router of redis_cluster.h for a redis-cluster:// URL.
  */
 #include "opstream/redis_link.h"
 
@@ -9,6 +10,7 @@
 #include <strings.h>
 
 #include "opstream/redis.h"
+#include "opstream/redis_cluster.h"
 #include "err_priv.h"
 
 struct ops_redis_link {
@@ -16,6 +18,7 @@ struct ops_redis_link {
     char *password_file;
     int timeout_ms;
     redisContext *ctx;
+    ops_redis_cluster_t *cluster; /* a redis-cluster:// URL: everything goes here */
     size_t pending;
     bool stale; /* a reply said this is not the primary: reconnect once drained */
 };
@@ -28,6 +31,19 @@ ops_redis_link_t *ops_redis_link_new(const char *url, const char *password_file,
     if (url == NULL) {
         ops_err_format(errstr, errstr_size, "no Redis URL");
         return NULL;
+    }
+    if (ops_redis_cluster_url_is(url)) {
+        l = calloc(1, sizeof(*l));
+        if (l == NULL) {
+            ops_err_format(errstr, errstr_size, "redis: out of memory");
+            return NULL;
+        }
+        l->cluster = ops_redis_cluster_new(url, password_file, timeout_ms, errstr, errstr_size);
+        if (l->cluster == NULL) {
+            free(l);
+            return NULL;
+        }
+        return l;
     }
     if (ops_redis_url_parse(url, &parsed, errstr, errstr_size) != 0)
         return NULL;
@@ -46,6 +62,7 @@ ops_redis_link_t *ops_redis_link_new(const char *url, const char *password_file,
 void ops_redis_link_reset(ops_redis_link_t *l) {
     if (l == NULL)
         return;
+    ops_redis_cluster_reset(l->cluster);
     if (l->ctx != NULL)
         redisFree(l->ctx);
     l->ctx = NULL;
@@ -57,6 +74,7 @@ void ops_redis_link_destroy(ops_redis_link_t *l) {
     if (l == NULL)
         return;
     ops_redis_link_reset(l);
+    ops_redis_cluster_destroy(l->cluster);
     free(l->url);
     free(l->password_file);
     free(l);
@@ -64,6 +82,9 @@ void ops_redis_link_destroy(ops_redis_link_t *l) {
 
 int ops_redis_link_append(ops_redis_link_t *l, const char *route_key, int argc, const char **argv,
                           const size_t *argvlen, char *errstr, size_t errstr_size) {
+    if (l->cluster != NULL)
+        return ops_redis_cluster_append(l->cluster, route_key, argc, argv, argvlen, errstr,
+                                        errstr_size);
     (void)route_key;
     if (l->ctx != NULL && (l->ctx->err != 0 || (l->stale && l->pending == 0)))
         ops_redis_link_reset(l);
@@ -89,6 +110,8 @@ static bool wants_reconnect(const redisReply *r) {
 redisReply *ops_redis_link_reply(ops_redis_link_t *l, char *errstr, size_t errstr_size) {
     void *reply = NULL;
 
+    if (l->cluster != NULL)
+        return ops_redis_cluster_reply(l->cluster, errstr, errstr_size);
     if (l->ctx == NULL || l->pending == 0) {
         ops_err_format(errstr, errstr_size, "redis: no reply is pending");
         return NULL;
@@ -108,7 +131,7 @@ redisReply *ops_redis_link_reply(ops_redis_link_t *l, char *errstr, size_t errst
 redisReply *ops_redis_link_command(ops_redis_link_t *l, const char *route_key, int argc,
                                    const char **argv, const size_t *argvlen, char *errstr,
                                    size_t errstr_size) {
-    if (l->pending != 0) {
+    if (ops_redis_link_pending(l) != 0) {
         ops_err_format(errstr, errstr_size, "redis: replies are still pending");
         return NULL;
     }
@@ -118,14 +141,32 @@ redisReply *ops_redis_link_command(ops_redis_link_t *l, const char *route_key, i
 }
 
 size_t ops_redis_link_pending(const ops_redis_link_t *l) {
+    if (l != NULL && l->cluster != NULL)
+        return ops_redis_cluster_pending(l->cluster);
     return l != NULL ? l->pending : 0;
 }
 
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l) {
-    (void)l;
-    return false;
+    return l != NULL && l->cluster != NULL;
+}
+
+ops_redis_cluster_t *ops_redis_link_cluster(ops_redis_link_t *l) {
+    return l != NULL ? l->cluster : NULL;
 }
 
 void ops_redis_link_where(const ops_redis_link_t *l, char *buf, size_t size) {
     ops_redis_where(l != NULL && l->ctx != NULL && l->ctx->err == 0 ? l->ctx : NULL, buf, size);
+}
+
+int ops_redis_link_check_primary(ops_redis_link_t *l, char *errstr, size_t errstr_size) {
+    const char *ping[] = {"PING"};
+    redisReply *r;
+
+    if (l->cluster != NULL)
+        return 0; /* the slot map names primaries only; a demoted one answers MOVED */
+    r = ops_redis_link_command(l, NULL, 1, ping, NULL, errstr, errstr_size); /* connected */
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return ops_redis_check_primary(l->ctx, errstr, errstr_size);
 }

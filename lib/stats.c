@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "err_priv.h"
+#include "opstream/redis_link.h"
 
 static const struct {
     const char *name;
@@ -105,15 +106,16 @@ static int by_events_desc(const void *a, const void *b) {
     return strcmp(x->cc, y->cc);
 }
 
-/* Reads the pipelined reply i of n, failing on connection errors. */
-static redisReply *get_reply(redisContext *rc, char *errstr, size_t errstr_size) {
-    void *r = NULL;
+/* Queues one command routed by key (its slot on a cluster). */
+static int append(ops_redis_link_t *l, const char *key, int argc, const char **argv, char *errstr,
+                  size_t errstr_size) {
+    return ops_redis_link_append(l, key, argc, argv, NULL, errstr, errstr_size);
+}
 
-    if (redisGetReply(rc, &r) != REDIS_OK || r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
-        return NULL;
-    }
-    return r;
+static int append_key(ops_redis_link_t *l, const char *cmd, const char *key, char *errstr,
+                      size_t errstr_size) {
+    const char *argv[] = {cmd, key};
+    return append(l, key, 2, argv, errstr, errstr_size);
 }
 
 static void copy_field(char *dst, size_t size, const redisReply *v) {
@@ -152,14 +154,14 @@ static void parse_alert(const redisReply *entry, ops_stats_alert_t *a) {
 /* One pipeline: SISMEMBER, the total (or country) hash, the countries set,
  * every bucket of the three windows, the alerts; then the per-country
  * hashes in a second pipeline once the set is known. */
-int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_t now_ms,
+int ops_stats_read(ops_redis_link_t *rc, const char *op, const char *country, int64_t now_ms,
                    size_t max_alerts, ops_stats_t *out, char *errstr, size_t errstr_size) {
-    char key[OPS_KEY_MAX], ops_key[OPS_KEY_MAX];
+    char key[OPS_KEY_MAX], ops_key[OPS_KEY_MAX], count[24];
     char(*bk)[OPS_KEY_MAX] = NULL;
     redisReply *r = NULL, *set = NULL;
     size_t nb[OPS_STATS_WINDOW_COUNT], total_b = 0;
     const char *cc = country != NULL && country[0] != '\0' ? country : NULL;
-    int rc_out = -1, pending = 0;
+    int rc_out = -1;
 
     memset(out, 0, sizeof(*out));
     snprintf(out->operation, sizeof out->operation, "%s", op);
@@ -178,52 +180,50 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
         ops_err_format(errstr, errstr_size, "operation name too long");
         goto cleanup;
     }
-    redisAppendCommand(rc, "SISMEMBER %s %s", ops_key, op);
-    redisAppendCommand(rc, "HGETALL %s", key);
-    pending = 2;
+    const char *sismember[] = {"SISMEMBER", ops_key, op};
+    if (append(rc, ops_key, 3, sismember, errstr, errstr_size) != 0 ||
+        append_key(rc, "HGETALL", key, errstr, errstr_size) != 0)
+        goto cleanup;
     for (int w = 0, at = 0; w < OPS_STATS_WINDOW_COUNT; at += (int)nb[w], w++) {
         if (ops_stats_window_keys((ops_stats_window_id_t)w, op, now_ms, bk + at) < 0) {
             ops_err_format(errstr, errstr_size, "operation name too long");
             goto cleanup;
         }
-        for (size_t i = 0; i < nb[w]; i++, pending++)
-            redisAppendCommand(rc, "HGETALL %s", bk[at + i]);
+        for (size_t i = 0; i < nb[w]; i++)
+            if (append_key(rc, "HGETALL", bk[at + i], errstr, errstr_size) != 0)
+                goto cleanup;
     }
     ops_key_countries(op, key, sizeof key);
-    redisAppendCommand(rc, "SMEMBERS %s", key);
-    pending++;
+    if (append_key(rc, "SMEMBERS", key, errstr, errstr_size) != 0)
+        goto cleanup;
     ops_key_alerts(op, key, sizeof key);
-    redisAppendCommand(rc, "XREVRANGE %s + - COUNT %lu", key,
-                       (unsigned long)(max_alerts ? max_alerts : 1));
-    pending++;
+    snprintf(count, sizeof count, "%lu", (unsigned long)(max_alerts ? max_alerts : 1));
+    const char *xrev[] = {"XREVRANGE", key, "+", "-", "COUNT", count};
+    if (append(rc, key, 6, xrev, errstr, errstr_size) != 0)
+        goto cleanup;
 
     /* SISMEMBER */
-    if ((r = get_reply(rc, errstr, errstr_size)) == NULL)
+    if ((r = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
         goto cleanup;
-    pending--;
     int known = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     /* total */
-    if ((r = get_reply(rc, errstr, errstr_size)) == NULL)
+    if ((r = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
         goto cleanup;
-    pending--;
     ops_stats_add_fields(r, NULL, out->total);
     freeReplyObject(r);
     for (int w = 0; w < OPS_STATS_WINDOW_COUNT; w++) {
         for (size_t i = 0; i < nb[w]; i++) {
-            if ((r = get_reply(rc, errstr, errstr_size)) == NULL)
+            if ((r = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
                 goto cleanup;
-            pending--;
             ops_stats_add_fields(r, cc, out->window[w]);
             freeReplyObject(r);
         }
     }
-    if ((set = get_reply(rc, errstr, errstr_size)) == NULL)
+    if ((set = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
         goto cleanup;
-    pending--;
-    if ((r = get_reply(rc, errstr, errstr_size)) == NULL)
+    if ((r = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
         goto cleanup;
-    pending--;
     if (r->type == REDIS_REPLY_ARRAY && max_alerts > 0 && r->elements > 0) {
         out->alerts = calloc(r->elements, sizeof(*out->alerts));
         if (out->alerts == NULL) {
@@ -264,13 +264,12 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
             ops_stats_country_t *c = &out->countries[out->n_countries++];
             snprintf(c->cc, sizeof c->cc, "%s", m->str);
             ops_key_country(op, c->cc, key, sizeof key);
-            redisAppendCommand(rc, "HGETALL %s", key);
-            pending++;
+            if (append_key(rc, "HGETALL", key, errstr, errstr_size) != 0)
+                goto cleanup;
         }
         for (size_t i = 0; i < out->n_countries; i++) {
-            if ((r = get_reply(rc, errstr, errstr_size)) == NULL)
+            if ((r = ops_redis_link_reply(rc, errstr, errstr_size)) == NULL)
                 goto cleanup;
-            pending--;
             ops_stats_add_fields(r, NULL, out->countries[i].m);
             freeReplyObject(r);
             r = NULL;
@@ -279,13 +278,14 @@ int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_
     }
     rc_out = 0;
 cleanup:
-    /* Drain what is still pipelined so the connection stays usable. */
-    while (pending > 0 && rc->err == 0) {
-        void *x = NULL;
-        if (redisGetReply(rc, &x) != REDIS_OK)
+    /* Drain what is still pipelined so the link stays usable (after an
+     * I/O error nothing is pending any more). */
+    while (ops_redis_link_pending(rc) > 0) {
+        char ignored[128];
+        redisReply *x = ops_redis_link_reply(rc, ignored, sizeof ignored);
+        if (x == NULL)
             break;
         freeReplyObject(x);
-        pending--;
     }
     if (r != NULL)
         freeReplyObject(r);
@@ -299,7 +299,8 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int ops_stats_list(redisContext *rc, char ***opsp, size_t *np, char *errstr, size_t errstr_size) {
+int ops_stats_list(ops_redis_link_t *rc, char ***opsp, size_t *np, char *errstr,
+                   size_t errstr_size) {
     char key[OPS_KEY_MAX];
     redisReply *r;
     char **ops = NULL;
@@ -309,11 +310,10 @@ int ops_stats_list(redisContext *rc, char ***opsp, size_t *np, char *errstr, siz
     *opsp = NULL;
     *np = 0;
     ops_key_operations(key, sizeof key);
-    r = redisCommand(rc, "SMEMBERS %s", key);
-    if (r == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: %s", rc->err ? rc->errstr : "no reply");
+    const char *argv[] = {"SMEMBERS", key};
+    r = ops_redis_link_command(rc, key, 2, argv, NULL, errstr, errstr_size);
+    if (r == NULL)
         return -1;
-    }
     if (r->type != REDIS_REPLY_ARRAY) {
         ops_err_format(errstr, errstr_size, "redis: SMEMBERS %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

@@ -29,7 +29,7 @@
 #include "opstream/idset.h"
 #include "opstream/keys.h"
 #include "opstream/observe.h"
-#include "opstream/redis.h"
+#include "opstream/redis_link.h"
 #include "opstream/clock.h"
 #include "startup.h"
 
@@ -90,7 +90,7 @@ typedef struct alerter {
     const alert_opts_t *opts;
     recent_t *recent; /* ring of RECENT_ALERTS */
     size_t n_recent, recent_next;
-    redisContext *redis; /* the alert stream mirror */
+    ops_redis_link_t *redis; /* the alert stream mirror */
     ops_rule_engine_t *eng;
     ops_alert_out_t *out;
     ops_idset_t published;
@@ -130,26 +130,27 @@ static tp_t *tp_get(alerter_t *al, const char *topic, int32_t partition, bool cr
 
 /* ---- Redis (the alert stream mirror) ------------------------------------ */
 
-/* The connection, made (again) when needed. A failure is logged at most
- * every 5 s so that a Redis outage does not flood the log. */
-static redisContext *redis_get(alerter_t *al) {
-    char err[512];
-    if (al->redis != NULL)
-        return al->redis;
-    al->redis = ops_redis_connect(ops_config_get(al->opts->cfg, "opstream.redis.url"),
-                                  ops_config_get(al->opts->cfg, "opstream.redis.password.file"),
-                                  5000, err, sizeof(err));
-    if (al->redis == NULL && ops_clock_mono_ms() - al->last_redis_log_ms >= 5000) {
+/* A Redis failure, logged at most every 5 s so that an outage does not
+ * flood the log. */
+static void redis_log(alerter_t *al, const char *err) {
+    if (ops_clock_mono_ms() - al->last_redis_log_ms >= 5000) {
         logmsg("%s (retrying)", err);
         al->last_redis_log_ms = ops_clock_mono_ms();
     }
-    return al->redis;
 }
 
-static void redis_drop(alerter_t *al) {
+/* The link, made when first needed (it connects, and reconnects after a
+ * lost connection or a failover, by itself). */
+static ops_redis_link_t *redis_get(alerter_t *al) {
+    char err[512];
     if (al->redis != NULL)
-        redisFree(al->redis);
-    al->redis = NULL;
+        return al->redis;
+    al->redis = ops_redis_link_new(ops_config_get(al->opts->cfg, "opstream.redis.url"),
+                                   ops_config_get(al->opts->cfg, "opstream.redis.password.file"),
+                                   5000, err, sizeof(err));
+    if (al->redis == NULL)
+        redis_log(al, err);
+    return al->redis;
 }
 
 /* ---- what the alert topic holds ------------------------------------------ */
@@ -268,22 +269,19 @@ static int mirror(alerter_t *al, const ops_alert_t *a) {
     bool retried = false;
 
     for (;;) {
-        redisContext *c = redis_get(al);
-        if (c != NULL) {
-            if (ops_alert_out_mirror(c, a, err, sizeof(err)) >= 0)
+        ops_redis_link_t *l = redis_get(al);
+        if (l != NULL) {
+            if (ops_alert_out_mirror(l, a, err, sizeof(err)) >= 0)
                 return 0;
-            if (c->err && !retried) {
+            if (!retried) {
                 /* gone since the last alert (a restart, a failover the
-                 * runtime already said): once more on a fresh connection */
-                redis_drop(al);
+                 * runtime already said): once more, on the connection the
+                 * link makes afresh (through the sentinels, or with a new
+                 * slot map) */
                 retried = true;
                 continue;
             }
-            logmsg("%s", err);
-            /* lost, or a replica now (a failover): connect afresh, which
-             * finds the current primary through the sentinels */
-            if (c->err || ops_redis_error_wants_reconnect(err))
-                redis_drop(al);
+            redis_log(al, err);
         }
         if (g_stop)
             return -1;
@@ -461,8 +459,7 @@ int alert_run(const alert_opts_t *opts) {
 cleanup:
     ops_consumer_destroy(c);
     ops_alert_out_destroy(al.out);
-    if (al.redis != NULL)
-        redisFree(al.redis);
+    ops_redis_link_destroy(al.redis);
     ops_rule_engine_destroy(al.eng);
     free(al.alerts);
     free(al.recent);

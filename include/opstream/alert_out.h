@@ -14,6 +14,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "opstream/redis_link.h"
+
 #include "opstream/config.h"
 #include "opstream/event.h"
 
@@ -48,9 +50,11 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
  * in the Avro record (times in ms, event_ids comma-separated, country "" when
  * operation-wide), unless one of the newest 1000 entries already carries its
  * alert_id: a replay never mirrors an alert twice. One atomic script (EVAL,
- * so a restarted Redis needs no reload). 1 when added, 0 when already there,
- * -1 with errstr on a Redis error (the caller reconnects). */
-int ops_alert_out_mirror(redisContext *rc, const ops_alert_t *a, char *errstr, size_t errstr_size);
+ * so a restarted Redis needs no reload), routed by the stream's key through
+ * the link (a single server or a cluster). 1 when added, 0 when already
+ * there, -1 with errstr on a Redis error (the link reconnects by itself). */
+int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errstr,
+                         size_t errstr_size);
 
 /* Reads every alert of the alert topic, all partitions from the beginning
  * up to the high watermarks seen at the start (ops_consumer_read_to_end),

@@ -68,8 +68,18 @@ void ops_redis_link_reset(ops_redis_link_t *l);
  * say when a failover moved it. */
 void ops_redis_link_where(const ops_redis_link_t *l, char *buf, size_t size);
 
+/* Connects when needed and checks with ROLE that the server is a primary
+ * (ops_redis_check_primary): 0, or -1 with errstr. Nothing may be pending.
+ * A cluster link answers 0 at once (it routes to primaries only). */
+int ops_redis_link_check_primary(ops_redis_link_t *l, char *errstr, size_t errstr_size);
+
 /* True for a redis-cluster:// link. */
 bool ops_redis_link_is_cluster(const ops_redis_link_t *l);
+
+/* The slot router behind a redis-cluster:// link (its redirection counts,
+ * its map), NULL otherwise. Owned by the link. */
+struct ops_redis_cluster;
+struct ops_redis_cluster *ops_redis_link_cluster(ops_redis_link_t *l);
 
 #ifdef __cplusplus
 }

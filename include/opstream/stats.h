@@ -14,6 +14,7 @@
 
 #include "opstream/event.h"
 #include "opstream/keys.h"
+#include "opstream/redis_link.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,19 +67,21 @@ typedef struct ops_stats {
     size_t n_alerts;
 } ops_stats_t;
 
-/* Reads everything for op (country: NULL or "" for all) at now_ms, with up to
- * max_alerts alerts. Returns 0; 1 when the operation is not in
- * opstream:operations; 2 when country is given and is not in the
- * operation's countries set (it never reported); -1 with errstr on a Redis
- * error. *out is zeroed
- * first; free with ops_stats_free (also after an error). */
-int ops_stats_read(redisContext *rc, const char *op, const char *country, int64_t now_ms,
+/* Reads everything for op (country: NULL or "" for all) at now_ms, with up
+ * to max_alerts alerts, through the Redis link (a single server or a
+ * cluster: every key of op shares its slot). Returns 0; 1 when the
+ * operation is not in opstream:operations; 2 when country is given and is
+ * not in the operation's countries set (it never reported); -1 with errstr
+ * on a Redis error. *out is zeroed first; free with ops_stats_free (also
+ * after an error). */
+int ops_stats_read(ops_redis_link_t *rc, const char *op, const char *country, int64_t now_ms,
                    size_t max_alerts, ops_stats_t *out, char *errstr, size_t errstr_size);
 void ops_stats_free(ops_stats_t *s); /* accepts NULL */
 
 /* The operations seen, sorted. *opsp is a malloc'd array of *np malloc'd
  * strings; free with ops_stats_list_free. 0, or -1 with errstr. */
-int ops_stats_list(redisContext *rc, char ***opsp, size_t *np, char *errstr, size_t errstr_size);
+int ops_stats_list(ops_redis_link_t *rc, char ***opsp, size_t *np, char *errstr,
+                   size_t errstr_size);
 void ops_stats_list_free(char **ops, size_t n);
 
 /* Adds an HGETALL reply of a bucket into m, reading the plain metric fields

@@ -294,15 +294,18 @@ static int tc_cmp_field(const void *a, const void *b) {
 }
 
 /* Every key of the model equals Redis exactly (same fields, same values),
- * Redis has no other hash of the operation, and the sets match. Returns
- * the number of mismatches, each printed. */
-TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
-    redisContext *c = harness_redis_connect(g_redis);
+ * Redis has no other hash of the operation, and the sets match. c holds
+ * the operation's keys, ops_c the opstream:operations set (on a cluster:
+ * the primaries serving their slots). Returns the number of mismatches,
+ * each printed. */
+TC_HELPER int tc_model_compare_on(const tc_model_t *m, bool print, redisContext *c,
+                                  redisContext *ops_c) {
     int bad = 0;
     size_t keys_seen = 0;
     char pattern[OPS_KEY_MAX];
 
     assert_non_null(c);
+    assert_non_null(ops_c);
     /* Per key: fetch once, compare all its fields (fields sorted by key). */
     tc_field_t *sorted = malloc((m->n ? m->n : 1) * sizeof(*sorted));
     assert_non_null(sorted);
@@ -370,9 +373,18 @@ TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
         bad += r->integer != 1;
         freeReplyObject(r);
     }
-    r = redisCommand(c, "SISMEMBER opstream:operations %s", m->op);
+    r = redisCommand(ops_c, "SISMEMBER opstream:operations %s", m->op);
+    assert_non_null(r);
     bad += r->integer != 1;
     freeReplyObject(r);
+    return bad;
+}
+
+/* tc_model_compare_on the test's redis-server. */
+TC_HELPER int tc_model_compare(const tc_model_t *m, bool print) {
+    redisContext *c = harness_redis_connect(g_redis);
+    int bad = tc_model_compare_on(m, print, c, c);
+
     redisFree(c);
     return bad;
 }

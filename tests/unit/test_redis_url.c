@@ -81,7 +81,9 @@ static void assert_refused(const refusal_t *rows, size_t n) {
 static void bad_urls_are_refused_with_a_reason(void **state) {
     static const refusal_t rows[] = {
         {"", "empty Redis URL"},
-        {"localhost:6379", "expected redis://, unix://, redis+unix:// or redis-sentinel://"},
+        {"localhost:6379",
+         "expected redis://, unix://, redis+unix://, redis-sentinel:// or redis-cluster://"},
+        {"redis-cluster://h:7000", "reached through the Redis link"},
         {"http://localhost", "expected redis://"},
         {"rediss://h:6379", "TLS"},
         {"redis://h:0", "port '0' is not a number in 1..65535"},

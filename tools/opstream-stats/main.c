@@ -16,7 +16,7 @@
 
 #include "opstream/cli.h"
 #include "opstream/config.h"
-#include "opstream/redis.h"
+#include "opstream/redis_link.h"
 #include "opstream/stats.h"
 #include "opstream/validate.h"
 #include "opstream/clock.h"
@@ -77,8 +77,8 @@ static void usage(FILE *out) {
 }
 
 /* Reads op once. Returns an exit code; *msg says why it is not EXIT_OK. */
-static int read_stats(redisContext *rc, const char *op, const char *cc, long alerts, ops_stats_t *s,
-                      char *msg, size_t msg_size) {
+static int read_stats(ops_redis_link_t *rc, const char *op, const char *cc, long alerts,
+                      ops_stats_t *s, char *msg, size_t msg_size) {
     char err[512];
     int r = ops_stats_read(rc, op, cc, ops_clock_wall_ms(), (size_t)alerts, s, err, sizeof err);
 
@@ -102,7 +102,7 @@ static int read_stats(redisContext *rc, const char *op, const char *cc, long ale
     return EXIT_OK;
 }
 
-static int show(redisContext *rc, const char *op, const char *cc, int window, bool json,
+static int show(ops_redis_link_t *rc, const char *op, const char *cc, int window, bool json,
                 long alerts) {
     ops_stats_t s;
     char msg[768];
@@ -119,14 +119,27 @@ static int show(redisContext *rc, const char *op, const char *cc, int window, bo
     return code;
 }
 
-static redisContext *connect_redis(const ops_config_t *cfg, int timeout_ms, char *err,
-                                   size_t err_size) {
+/* The link to the deployment, reached once (PING) so that an unreachable
+ * Redis is named now. */
+static ops_redis_link_t *connect_redis(const ops_config_t *cfg, int timeout_ms, char *err,
+                                       size_t err_size) {
     char inner[512];
-    redisContext *rc = ops_redis_connect(ops_config_get(cfg, "opstream.redis.url"),
-                                         ops_config_get(cfg, "opstream.redis.password.file"),
-                                         timeout_ms, inner, sizeof inner);
-    if (rc == NULL)
+    const char *ping[] = {"PING"};
+    redisReply *r = NULL;
+    ops_redis_link_t *rc = ops_redis_link_new(ops_config_get(cfg, "opstream.redis.url"),
+                                              ops_config_get(cfg, "opstream.redis.password.file"),
+                                              timeout_ms, inner, sizeof inner);
+    if (rc != NULL &&
+        (r = ops_redis_link_command(rc, NULL, 1, ping, NULL, inner, sizeof inner)) != NULL &&
+        r->type == REDIS_REPLY_ERROR)
+        snprintf(inner, sizeof inner, "%s", r->str);
+    if (rc == NULL || r == NULL || r->type == REDIS_REPLY_ERROR) {
         snprintf(err, err_size, "cannot reach Redis (%s); check --redis or OPSTREAM_REDIS", inner);
+        ops_redis_link_destroy(rc);
+        rc = NULL;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
     return rc;
 }
 
@@ -175,8 +188,8 @@ static void draw(const char *frame, int cols, bool tty) {
 
 /* --watch: one frame a second until a signal. The operation not there yet
  * and Redis down are waiting states shown in the frame, not errors. */
-static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *op, const char *cc,
-                      int window, bool json, long alerts) {
+static int watch_loop(const ops_config_t *cfg, ops_redis_link_t **rcp, const char *op,
+                      const char *cc, int window, bool json, long alerts) {
     bool tty = isatty(STDOUT_FILENO);
     int code = EXIT_OK, told = EXIT_OK;
     bool sentinel = strncasecmp(ops_config_get(cfg, "opstream.redis.url"), "redis-sentinel://",
@@ -192,12 +205,12 @@ static int watch_loop(const ops_config_t *cfg, redisContext **rcp, const char *o
             *rcp = connect_redis(cfg, 1000, msg, sizeof msg);
         /* a redis-sentinel:// deployment: a demoted primary would go on
          * answering reads with what it held before the failover */
-        if (*rcp != NULL && sentinel && ops_redis_check_primary(*rcp, msg, sizeof msg) != 0)
+        if (*rcp != NULL && sentinel && ops_redis_link_check_primary(*rcp, msg, sizeof msg) != 0)
             code = EXIT_REDIS;
         else
             code = *rcp != NULL ? read_stats(*rcp, op, cc, alerts, &s, msg, sizeof msg) : EXIT_REDIS;
         if (code == EXIT_REDIS && *rcp != NULL) {
-            redisFree(*rcp); /* reconnect next time (a Redis restart) */
+            ops_redis_link_destroy(*rcp); /* reconnect next time (a Redis restart) */
             *rcp = NULL;
         }
         screen_size(&rows, &cols);
@@ -292,7 +305,7 @@ static int stats_option(void *opaque, int opt, const char *arg, char *err, size_
 }
 
 int main(int argc, char **argv) {
-    redisContext *rc = NULL;
+    ops_redis_link_t *rc = NULL;
     stats_cli_t c = {.window = -1, .alerts = 5};
     startup_t start = {.name = "opstream-stats",
                        .short_opts = OPS_CLI_COMMON_SHORT,
@@ -353,8 +366,7 @@ int main(int argc, char **argv) {
     }
     code = show(rc, op, cc, window, json, alerts);
 cleanup:
-    if (rc != NULL)
-        redisFree(rc);
+    ops_redis_link_destroy(rc);
     ops_config_destroy(start.cfg);
     return code;
 }
