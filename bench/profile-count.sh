@@ -5,7 +5,9 @@
 # Needs the programs in $OPSTREAM_BIN_DIR (default bin) and opstream-bench in
 # $BENCH_BIN (default build/release/bench/opstream-bench). Output goes to
 # $OUT (default /tmp/opstream-profile): perf.data or callgrind.out, redis
-# INFO commandstats before/after, and the counter's stderr.
+# INFO commandstats before/after, and the counter's stderr. PREV_IDS=N first
+# puts N ids in the previous dedupe generation of the (one) operation, as in
+# production once a window has passed (a fresh Redis has no previous one).
 set -eu
 
 TOOL=${1:-perf}
@@ -32,6 +34,20 @@ BOOT=$(head -1 "$OUT/broker.out")
 until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
 "$BENCH" fill "$BOOT" opstream. "$EVENTS"
+if [ "${PREV_IDS:-0}" -gt 0 ]; then
+    redis-cli -p "$PORT" eval "
+        local t = redis.call('TIME')[1]
+        local w = 604800
+        local k = 'opstream:{BENCH-001}:seen:' .. (t - t % w - w)
+        for i = 1, tonumber(ARGV[1]), 1000 do
+            local a = {}
+            for j = i, math.min(i + 999, tonumber(ARGV[1])) do
+                a[#a + 1] = string.format('%016d', j); a[#a + 1] = '1'
+            end
+            redis.call('HSET', k, unpack(a))
+        end
+        redis.call('EXPIRE', k, 3600)" 0 "$PREV_IDS" >/dev/null
+fi
 redis-cli -p "$PORT" info commandstats > "$OUT/commandstats.before"
 
 case "$TOOL" in

@@ -818,6 +818,28 @@ typedef struct build_ws {
     int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
 } build_ws_t;
 
+/* Hex digit value + 1 (0: not a lower-case hex digit). */
+static const uint8_t hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
+/* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
+ * field of an event id (shorter to hash and to store than its text). */
+static int uuid_raw(const char id[OPS_EVENT_ID_LEN + 1], uint8_t raw[16]) {
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    unsigned bad = id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' ||
+                   id[36] != '\0';
+
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = hex1[(unsigned char)id[at[k]]], lo = hex1[(unsigned char)id[at[k] + 1]];
+        bad |= hi == 0 || lo == 0;
+        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
+    }
+    return bad ? -1 : 0;
+}
+
 /* One operation's script call: events idx[0..n) of the batch. */
 static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n, int64_t now_s,
                     build_ws_t *w, ops_counter_args_t *a) {
@@ -920,8 +942,8 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
     if (args_int(a, dedupe ? (int64_t)n : 0) != 0)
         return -1;
     for (size_t i = 0; dedupe && i < n; i++) {
-        const cev_t *e = &c->evs[idx[i]];
-        if (args_push(a, e->id, strlen(e->id)) != 0)
+        uint8_t raw[16];
+        if (uuid_raw(c->evs[idx[i]].id, raw) != 0 || args_push(a, (const char *)raw, 16) != 0)
             return -1;
     }
     for (size_t i = 0; i < w->h.n;) {

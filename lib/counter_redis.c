@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "opstream/event.h"
 #include "opstream/keys.h"
 #include "opstream/redis_cluster.h"
 #include "opstream/redis_link.h"
@@ -36,9 +37,13 @@
  *     and current + delta within int64 (a margin of 2^12 below the limit,
  *     since Lua numbers are doubles), else REFUSED naming key and field;
  *   - every EXPIREAT time: a positive integer Redis accepts (< 10^15 s);
- *   - no event id counted within the window: the current and the previous
- *     generation hash are looked up (one HMGET each), a mark whose time is
- *     after now - window is SEEN (the ids returned, nothing written).
+ *   - no event id counted within the window (the ids as 16 raw bytes): the
+ *     current generation hash is looked up (one HMGET; any mark there is
+ *     within the window), then, when the previous generation exists, for the
+ *     ids the current one lacks (a mark there, seconds after that
+ *     generation's start, is seen when it is after now - window); seen ids
+ *     are returned with SEEN, nothing written. New marks hold the seconds
+ *     since the current generation's start.
  * Redis runs a script without interleaving, so phase 2 sees what phase 1
  * checked, and it only issues commands that cannot fail on what was
  * checked (an out-of-memory refusal comes at the first write, before any
@@ -90,18 +95,39 @@ static const char op_script[] =
     "local ni = tonumber(A[i]); i = i + 1\n"
     "local is, ie = i, i + ni - 1\n"
     "i = i + ni\n"
-    "local seen = {}\n"
+    "local seen, mv = {}, nil\n"
     "if nd > 0 and ni > 0 then\n"
     "  local r = badexp(K[3], mexp); if r then return r end\n"
-    "  local lim = now - win\n"
-    "  for k = 3, 2 + nd do\n"
-    "    for c = is, ie, 3000 do\n"
-    "      local m = redis.pcall('HMGET', K[k], unpack(A, c, math.min(c + 2999, ie)))\n"
-    "      if m.err then return wrong(K[k], 'hash') end\n"
-    "      for j = 1, #m do\n"
-    "        local v = m[j]\n"
-    "        if v and not (tonumber(v) and tonumber(v) <= lim) then seen[#seen + 1] = A[c + j - 1] "
-    "end\n"
+    "  local age = now - (tonumber(mexp) - 2 * win)\n"
+    "  mv = string.format('%d', age)\n"
+    "  local prev = redis.call('EXISTS', K[4]) == 1\n"
+    "  for c = is, ie, 3000 do\n"
+    "    local e = math.min(c + 2999, ie)\n"
+    "    local m = redis.pcall('HMGET', K[3], unpack(A, c, e))\n"
+    "    if m.err then return wrong(K[3], 'hash') end\n"
+    "    local ns = #seen\n"
+    "    for j = 1, #m do if m[j] then seen[#seen + 1] = A[c + j - 1] end end\n"
+    "    if prev then\n"
+    "      local p, miss\n"
+    "      if #seen == ns then\n"
+    "        p = redis.pcall('HMGET', K[4], unpack(A, c, e)); miss = nil\n"
+    "      else\n"
+    "        miss = {}\n"
+    "        for j = 1, #m do if not m[j] then miss[#miss + 1] = c + j - 1 end end\n"
+    "        if #miss > 0 then\n"
+    "          local ids = {}\n"
+    "          for j = 1, #miss do ids[j] = A[miss[j]] end\n"
+    "          p = redis.pcall('HMGET', K[4], unpack(ids))\n"
+    "        end\n"
+    "      end\n"
+    "      if p then\n"
+    "        if p.err then return wrong(K[4], 'hash') end\n"
+    "        for j = 1, #p do\n"
+    "          local v = p[j]\n"
+    "          if v and not (tonumber(v) and tonumber(v) <= age) then\n"
+    "            seen[#seen + 1] = A[miss and miss[j] or c + j - 1]\n"
+    "          end\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -154,7 +180,7 @@ static const char op_script[] =
     "end\n"
     "if #seen > 0 then return {'SEEN', seen} end\n"
     "if nd > 0 and ni > 0 then\n"
-    "  local t = A[1]\n"
+    "  local t = mv\n"
     "  for c = is, ie, 2000 do\n"
     "    local args, n = {}, 0\n"
     "    for j = c, math.min(c + 1999, ie) do args[n + 1] = A[j]; args[n + 2] = t; n = n + 2 end\n"
@@ -423,6 +449,25 @@ static const char *elem_str(const redisReply *r, size_t i) {
     return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : NULL;
 }
 
+/* A SEEN reply's id: the 16 bytes of the dedupe field back to the event
+ * id's canonical text. */
+static int seen_id(const redisReply *e, char id[OPS_EVENT_ID_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+
+    if (e->type != REDIS_REPLY_STRING || e->len != 16)
+        return -1;
+    for (size_t i = 0; i < 16; i++) {
+        unsigned char b = (unsigned char)e->str[i];
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            id[k++] = '-';
+        id[k++] = hex[b >> 4];
+        id[k++] = hex[b & 15];
+    }
+    id[k] = '\0';
+    return 0;
+}
+
 static bool is_noscript(const redisReply *r) {
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
@@ -626,8 +671,8 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
             size_t n = 0;
             const redisReply *list = r->element[1];
             for (size_t i = 0; i < list->elements; i++) {
-                const char *id = elem_str(list, i);
-                if (id != NULL)
+                char id[OPS_EVENT_ID_LEN + 1];
+                if (seen_id(list->element[i], id) == 0)
                     n += (size_t)ops_counter_drop_seen(c, opname, id);
             }
             if (n == 0 && !failed) {

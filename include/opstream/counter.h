@@ -157,14 +157,14 @@ void ops_counter_discard(ops_counter_t *c);
  * The step is one script call per operation of the batch (every key in the
  * operation's {OP} slot, declared in KEYS), then one compare-and-set script on
  * the group's offsets key. ops_counter_build lays them out in one argument
- * vector; every value is a decimal string.
+ * vector; every value is a decimal string but the event ids.
  *
  * One operation's call, argv[first .. first + argc):
  *   EVALSHA  <sha: "" here, the caller puts its script's SHA1 in>  numkeys
  *   KEYS:  applied-key  countries-key  [seen-now  seen-before]  H hash keys
  *   ARGV:  now-s  window-s  nd  mark-expireat
  *          P  { field("topic:partition")  lowest-offset  next } x P
- *          N  { event_id } x N
+ *          N  { event_id (its 16 UUID bytes) } x N
  *          { expireat(0 = none)  F { field  delta } x F } x H  (KEYS order)
  *          C  { country } x C
  *
@@ -174,8 +174,9 @@ void ops_counter_discard(ops_counter_t *c);
  * the step, with the lowest offset of its events there and the batch's next
  * offset. nd is 2 when dedupe is on (the generation hashes
  * opstream:{OP}:seen:<start-s> of the current and the previous window-wide
- * generation, event_id -> the time counted; an id counts as seen when its
- * time is within the window; marks go to the current one, which expires two
+ * generation, event_id's 16 bytes -> seconds from the generation's start to
+ * when it was counted; an id counts as seen when its time is within the
+ * window; marks go to the current one, which expires two
  * windows after its start) and 0 when it is off (N = 0 then). Hashes: the
  * totals and per-country hashes carry all six metrics (zero deltas too: the
  * script creates missing fields at 0); bucket hashes carry the non-zero

@@ -161,8 +161,7 @@ static bool proc_says_batch_not_applied(void *arg) {
  * of the two then loses the offsets compare-and-set ("batch not applied")
  * depends on timing: A, when B already wrote the offsets of A's partitions,
  * or B, when A's write came between B's operation steps and B's offsets
- * write. One of them must have lost it (the stale batch was tried), and
- * the counts are exact either way.
+ * write. The counts are exact either way.
  */
 static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice(void **state) {
     tc_model_t m = {0};
@@ -196,7 +195,12 @@ static void zombie_member_thawed_after_its_partitions_moved_counts_nothing_twice
     bool tried = proc_says_batch_not_applied(a) || proc_says_batch_not_applied(b);
     tc_stop(b);
     assert_int_equal(tc_model_compare(&m, true), 0);
-    assert_true(tried); /* the stale batch was tried */
+    /* Commands A wrote before Redis froze are still in Redis's socket and
+     * run when it thaws: when they were A's whole step (scripts and
+     * offsets), A's batch landed before B took over and nobody is fenced.
+     * The counts must be exact either way; the line says which path ran. */
+    print_message("zombie: %s\n", tried ? "the stale batch was tried and refused"
+                                         : "the batch landed before the freeze took hold");
     harness_proc_free(a);
     tc_model_free(&m);
 }
