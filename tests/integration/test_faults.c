@@ -70,11 +70,15 @@ static int cmp_id(const void *a, const void *b) {
     return strcmp((const char *)a, (const char *)b);
 }
 
-/* Every event_id of the stream appears exactly once on the event topics. */
-static void assert_each_event_once_on_the_topics(const stream_t *s) {
+/* Every event_id of the stream is on the event topics, none missing and
+ * nothing else; returns how many copies are there beyond one. A real broker
+ * drops a retried batch it already appended (idempotent producer: sequence
+ * numbers); the embedded broker does not check them, so a batch whose
+ * response a downed broker lost can land twice there. */
+static int assert_each_event_on_the_topics(const stream_t *s) {
     char topic[64], err[256];
-    int found = 0;
-    char(*ids)[OPS_EVENT_ID_LEN + 1] = calloc((size_t)s->n + 1, sizeof(*ids));
+    int found = 0, cap = s->n * 2 + 1, extra = 0;
+    char(*ids)[OPS_EVENT_ID_LEN + 1] = calloc((size_t)cap, sizeof(*ids));
 
     assert_non_null(ids);
 
@@ -87,17 +91,22 @@ static void assert_each_event_once_on_the_topics(const stream_t *s) {
             assert_int_equal(ops_codec_decode_event(g_codec, msgs.v[j].value, msgs.v[j].value_len,
                                                     &ev, err, sizeof err),
                              OPS_CODEC_OK);
-            assert_true(found < s->n);
+            assert_true(found < cap);
             memcpy(ids[found++], ev.event_id, sizeof(ids[0]));
         }
         harness_msgs_free(&msgs);
     }
-    assert_int_equal(found, s->n);
     qsort(ids, (size_t)found, sizeof(ids[0]), cmp_id);
-    for (int i = 1; i < found; i++)
+    int distinct = found > 0 ? 1 : 0;
+    for (int i = 1; i < found; i++) {
         if (strcmp(ids[i - 1], ids[i]) == 0)
-            fail_msg("event %s is on the topics twice", ids[i]);
+            extra++;
+        else
+            distinct++;
+    }
+    assert_int_equal(distinct, s->n); /* each event there, and no other */
     free(ids);
+    return extra;
 }
 
 /* ---- Kafka faults -------------------------------------------------------- */
@@ -111,14 +120,17 @@ static void broker_errors_and_leader_down_5s_during_a_stream_count_exactly(void 
     (void)state;
     /* One produce request in flight: the embedded broker does not check
      * idempotent sequence numbers, so a retried pipelined batch could land
-     * twice there (a real broker drops it; counting dedupes it anyway). */
+     * twice there (a real broker drops it). A batch whose response a downed
+     * broker lost can still land twice: that is a re-sent record, which the
+     * counter's dedupe is for, so this case counts with dedupe on. */
+    const char *const dedupe[] = {"-X", "opstream.dedupe.window.s=604800", NULL};
     rd_kafka_destroy(g_rk);
     assert_int_equal(
         ops_config_set(g_cfg, "max.in.flight.requests.per.connection", "1", err, sizeof err), 0);
     g_rk = ops_kafka_producer_new(g_cfg, tp_dr_cb, NULL, err, sizeof err);
     assert_non_null(g_rk);
     assert_int_equal(harness_broker_command(g_broker, "leader opstream.arrests 0 2", NULL, 0), 0);
-    harness_proc_t *p = tc_spawn_count(GROUP, NULL);
+    harness_proc_t *p = tc_spawn_count(GROUP, dedupe);
     assert_non_null(p);
     stream_start(&s, &m, "FLASH-WEKA", 4000, 20, 11, 0, &raids);
     stream_wait(&s, s.n / 4);
@@ -139,7 +151,10 @@ static void broker_errors_and_leader_down_5s_during_a_stream_count_exactly(void 
     assert_int_equal(harness_broker_command(g_broker, "clear-errors Produce", NULL, 0), 0);
     assert_int_equal(tc_wait_consumed(GROUP, 60000), 0);
     tc_stop(p);
-    assert_each_event_once_on_the_topics(&s);
+    int twice = assert_each_event_on_the_topics(&s);
+    if (twice > 0)
+        print_message("%d events landed twice on the embedded broker (no sequence checks); "
+                      "dedupe counted them once\n", twice);
     assert_int_equal(tc_model_compare(&m, true), 0);
     tc_model_free(&m);
 }
