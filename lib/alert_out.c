@@ -242,7 +242,9 @@ int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errst
                           "raised_at",
                           raised};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
-    redisReply *r = ops_redis_link_command(rc, key, argc, argv, NULL, errstr, errstr_size);
+    /* the mirror skips ids it holds: safe to send twice */
+    redisReply *r =
+        ops_redis_link_command_again(rc, key, argc, argv, NULL, errstr, errstr_size);
     int rc_out = -1;
     if (r == NULL)
         goto cleanup;

@@ -487,10 +487,7 @@ static int aux_hset(ops_consumer_t *c, const char *key, const char *field, const
 
     if (rc == NULL)
         return -1;
-    r = ops_redis_link_command(rc, key, 4, argv, NULL, err, errsize);
-    if (r == NULL) /* the server went away since the last use (a restart, a failover the
-                    * step already met): once more, on the connection the link makes afresh */
-        r = ops_redis_link_command(rc, key, 4, argv, NULL, err, errsize);
+    r = ops_redis_link_command_again(rc, key, 4, argv, NULL, err, errsize);
     if (r == NULL)
         return -1;
     if (r->type == REDIS_REPLY_INTEGER)

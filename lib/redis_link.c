@@ -140,6 +140,15 @@ redisReply *ops_redis_link_command(ops_redis_link_t *l, const char *route_key, i
     return ops_redis_link_reply(l, errstr, errstr_size);
 }
 
+redisReply *ops_redis_link_command_again(ops_redis_link_t *l, const char *route_key, int argc,
+                                         const char **argv, const size_t *argvlen, char *errstr,
+                                         size_t errstr_size) {
+    redisReply *r = ops_redis_link_command(l, route_key, argc, argv, argvlen, errstr, errstr_size);
+    if (r == NULL && ops_redis_link_pending(l) == 0)
+        r = ops_redis_link_command(l, route_key, argc, argv, argvlen, errstr, errstr_size);
+    return r;
+}
+
 size_t ops_redis_link_pending(const ops_redis_link_t *l) {
     if (l != NULL && l->cluster != NULL)
         return ops_redis_cluster_pending(l->cluster);

@@ -266,21 +266,14 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
  * (-1). */
 static int mirror(alerter_t *al, const ops_alert_t *a) {
     char err[512];
-    bool retried = false;
 
     for (;;) {
         ops_redis_link_t *l = redis_get(al);
         if (l != NULL) {
+            /* a connection gone since the last alert is made afresh
+             * inside (through the sentinels, or with a new slot map) */
             if (ops_alert_out_mirror(l, a, err, sizeof(err)) >= 0)
                 return 0;
-            if (!retried) {
-                /* gone since the last alert (a restart, a failover the
-                 * runtime already said): once more, on the connection the
-                 * link makes afresh (through the sentinels, or with a new
-                 * slot map) */
-                retried = true;
-                continue;
-            }
             redis_log(al, err);
         }
         if (g_stop)

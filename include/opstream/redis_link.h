@@ -56,6 +56,15 @@ redisReply *ops_redis_link_command(ops_redis_link_t *l, const char *route_key, i
                                    const char **argv, const size_t *argvlen, char *errstr,
                                    size_t errstr_size);
 
+/* ops_redis_link_command for a command that may run twice (it changes
+ * nothing the second time): when the connection turns out gone at this use
+ * (a Redis restart, a failover since the last command), the command is sent
+ * once more on the connection the link makes afresh, so that an outage
+ * already over is not reported. */
+redisReply *ops_redis_link_command_again(ops_redis_link_t *l, const char *route_key, int argc,
+                                         const char **argv, const size_t *argvlen, char *errstr,
+                                         size_t errstr_size);
+
 /* Commands appended whose replies were not read yet. */
 size_t ops_redis_link_pending(const ops_redis_link_t *l);
 
