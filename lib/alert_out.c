@@ -1,6 +1,6 @@
 /*
- * opstream alert output: the alert producer with synchronous delivery
- * confirmation, the duplicate-free mirror into the Redis alert stream and
+ * opstream alert output: the alert producer, whose delivery reports are
+ * waited for a round of alerts at a time, the duplicate-free mirror into the Redis alert stream and
  * the read-back of the alert topic used on start.
  */
 #include "opstream/alert_out.h"
@@ -12,11 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opstream/clock.h"
 #include "opstream/codec.h"
 #include "opstream/consumer.h"
 #include "opstream/kafka.h"
 #include "opstream/keys.h"
 #include "err_priv.h"
+
+/* One alert of the round. */
+typedef struct slot {
+    ops_alert_out_state_t state;
+    int64_t sent_ms, reported_ms; /* monotonic */
+} slot_t;
 
 struct ops_alert_out {
     const ops_config_t *cfg; /* borrowed */
@@ -24,16 +31,39 @@ struct ops_alert_out {
     rd_kafka_topic_t *rkt; /* held so the topic's metadata stays known */
     ops_codec_t *codec;
     char topic[256];
-    /* delivery report of the one message in flight */
-    bool dr_done;
-    rd_kafka_resp_err_t dr_err;
+    /* The round: the alerts sent since the last ops_alert_out_round, one
+     * slot each. A delivery report carries its round and slot in the
+     * message's opaque; a report of an earlier round (a round abandoned, a
+     * producer recreated) is ignored. */
+    uint32_t round;
+    slot_t *slots;
+    size_t n_slots, cap_slots, n_open;
+    rd_kafka_resp_err_t first_err; /* of the round's first failed report */
+    bool first_failed;
 };
+
+/* The message opaque of slot i of round r (64-bit pointers: both fit). */
+static void *slot_opaque(uint32_t r, size_t i) {
+    return (void *)(uintptr_t)(((uint64_t)r << 32) | (uint64_t)(i + 1));
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     ops_alert_out_t *out = opaque;
+    uint64_t v = (uint64_t)(uintptr_t)m->_private;
+    size_t i = (size_t)(v & 0xffffffffu);
     (void)rk;
-    out->dr_done = true;
-    out->dr_err = m->err;
+    if ((uint32_t)(v >> 32) != out->round || i == 0 || i > out->n_slots)
+        return; /* a report of an earlier round */
+    slot_t *s = &out->slots[i - 1];
+    if (s->state != OPS_ALERT_OUT_PENDING)
+        return;
+    s->state = m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? OPS_ALERT_OUT_DELIVERED : OPS_ALERT_OUT_FAILED;
+    s->reported_ms = ops_clock_mono_ms();
+    out->n_open--;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && !out->first_failed) {
+        out->first_failed = true;
+        out->first_err = m->err;
+    }
 }
 
 static int alerts_topic(const ops_config_t *cfg, char *buf, size_t size) {
@@ -102,6 +132,7 @@ void ops_alert_out_destroy(ops_alert_out_t *out) {
         rd_kafka_flush(out->rk, 5000);
     drop_producer(out);
     ops_codec_destroy(out->codec);
+    free(out->slots);
     free(out);
 }
 
@@ -109,14 +140,33 @@ const char *ops_alert_out_topic(const ops_alert_out_t *out) {
     return out->topic;
 }
 
+/* Every slot still open is failed: its report will never come (a producer
+ * recreated) or is no longer waited for. */
+static void fail_open(ops_alert_out_t *out, rd_kafka_resp_err_t err) {
+    for (size_t i = 0; i < out->n_slots && out->n_open > 0; i++) {
+        if (out->slots[i].state != OPS_ALERT_OUT_PENDING)
+            continue;
+        out->slots[i].state = OPS_ALERT_OUT_FAILED;
+        out->slots[i].reported_ms = ops_clock_mono_ms();
+        out->n_open--;
+        if (!out->first_failed) {
+            out->first_failed = true;
+            out->first_err = err;
+        }
+    }
+}
+
 /* The idempotent producer can fail fatally (fenced producer id, sequence
- * gaps). Nothing of it is usable afterwards, so it is replaced; the alert in
- * flight is then retried by the caller. */
+ * gaps). Nothing of it is usable afterwards, so it is replaced; the alerts
+ * in flight are then failed (their outcome is unknown) and the caller
+ * checks them against the topic. */
 static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_size) {
     char ferr[256];
     if (rd_kafka_fatal_error(out->rk, ferr, sizeof(ferr)) == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
+    out->round++; /* reports the old producer gives while it goes are ignored */
     drop_producer(out);
+    fail_open(out, RD_KAFKA_RESP_ERR__FATAL);
     if (make_producer(out, errstr, errstr_size) != 0) {
         drop_producer(out);
         return -1;
@@ -125,8 +175,8 @@ static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_s
     return -1;
 }
 
-int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile sig_atomic_t *stop,
-                          char *errstr, size_t errstr_size) {
+int ops_alert_out_send(ops_alert_out_t *out, const ops_alert_t *a, size_t *slotp, char *errstr,
+                       size_t errstr_size) {
     uint8_t buf[OPS_CODEC_MAX_FRAME];
     size_t len = 0;
     if (out->rk == NULL && make_producer(out, errstr, errstr_size) != 0) {
@@ -135,12 +185,22 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
     }
     if (ops_codec_encode_alert(out->codec, a, buf, sizeof(buf), &len, errstr, errstr_size) != 0)
         return -1;
-    out->dr_done = false;
-    out->dr_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (out->n_slots == out->cap_slots) {
+        size_t ncap = out->cap_slots == 0 ? 64 : out->cap_slots * 2;
+        slot_t *nv = realloc(out->slots, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            ops_err_format(errstr, errstr_size, "alert output: out of memory");
+            return -1;
+        }
+        out->slots = nv;
+        out->cap_slots = ncap;
+    }
+    size_t i = out->n_slots;
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             out->rk, RD_KAFKA_V_RKT(out->rkt), RD_KAFKA_V_KEY(a->operation, strlen(a->operation)),
-            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(slot_opaque(out->round, i)), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -151,22 +211,63 @@ int ops_alert_out_publish(ops_alert_out_t *out, const ops_alert_t *a, volatile s
         }
         rd_kafka_poll(out->rk, 50);
     }
-    /* flush-per-alert: poll until this message's report */
-    while (!out->dr_done) {
+    out->slots[i] = (slot_t){.state = OPS_ALERT_OUT_PENDING, .sent_ms = ops_clock_mono_ms()};
+    out->n_slots++;
+    out->n_open++;
+    *slotp = i;
+    return 0;
+}
+
+void ops_alert_out_poll(ops_alert_out_t *out) {
+    if (out->rk != NULL && out->n_open > 0)
+        rd_kafka_poll(out->rk, 0);
+}
+
+int ops_alert_out_wait(ops_alert_out_t *out, volatile sig_atomic_t *stop, int stop_grace_ms,
+                       char *errstr, size_t errstr_size) {
+    int64_t give_up = -1;
+    while (out->n_open > 0 && out->rk != NULL) {
         rd_kafka_poll(out->rk, 20);
-        if (stop != NULL && *stop && !out->dr_done) {
-            ops_err_format(errstr, errstr_size, "interrupted while waiting for the delivery of %s",
-                           a->alert_id);
+        if (out->n_open == 0 || stop == NULL || !*stop)
+            continue;
+        if (give_up < 0)
+            give_up = ops_clock_mono_ms() + stop_grace_ms;
+        if (ops_clock_mono_ms() >= give_up) {
+            ops_err_format(errstr, errstr_size,
+                           "interrupted while waiting for the delivery of %zu alerts", out->n_open);
             return -1;
         }
     }
-    if (out->dr_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ops_err_format(errstr, errstr_size, "alert %s not delivered to %s: %s", a->alert_id,
-                       out->topic, rd_kafka_err2str(out->dr_err));
-        recreate_if_fatal(out, errstr, errstr_size);
-        return -1;
-    }
-    return 0;
+    if (out->n_open > 0) /* no producer: their reports never come */
+        fail_open(out, RD_KAFKA_RESP_ERR__DESTROY);
+    if (!out->first_failed)
+        return 0;
+    ops_err_format(errstr, errstr_size, "alerts not delivered to %s: %s", out->topic,
+                   rd_kafka_err2str(out->first_err));
+    recreate_if_fatal(out, errstr, errstr_size);
+    return 1;
+}
+
+size_t ops_alert_out_sent(const ops_alert_out_t *out) {
+    return out->n_slots;
+}
+
+ops_alert_out_state_t ops_alert_out_state(const ops_alert_out_t *out, size_t slot,
+                                          int64_t *delivery_ms) {
+    if (slot >= out->n_slots)
+        return OPS_ALERT_OUT_FAILED;
+    const slot_t *s = &out->slots[slot];
+    if (delivery_ms != NULL)
+        *delivery_ms = s->state == OPS_ALERT_OUT_PENDING ? -1 : s->reported_ms - s->sent_ms;
+    return s->state;
+}
+
+void ops_alert_out_round(ops_alert_out_t *out) {
+    out->round++;
+    out->n_slots = 0;
+    out->n_open = 0;
+    out->first_failed = false;
+    out->first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* KEYS[1] the stream; ARGV[1] MAXLEN, ARGV[2] the alert_id, ARGV[3..] the
@@ -177,7 +278,10 @@ static const char mirror_script[] =
     "for _, e in ipairs(ents) do\n"
     "  local f = e[2]\n"
     "  for i = 1, #f, 2 do\n"
-    "    if f[i] == 'alert_id' and f[i + 1] == ARGV[2] then return 0 end\n"
+    "    if f[i] == 'alert_id' then\n"
+    "      if f[i + 1] == ARGV[2] then return 0 end\n"
+    "      break\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}\n"
@@ -185,79 +289,153 @@ static const char mirror_script[] =
     "redis.call(unpack(args))\n"
     "return 1\n";
 
-int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errstr,
-                         size_t errstr_size) {
+/* The arguments of one alert's mirror script, formatted in place. */
+#define MIRROR_ARGC 34
+typedef struct mirror_args {
     char key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
     char ws[24], we[24], raised[24];
-    char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1] = "";
+    char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1];
+    const char *argv[MIRROR_ARGC];
+} mirror_args_t;
+
+static int mirror_args(const ops_alert_t *a, mirror_args_t *m, char *errstr, size_t errstr_size) {
     const char *sev = ops_severity_name(a->severity);
-    if (ops_key_alerts(a->operation, key, sizeof(key)) < 0) {
+    if (ops_key_alerts(a->operation, m->key, sizeof(m->key)) < 0) {
         ops_err_format(errstr, errstr_size, "alert stream key too long");
         return -1;
     }
-    snprintf(maxlen, sizeof(maxlen), "%d", OPS_ALERT_STREAM_MAXLEN);
-    snprintf(observed, sizeof(observed), "%" PRId64, a->observed);
-    snprintf(baseline, sizeof(baseline), "%.15g", a->baseline);
-    snprintf(threshold, sizeof(threshold), "%.15g", a->threshold);
-    snprintf(ws, sizeof(ws), "%" PRId64, a->window_start);
-    snprintf(we, sizeof(we), "%" PRId64, a->window_end);
-    snprintf(raised, sizeof(raised), "%" PRId64, a->raised_at);
+    snprintf(m->maxlen, sizeof(m->maxlen), "%d", OPS_ALERT_STREAM_MAXLEN);
+    snprintf(m->observed, sizeof(m->observed), "%" PRId64, a->observed);
+    snprintf(m->baseline, sizeof(m->baseline), "%.15g", a->baseline);
+    snprintf(m->threshold, sizeof(m->threshold), "%.15g", a->threshold);
+    snprintf(m->ws, sizeof(m->ws), "%" PRId64, a->window_start);
+    snprintf(m->we, sizeof(m->we), "%" PRId64, a->window_end);
+    snprintf(m->raised, sizeof(m->raised), "%" PRId64, a->raised_at);
+    m->ids[0] = '\0';
     for (uint32_t i = 0; i < a->n_event_ids && i < OPS_ALERT_EVENT_IDS_MAX; i++) {
         if (i > 0)
-            strcat(ids, ",");
-        strncat(ids, a->event_ids[i], OPS_EVENT_ID_LEN);
+            strcat(m->ids, ",");
+        strncat(m->ids, a->event_ids[i], OPS_EVENT_ID_LEN);
     }
-    const char *argv[] = {"EVAL",
-                          mirror_script,
-                          "1",
-                          key,
-                          maxlen,
-                          a->alert_id,
-                          "alert_id",
-                          a->alert_id,
-                          "operation",
-                          a->operation,
-                          "country",
-                          a->has_country ? a->country : "",
-                          "rule",
-                          a->rule,
-                          "metric",
-                          a->metric,
-                          "severity",
-                          sev != NULL ? sev : "",
-                          "observed",
-                          observed,
-                          "baseline",
-                          baseline,
-                          "threshold",
-                          threshold,
-                          "window_start",
-                          ws,
-                          "window_end",
-                          we,
-                          "event_ids",
-                          ids,
-                          "summary",
-                          a->summary,
-                          "raised_at",
-                          raised};
-    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
-    /* the mirror skips ids it holds: safe to send twice */
-    redisReply *r =
-        ops_redis_link_command_again(rc, key, argc, argv, NULL, errstr, errstr_size);
-    int rc_out = -1;
+    const char *argv[MIRROR_ARGC] = {"EVAL",
+                                     mirror_script,
+                                     "1",
+                                     m->key,
+                                     m->maxlen,
+                                     a->alert_id,
+                                     "alert_id",
+                                     a->alert_id,
+                                     "operation",
+                                     a->operation,
+                                     "country",
+                                     a->has_country ? a->country : "",
+                                     "rule",
+                                     a->rule,
+                                     "metric",
+                                     a->metric,
+                                     "severity",
+                                     sev != NULL ? sev : "",
+                                     "observed",
+                                     m->observed,
+                                     "baseline",
+                                     m->baseline,
+                                     "threshold",
+                                     m->threshold,
+                                     "window_start",
+                                     m->ws,
+                                     "window_end",
+                                     m->we,
+                                     "event_ids",
+                                     m->ids,
+                                     "summary",
+                                     a->summary,
+                                     "raised_at",
+                                     m->raised};
+    memcpy(m->argv, argv, sizeof(argv));
+    return 0;
+}
+
+/* The script's answer: 1 added, 0 already there, -1 with errstr. Frees r. */
+static int mirror_reply(redisReply *r, const char *key, char *errstr, size_t errstr_size) {
+    int rc = -1;
     if (r == NULL)
-        goto cleanup;
-    if (r->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    if (r->type != REDIS_REPLY_INTEGER)
         ops_err_format(errstr, errstr_size, "redis: XADD %s: %s", key,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        goto cleanup;
+    else
+        rc = r->integer == 1 ? 1 : 0;
+    freeReplyObject(r);
+    return rc;
+}
+
+int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errstr,
+                         size_t errstr_size) {
+    mirror_args_t m;
+    if (mirror_args(a, &m, errstr, errstr_size) != 0)
+        return -1;
+    /* the mirror skips ids it holds: safe to send twice */
+    redisReply *r =
+        ops_redis_link_command_again(rc, m.key, MIRROR_ARGC, m.argv, NULL, errstr, errstr_size);
+    return mirror_reply(r, m.key, errstr, errstr_size);
+}
+
+/* Alerts per pipeline: bounds the client's buffers. */
+#define MIRROR_PIPELINE 128
+
+/* One pipeline of at most MIRROR_PIPELINE alerts: every script appended,
+ * then every reply read (all of them, also after an error reply, so that
+ * the link is left with nothing pending). Added ones counted in *added. */
+static int mirror_pipeline(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
+                           mirror_args_t *m, size_t *added, char *errstr, size_t errstr_size) {
+    char e[512];
+    int rc_out = 0;
+    size_t appended = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (mirror_args(alerts[i], &m[i], errstr, errstr_size) != 0) {
+            rc_out = -1;
+            break;
+        }
+        if (ops_redis_link_append(rc, m[i].key, MIRROR_ARGC, m[i].argv, NULL, errstr,
+                                  errstr_size) != 0) {
+            rc_out = -1;
+            break;
+        }
+        appended++;
     }
-    rc_out = r->integer == 1 ? 1 : 0;
-cleanup:
-    if (r != NULL)
-        freeReplyObject(r);
+    for (size_t i = 0; i < appended && ops_redis_link_pending(rc) > 0; i++) {
+        int r = mirror_reply(ops_redis_link_reply(rc, e, sizeof(e)), m[i].key, e, sizeof(e));
+        if (r < 0 && rc_out == 0) {
+            ops_err_format(errstr, errstr_size, "%s", e);
+            rc_out = -1;
+        }
+        if (r == 1)
+            (*added)++;
+    }
     return rc_out;
+}
+
+int ops_alert_out_mirror_many(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
+                              char *errstr, size_t errstr_size) {
+    mirror_args_t *m = calloc(n < MIRROR_PIPELINE ? (n > 0 ? n : 1) : MIRROR_PIPELINE, sizeof(*m));
+    size_t added = 0;
+    int rc_out = 0;
+    if (m == NULL) {
+        ops_err_format(errstr, errstr_size, "alert mirror: out of memory");
+        return -1;
+    }
+    for (size_t at = 0; at < n && rc_out == 0; at += MIRROR_PIPELINE) {
+        size_t k = n - at < MIRROR_PIPELINE ? n - at : MIRROR_PIPELINE;
+        rc_out = mirror_pipeline(rc, alerts + at, k, m, &added, errstr, errstr_size);
+        if (rc_out != 0 && at == 0 && ops_redis_link_pending(rc) == 0) {
+            /* a connection found gone at this use (a restart, a failover
+             * since the last alerts) is made afresh once: the scripts skip
+             * the ids they hold, so sending them again is safe */
+            rc_out = mirror_pipeline(rc, alerts + at, k, m, &added, errstr, errstr_size);
+        }
+    }
+    free(m);
+    return rc_out == 0 ? (int)added : -1;
 }
 
 /* ---- reading the alert topic back ---------------------------------------- */

@@ -86,6 +86,20 @@ typedef struct recent {
     ops_alert_t alert;
 } recent_t;
 
+/* An alert raised by a live event whose batch is not stored yet: sent to
+ * the alert topic at once (unless known as published), confirmed, mirrored
+ * and logged before the batch's offsets are stored (drain). */
+typedef struct pending {
+    ops_alert_t alert;
+    size_t tp;      /* the raising event's partition (index into tps) */
+    int64_t offset; /* and offset */
+    size_t slot;    /* in the alert output's round, when sent */
+    bool sent;      /* sent in the current round */
+    bool known;     /* published before (read back, or raised twice): not sent */
+    bool delivered; /* its delivery report said so */
+    int64_t delivery_ms;
+} pending_t;
+
 typedef struct alerter {
     const alert_opts_t *opts;
     recent_t *recent; /* ring of RECENT_ALERTS */
@@ -98,6 +112,12 @@ typedef struct alerter {
     size_t n_tps, cap_tps;
     ops_alert_t *alerts;
     size_t max_alerts;
+    pending_t *pending; /* raised since the last drain, in order */
+    size_t n_pending, cap_pending;
+    ops_idset_t queued; /* their ids, sent or not */
+    const ops_alert_t **mirror_v; /* drain's list for the mirror */
+    size_t cap_mirror;
+    char send_err[512]; /* why the last send failed */
     int64_t last_redis_log_ms;
     bool readback_said;
     /* counters for the closing line */
@@ -196,6 +216,8 @@ static int read_back(alerter_t *al) {
 
 /* ---- partition assignment ---------------------------------------------- */
 
+static int drain(alerter_t *al);
+
 /*
  * The runtime's assignment hook. First the alert topic is read to its end,
  * so that alerts the previous owner of a partition published (and had no
@@ -211,7 +233,9 @@ static int on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_li
     alerter_t *al = opaque;
     int64_t span = ops_rules_span_ms(al->opts->rules);
 
-    if (read_back(al) != 0)
+    /* alerts raised before the rebalance are published before anything
+     * is read again (the events met again only mirror them again) */
+    if (drain(al) != 0 || read_back(al) != 0)
         return -1;
     rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_copy(parts);
     bool by_time = false;
@@ -282,13 +306,14 @@ static int mirror(alerter_t *al, const ops_alert_t *a) {
     }
 }
 
-static void remember(alerter_t *al, const ops_consumer_msg_t *m, const ops_alert_t *a) {
+static void remember(alerter_t *al, const char *topic, int32_t partition, int64_t offset,
+                     const ops_alert_t *a) {
     if (al->recent == NULL)
         return;
     recent_t *r = &al->recent[al->recent_next];
-    snprintf(r->topic, sizeof(r->topic), "%s", m->topic);
-    r->partition = m->partition;
-    r->offset = m->offset;
+    snprintf(r->topic, sizeof(r->topic), "%s", topic);
+    r->partition = partition;
+    r->offset = offset;
     r->alert = *a;
     al->recent_next = (al->recent_next + 1) % RECENT_ALERTS;
     if (al->n_recent < RECENT_ALERTS)
@@ -306,54 +331,175 @@ static int remirror(alerter_t *al, const ops_consumer_msg_t *m) {
     return 0;
 }
 
-/* Publishes one alert unless it is known as published, then mirrors it into
- * Redis (the mirror skips ids it already holds). A failed publish may still
- * have reached the topic (a timeout, a producer recreated after a fatal
- * error): the alert topic is read to its end before the next attempt, so a
- * retry never publishes an id twice. Retries until done or stopped: -1 only
- * when stopping, with the message not passed. */
-static int emit(alerter_t *al, const ops_alert_t *a) {
-    char err[512];
-    int64_t t0 = ops_clock_mono_ms();
-    bool published = false;
+/* Sends one alert raised by a live event, unless its id is known as
+ * published or already raised since the last drain (then it is only
+ * mirrored again). A send that fails is tried again by the drain, after
+ * the alert topic was checked. */
+static int queue_alert(alerter_t *al, size_t tp, const ops_consumer_msg_t *m, const ops_alert_t *a) {
+    if (al->n_pending == al->cap_pending) {
+        size_t ncap = al->cap_pending == 0 ? 16 : al->cap_pending * 2;
+        pending_t *nv = realloc(al->pending, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -1;
+        al->pending = nv;
+        al->cap_pending = ncap;
+    }
+    pending_t *p = &al->pending[al->n_pending];
+    memset(p, 0, sizeof(*p));
+    p->alert = *a;
+    p->tp = tp;
+    p->offset = m->offset;
+    p->known =
+        ops_idset_has(&al->published, a->alert_id) || ops_idset_has(&al->queued, a->alert_id);
+    if (!p->known) {
+        if (ops_idset_add(&al->queued, a->alert_id) < 0)
+            return -1;
+        p->sent = ops_alert_out_send(al->out, &p->alert, &p->slot, al->send_err,
+                                     sizeof(al->send_err)) == 0;
+    }
+    al->n_pending++;
+    return 0;
+}
 
-    while (!ops_idset_has(&al->published, a->alert_id)) {
-        if (ops_alert_out_publish(al->out, a, &g_stop, err, sizeof(err)) == 0) {
-            if (ops_idset_add(&al->published, a->alert_id) < 0)
-                logmsg("out of memory remembering alert %s", a->alert_id);
-            published = true;
-            break;
+/* Waits for the delivery reports of the pending alerts. An alert not
+ * delivered (a timeout, a producer recreated: its outcome is unknown) may
+ * still be on the topic: the topic is read to its end before it is sent
+ * again, so that no id is published twice. 0 once every pending alert is
+ * on the topic; -1 when stopping. */
+static int confirm_pending(alerter_t *al) {
+    char err[512];
+
+    for (;;) {
+        int w = ops_alert_out_wait(al->out, &g_stop, ALERT_STOP_GRACE_MS, err, sizeof(err));
+        if (w < 0)
+            return -1;
+        bool all = true;
+        for (size_t i = 0; i < al->n_pending; i++) {
+            pending_t *p = &al->pending[i];
+            if (p->known || p->delivered)
+                continue;
+            if (p->sent && ops_alert_out_state(al->out, p->slot, &p->delivery_ms) ==
+                               OPS_ALERT_OUT_DELIVERED) {
+                p->delivered = true;
+                if (ops_idset_add(&al->published, p->alert.alert_id) < 0)
+                    logmsg("out of memory remembering alert %s", p->alert.alert_id);
+            } else {
+                all = false;
+            }
         }
-        logmsg("%s; checking %s before trying again", err, ops_alert_out_topic(al->out));
+        if (all)
+            break;
+        logmsg("%s; checking %s before trying again", w > 0 ? err : al->send_err,
+               ops_alert_out_topic(al->out));
         if (g_stop)
             return -1;
         sleep_ms(200);
         if (read_back(al) != 0)
             return -1;
+        ops_alert_out_round(al->out);
+        for (size_t i = 0; i < al->n_pending; i++) {
+            pending_t *p = &al->pending[i];
+            p->sent = false;
+            if (p->known || p->delivered)
+                continue;
+            if (ops_idset_has(&al->published, p->alert.alert_id)) {
+                p->known = true; /* it had reached the topic */
+                continue;
+            }
+            p->sent = ops_alert_out_send(al->out, &p->alert, &p->slot, al->send_err,
+                                         sizeof(al->send_err)) == 0;
+        }
     }
-    if (published) {
-        al->n_published++;
-        /* rule names come from the rules file: a bounded set */
-        ops_metrics_add(
-            ops_metrics_alerts(al->obs.metrics, a->rule, ops_severity_name(a->severity), NULL, 0),
-            1);
-        logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
-               ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
-               a->has_country ? a->country : "", ops_clock_mono_ms() - t0, a->summary);
-    } else {
-        al->n_already++;
-    }
-    return mirror(al, a);
+    ops_alert_out_round(al->out);
+    return 0;
 }
 
-/* A live event: rules, alerts, and its offset into the batch (the alert
- * consumer keeps no counts: the batch carries positions only). */
+/* Mirrors the pending alerts into Redis in their order, retrying until
+ * done or stopped (-1). */
+static int mirror_pending(alerter_t *al) {
+    char err[512];
+
+    if (al->cap_mirror < al->n_pending) {
+        const ops_alert_t **nv = realloc(al->mirror_v, al->n_pending * sizeof(*nv));
+        if (nv == NULL) {
+            logmsg("out of memory mirroring %zu alerts", al->n_pending);
+            return -1;
+        }
+        al->mirror_v = nv;
+        al->cap_mirror = al->n_pending;
+    }
+    for (size_t i = 0; i < al->n_pending; i++)
+        al->mirror_v[i] = &al->pending[i].alert;
+    for (;;) {
+        ops_redis_link_t *l = redis_get(al);
+        if (l != NULL && ops_alert_out_mirror_many(l, al->mirror_v, al->n_pending, err,
+                                                   sizeof(err)) >= 0)
+            return 0;
+        if (l != NULL)
+            redis_log(al, err);
+        if (g_stop)
+            return -1;
+        sleep_ms(500);
+    }
+}
+
+/*
+ * The alerts raised since the last drain: every one confirmed on the alert
+ * topic, then mirrored into Redis, logged and remembered. Runs before a
+ * batch's offsets are stored (the runtime's before_apply) and before a new
+ * assignment, so an offset is stored only once the alerts of the events
+ * below it are published. -1 when stopping: the batch is then not stored,
+ * and its events are read again on the next start (their alerts checked
+ * against the topic).
+ */
+static int drain(alerter_t *al) {
+    if (al->n_pending == 0)
+        return 0;
+    if (confirm_pending(al) != 0 || mirror_pending(al) != 0)
+        return -1;
+    for (size_t i = 0; i < al->n_pending; i++) {
+        pending_t *p = &al->pending[i];
+        const ops_alert_t *a = &p->alert;
+        const tp_t *t = &al->tps[p->tp];
+        if (p->delivered) {
+            al->n_published++;
+            /* rule names come from the rules file: a bounded set */
+            ops_metrics_add(ops_metrics_alerts(al->obs.metrics, a->rule,
+                                               ops_severity_name(a->severity), NULL, 0),
+                            1);
+            logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
+                   ops_severity_name(a->severity), a->rule, a->operation,
+                   a->has_country ? " " : "", a->has_country ? a->country : "", p->delivery_ms,
+                   a->summary);
+        } else {
+            al->n_already++;
+        }
+        remember(al, t->topic, t->partition, p->offset, a);
+    }
+    al->n_pending = 0;
+    ops_idset_clear(&al->queued);
+    return 0;
+}
+
+/* The runtime's before_apply: the batch's alerts first. */
+static int before_apply(void *opaque, ops_counter_t *batch, char *errstr, size_t errstr_size) {
+    alerter_t *al = opaque;
+    (void)batch;
+    if (drain(al) == 0)
+        return 0;
+    snprintf(errstr, errstr_size, "stopping before the alerts of the batch were confirmed");
+    return -1;
+}
+
+/* A live event: rules, alerts sent, and its offset into the batch (the
+ * alert consumer keeps no counts: the batch carries positions only). */
 static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
                                          const ops_consumer_msg_t *m, const ops_event_t *ev) {
     alerter_t *al = opaque;
     char err[512];
     tp_t *t = tp_get(al, m->topic, m->partition, true);
 
+    ops_alert_out_poll(al->out); /* delivery reports of earlier alerts */
     if (t != NULL && m->offset <= t->fed) { /* fed before a rebalance or a failover */
         if (remirror(al, m) != 0)
             return OPS_COUNTER_STALE; /* stopping: this offset is not passed */
@@ -364,9 +510,8 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
     if (n < 0)
         logmsg("%s [%" PRId32 "] offset %" PRId64 ": %s", m->topic, m->partition, m->offset, err);
     for (int i = 0; i < n && (size_t)i < al->max_alerts; i++) {
-        if (emit(al, &al->alerts[i]) != 0)
-            return OPS_COUNTER_STALE; /* stopping: this offset is not passed */
-        remember(al, m, &al->alerts[i]);
+        if (t == NULL || queue_alert(al, (size_t)(t - al->tps), m, &al->alerts[i]) != 0)
+            return OPS_COUNTER_NO_MEMORY; /* the batch is dropped and consumed again */
     }
     if (n > 0)
         ops_metrics_add(
@@ -478,6 +623,7 @@ int alert_run(const alert_opts_t *opts) {
                                 .event = on_event,
                                 .replay = on_replay,
                                 .assigned = on_assigned,
+                                .before_apply = before_apply,
                                 .primary_changed = on_primary_changed};
     ops_consumer_options_t co = {.cfg = opts->cfg,
                                  .group = opts->group,
@@ -512,7 +658,10 @@ cleanup:
     ops_rule_engine_destroy(al.eng);
     free(al.alerts);
     free(al.recent);
+    free(al.pending);
+    free(al.mirror_v);
     ops_idset_clear(&al.published);
+    ops_idset_clear(&al.queued);
     free(al.tps);
     ops_observe_stop(&al.obs);
     return rc;
