@@ -270,29 +270,70 @@ void ops_alert_out_round(ops_alert_out_t *out) {
     out->first_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-/* KEYS[1] the stream; ARGV[1] MAXLEN, ARGV[2] the alert_id, ARGV[3..] the
- * field/value pairs. Looks for the id among the newest MAXLEN entries first,
- * so a replayed alert is not mirrored twice. */
+/*
+ * KEYS[1] the stream, KEYS[2] its index (a hash: alert_id -> the id of its
+ * stream entry, and "#n", the number of ids it holds); ARGV[1] MAXLEN,
+ * ARGV[2] the alert_id, ARGV[3..] the field/value pairs. An alert whose id
+ * the index holds and whose entry the stream still has is there already,
+ * so a replayed alert is not mirrored twice: a few hash look-ups, where
+ * reading the newest MAXLEN entries cost milliseconds of Redis per alert.
+ * Without an index (a stream written before the index existed, or the
+ * index deleted) one is built from the newest MAXLEN entries first. Once
+ * the index holds twice MAXLEN ids it forgets those older than the
+ * stream's first entry. Only commands of the writer's ACL
+ * (config/redis-acl.conf) are used.
+ */
 static const char mirror_script[] =
-    "local ents = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])\n"
-    "for _, e in ipairs(ents) do\n"
-    "  local f = e[2]\n"
-    "  for i = 1, #f, 2 do\n"
-    "    if f[i] == 'alert_id' then\n"
-    "      if f[i + 1] == ARGV[2] then return 0 end\n"
-    "      break\n"
+    "local maxlen = tonumber(ARGV[1])\n"
+    "local function older(a, b)\n"
+    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
+    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n"
+    "  if am == nil or bm == nil then return false end\n"
+    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n"
+    "  return am < bm or (am == bm and as < bs)\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
+    "  local n = 0\n"
+    "  for _, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', maxlen)) do\n"
+    "    local f = e[2]\n"
+    "    for i = 1, #f, 2 do\n"
+    "      if f[i] == 'alert_id' then\n"
+    "        if redis.call('HSET', KEYS[2], f[i + 1], e[1]) == 1 then n = n + 1 end\n"
+    "        break\n"
+    "      end\n"
     "    end\n"
     "  end\n"
+    "  redis.call('HSET', KEYS[2], '#n', n)\n"
+    "end\n"
+    "local at = redis.call('HGET', KEYS[2], ARGV[2])\n"
+    "if at and string.match(at, '^%d+%-%d+$') and #redis.call('XRANGE', KEYS[1], at, at) > 0 then\n"
+    "  return 0\n"
     "end\n"
     "local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}\n"
     "for i = 3, #ARGV do args[#args + 1] = ARGV[i] end\n"
-    "redis.call(unpack(args))\n"
+    "local id = redis.call(unpack(args))\n"
+    "redis.call('HSET', KEYS[2], ARGV[2], id)\n"
+    "if redis.call('HINCRBY', KEYS[2], '#n', 1) > 2 * maxlen then\n"
+    "  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1][1]\n"
+    "  local all = redis.call('HGETALL', KEYS[2])\n"
+    "  local n = 0\n"
+    "  for i = 1, #all, 2 do\n"
+    "    if all[i] ~= '#n' then\n"
+    "      if older(all[i + 1], first) then\n"
+    "        redis.call('HDEL', KEYS[2], all[i])\n"
+    "      else\n"
+    "        n = n + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[2], '#n', n)\n"
+    "end\n"
     "return 1\n";
 
 /* The arguments of one alert's mirror script, formatted in place. */
-#define MIRROR_ARGC 34
+#define MIRROR_ARGC 35
 typedef struct mirror_args {
-    char key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
+    char key[OPS_KEY_MAX], ids_key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
     char ws[24], we[24], raised[24];
     char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1];
     const char *argv[MIRROR_ARGC];
@@ -300,7 +341,8 @@ typedef struct mirror_args {
 
 static int mirror_args(const ops_alert_t *a, mirror_args_t *m, char *errstr, size_t errstr_size) {
     const char *sev = ops_severity_name(a->severity);
-    if (ops_key_alerts(a->operation, m->key, sizeof(m->key)) < 0) {
+    if (ops_key_alerts(a->operation, m->key, sizeof(m->key)) < 0 ||
+        ops_key_alert_ids(a->operation, m->ids_key, sizeof(m->ids_key)) < 0) {
         ops_err_format(errstr, errstr_size, "alert stream key too long");
         return -1;
     }
@@ -319,8 +361,9 @@ static int mirror_args(const ops_alert_t *a, mirror_args_t *m, char *errstr, siz
     }
     const char *argv[MIRROR_ARGC] = {"EVAL",
                                      mirror_script,
-                                     "1",
+                                     "2",
                                      m->key,
+                                     m->ids_key,
                                      m->maxlen,
                                      a->alert_id,
                                      "alert_id",

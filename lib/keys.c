@@ -79,6 +79,12 @@ int ops_key_alerts(const char *op, char *buf, size_t bufsize) {
     return key_format(buf, bufsize, "opstream:{%s}:alerts", op);
 }
 
+int ops_key_alert_ids(const char *op, char *buf, size_t bufsize) {
+    if (op == NULL)
+        return -1;
+    return key_format(buf, bufsize, "opstream:{%s}:alerts:ids", op);
+}
+
 int ops_key_offsets(const char *group, char *buf, size_t bufsize) {
     if (group == NULL)
         return -1;

@@ -27,6 +27,7 @@ int ops_key_countries(const char *op, char *buf, size_t bufsize);    /* opstream
 int ops_key_minute(const char *op, int64_t ms, char *buf, size_t bufsize); /* ...:min:YYYYMMDDHHMM */
 int ops_key_hour(const char *op, int64_t ms, char *buf, size_t bufsize);   /* ...:hour:YYYYMMDDHH */
 int ops_key_alerts(const char *op, char *buf, size_t bufsize);       /* opstream:{OP}:alerts */
+int ops_key_alert_ids(const char *op, char *buf, size_t bufsize);    /* ...:alerts:ids */
 int ops_key_offsets(const char *group, char *buf, size_t bufsize);   /* opstream:offsets:{GROUP} */
 
 /* Start of the minute / hour (UTC) containing ms. Correct for negative ms. */

@@ -31,6 +31,8 @@ static void keys_are_spelled_as_the_contract_says(void **state) {
     assert_string_equal(buf, "opstream:{WEKA-II}:hour:2024093014");
     ops_key_alerts("LIBERTERRA-II", buf, sizeof buf);
     assert_string_equal(buf, "opstream:{LIBERTERRA-II}:alerts");
+    ops_key_alert_ids("LIBERTERRA-II", buf, sizeof buf);
+    assert_string_equal(buf, "opstream:{LIBERTERRA-II}:alerts:ids");
     ops_key_offsets("opstream-count", buf, sizeof buf);
     assert_string_equal(buf, "opstream:offsets:opstream-count");
 }
