@@ -1,0 +1,189 @@
+/*
+ * The alert mirror (alert_out.h) against a real redis-server: alerts land
+ * in opstream:{OP}:alerts once each, mirrored one at a time or pipelined;
+ * the index of the stream's alert ids (opstream:{OP}:alerts:ids) is built
+ * from the stream when it is missing (a stream an earlier version wrote, an
+ * index deleted), forgets the entries the stream trimmed, and an alert whose
+ * entry was trimmed is mirrored again, as before the index.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "opstream/alert_out.h"
+#include "opstream/keys.h"
+#include "opstream/redis_link.h"
+#include "opstream/rules.h"
+
+static harness_redis_t *g_redis;
+static ops_redis_link_t *g_link;
+
+static int group_setup(void **state) {
+    char err[512];
+    if (harness_group_setup_redis(state, &g_redis) != 0)
+        return -1;
+    g_link = ops_redis_link_new(g_redis->url, NULL, 5000, err, sizeof err);
+    return g_link != NULL ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+    ops_redis_link_destroy(g_link);
+    return harness_group_teardown_redis(state, &g_redis);
+}
+
+/* Alert number i of operation op, with a derived id. */
+static void make_alert(const char *op, int i, ops_alert_t *a) {
+    char inst[16];
+    ops_alert_init(a);
+    snprintf(inst, sizeof inst, "%d", i);
+    ops_alert_id_derive("mass-rescue", op, "PH", inst, a->alert_id);
+    snprintf(a->operation, sizeof a->operation, "%s", op);
+    a->has_country = true;
+    snprintf(a->country, sizeof a->country, "PH");
+    snprintf(a->rule, sizeof a->rule, "mass-rescue");
+    snprintf(a->metric, sizeof a->metric, "victims");
+    a->severity = OPS_SEVERITY_CRITICAL;
+    a->observed = 100 + i;
+    a->threshold = 50;
+    a->window_start = a->window_end = 1727654400000LL + i;
+    a->n_event_ids = 1;
+    snprintf(a->event_ids[0], sizeof a->event_ids[0], "%s", a->alert_id);
+    snprintf(a->summary, sizeof a->summary, "PH: %d victims rescued", 100 + i);
+    a->raised_at = 1727654460000LL + i;
+}
+
+static int mirror_many(ops_alert_t *v, size_t n) {
+    char err[512];
+    const ops_alert_t **p = calloc(n, sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = &v[i];
+    int added = ops_alert_out_mirror_many(g_link, p, n, err, sizeof err);
+    if (added < 0)
+        fail_msg("mirror: %s", err);
+    free(p);
+    return added;
+}
+
+static long long redis_int(const char *fmt, const char *key) {
+    redisReply *r = harness_redis_command(g_redis, fmt, key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static long long xlen(const char *op) {
+    char key[OPS_KEY_MAX];
+    ops_key_alerts(op, key, sizeof key);
+    return redis_int("XLEN %s", key);
+}
+
+/* How many entries of op's stream carry alert_id id. */
+static int entries_with(const char *op, const char *id) {
+    char key[OPS_KEY_MAX];
+    ops_key_alerts(op, key, sizeof key);
+    redisReply *r = harness_redis_command(g_redis, "XRANGE %s - +", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t e = 0; e < r->elements; e++) {
+        redisReply *f = r->element[e]->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            n += strcmp(f->element[k]->str, "alert_id") == 0 &&
+                 strcmp(f->element[k + 1]->str, id) == 0;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static void alerts_are_mirrored_once_one_at_a_time_pipelined_and_raised_twice(void **state) {
+    (void)state;
+    static ops_alert_t v[6];
+    char err[512];
+    for (int i = 0; i < 5; i++)
+        make_alert("ONCE", i, &v[i]);
+    v[5] = v[2]; /* raised twice in one batch */
+    assert_int_equal(mirror_many(v, 6), 5);
+    assert_int_equal(xlen("ONCE"), 5);
+    /* replayed: pipelined, and one at a time */
+    assert_int_equal(mirror_many(v, 6), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ops_alert_out_mirror(g_link, &v[i], err, sizeof err), 0);
+    assert_int_equal(xlen("ONCE"), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(entries_with("ONCE", v[i].alert_id), 1);
+    /* a new one after them, one at a time */
+    ops_alert_t a;
+    make_alert("ONCE", 5, &a);
+    assert_int_equal(ops_alert_out_mirror(g_link, &a, err, sizeof err), 1);
+    assert_int_equal(xlen("ONCE"), 6);
+}
+
+static void a_stream_without_its_index_is_indexed_from_its_entries(void **state) {
+    (void)state;
+    static ops_alert_t v[4];
+    char key[OPS_KEY_MAX], ids[OPS_KEY_MAX];
+    ops_key_alerts("OLDER", key, sizeof key);
+    ops_key_alert_ids("OLDER", ids, sizeof ids);
+    for (int i = 0; i < 4; i++)
+        make_alert("OLDER", i, &v[i]);
+    /* three alerts as a version without the index wrote them */
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = harness_redis_command(g_redis, "XADD %s * alert_id %s operation OLDER",
+                                              key, v[i].alert_id);
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    assert_int_equal(redis_int("EXISTS %s", ids), 0);
+    assert_int_equal(mirror_many(v, 4), 1); /* only the fourth is new */
+    assert_int_equal(xlen("OLDER"), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(entries_with("OLDER", v[i].alert_id), 1);
+    /* the index deleted: built again, nothing added twice */
+    assert_int_equal(redis_int("DEL %s", ids), 1);
+    assert_int_equal(mirror_many(v, 4), 0);
+    assert_int_equal(xlen("OLDER"), 4);
+    assert_int_equal(redis_int("HLEN %s", ids), 5); /* four ids and "#n" */
+}
+
+static void the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again(
+    void **state) {
+    (void)state;
+    enum { N = 3 * OPS_ALERT_STREAM_MAXLEN };
+    static ops_alert_t v[N];
+    char ids[OPS_KEY_MAX];
+    ops_key_alert_ids("MANY", ids, sizeof ids);
+    for (int i = 0; i < N; i++)
+        make_alert("MANY", i, &v[i]);
+    assert_int_equal(mirror_many(v, N), N);
+    long long len = xlen("MANY");
+    assert_true(len >= OPS_ALERT_STREAM_MAXLEN && len < N);
+    long long held = redis_int("HLEN %s", ids) - 1;
+    assert_true(held >= len);
+    assert_true(held <= 2 * OPS_ALERT_STREAM_MAXLEN);
+    /* the oldest one is gone from the stream: mirrored again (at the end);
+     * the newest is there: not */
+    assert_int_equal(entries_with("MANY", v[0].alert_id), 0);
+    assert_int_equal(mirror_many(&v[0], 1), 1);
+    assert_int_equal(entries_with("MANY", v[0].alert_id), 1);
+    assert_int_equal(mirror_many(&v[N - 1], 1), 0);
+    assert_int_equal(entries_with("MANY", v[N - 1].alert_id), 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(alerts_are_mirrored_once_one_at_a_time_pipelined_and_raised_twice),
+        cmocka_unit_test(a_stream_without_its_index_is_indexed_from_its_entries),
+        cmocka_unit_test(the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
