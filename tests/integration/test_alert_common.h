@@ -146,6 +146,15 @@ TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, 
     return out;
 }
 
+/* Every broker of the embedded cluster answers ms later (0: at once). */
+TA_HELPER void set_rtt(int ms) {
+    char cmd[64];
+    for (int b = 1; b <= 3; b++) {
+        snprintf(cmd, sizeof(cmd), "rtt %d %d", b, ms);
+        assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
+    }
+}
+
 /* ---- observing the consumer -------------------------------------------------- */
 
 TA_HELPER int64_t events_on_topics(void) {
@@ -192,8 +201,8 @@ TA_HELPER bool proc_assigned(void *arg) {
 }
 
 /* Starts opstream-alert with the shipped rules and extra (NULL-terminated
- * more arguments, or NULL), and waits for its partitions. */
-TA_HELPER harness_proc_t *start_alert_with(const char *group, const char *const *extra) {
+ * more arguments, or NULL); does not wait for it. */
+TA_HELPER harness_proc_t *spawn_alert_with(const char *group, const char *const *extra) {
     const char *argv[32] = {"opstream-alert",
                             "-b",
                             g_broker->bootstrap,
@@ -209,6 +218,12 @@ TA_HELPER harness_proc_t *start_alert_with(const char *group, const char *const 
     argv[n] = NULL;
     harness_proc_t *p = harness_spawn(argv, NULL, 0);
     assert_non_null(p);
+    return p;
+}
+
+/* spawn_alert_with, then waits for its partitions. */
+TA_HELPER harness_proc_t *start_alert_with(const char *group, const char *const *extra) {
+    harness_proc_t *p = spawn_alert_with(group, extra);
     if (harness_wait_until(proc_assigned, p, 60000) != 0) {
         char *err = harness_proc_stderr(p);
         fail_msg("opstream-alert got no partitions; stderr:\n%s", err != NULL ? err : "");

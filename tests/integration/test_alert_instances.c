@@ -66,14 +66,6 @@ static bool someone_says(void *arg) {
     return false;
 }
 
-static void set_rtt(int ms) {
-    char cmd[64];
-    for (int b = 1; b <= 3; b++) {
-        snprintf(cmd, sizeof(cmd), "rtt %d %d", b, ms);
-        assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
-    }
-}
-
 static void
 three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void **state) {
     (void)state;
