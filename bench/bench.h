@@ -119,9 +119,29 @@ int bench_count_run(bench_env_t *e, const char *prefix, const char *group, int n
 
 /* opstream-alert (group, config/alerts.conf) on prefix's topics: events/s
  * and events per CPU-second from the moment a tenth was handled (by its
- * offsets stored in Redis) over the next 100,000 events or to the end. */
+ * offsets stored in Redis) to the end. */
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu);
+
+/* opstream-alert under the simulator's traffic: opstream-simulate at rate
+ * events/s for secs seconds (operation BENCH-SOAK, live event times) into
+ * prefix's topics while opstream-alert (config/alerts.conf) consumes them,
+ * watched once a second. */
+typedef struct bench_soak {
+    double achieved_eps; /* events the simulator delivered / secs */
+    int64_t lag_end;     /* high watermarks - stored offsets when the simulator ended (the
+                          * offsets read first: an upper bound) */
+    int64_t lag_max;     /* the highest lag sampled from rss_at_s on */
+    double drain_s;      /* seconds from the end of the traffic to lag 0 (-1: not within 60 s) */
+    double rss_ref_mib;  /* VmRSS at rss_at_s */
+    double rss_max_mib;  /* the highest VmRSS sampled from then on */
+    double rss_end_mib;  /* VmRSS at the end of the traffic */
+    double cpu_pct;      /* opstream-alert's CPU over the traffic, % of one core */
+    int64_t alerts;      /* alerts on the alert topic */
+} bench_soak_t;
+
+int bench_soak_run(bench_env_t *e, const char *prefix, double rate, double secs, double rss_at_s,
+                   bench_soak_t *out);
 
 /* The poll-and-discard consumer as its own process (this program's
  * "discard" mode). eps and eps_cpu as above. */

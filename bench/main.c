@@ -25,10 +25,13 @@ typedef struct sizes {
     int64_t ids_high; /* distinct ids in Redis before the "high" rounds */
     double latency_s;
     size_t program_events;
+    double soak_s, soak_rss_at_s; /* the alert soak: its length, when RSS is taken first */
 } sizes_t;
 
-static const sizes_t full_sizes = {200000, 400000, 300000, 100000, 300000, 1000000, 5.0, 100000};
-static const sizes_t quick_sizes = {30000, 60000, 40000, 20000, 40000, 100000, 2.0, 20000};
+static const sizes_t full_sizes = {200000,  400000, 300000, 100000, 300000,
+                                   1000000, 5.0,    100000, 300.0,  60.0};
+static const sizes_t quick_sizes = {30000, 60000, 40000, 20000, 40000, 100000, 2.0, 20000,
+                                    20.0,  5.0};
 
 /* One reported figure: median of its runs, optional target. */
 typedef struct figure {
@@ -101,8 +104,8 @@ static void print_row(FILE *out, const figure_t *f) {
             f->target_text ? f->target_text : "", verdict(f));
 }
 
-static const char *const g_sections[] = {"producer", "counter",  "latency", "memory",
-                                         "growth",   "programs", NULL};
+static const char *const g_sections[] = {"producer", "counter",  "latency", "soak",
+                                         "memory",   "growth",   "programs", NULL};
 
 static void print_table(FILE *out) {
     fprintf(out, "%-10s %-44s %14s %-10s %-14s %s\n", "", "figure", "median", "unit", "target", "");
@@ -431,6 +434,37 @@ static void bench_latency(bench_env_t *e, const sizes_t *z) {
     target("latency", "produce->alert p99 (10k ev/s load)", "<= 50", 50, false);
 }
 
+/* opstream-alert under the simulator's traffic at 10,000 events/s: one run
+ * (it lasts soak_s), so each figure is that run's value. */
+static void bench_soak(bench_env_t *e, const sizes_t *z) {
+    bench_soak_t s;
+
+    if (bench_create_topics(e->broker, "b.soak.") != 0)
+        return failed("soak topics");
+    if (bench_soak_run(e, "b.soak.", 10000, z->soak_s, z->soak_rss_at_s, &s) != 0)
+        return failed("soak run");
+    add("soak", "simulator rate achieved (asked 10,000)", "ev/s", s.achieved_eps);
+    add("soak", "opstream-alert lag when the traffic ended", "events", (double)s.lag_end);
+    add("soak", z->soak_rss_at_s >= 60 ? "highest lag after 1 min" : "highest lag after 5 s (quick)",
+        "events", (double)s.lag_max);
+    add("soak", "caught up after the traffic ended", "s", s.drain_s);
+    add("soak", z->soak_rss_at_s >= 60 ? "RSS at 1 min" : "RSS at 5 s (quick)", "MiB",
+        s.rss_ref_mib);
+    add("soak", "RSS at the end", "MiB", s.rss_end_mib);
+    add("soak", "RSS growth from then on (highest - first)", "MiB", s.rss_max_mib - s.rss_ref_mib);
+    add("soak", "alerts raised", "", (double)s.alerts);
+    add("soak", "alerts per second", "/s", (double)s.alerts / z->soak_s);
+    add("soak", "opstream-alert CPU", "% core", s.cpu_pct);
+    bench_log("soak: %.0f ev/s for %.0f s, lag at the end %lld (highest %lld), caught up in %.2f "
+              "s, RSS %.1f -> %.1f MiB (highest %.1f), %lld alerts, %.1f%% of a core",
+              s.achieved_eps, z->soak_s, (long long)s.lag_end, (long long)s.lag_max, s.drain_s,
+              s.rss_ref_mib, s.rss_end_mib, s.rss_max_mib, (long long)s.alerts, s.cpu_pct);
+    target("soak", "simulator rate achieved (asked 10,000)", ">= 9500", 9500, true);
+    target("soak", "opstream-alert lag when the traffic ended", "<= 10000", 10000, false);
+    target("soak", "caught up after the traffic ended", "<= 5", 5, false);
+    target("soak", "RSS growth from then on (highest - first)", "<= 4", 4, false);
+}
+
 /* Runs a program to its end, sampling its peak RSS while it runs. Returns
  * wall seconds, or -1. */
 static double run_program(const char *const argv[], long *peak_kib) {
@@ -612,14 +646,16 @@ static void usage(FILE *out) {
             "       opstream-bench discard BOOTSTRAP PREFIX GROUP MESSAGES   (internal)\n"
             "\n"
             "Starts opstream-broker and a redis-server, measures the producer, the\n"
-            "counter, latencies, memory and growth, prints a table (median of N runs,\n"
+            "counter, latencies, memory, growth and opstream-alert's staying power,\n"
+            "prints a table (median of N runs,\n"
             "target, PASS/MISS) and writes the figures as JSON.\n"
             "\n"
             "Options:\n"
             "  --quick      small sizes and one run: a sanity check, not figures\n"
             "  --runs N     runs per figure (default 3, at most %d)\n"
             "  --json FILE  where to write the figures (default bench/results.json)\n"
-            "  --only LIST  only these sections: producer,counter,growth,latency,programs\n"
+            "  --only LIST  only these sections: producer,counter,growth,latency,programs,\n"
+            "               soak (opstream-alert under 10,000 events/s for 5 minutes)\n"
             "\n"
             "Environment: OPSTREAM_BIN_DIR (the programs; default bin), TMPDIR.\n"
             "Exit codes: 0 every measurement ran, 1 one or more failed, 2 usage.\n"
@@ -699,6 +735,8 @@ int main(int argc, char **argv) {
         bench_latency(&e, z);
     if (want(only, "programs"))
         bench_programs(&e, z);
+    if (want(only, "soak"))
+        bench_soak(&e, z);
     add_rss("memory", "peak RSS of opstream-count (all runs)", e.rss_count_kib);
     add_rss("memory", "peak RSS of opstream-alert", e.rss_alert_kib);
     bench_readers(&e, want(only, "latency"),

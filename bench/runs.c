@@ -316,7 +316,6 @@ cleanup:
 
 /* ---- alert throughput ----------------------------------------------------- */
 
-#define ALERT_SPAN 100000 /* events measured per alert run */
 
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu) {
@@ -337,9 +336,9 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
         (base = offsets_sum(c, group)) < 0 ||
         (p = spawn_consumer(e, "opstream-alert", prefix, group, more)) == NULL)
         goto cleanup;
-    /* From a tenth on, ALERT_SPAN events (or to the end): enough for the
-     * CPU figure, without the minutes a slow alerter takes for them all. */
-    if (wait_stored(p, c, group, base, high, base + (high - base) / 10 + ALERT_SPAN, &sr) != 0)
+    /* From a tenth on to the end: /proc's CPU times tick every 10 ms, and
+     * the alerter takes well under a second for the rest. */
+    if (wait_stored(p, c, group, base, high, 0, &sr) != 0)
         goto cleanup;
     rss = bench_rss_kib(p->pid, true);
     if (stop_clean(p) != 0)
@@ -354,6 +353,168 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
     keep_peak(&e->rss_alert_kib, rss);
     rc = 0;
 cleanup:
+    return end_run(rc, p, c);
+}
+
+/* ---- alert soak ---------------------------------------------------------- */
+
+/* Sum of the high watermarks of prefix's event topics (rk: any client of
+ * the broker), or -1. */
+static int64_t event_highs(rd_kafka_t *rk, const char *prefix) {
+    char name[256];
+    int64_t sum = 0;
+
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        ops_topic_name(prefix, (ops_kind_t)k, name, sizeof name);
+        for (int p = 0; p < BENCH_PARTITIONS; p++) {
+            int64_t lo, hi;
+            if (rd_kafka_query_watermark_offsets(rk, name, p, &lo, &hi, 10000) != 0)
+                return -1;
+            sum += hi;
+        }
+    }
+    return sum;
+}
+
+/* Messages on the topic named prefix + "alerts" (all partitions), or -1. */
+static int64_t alerts_on_topic(rd_kafka_t *rk, const char *prefix) {
+    char name[256];
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t;
+    int64_t sum = 0;
+
+    snprintf(name, sizeof name, "%salerts", prefix);
+    if ((t = rd_kafka_topic_new(rk, name, NULL)) == NULL)
+        return -1;
+    if (rd_kafka_metadata(rk, 0, t, &md, 10000) != 0 || md->topic_cnt != 1) {
+        sum = -1;
+        goto cleanup;
+    }
+    for (int p = 0; p < md->topics[0].partition_cnt && sum >= 0; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(rk, name, md->topics[0].partitions[p].id, &lo, &hi,
+                                             10000) != 0)
+            sum = -1;
+        else
+            sum += hi - lo;
+    }
+cleanup:
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return sum;
+}
+
+static bool says(harness_proc_t *p, const char *what) {
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, what) != NULL;
+
+    free(err);
+    return yes;
+}
+
+/* The simulator's closing line "generated N, delivered N, failed N". */
+static int64_t sim_delivered(harness_proc_t *p) {
+    char *err = harness_proc_stderr(p);
+    const char *at = err != NULL ? strstr(err, "delivered ") : NULL;
+    int64_t n = at != NULL ? strtoll(at + strlen("delivered "), NULL, 10) : -1;
+
+    free(err);
+    return n;
+}
+
+int bench_soak_run(bench_env_t *e, const char *prefix, double rate, double secs, double rss_at_s,
+                   bench_soak_t *out) {
+    const char *src = getenv("OPSTREAM_SRC_DIR");
+    char rules[HARNESS_PATH_MAX], rate_s[32], dur_s[32], px[300];
+    redisContext *c = harness_redis_connect(e->redis);
+    harness_proc_t *p = NULL, *sim = NULL;
+    rd_kafka_t *rk = NULL;
+    int64_t t0, t_end = 0, cpu0, cpu1, high = 0, stored = 0;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    snprintf(rules, sizeof rules, "%s/config/alerts.conf", src != NULL ? src : ".");
+    snprintf(rate_s, sizeof rate_s, "%.0f", rate);
+    snprintf(dur_s, sizeof dur_s, "%.0f", secs);
+    snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
+    const char *more[] = {"--rules", rules, NULL};
+    const char *simv[] = {"opstream-simulate", "-b",        e->broker->bootstrap, "-X", px,
+                          "--operation",       "BENCH-SOAK", "--rate",            rate_s,
+                          "--duration",        dur_s,        "--seed",            "7",  NULL};
+    if (c == NULL || (rk = bench_producer_new(e->broker->bootstrap, NULL, NULL, NULL)) == NULL ||
+        (p = spawn_consumer(e, "opstream-alert", prefix, "bench-soak", more)) == NULL)
+        goto cleanup;
+    for (int64_t d = bench_now_us() + 60000000; !says(p, "assigned"); sleep_us(20000)) {
+        if (bench_now_us() > d || !harness_proc_running(p)) {
+            bench_log("soak: opstream-alert got no partitions");
+            goto cleanup;
+        }
+    }
+    if ((sim = harness_spawn(simv, NULL, 0)) == NULL)
+        goto cleanup;
+    t0 = bench_now_us();
+    cpu0 = bench_cpu_ms(p->pid);
+    /* Once a second: lag, RSS. The run ends when the simulator does. */
+    for (int64_t next = t0 + 1000000;; next += 1000000) {
+        bool running = harness_proc_running(sim);
+        /* the offsets first: the lag is an upper bound (it includes what
+         * arrived while the 64 watermarks were read) */
+        if ((stored = offsets_sum(c, "bench-soak")) < 0 || (high = event_highs(rk, prefix)) < 0 ||
+            !harness_proc_running(p)) {
+            bench_log("soak: opstream-alert or the broker stopped answering");
+            goto cleanup;
+        }
+        int64_t lag = high - stored;
+        long rss = bench_rss_kib(p->pid, false);
+        double at = (double)(bench_now_us() - t0) / 1e6;
+        if (at >= rss_at_s && lag > out->lag_max)
+            out->lag_max = lag;
+        if (out->rss_ref_mib == 0 && at >= rss_at_s)
+            out->rss_ref_mib = (double)rss / 1024.0;
+        if (out->rss_ref_mib > 0 && (double)rss / 1024.0 > out->rss_max_mib)
+            out->rss_max_mib = (double)rss / 1024.0;
+        if (((int64_t)at) % 30 == 0)
+            bench_log("soak %3.0f s: %lld events, lag %lld, RSS %.1f MiB", at, (long long)high,
+                      (long long)lag, (double)rss / 1024.0);
+        if (!running) {
+            t_end = bench_now_us();
+            out->lag_end = lag;
+            out->rss_end_mib = (double)rss / 1024.0;
+            break;
+        }
+        if (at > secs + 120) {
+            bench_log("soak: opstream-simulate did not end");
+            goto cleanup;
+        }
+        int64_t now = bench_now_us();
+        if (next > now)
+            sleep_us(next - now);
+    }
+    cpu1 = bench_cpu_ms(p->pid);
+    out->achieved_eps = (double)sim_delivered(sim) / secs;
+    if (harness_proc_exit_code(sim) != 0 || out->achieved_eps <= 0) {
+        bench_log("soak: opstream-simulate exited %d", harness_proc_exit_code(sim));
+        goto cleanup;
+    }
+    /* How long opstream-alert takes for what is left once the traffic ends. */
+    for (int64_t d = t_end + 60000000; stored < high; sleep_us(20000)) {
+        if ((stored = offsets_sum(c, "bench-soak")) < 0 || bench_now_us() > d)
+            break;
+    }
+    out->drain_s = stored >= high ? (double)(bench_now_us() - t_end) / 1e6 : -1;
+    out->cpu_pct = (double)(cpu1 - cpu0) * 1000.0 / (double)(t_end - t0) * 100.0;
+    out->alerts = alerts_on_topic(rk, prefix);
+    keep_peak(&e->rss_alert_kib, bench_rss_kib(p->pid, true));
+    if (stop_clean(p) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    if (sim != NULL && harness_proc_running(sim))
+        harness_proc_stop(sim, 15000);
+    harness_proc_free(sim);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
     return end_run(rc, p, c);
 }
 
