@@ -447,7 +447,10 @@ static void bench_soak(bench_env_t *e, const sizes_t *z) {
     add("soak", "opstream-alert lag when the traffic ended", "events", (double)s.lag_end);
     add("soak", z->soak_rss_at_s >= 60 ? "highest lag after 1 min" : "highest lag after 5 s (quick)",
         "events", (double)s.lag_max);
-    add("soak", "caught up after the traffic ended", "s", s.drain_s);
+    if (s.drain_s >= 0)
+        add("soak", "caught up after the traffic ended", "s", s.drain_s);
+    else
+        (void)fig("soak", "caught up after the traffic ended", "s"); /* not within 60 s: n/a */
     add("soak", z->soak_rss_at_s >= 60 ? "RSS at 1 min" : "RSS at 5 s (quick)", "MiB",
         s.rss_ref_mib);
     add("soak", "RSS at the end", "MiB", s.rss_end_mib);
