@@ -30,8 +30,8 @@ typedef struct sizes {
 
 static const sizes_t full_sizes = {200000,  400000, 300000, 100000, 300000,
                                    1000000, 5.0,    100000, 300.0,  60.0};
-static const sizes_t quick_sizes = {30000, 60000, 40000, 20000, 40000, 100000, 2.0, 20000,
-                                    20.0,  5.0};
+static const sizes_t quick_sizes = {30000,  60000, 40000, 20000, 40000,
+                                    100000, 2.0,   20000, 20.0,  5.0};
 
 /* One reported figure: median of its runs, optional target. */
 typedef struct figure {
@@ -104,8 +104,8 @@ static void print_row(FILE *out, const figure_t *f) {
             f->target_text ? f->target_text : "", verdict(f));
 }
 
-static const char *const g_sections[] = {"producer", "counter",  "latency", "soak",
-                                         "memory",   "growth",   "programs", NULL};
+static const char *const g_sections[] = {"producer", "counter", "latency",  "soak",
+                                         "memory",   "growth",  "programs", NULL};
 
 static void print_table(FILE *out) {
     fprintf(out, "%-10s %-44s %14s %-10s %-14s %s\n", "", "figure", "median", "unit", "target", "");
@@ -445,7 +445,8 @@ static void bench_soak(bench_env_t *e, const sizes_t *z) {
         return failed("soak run");
     add("soak", "simulator rate achieved (asked 10,000)", "ev/s", s.achieved_eps);
     add("soak", "opstream-alert lag when the traffic ended", "events", (double)s.lag_end);
-    add("soak", z->soak_rss_at_s >= 60 ? "highest lag after 1 min" : "highest lag after 5 s (quick)",
+    add("soak",
+        z->soak_rss_at_s >= 60 ? "highest lag after 1 min" : "highest lag after 5 s (quick)",
         "events", (double)s.lag_max);
     if (s.drain_s >= 0)
         add("soak", "caught up after the traffic ended", "s", s.drain_s);

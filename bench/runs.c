@@ -316,7 +316,6 @@ cleanup:
 
 /* ---- alert throughput ----------------------------------------------------- */
 
-
 int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
                     double *eps_cpu) {
     const char *src = getenv("OPSTREAM_SRC_DIR");
@@ -439,9 +438,20 @@ int bench_soak_run(bench_env_t *e, const char *prefix, double rate, double secs,
     snprintf(dur_s, sizeof dur_s, "%.0f", secs);
     snprintf(px, sizeof px, "opstream.topic.prefix=%s", prefix);
     const char *more[] = {"--rules", rules, NULL};
-    const char *simv[] = {"opstream-simulate", "-b",        e->broker->bootstrap, "-X", px,
-                          "--operation",       "BENCH-SOAK", "--rate",            rate_s,
-                          "--duration",        dur_s,        "--seed",            "7",  NULL};
+    const char *simv[] = {"opstream-simulate",
+                          "-b",
+                          e->broker->bootstrap,
+                          "-X",
+                          px,
+                          "--operation",
+                          "BENCH-SOAK",
+                          "--rate",
+                          rate_s,
+                          "--duration",
+                          dur_s,
+                          "--seed",
+                          "7",
+                          NULL};
     if (c == NULL || (rk = bench_producer_new(e->broker->bootstrap, NULL, NULL, NULL)) == NULL ||
         (p = spawn_consumer(e, "opstream-alert", prefix, "bench-soak", more)) == NULL)
         goto cleanup;

@@ -57,7 +57,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     slot_t *s = &out->slots[i - 1];
     if (s->state != OPS_ALERT_OUT_PENDING)
         return;
-    s->state = m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? OPS_ALERT_OUT_DELIVERED : OPS_ALERT_OUT_FAILED;
+    s->state =
+        m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? OPS_ALERT_OUT_DELIVERED : OPS_ALERT_OUT_FAILED;
     s->reported_ms = ops_clock_mono_ms();
     out->n_open--;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && !out->first_failed) {
@@ -333,7 +334,8 @@ static const char mirror_script[] =
 /* The arguments of one alert's mirror script, formatted in place. */
 #define MIRROR_ARGC 35
 typedef struct mirror_args {
-    char key[OPS_KEY_MAX], ids_key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40], threshold[40];
+    char key[OPS_KEY_MAX], ids_key[OPS_KEY_MAX], maxlen[16], observed[24], baseline[40],
+        threshold[40];
     char ws[24], we[24], raised[24];
     char ids[OPS_ALERT_EVENT_IDS_MAX * (OPS_EVENT_ID_LEN + 1) + 1];
     const char *argv[MIRROR_ARGC];

@@ -114,7 +114,7 @@ typedef struct alerter {
     size_t max_alerts;
     pending_t *pending; /* raised since the last drain, in order */
     size_t n_pending, cap_pending;
-    ops_idset_t queued; /* their ids, sent or not */
+    ops_idset_t queued;           /* their ids, sent or not */
     const ops_alert_t **mirror_v; /* drain's list for the mirror */
     size_t cap_mirror;
     char send_err[512]; /* why the last send failed */
@@ -335,7 +335,8 @@ static int remirror(alerter_t *al, const ops_consumer_msg_t *m) {
  * published or already raised since the last drain (then it is only
  * mirrored again). A send that fails is tried again by the drain, after
  * the alert topic was checked. */
-static int queue_alert(alerter_t *al, size_t tp, const ops_consumer_msg_t *m, const ops_alert_t *a) {
+static int queue_alert(alerter_t *al, size_t tp, const ops_consumer_msg_t *m,
+                       const ops_alert_t *a) {
     if (al->n_pending == al->cap_pending) {
         size_t ncap = al->cap_pending == 0 ? 16 : al->cap_pending * 2;
         pending_t *nv = realloc(al->pending, ncap * sizeof(*nv));
@@ -378,8 +379,8 @@ static int confirm_pending(alerter_t *al) {
             pending_t *p = &al->pending[i];
             if (p->known || p->delivered)
                 continue;
-            if (p->sent && ops_alert_out_state(al->out, p->slot, &p->delivery_ms) ==
-                               OPS_ALERT_OUT_DELIVERED) {
+            if (p->sent &&
+                ops_alert_out_state(al->out, p->slot, &p->delivery_ms) == OPS_ALERT_OUT_DELIVERED) {
                 p->delivered = true;
                 if (ops_idset_add(&al->published, p->alert.alert_id) < 0)
                     logmsg("out of memory remembering alert %s", p->alert.alert_id);
@@ -432,8 +433,8 @@ static int mirror_pending(alerter_t *al) {
         al->mirror_v[i] = &al->pending[i].alert;
     for (;;) {
         ops_redis_link_t *l = redis_get(al);
-        if (l != NULL && ops_alert_out_mirror_many(l, al->mirror_v, al->n_pending, err,
-                                                   sizeof(err)) >= 0)
+        if (l != NULL &&
+            ops_alert_out_mirror_many(l, al->mirror_v, al->n_pending, err, sizeof(err)) >= 0)
             return 0;
         if (l != NULL)
             redis_log(al, err);
@@ -468,9 +469,8 @@ static int drain(alerter_t *al) {
                                                ops_severity_name(a->severity), NULL, 0),
                             1);
             logmsg("alert %s %s %s %s%s%s (delivered in %" PRId64 " ms): %s", a->alert_id,
-                   ops_severity_name(a->severity), a->rule, a->operation,
-                   a->has_country ? " " : "", a->has_country ? a->country : "", p->delivery_ms,
-                   a->summary);
+                   ops_severity_name(a->severity), a->rule, a->operation, a->has_country ? " " : "",
+                   a->has_country ? a->country : "", p->delivery_ms, a->summary);
         } else {
             al->n_already++;
         }
@@ -499,7 +499,7 @@ static ops_counter_add_result_t on_event(void *opaque, ops_counter_t *batch,
     char err[512];
     tp_t *t = tp_get(al, m->topic, m->partition, true);
 
-    ops_alert_out_poll(al->out); /* delivery reports of earlier alerts */
+    ops_alert_out_poll(al->out);            /* delivery reports of earlier alerts */
     if (t != NULL && m->offset <= t->fed) { /* fed before a rebalance or a failover */
         if (remirror(al, m) != 0)
             return OPS_COUNTER_STALE; /* stopping: this offset is not passed */

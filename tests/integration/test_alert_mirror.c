@@ -138,8 +138,8 @@ static void a_stream_without_its_index_is_indexed_from_its_entries(void **state)
         make_alert("OLDER", i, &v[i]);
     /* three alerts as a version without the index wrote them */
     for (int i = 0; i < 3; i++) {
-        redisReply *r = harness_redis_command(g_redis, "XADD %s * alert_id %s operation OLDER",
-                                              key, v[i].alert_id);
+        redisReply *r = harness_redis_command(g_redis, "XADD %s * alert_id %s operation OLDER", key,
+                                              v[i].alert_id);
         assert_non_null(r);
         freeReplyObject(r);
     }
@@ -155,8 +155,7 @@ static void a_stream_without_its_index_is_indexed_from_its_entries(void **state)
     assert_int_equal(redis_int("HLEN %s", ids), 5); /* four ids and "#n" */
 }
 
-static void the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again(
-    void **state) {
+static void the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again(void **state) {
     (void)state;
     enum { N = 3 * OPS_ALERT_STREAM_MAXLEN };
     static ops_alert_t v[N];

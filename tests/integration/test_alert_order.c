@@ -28,8 +28,8 @@ static void find_raids(raid_pos_t *pos) {
         harness_consume_all(g_broker->bootstrap, "opstream.rescues", 300, 30000, &msgs), 0);
     for (size_t i = 0; i < msgs.n; i++) {
         ops_event_t ev;
-        assert_int_equal(ops_codec_decode_event(g_codec, msgs.v[i].value, msgs.v[i].value_len,
-                                                &ev, err, sizeof(err)),
+        assert_int_equal(ops_codec_decode_event(g_codec, msgs.v[i].value, msgs.v[i].value_len, &ev,
+                                                err, sizeof(err)),
                          OPS_CODEC_OK);
         if (strncmp(ev.source_ref, "order-raid-", 11) != 0)
             continue;
