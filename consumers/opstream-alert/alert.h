@@ -16,9 +16,7 @@
 #define ALERT_DEFAULT_LOOKBACK 50000 /* messages per partition re-read on start */
 #define ALERT_STORE_EVERY 1000       /* store offsets after this many messages... */
 #define ALERT_STORE_MS 200           /* ...or this often, whichever comes first */
-#define ALERT_STOP_GRACE_MS                                                                        \
-    500 /* on SIGINT/SIGTERM, how long alerts in flight                                            \
-         * are still waited for */
+#define ALERT_STOP_GRACE_MS 500      /* alerts in flight waited for after a stop */
 
 /* Exit codes. */
 enum {
