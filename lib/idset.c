@@ -1,6 +1,8 @@
 /*
- * opstream id set: open addressing with linear probing over fixed 37-byte
- * slots (an empty string marks a free slot), grown at half load.
+ * opstream id set: open addressing with linear probing, grown at half load.
+ * A canonical UUID (lowercase, 8-4-4-4-12) takes 16 bytes (all zero marks a
+ * free slot); any other id (and the nil UUID) goes to a second table of
+ * 37-byte text slots (an empty string marks a free slot).
  */
 #include "opstream/idset.h"
 
@@ -9,51 +11,115 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t id_hash(const char *s) {
+static uint64_t fnv(const void *p, size_t len) {
+    const unsigned char *b = p;
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < OPS_EVENT_ID_LEN && s[i] != '\0'; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < len && (len != OPS_EVENT_ID_LEN || b[i] != '\0'); i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
     return h;
 }
 
-static bool slot_is(const char *slot, const char *id) {
-    return strncmp(slot, id, OPS_EVENT_ID_LEN) == 0;
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
 }
 
-bool ops_idset_has(const ops_idset_t *s, const char *id) {
-    if (s->cap == 0 || id[0] == '\0')
-        return false;
-    for (size_t j = id_hash(id) & (s->cap - 1); s->v[j][0] != '\0'; j = (j + 1) & (s->cap - 1)) {
-        if (slot_is(s->v[j], id))
-            return true;
+/* The first OPS_EVENT_ID_LEN characters of id as a UUID's 16 bytes: 1 when
+ * they are a canonical UUID other than the nil one, else 0. */
+static int uuid_bytes(const char *id, uint8_t out[16]) {
+    size_t k = 0;
+    uint8_t any = 0;
+    for (size_t i = 0; i < OPS_EVENT_ID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (id[i] != '-')
+                return 0;
+            continue;
+        }
+        int hi = hexval(id[i]);
+        int lo = hi < 0 ? -1 : hexval(id[i + 1]);
+        if (lo < 0)
+            return 0;
+        out[k] = (uint8_t)(hi << 4 | lo);
+        any |= out[k++];
+        i++;
     }
-    return false;
+    return any != 0;
 }
 
-static size_t free_slot(char (*v)[OPS_EVENT_ID_LEN + 1], size_t cap, const char *id) {
-    size_t j = id_hash(id) & (cap - 1);
-    while (v[j][0] != '\0')
+static bool free_bin(const uint8_t *slot) {
+    static const uint8_t zero[16];
+    return memcmp(slot, zero, 16) == 0;
+}
+
+static size_t bin_slot(uint8_t (*v)[16], size_t cap, const uint8_t *b) {
+    size_t j = fnv(b, 16) & (cap - 1);
+    while (!free_bin(v[j]) && memcmp(v[j], b, 16) != 0)
         j = (j + 1) & (cap - 1);
     return j;
 }
 
+static size_t text_slot(char (*v)[OPS_EVENT_ID_LEN + 1], size_t cap, const char *id) {
+    size_t j = fnv(id, OPS_EVENT_ID_LEN) & (cap - 1);
+    while (v[j][0] != '\0' && strncmp(v[j], id, OPS_EVENT_ID_LEN) != 0)
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+bool ops_idset_has(const ops_idset_t *s, const char *id) {
+    uint8_t b[16];
+    if (id[0] == '\0')
+        return false;
+    if (uuid_bytes(id, b))
+        return s->cap > 0 && !free_bin(s->v[bin_slot(s->v, s->cap, b)]);
+    return s->text_cap > 0 && s->text[text_slot(s->text, s->text_cap, id)][0] != '\0';
+}
+
+static int grow_bin(ops_idset_t *s) {
+    size_t ncap = s->cap == 0 ? 256 : s->cap * 2;
+    uint8_t(*nv)[16] = calloc(ncap, sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    for (size_t i = 0; i < s->cap; i++)
+        if (!free_bin(s->v[i]))
+            memcpy(nv[bin_slot(nv, ncap, s->v[i])], s->v[i], 16);
+    free(s->v);
+    s->v = nv;
+    s->cap = ncap;
+    return 0;
+}
+
+static int grow_text(ops_idset_t *s) {
+    size_t ncap = s->text_cap == 0 ? 16 : s->text_cap * 2;
+    char(*nv)[OPS_EVENT_ID_LEN + 1] = calloc(ncap, sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    for (size_t i = 0; i < s->text_cap; i++)
+        if (s->text[i][0] != '\0')
+            memcpy(nv[text_slot(nv, ncap, s->text[i])], s->text[i], sizeof(nv[0]));
+    free(s->text);
+    s->text = nv;
+    s->text_cap = ncap;
+    return 0;
+}
+
 int ops_idset_add(ops_idset_t *s, const char *id) {
+    uint8_t b[16];
     if (id[0] == '\0' || ops_idset_has(s, id))
         return 0;
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t ncap = s->cap == 0 ? 256 : s->cap * 2;
-        char(*nv)[OPS_EVENT_ID_LEN + 1] = calloc(ncap, sizeof(*nv));
-        if (nv == NULL)
+    if (uuid_bytes(id, b)) {
+        if ((s->n_bin + 1) * 2 > s->cap && grow_bin(s) != 0)
             return -1;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (s->v[i][0] != '\0')
-                memcpy(nv[free_slot(nv, ncap, s->v[i])], s->v[i], sizeof(nv[0]));
-        }
-        free(s->v);
-        s->v = nv;
-        s->cap = ncap;
+        memcpy(s->v[bin_slot(s->v, s->cap, b)], b, 16);
+        s->n_bin++;
+    } else {
+        if ((s->n - s->n_bin + 1) * 2 > s->text_cap && grow_text(s) != 0)
+            return -1;
+        snprintf(s->text[text_slot(s->text, s->text_cap, id)], sizeof(s->text[0]), "%.*s",
+                 OPS_EVENT_ID_LEN, id);
     }
-    snprintf(s->v[free_slot(s->v, s->cap, id)], sizeof(s->v[0]), "%.*s", OPS_EVENT_ID_LEN, id);
     s->n++;
     return 1;
 }
@@ -62,6 +128,6 @@ void ops_idset_clear(ops_idset_t *s) {
     if (s == NULL)
         return;
     free(s->v);
-    s->v = NULL;
-    s->cap = s->n = 0;
+    free(s->text);
+    memset(s, 0, sizeof(*s));
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "opstream/event.h"
 
@@ -15,11 +16,16 @@
 extern "C" {
 #endif
 
-/* Zero-initialise (ops_idset_t s = {0}) before use; the set owns its table
- * and ops_idset_clear() frees it. */
+/* Zero-initialise (ops_idset_t s = {0}) before use; the set owns its tables
+ * and ops_idset_clear() frees them. A canonical UUID (lowercase) is held in
+ * 16 bytes, at most 4 slots (64 bytes) per id at half load; other ids as
+ * text. */
 typedef struct ops_idset {
-    char (*v)[OPS_EVENT_ID_LEN + 1];
-    size_t cap, n;
+    uint8_t (*v)[16]; /* canonical UUIDs */
+    size_t cap, n_bin;
+    char (*text)[OPS_EVENT_ID_LEN + 1]; /* any other id */
+    size_t text_cap;
+    size_t n; /* ids held */
 } ops_idset_t;
 
 /* True when id was added before. */

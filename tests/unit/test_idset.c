@@ -54,10 +54,70 @@ static void many_ids_survive_growth(void **state) {
     ops_idset_clear(&s);
 }
 
+/* Ids that are no canonical UUID are held as text, apart from the UUIDs;
+ * matching stays that of the text (its first 36 characters, case kept). */
+static void other_ids_are_held_as_text_and_match_as_before(void **state) {
+    (void)state;
+    static const struct {
+        const char *id;
+        const char *same; /* another spelling of the same id, or NULL */
+        const char *other;
+    } rows[] = {
+        {"3F7C1E52-8A4B-4D09-9C6E-5B2A71D0E8F4", NULL, "3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4"},
+        {"00000000-0000-0000-0000-000000000000", NULL, "00000000-0000-0000-0000-000000000001"},
+        {"not-a-uuid", NULL, "not-a-uuid2"},
+        {"3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f", NULL, "3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f0"},
+        {"3f7c1e52x8a4b-4d09-9c6e-5b2a71d0e8f4", NULL, "3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4"},
+        {"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee-tail",
+         "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeef"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ops_idset_t s = {0};
+        assert_int_equal(ops_idset_add(&s, rows[i].id), 1);
+        assert_true(ops_idset_has(&s, rows[i].id));
+        assert_int_equal(ops_idset_add(&s, rows[i].id), 0);
+        if (rows[i].same != NULL) {
+            assert_true(ops_idset_has(&s, rows[i].same));
+            assert_int_equal(ops_idset_add(&s, rows[i].same), 0);
+        }
+        if (ops_idset_has(&s, rows[i].other))
+            fail_msg("row %zu: %s taken for %s", i, rows[i].other, rows[i].id);
+        assert_int_equal(ops_idset_add(&s, rows[i].other), 1);
+        assert_int_equal(s.n, 2);
+        ops_idset_clear(&s);
+    }
+}
+
+static void many_text_ids_survive_growth_beside_uuids(void **state) {
+    (void)state;
+    ops_idset_t s = {0};
+    char id[OPS_EVENT_ID_LEN + 1], inst[16];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "ref-%d", i);
+        assert_int_equal(ops_idset_add(&s, id), 1);
+        snprintf(inst, sizeof(inst), "%d", i);
+        ops_alert_id_derive("r", "OP", "", inst, id);
+        assert_int_equal(ops_idset_add(&s, id), 1);
+    }
+    assert_int_equal(s.n, 6000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "ref-%d", i);
+        assert_true(ops_idset_has(&s, id));
+        snprintf(id, sizeof(id), "ref-%d-", i);
+        assert_false(ops_idset_has(&s, id));
+        snprintf(inst, sizeof(inst), "%d", i);
+        ops_alert_id_derive("r", "OP", "", inst, id);
+        assert_true(ops_idset_has(&s, id));
+    }
+    ops_idset_clear(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(added_ids_are_found_and_others_are_not),
         cmocka_unit_test(many_ids_survive_growth),
+        cmocka_unit_test(other_ids_are_held_as_text_and_match_as_before),
+        cmocka_unit_test(many_text_ids_survive_growth_beside_uuids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
