@@ -129,13 +129,13 @@ int bench_alert_run(bench_env_t *e, const char *prefix, const char *group, doubl
  * watched once a second. */
 typedef struct bench_soak {
     double achieved_eps; /* events the simulator delivered / secs */
-    int64_t lag_end;     /* high watermarks - stored offsets when the simulator ended (the
-                          * offsets read first: an upper bound) */
+    int64_t lag_end;     /* high watermarks - stored offsets at the last sample while the
+                          * simulator ran (the offsets read first: an upper bound) */
     int64_t lag_max;     /* the highest lag sampled from rss_at_s on */
     double drain_s;      /* seconds from the end of the traffic to lag 0 (-1: not within 60 s) */
     double rss_ref_mib;  /* VmRSS at rss_at_s */
     double rss_max_mib;  /* the highest VmRSS sampled from then on */
-    double rss_end_mib;  /* VmRSS at the end of the traffic */
+    double rss_end_mib;  /* VmRSS at the last sample while the simulator ran */
     double cpu_pct;      /* opstream-alert's CPU over the traffic, % of one core */
     int64_t alerts;      /* alerts on the alert topic */
 } bench_soak_t;

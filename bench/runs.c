@@ -358,20 +358,28 @@ cleanup:
 /* ---- alert soak ---------------------------------------------------------- */
 
 /* Sum of the high watermarks of prefix's event topics (rk: any client of
- * the broker), or -1. */
+ * the broker), or -1: one ListOffsets request (latest) per broker for all
+ * partitions at once, so that the lag sampled is close to one instant. */
 static int64_t event_highs(rd_kafka_t *rk, const char *prefix) {
     char name[256];
     int64_t sum = 0;
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(OPS_KIND_COUNT * BENCH_PARTITIONS);
 
     for (int k = 0; k < OPS_KIND_COUNT; k++) {
         ops_topic_name(prefix, (ops_kind_t)k, name, sizeof name);
-        for (int p = 0; p < BENCH_PARTITIONS; p++) {
-            int64_t lo, hi;
-            if (rd_kafka_query_watermark_offsets(rk, name, p, &lo, &hi, 10000) != 0)
-                return -1;
-            sum += hi;
-        }
+        for (int p = 0; p < BENCH_PARTITIONS; p++)
+            rd_kafka_topic_partition_list_add(l, name, p)->offset = RD_KAFKA_OFFSET_END;
     }
+    if (rd_kafka_offsets_for_times(rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        sum = -1;
+    for (int i = 0; i < l->cnt && sum >= 0; i++) {
+        if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR || l->elems[i].offset < 0)
+            sum = -1;
+        else
+            sum += l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
     return sum;
 }
 
@@ -489,10 +497,10 @@ int bench_soak_run(bench_env_t *e, const char *prefix, double rate, double secs,
                       (long long)lag, (double)rss / 1024.0);
         if (!running) {
             t_end = bench_now_us();
-            out->lag_end = lag;
-            out->rss_end_mib = (double)rss / 1024.0;
             break;
         }
+        out->lag_end = lag; /* the last sample while the traffic ran */
+        out->rss_end_mib = (double)rss / 1024.0;
         if (at > secs + 120) {
             bench_log("soak: opstream-simulate did not end");
             goto cleanup;
