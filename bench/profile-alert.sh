@@ -8,6 +8,7 @@
 # $OUT (default /tmp/opstream-profile-alert): perf.data or callgrind.out,
 # redis INFO commandstats before/after, opstream-alert's stderr, and
 # times.txt (wall seconds and CPU seconds of opstream-alert, alerts raised).
+# $ALERT_ARGS (words) are passed to opstream-alert, for trying settings.
 set -eu
 
 TOOL=${1:-perf}
@@ -46,7 +47,7 @@ esac
 T0=$(date +%s.%N)
 # shellcheck disable=SC2086
 $PRE "$BIN/opstream-alert" -b "$BOOT" --redis "redis://127.0.0.1:$PORT/0" \
-    --rules "$RULES" 2> "$OUT/alert.err" &
+    --rules "$RULES" ${ALERT_ARGS:-} 2> "$OUT/alert.err" &
 ALR=$!
 while :; do
     DONE=$(redis-cli -p "$PORT" hvals opstream:offsets:opstream-alert | awk '{s+=$1} END {print s+0}')
