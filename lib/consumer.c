@@ -456,16 +456,18 @@ static rpart_t *rpart_add(ops_consumer_t *c, const char *topic, int32_t partitio
  * something wakes it: in librdkafka 2.0 up to a second later. A counter
  * slower than its broker (Redis is the slower half) would drain the queue
  * and then idle for most of that second, on every fill. So the queue is
- * bounded from the batch (PREFETCH_*; memory stays bounded) and, once it
+ * bounded from the batch (two batches, PREFETCH_MIN..MAX messages, and
+ * fetch responses of PREFETCH_FETCH_BYTES: memory stays bounded) and, once it
  * has come near its bound and drained to a quarter of it, each partition
  * leader gets a request that is not waited for (a watermark query): its
  * answer wakes that broker's thread, which fetches again at once. */
 #define PREFETCH_MIN 10000
 #define PREFETCH_MAX 100000 /* librdkafka's default */
+#define PREFETCH_FETCH_BYTES (2 * 1024 * 1024)
 #define WAKE_REMAP_MS 10000 /* leaders are looked up again this often */
 
 size_t ops_consumer_prefetch_messages(size_t batch_max) {
-    size_t n = batch_max * GROW_MAX;
+    size_t n = batch_max * 2;
     return n < PREFETCH_MIN ? PREFETCH_MIN : (n > PREFETCH_MAX ? PREFETCH_MAX : n);
 }
 
@@ -1415,7 +1417,8 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                     .log_cb = log_cb,
                                     .opaque = c,
                                     .prefetch_messages = ops_consumer_prefetch_messages(
-                                        c->o.batch_max)};
+                                        c->o.batch_max),
+                                    .fetch_bytes = PREFETCH_FETCH_BYTES};
     if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
         subscribe(c, errstr, errstr_size) != 0)
         goto fail;

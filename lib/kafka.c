@@ -374,6 +374,18 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
             goto cleanup;
         }
     }
+    if (o->fetch_bytes > 0 && ops_config_get(cfg, "fetch.max.bytes") == NULL) {
+        char n[32], mmb[32] = "";
+        size_t sz = sizeof mmb, bytes = o->fetch_bytes;
+        if (rd_kafka_conf_get(conf, "message.max.bytes", mmb, &sz) == RD_KAFKA_CONF_OK &&
+            (size_t)atoll(mmb) > bytes)
+            bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
+        snprintf(n, sizeof n, "%zu", bytes);
+        if (rd_kafka_conf_set(conf, "fetch.max.bytes", n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "fetch.max.bytes: %s", kerr);
+            goto cleanup;
+        }
+    }
     if (o->rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
     if (o->error_cb)

@@ -76,8 +76,8 @@ int ops_consumer_regressed_range(int64_t stored, int64_t offset, int64_t *from, 
 int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo, int64_t hi);
 
 /* librdkafka's prefetch bound (queued.min.messages) for batches of
- * batch_max: room for a batch grown to its limit, at least 10000 and at
- * most librdkafka's default of 100000. Pure. */
+ * batch_max: two batches, at least 10000 and at most librdkafka's default
+ * of 100000. Pure. */
 size_t ops_consumer_prefetch_messages(size_t batch_max);
 
 /* Whether the pending batch is flushed now: something pending, and it is

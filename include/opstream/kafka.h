@@ -44,6 +44,9 @@ typedef struct ops_kafka_consumer_opts {
     /* librdkafka's prefetch bound in messages (queued.min.messages) unless
      * the user set it; 0: librdkafka's default. */
     size_t prefetch_messages;
+    /* fetch.max.bytes (at least message.max.bytes) unless the user set
+     * it; 0: librdkafka's default. */
+    size_t fetch_bytes;
 } ops_kafka_consumer_opts_t;
 
 /* The one consumer builder: opstream's consumer defaults, the user's
