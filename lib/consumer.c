@@ -471,41 +471,39 @@ size_t ops_consumer_prefetch_messages(size_t batch_max) {
     return n < PREFETCH_MIN ? PREFETCH_MIN : (n > PREFETCH_MAX ? PREFETCH_MAX : n);
 }
 
-/* One assigned partition per leader broker, from the cluster's metadata
- * (one request per topic; after an assignment and every WAKE_REMAP_MS). */
+/* One assigned partition per leader broker, from the metadata of the
+ * topics the client knows (one request; after an assignment and every
+ * WAKE_REMAP_MS). */
 static void map_leaders(ops_consumer_t *c, int64_t now) {
+    const struct rd_kafka_metadata *md = NULL;
+
     c->nwake = 0;
     c->wake_stale = false;
     c->wake_mapped = now;
-    for (size_t t = 0; t < c->ntopics; t++) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, c->topics[t], NULL);
-        if (rkt == NULL)
-            continue;
-        if (rd_kafka_metadata(c->rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            md->topic_cnt == 1) {
-            const rd_kafka_metadata_topic_t *mt = &md->topics[0];
-            for (int i = 0; i < mt->partition_cnt; i++) {
-                const rd_kafka_metadata_partition_t *mp = &mt->partitions[i];
-                bool known = mp->leader < 0;
-                for (size_t w = 0; w < c->nwake && !known; w++)
-                    known = c->wake[w].leader == mp->leader;
-                if (known || rpart_find(c, c->topics[t], mp->id) == NULL)
-                    continue;
-                waker_t *v = realloc(c->wake, (c->nwake + 1) * sizeof(*v));
-                if (v == NULL)
-                    break;
-                c->wake = v;
-                snprintf(v[c->nwake].topic, TOPIC_MAX, "%s", c->topics[t]);
-                v[c->nwake].partition = mp->id;
-                v[c->nwake].leader = mp->leader;
-                c->nwake++;
-            }
-        }
-        if (md != NULL)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
+    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: no metadata for the leaders");
+        return;
     }
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *mt = &md->topics[t];
+        for (int i = 0; i < mt->partition_cnt; i++) {
+            const rd_kafka_metadata_partition_t *mp = &mt->partitions[i];
+            bool known = mp->leader < 0 || strlen(mt->topic) >= TOPIC_MAX;
+            for (size_t w = 0; w < c->nwake && !known; w++)
+                known = c->wake[w].leader == mp->leader;
+            if (known || rpart_find(c, mt->topic, mp->id) == NULL)
+                continue;
+            waker_t *v = realloc(c->wake, (c->nwake + 1) * sizeof(*v));
+            if (v == NULL)
+                break;
+            c->wake = v;
+            snprintf(v[c->nwake].topic, TOPIC_MAX, "%s", mt->topic);
+            v[c->nwake].partition = mp->id;
+            v[c->nwake].leader = mp->leader;
+            c->nwake++;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
     say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: %zu leader brokers to wake", c->nwake);
 }
 
