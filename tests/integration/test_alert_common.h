@@ -281,6 +281,23 @@ TA_HELPER void assert_unique_ids(const alerts_t *a) {
     }
 }
 
+/* Every alert of op on the alert topic has a unique id, and each of the n
+ * expected ids is there exactly once. */
+TA_HELPER void assert_each_published_once(const char *op, char expected[][OPS_EVENT_ID_LEN + 1],
+                                          size_t n) {
+    alerts_t got;
+    read_alerts(op, &got);
+    assert_unique_ids(&got);
+    for (size_t r = 0; r < n; r++) {
+        int times = 0;
+        for (size_t i = 0; i < got.n; i++)
+            times += strcmp(got.v[i].alert_id, expected[r]) == 0;
+        if (times != 1)
+            fail_msg("alert %s (raid %zu) is on the topic %d times", expected[r], r, times);
+    }
+    free(got.v);
+}
+
 /* The alert ids of the Redis stream of op, checked unique; returns count. */
 TA_HELPER size_t stream_ids(const char *op, char ids[][OPS_EVENT_ID_LEN + 1], size_t max) {
     char key[OPS_KEY_MAX];

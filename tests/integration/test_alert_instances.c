@@ -134,17 +134,7 @@ three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void *
         g_inst[i] = NULL;
     }
 
-    alerts_t got;
-    read_alerts(op, &got);
-    assert_unique_ids(&got);
-    for (int r = 0; r < RAIDS; r++) {
-        int times = 0;
-        for (size_t i = 0; i < got.n; i++)
-            times += strcmp(got.v[i].alert_id, expected[r]) == 0;
-        if (times != 1)
-            fail_msg("alert %s (raid %d) is on the topic %d times", expected[r], r, times);
-    }
-    free(got.v);
+    assert_each_published_once(op, expected, RAIDS);
 }
 
 int main(void) {

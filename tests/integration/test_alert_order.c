@@ -113,17 +113,7 @@ static void stored_offsets_never_pass_a_raid_whose_alert_is_not_yet_published(vo
     stop_alert(p);
     assert_true(looks > 0);
 
-    alerts_t got;
-    read_alerts(op, &got);
-    assert_unique_ids(&got);
-    for (int r = 0; r < RAIDS; r++) {
-        int times = 0;
-        for (size_t i = 0; i < got.n; i++)
-            times += strcmp(got.v[i].alert_id, expected[r]) == 0;
-        if (times != 1)
-            fail_msg("alert %s (raid %d) is on the topic %d times", expected[r], r, times);
-    }
-    free(got.v);
+    assert_each_published_once(op, expected, RAIDS);
 }
 
 int main(void) {
