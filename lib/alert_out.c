@@ -163,7 +163,8 @@ static void fail_open(ops_alert_out_t *out, rd_kafka_resp_err_t err) {
  * checks them against the topic. */
 static int recreate_if_fatal(ops_alert_out_t *out, char *errstr, size_t errstr_size) {
     char ferr[256];
-    if (rd_kafka_fatal_error(out->rk, ferr, sizeof(ferr)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (out->rk == NULL ||
+        rd_kafka_fatal_error(out->rk, ferr, sizeof(ferr)) == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
     out->round++; /* reports the old producer gives while it goes are ignored */
     drop_producer(out);
@@ -247,10 +248,6 @@ int ops_alert_out_wait(ops_alert_out_t *out, volatile sig_atomic_t *stop, int st
                    rd_kafka_err2str(out->first_err));
     recreate_if_fatal(out, errstr, errstr_size);
     return 1;
-}
-
-size_t ops_alert_out_sent(const ops_alert_out_t *out) {
-    return out->n_slots;
 }
 
 ops_alert_out_state_t ops_alert_out_state(const ops_alert_out_t *out, size_t slot,

@@ -77,9 +77,6 @@ void ops_alert_out_poll(ops_alert_out_t *out);
 int ops_alert_out_wait(ops_alert_out_t *out, volatile sig_atomic_t *stop, int stop_grace_ms,
                        char *errstr, size_t errstr_size);
 
-/* Alerts sent in the round. */
-size_t ops_alert_out_sent(const ops_alert_out_t *out);
-
 /* Where alert number slot of the round stands; *delivery_ms (may be NULL)
  * gets the time from its send to its report (-1 while pending). */
 ops_alert_out_state_t ops_alert_out_state(const ops_alert_out_t *out, size_t slot,
