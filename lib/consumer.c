@@ -266,6 +266,7 @@ struct ops_consumer {
     int wait_replicas, wait_ms; /* opstream.redis.wait.*: WAIT after each step */
     bool wait_short;            /* the last WAIT had fewer replicas (said once) */
     int64_t started;
+    int64_t burst_wall_ms; /* wall clock when the current burst of polls began */
 
     char member[128];
     int64_t beat_at;
@@ -1088,7 +1089,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * dedupe id) is refused like an undecodable one, by the same function the
  * producer uses, so producer and consumers never disagree. */
 static int check_event(const ops_consumer_t *c, const ops_event_t *ev, char *err, size_t errsize) {
-    return ops_event_validate(ev, &c->limits, ops_clock_wall_ms(), err, errsize);
+    return ops_event_validate(ev, &c->limits, c->burst_wall_ms, err, errsize);
 }
 
 /* Decodes and checks one message; on failure *reason is its DLQ reason
@@ -1551,6 +1552,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
          * (more arrives while Redis is busy). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
         bool drained = m == NULL;
+        /* "now" for the burst's event-time checks: one clock read per
+         * burst, not per event (a burst lasts milliseconds) */
+        c->burst_wall_ms = ops_clock_wall_ms();
         for (int burst = 0; m != NULL; burst++) {
             handle_message(c, m);
             rd_kafka_message_destroy(m);
