@@ -950,6 +950,7 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
         size_t fslot, nf = 0, j = i;
         if (args_int(a, w->recs[i].v->expireat) != 0 || args_count_slot(a, &fslot) != 0)
             return -1;
+        /* the key's fields, then their deltas in the same order */
         for (; j < w->h.n && (j == i || hrec_cmp(&w->recs[j - 1], &w->recs[j]) == 0); j++) {
             const hagg_t *v = w->recs[j].v;
             for (int k = 0; k < OPS_METRIC_COUNT; k++) {
@@ -966,10 +967,16 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
                 if (fl + ml >= sizeof field)
                     return -1;
                 memcpy(field + fl, mn, ml);
-                if (args_push(a, field, fl + ml) != 0 || args_int(a, v->m[k]) != 0)
+                if (args_push(a, field, fl + ml) != 0)
                     return -1;
                 nf++;
             }
+        }
+        for (size_t r = i; r < j; r++) {
+            const hagg_t *v = w->recs[r].v;
+            for (int k = 0; k < OPS_METRIC_COUNT; k++)
+                if ((v->m[k] != 0 || v->zeros) && args_int(a, v->m[k]) != 0)
+                    return -1;
         }
         args_set_count(a, fslot, nf);
         i = j;

@@ -165,7 +165,8 @@ void ops_counter_discard(ops_counter_t *c);
  *   ARGV:  now-s  window-s  nd  mark-expireat
  *          P  { field("topic:partition")  lowest-offset  next } x P
  *          N  { event_id (its 16 UUID bytes) } x N
- *          { expireat(0 = none)  F { field  delta } x F } x H  (KEYS order)
+ *          { expireat(0 = none)  F  { field } x F  { delta } x F } x H  (KEYS order;
+ *            the i-th delta is the i-th field's)
  *          C  { country } x C
  *
  * applied-key is opstream:{OP}:applied:{GROUP} (field -> the next offset

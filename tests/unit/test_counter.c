@@ -105,13 +105,14 @@ static long long hdelta(const parsed_t *p, const char *key, const char *field, l
             long long exp = num(a, i);
             size_t nf = (size_t)num(a, i + 1);
             i += 2;
-            for (size_t f = 0; f < nf; f++, i += 2) {
-                if (strcmp(k, key) == 0 && strcmp(a->argv[i], field) == 0) {
-                    sum = (sum < 0 ? 0 : sum) + num(a, i + 1);
+            for (size_t f = 0; f < nf; f++) {
+                if (strcmp(k, key) == 0 && strcmp(a->argv[i + f], field) == 0) {
+                    sum = (sum < 0 ? 0 : sum) + num(a, i + nf + f);
                     if (expp != NULL)
                         *expp = exp;
                 }
             }
+            i += 2 * nf;
         }
     }
     return sum;
