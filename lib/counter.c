@@ -772,21 +772,18 @@ static int aggregate_group(const ops_counter_t *c, const cev_t *e, int64_t now_s
         return -1;
     if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
-    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 ||
-        hagg_add(h, key, "", 0, e->m) != 0)
+    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
     exp = ops_minute_floor(e->at) / 1000 + c->minute_ttl_s;
     if (exp > now_s) {
         if (ops_key_minute(e->op, e->at, key, sizeof key) < 0 ||
-            hagg_add(h, key, "", exp, e->m) != 0 ||
-            hagg_add(h, key, e->cc, exp, e->m) != 0)
+            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     exp = ops_hour_floor(e->at) / 1000 + c->hour_ttl_s;
     if (exp > now_s) {
         if (ops_key_hour(e->op, e->at, key, sizeof key) < 0 ||
-            hagg_add(h, key, "", exp, e->m) != 0 ||
-            hagg_add(h, key, e->cc, exp, e->m) != 0)
+            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     return 0;

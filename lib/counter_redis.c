@@ -33,9 +33,15 @@
  *     hash, SMISMEMBER of the countries, which also says whether a SADD is
  *     needed at all; redis.pcall: a wrong type is an error reply, not a
  *     script error);
- *   - every counter field's current value: an integer Redis can increment,
- *     and current + delta within int64 (a margin of 2^12 below the limit,
- *     since Lua numbers are doubles), else REFUSED naming key and field;
+ *   - the current value of every counter field the step writes: an integer
+ *     Redis can increment, and current + delta within int64 (a margin of
+ *     2^12 below the limit, since Lua numbers are doubles), else REFUSED
+ *     naming key and field. Values of up to 15 digits (with deltas of up to
+ *     15) take a short path: one string.find for the form, the sum exact in
+ *     a double and formatted with %d. A totals or per-country hash with a
+ *     listed field missing (new) also has its unlisted metrics read, checked
+ *     and created at 0 where missing, so it keeps all of them; on a hash
+ *     holding every listed field the unlisted ones (delta 0) are not read;
  *   - every EXPIREAT time: a positive integer Redis accepts (< 10^15 s);
  *   - no event id counted within the window (the ids as 16 raw bytes): the
  *     current generation hash is looked up (one HMGET; any mark there is
@@ -189,8 +195,8 @@ static const char op_script[] =
     "        if not v then\n"
     "          n = n + 2; set[n - 1] = extra[j]; set[n] = '0'\n"
     "        elseif not isint(v) then\n"
-    "          return {'REFUSED', key, 'field ' .. extra[j] .. ' holds ' .. string.sub(v, 1, 40) .. "
-    "', not an integer'}\n"
+    "          local f = 'field ' .. extra[j] .. ' holds ' .. string.sub(v, 1, 40)\n"
+    "          return {'REFUSED', key, f .. ', not an integer'}\n"
     "        end\n"
     "      end\n"
     "    end\n"

@@ -28,7 +28,7 @@ typedef struct opcall {
     size_t parts, parts_n;
     size_t ids, ids_n;
     size_t metrics, metrics_n; /* the metric names (totals and per-country hashes keep all) */
-    size_t hashes; /* argv index of the first hash record's expireat */
+    size_t hashes;             /* argv index of the first hash record's expireat */
     size_t countries, countries_n;
     long nd;
 } opcall_t;
