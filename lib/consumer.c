@@ -201,6 +201,11 @@ typedef struct rpart {
     ops_consumer_pos_t pos;
 } rpart_t;
 
+typedef struct waker {
+    char topic[TOPIC_MAX];
+    int32_t partition, leader;
+} waker_t;
+
 struct ops_consumer {
     ops_consumer_options_t o;
     ops_consumer_handler_t h;
@@ -223,6 +228,16 @@ struct ops_consumer {
 
     rpart_t *parts;
     size_t nparts, parts_cap, last_part;
+
+    /* Prefetch (see prefetch_watch): librdkafka's consumer queue, its
+     * bound in messages, and one assigned partition per leader broker. */
+    rd_kafka_queue_t *cq;
+    size_t prefetch;
+    bool prefetch_high; /* the queue came near its bound since the last wake */
+    waker_t *wake;
+    size_t nwake;
+    bool wake_stale; /* the assignment changed since the leaders were mapped */
+    int64_t wake_mapped;
 
     int64_t batch_started; /* monotonic ms of the batch's first message */
     size_t dlq_sent;       /* copies queued for the pending batch */
@@ -251,6 +266,7 @@ struct ops_consumer {
     int wait_replicas, wait_ms; /* opstream.redis.wait.*: WAIT after each step */
     bool wait_short;            /* the last WAIT had fewer replicas (said once) */
     int64_t started;
+    int64_t burst_wall_ms; /* wall clock when the current burst of polls began */
 
     char member[128];
     int64_t beat_at;
@@ -433,6 +449,86 @@ static rpart_t *rpart_add(ops_consumer_t *c, const char *topic, int32_t partitio
     p->partition = partition;
     p->pos.stored = p->pos.start = p->pos.next = p->pos.skip_below = -1;
     return p;
+}
+
+/* Prefetch. librdkafka stops fetching once its consumer queue holds
+ * queued.min.messages (or queued.max.messages.kbytes), and a broker thread
+ * with nothing left to fetch looks at its partitions again only when
+ * something wakes it: in librdkafka 2.0 up to a second later. A counter
+ * slower than its broker (Redis is the slower half) would drain the queue
+ * and then idle for most of that second, on every fill. So the queue is
+ * bounded from the batch (two batches, PREFETCH_MIN..MAX messages, and
+ * fetch responses of PREFETCH_FETCH_BYTES: memory stays bounded) and, once it
+ * has come near its bound and drained to a quarter of it, each partition
+ * leader gets a request that is not waited for (a watermark query): its
+ * answer wakes that broker's thread, which fetches again at once. */
+#define PREFETCH_MIN 10000
+#define PREFETCH_MAX 100000 /* librdkafka's default */
+#define PREFETCH_FETCH_BYTES (2 * 1024 * 1024)
+#define WAKE_REMAP_MS 10000 /* leaders are looked up again this often */
+
+size_t ops_consumer_prefetch_messages(size_t batch_max) {
+    size_t n = batch_max * 2;
+    return n < PREFETCH_MIN ? PREFETCH_MIN : (n > PREFETCH_MAX ? PREFETCH_MAX : n);
+}
+
+/* One assigned partition per leader broker, from the metadata of the
+ * topics the client knows (one request; after an assignment and every
+ * WAKE_REMAP_MS). */
+static void map_leaders(ops_consumer_t *c, int64_t now) {
+    const struct rd_kafka_metadata *md = NULL;
+
+    c->nwake = 0;
+    c->wake_stale = false;
+    c->wake_mapped = now;
+    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: no metadata for the leaders");
+        return;
+    }
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *mt = &md->topics[t];
+        for (int i = 0; i < mt->partition_cnt; i++) {
+            const rd_kafka_metadata_partition_t *mp = &mt->partitions[i];
+            bool known = mp->leader < 0 || strlen(mt->topic) >= TOPIC_MAX;
+            for (size_t w = 0; w < c->nwake && !known; w++)
+                known = c->wake[w].leader == mp->leader;
+            if (known || rpart_find(c, mt->topic, mp->id) == NULL)
+                continue;
+            waker_t *v = realloc(c->wake, (c->nwake + 1) * sizeof(*v));
+            if (v == NULL)
+                break;
+            c->wake = v;
+            snprintf(v[c->nwake].topic, TOPIC_MAX, "%s", mt->topic);
+            v[c->nwake].partition = mp->id;
+            v[c->nwake].leader = mp->leader;
+            c->nwake++;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: %zu leader brokers to wake", c->nwake);
+}
+
+/* Called after each burst of polls: wakes the leaders' broker threads when
+ * the queue has drained to a quarter of its bound after being near it. */
+static void prefetch_watch(ops_consumer_t *c, int64_t now) {
+    if (c->cq == NULL || c->nparts == 0)
+        return;
+    size_t q = rd_kafka_queue_length(c->cq);
+    if (q >= c->prefetch - c->prefetch / 4) {
+        c->prefetch_high = true;
+        return;
+    }
+    if (!c->prefetch_high || q > c->prefetch / 4)
+        return;
+    c->prefetch_high = false;
+    if (c->wake_stale || now - c->wake_mapped >= WAKE_REMAP_MS)
+        map_leaders(c, now);
+    for (size_t w = 0; w < c->nwake; w++) {
+        int64_t lo, hi;
+        /* timeout 0: sent, not waited for; the answer is dropped */
+        (void)rd_kafka_query_watermark_offsets(c->rk, c->wake[w].topic, c->wake[w].partition,
+                                               &lo, &hi, 0);
+    }
 }
 
 static int64_t stored_of(const ops_consumer_t *c, const char *topic, int32_t partition) {
@@ -969,6 +1065,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!c->assigned_once || c->o.verbose)
             say(c, OPS_CONSUMER_LOG_INFO, "assigned %d partitions", parts->cnt);
         c->assigned_once = true;
+        c->wake_stale = true;
         rd_kafka_assign(rk, parts);
         rd_kafka_resume_partitions(rk, parts);
         c->redis_failing = false;
@@ -979,6 +1076,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ops_counter_unassign_all(c->batch);
         c->dlq_sent = 0;
         c->nparts = 0;
+        c->nwake = 0;
         c->redis_failing = false;
         c->need_reload = false;
         say(c, OPS_CONSUMER_LOG_DEBUG, "revoked %d partitions", parts->cnt);
@@ -991,7 +1089,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * dedupe id) is refused like an undecodable one, by the same function the
  * producer uses, so producer and consumers never disagree. */
 static int check_event(const ops_consumer_t *c, const ops_event_t *ev, char *err, size_t errsize) {
-    return ops_event_validate(ev, &c->limits, ops_clock_wall_ms(), err, errsize);
+    return ops_event_validate(ev, &c->limits, c->burst_wall_ms, err, errsize);
 }
 
 /* Decodes and checks one message; on failure *reason is its DLQ reason
@@ -1316,10 +1414,15 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                     .rebalance_cb = rebalance_cb,
                                     .error_cb = error_cb,
                                     .log_cb = log_cb,
-                                    .opaque = c};
+                                    .opaque = c,
+                                    .prefetch_messages = ops_consumer_prefetch_messages(
+                                        c->o.batch_max),
+                                    .fetch_bytes = PREFETCH_FETCH_BYTES};
     if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
         subscribe(c, errstr, errstr_size) != 0)
         goto fail;
+    c->prefetch = ops_kafka_consumer_prefetch(opts->cfg, ko.prefetch_messages);
+    c->cq = rd_kafka_queue_get_consumer(c->rk);
     return c;
 fail:
     ops_consumer_destroy(c);
@@ -1329,6 +1432,9 @@ fail:
 void ops_consumer_destroy(ops_consumer_t *c) {
     if (c == NULL)
         return;
+    if (c->cq != NULL)
+        rd_kafka_queue_destroy(c->cq);
+    free(c->wake);
     if (c->rk != NULL) {
         if (c->broker_down || !c->assigned_once) {
             /* nobody to say goodbye to: leaving would wait for the broker */
@@ -1446,6 +1552,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
          * (more arrives while Redis is busy). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
         bool drained = m == NULL;
+        /* "now" for the burst's event-time checks: one clock read per
+         * burst, not per event (a burst lasts milliseconds) */
+        c->burst_wall_ms = ops_clock_wall_ms();
         for (int burst = 0; m != NULL; burst++) {
             handle_message(c, m);
             rd_kafka_message_destroy(m);
@@ -1454,8 +1563,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
             m = rd_kafka_consumer_poll(c->rk, 0);
             drained = m == NULL;
         }
-        ops_dlq_poll(c->dlq);
         now = ops_clock_mono_ms();
+        prefetch_watch(c, now);
+        ops_dlq_poll(c->dlq);
         char ferr[512];
         if (rd_kafka_fatal_error(c->rk, ferr, sizeof ferr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             say(c, OPS_CONSUMER_LOG_ERROR, "kafka: fatal error: %s", ferr);

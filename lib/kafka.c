@@ -57,6 +57,11 @@ static const kv_t consumer_defaults[] = {
 static const kv_t embedded_group_defaults[] = {
     {"session.timeout.ms", "3000"},
     {"heartbeat.interval.ms", "300"},
+    /* The embedded broker answers a fetch that finds nothing new only
+     * after its full fetch.wait.max.ms, even when records arrive in the
+     * meantime (a real broker answers as soon as they do): that wait is
+     * latency for every event, so it is short there. */
+    {"fetch.wait.max.ms", "2"},
 };
 
 /* The cluster id librdkafka's mock cluster reports. */
@@ -360,6 +365,27 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
         snprintf(errstr, errstr_size, "no consumer group: use -g GROUP or -X group.id=GROUP");
         goto cleanup;
     }
+    if (o->prefetch_messages > 0 && ops_config_get(cfg, "queued.min.messages") == NULL) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", o->prefetch_messages);
+        if (rd_kafka_conf_set(conf, "queued.min.messages", n, kerr, sizeof(kerr)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "queued.min.messages: %s", kerr);
+            goto cleanup;
+        }
+    }
+    if (o->fetch_bytes > 0 && ops_config_get(cfg, "fetch.max.bytes") == NULL) {
+        char n[32], mmb[32] = "";
+        size_t sz = sizeof mmb, bytes = o->fetch_bytes;
+        if (rd_kafka_conf_get(conf, "message.max.bytes", mmb, &sz) == RD_KAFKA_CONF_OK &&
+            (size_t)atoll(mmb) > bytes)
+            bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
+        snprintf(n, sizeof n, "%zu", bytes);
+        if (rd_kafka_conf_set(conf, "fetch.max.bytes", n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "fetch.max.bytes: %s", kerr);
+            goto cleanup;
+        }
+    }
     if (o->rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
     if (o->error_cb)
@@ -381,6 +407,14 @@ cleanup:
     if (conf)
         rd_kafka_conf_destroy(conf);
     return rk;
+}
+
+size_t ops_kafka_consumer_prefetch(const ops_config_t *cfg, size_t prefetch_messages) {
+    const char *v = ops_config_get(cfg, "queued.min.messages");
+    long long n = v != NULL ? atoll(v) : 0;
+    if (n > 0)
+        return (size_t)n;
+    return prefetch_messages > 0 ? prefetch_messages : 100000;
 }
 
 rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,

@@ -70,10 +70,6 @@ static bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-static bool is_lower_hex(char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f');
-}
-
 /* Hand-written [A-Z0-9][A-Z0-9-]{0,31}: no regex library, no locale. */
 bool ops_valid_operation(const char *op) {
     if (op == NULL || !(is_upper(op[0]) || is_digit(op[0])))
@@ -126,15 +122,29 @@ bool ops_valid_country(const char *cc) {
 
 /* Canonical form only (lower-case 8-4-4-4-12), so an id compares equal as
  * a string wherever it is used as a key. Any version and variant. */
+/* 1 for '0'-'9' and 'a'-'f': the id check runs once per consumed event. */
+static const unsigned char lower_hex[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+};
+
 bool ops_valid_uuid(const char *s) {
-    if (s == NULL)
+    if (s == NULL || strnlen(s, OPS_EVENT_ID_LEN + 1) != OPS_EVENT_ID_LEN || s[8] != '-' ||
+        s[13] != '-' || s[18] != '-' || s[23] != '-')
         return false;
-    for (int i = 0; i < OPS_EVENT_ID_LEN; i++) {
-        bool dash = (i == 8 || i == 13 || i == 18 || i == 23);
-        if (dash ? s[i] != '-' : !is_lower_hex(s[i]))
-            return false; /* also stops at an early NUL */
-    }
-    return s[OPS_EVENT_ID_LEN] == '\0';
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned bad = 0;
+    for (int i = 0; i < 8; i++)
+        bad |= lower_hex[u[i]] ^ 1u;
+    for (int i = 9; i < 13; i++)
+        bad |= lower_hex[u[i]] ^ 1u;
+    for (int i = 14; i < 18; i++)
+        bad |= lower_hex[u[i]] ^ 1u;
+    for (int i = 19; i < 23; i++)
+        bad |= lower_hex[u[i]] ^ 1u;
+    for (int i = 24; i < OPS_EVENT_ID_LEN; i++)
+        bad |= lower_hex[u[i]] ^ 1u;
+    return bad == 0;
 }
 
 /*

@@ -75,6 +75,11 @@ int ops_consumer_regressed_range(int64_t stored, int64_t offset, int64_t *from, 
  * else the low watermark lo. 0 when nothing is known. Pure. */
 int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo, int64_t hi);
 
+/* librdkafka's prefetch bound (queued.min.messages) for batches of
+ * batch_max: two batches, at least 10000 and at most librdkafka's default
+ * of 100000. Pure. */
+size_t ops_consumer_prefetch_messages(size_t batch_max);
+
 /* Whether the pending batch is flushed now: something pending, and it is
  * full, or it is older than flush_ms, or nothing more is waiting (drained)
  * and it is at least drained_ms old (drained_ms 0: never early); and Redis

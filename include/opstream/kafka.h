@@ -41,6 +41,12 @@ typedef struct ops_kafka_consumer_opts {
     void (*log_cb)(const rd_kafka_t *, int, const char *, const char *);
     void *opaque;
     bool partition_eof;
+    /* librdkafka's prefetch bound in messages (queued.min.messages) unless
+     * the user set it; 0: librdkafka's default. */
+    size_t prefetch_messages;
+    /* fetch.max.bytes (at least message.max.bytes) unless the user set
+     * it; 0: librdkafka's default. */
+    size_t fetch_bytes;
 } ops_kafka_consumer_opts_t;
 
 /* The one consumer builder: opstream's consumer defaults, the user's
@@ -48,6 +54,11 @@ typedef struct ops_kafka_consumer_opts {
  * (rd_kafka_poll_set_consumer). NULL with errstr on failure. */
 rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
                                      char *errstr, size_t errstr_size);
+
+/* The prefetch bound in messages a consumer built with prefetch_messages
+ * has: the user's queued.min.messages when set, else prefetch_messages
+ * (librdkafka's default of 100000 when that is 0). */
+size_t ops_kafka_consumer_prefetch(const ops_config_t *cfg, size_t prefetch_messages);
 
 /* A consumer in group `group` (NULL: group.id from cfg). rebalance_cb may be
  * NULL for librdkafka's default assign/unassign. The poll queue is

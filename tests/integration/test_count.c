@@ -57,6 +57,32 @@ static void known_input_counts_every_metric_exactly(void **state) {
     tc_model_free(&b);
 }
 
+/* A prefetch of 200 messages fills and drains many times over 3000 events:
+ * each time the consumer wakes the partition leaders' fetchers (the log
+ * says how many it found), and the counts stay exact. */
+static void a_prefetch_that_fills_and_drains_again_and_again_counts_exactly(void **state) {
+    static const char *const small[] = {"--batch", "50", "-X", "queued.min.messages=200", "-v",
+                                        NULL};
+    tc_model_t a = {0}, b = {0};
+    harness_proc_t *p;
+
+    (void)state;
+    produce_known_input(&a, &b, 3000, SEED + 1);
+    p = tc_spawn_count("opstream-count", small);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    char *err = harness_proc_stderr(p);
+    assert_non_null(err);
+    if (strstr(err, "leader brokers to wake") == NULL)
+        fail_msg("no prefetch wake-up in the log:\n%s", err);
+    free(err);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    tc_model_free(&a);
+    tc_model_free(&b);
+}
+
 static const char *const dedupe_on[] = {"-X", "opstream.dedupe.window.s=604800", NULL};
 
 /* Dedupe itself, with honest offsets: the second copy of each event has
@@ -310,6 +336,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             key_of_the_wrong_type_holds_the_stream_until_fixed_then_counts_exactly, tc_setup,
             tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            a_prefetch_that_fills_and_drains_again_and_again_counts_exactly, tc_setup, tc_teardown),
         cmocka_unit_test(unreachable_broker_is_waited_for_and_reported),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);

@@ -358,6 +358,16 @@ static void consumer_conf_leaves_offsets_to_redis(void **state) {
     rd_kafka_conf_destroy(conf);
 }
 
+static void the_prefetch_bound_is_the_users_queued_min_messages_else_the_runtimes(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "";
+    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 20000), 20000);
+    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 0), 100000); /* librdkafka's default */
+    if (ops_config_set_kv(f->cfg, "queued.min.messages=5000", err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 20000), 5000);
+}
+
 static void user_properties_override_the_defaults(void **state) {
     fixture_t *f = *state;
     char err[512] = "";
@@ -423,6 +433,43 @@ static void clients_are_created_when_configured(void **state) {
     rd_kafka_destroy(c);
 }
 
+static void consumer_conf_value(fixture_t *f, const char *key, char *buf, size_t size) {
+    char err[512] = "";
+    ops_kafka_consumer_opts_t o = {
+        .group = "opstream-count", .prefetch_messages = 10000, .fetch_bytes = 2097152};
+    rd_kafka_t *c = ops_kafka_consumer_build(f->cfg, &o, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    size_t sz = size;
+    assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(c), key, buf, &sz), RD_KAFKA_CONF_OK);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+/* The runtime bounds librdkafka's prefetch and fetch responses; the
+ * user's properties win, and fetch.max.bytes is never below
+ * message.max.bytes (librdkafka refuses that). */
+static void consumer_prefetch_bounds_give_way_to_the_users_properties(void **state) {
+    fixture_t *f = *state;
+    char err[512] = "", buf[64];
+    assert_int_equal(ops_config_set(f->cfg, "bootstrap.servers", "127.0.0.1:1", err, sizeof err),
+                     0);
+    assert_int_equal(ops_config_set(f->cfg, "log_level", "0", err, sizeof err), 0);
+    consumer_conf_value(f, "queued.min.messages", buf, sizeof buf);
+    assert_string_equal(buf, "10000");
+    consumer_conf_value(f, "fetch.max.bytes", buf, sizeof buf);
+    assert_string_equal(buf, "2097152");
+    assert_int_equal(ops_config_set(f->cfg, "message.max.bytes", "5000000", err, sizeof err), 0);
+    consumer_conf_value(f, "fetch.max.bytes", buf, sizeof buf);
+    assert_string_equal(buf, "5000000");
+    assert_int_equal(ops_config_set(f->cfg, "fetch.max.bytes", "7000000", err, sizeof err), 0);
+    assert_int_equal(ops_config_set(f->cfg, "queued.min.messages", "777", err, sizeof err), 0);
+    consumer_conf_value(f, "fetch.max.bytes", buf, sizeof buf);
+    assert_string_equal(buf, "7000000");
+    consumer_conf_value(f, "queued.min.messages", buf, sizeof buf);
+    assert_string_equal(buf, "777");
+}
+
 /* ---- the shipped example ---- */
 
 /* Every "#key = value" line of config/opstream.properties.example, with
@@ -479,6 +526,8 @@ int main(void) {
         T(producer_conf_has_the_delivery_defaults),
         T(consumer_conf_leaves_offsets_to_redis),
         T(user_properties_override_the_defaults),
+        T(the_prefetch_bound_is_the_users_queued_min_messages_else_the_runtimes),
+        T(consumer_prefetch_bounds_give_way_to_the_users_properties),
         T(client_without_brokers_is_refused_clearly),
         T(clients_are_created_when_configured),
         T(example_file_shows_the_real_defaults),

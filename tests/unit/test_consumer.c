@@ -94,6 +94,14 @@ static void a_batch_is_flushed_when_full_old_or_drained_and_redis_allows(void **
     }
 }
 
+static void prefetch_bound_holds_two_batches_within_librdkafkas_default(void **state) {
+    (void)state;
+    assert_int_equal(ops_consumer_prefetch_messages(5000), 10000); /* --batch default */
+    assert_int_equal(ops_consumer_prefetch_messages(12000), 24000);
+    assert_int_equal(ops_consumer_prefetch_messages(50), 10000);      /* floor */
+    assert_int_equal(ops_consumer_prefetch_messages(100000), 100000); /* librdkafka's default */
+}
+
 static void a_batch_passes_dlq_offsets_only_once_every_copy_is_confirmed(void **state) {
     (void)state;
     assert_true(ops_consumer_batch_may_pass(0, false));
@@ -183,6 +191,7 @@ int main(void) {
         cmocka_unit_test(reset_offsets_targets_the_oldest_or_the_newest_offset),
         cmocka_unit_test(skipped_ranges_and_member_heartbeats_have_documented_formats),
         cmocka_unit_test(lag_counts_from_the_position_else_the_stored_offset),
+        cmocka_unit_test(prefetch_bound_holds_two_batches_within_librdkafkas_default),
         cmocka_unit_test(redis_urls_in_log_lines_leave_out_user_and_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,9 @@ static void uuids_must_be_canonical_lower_case(void **state) {
         {"2adfa995-4ed5-5357-a6ef-8a8df4755b2f0", false},
         {"2adfa995-4ed5-5357-a6ef_8a8df4755b2f", false},
         {"2adfa995-4ed5-5357-a6eg-8a8df4755b2f", false},
+        {"2adfa995-4ed5-5357-a6ef-8a8df4755-2f", false},
+        {"2adfa995-4ed5-5357-a6ef-8a8df4755b2\xff", false},
+        {"2adfa995-", false},
         {"", false},
     };
     for (size_t i = 0; i < N_ROWS(rows); i++) {
