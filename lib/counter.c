@@ -661,13 +661,12 @@ static int args_finish(ops_counter_args_t *a) {
 typedef struct hagg {
     size_t key_len; /* the Redis key is the map key up to here */
     char cc[3];     /* "": plain metric fields; else "CC:metric" fields */
-    bool zeros;     /* write zero deltas too (totals, per-country hashes) */
     int64_t expireat;
     int64_t m[OPS_METRIC_COUNT];
 } hagg_t;
 
 /* Adds an event group's metrics to the entry (key, cc). */
-static int hagg_add(smap_t *h, const char *key, const char *cc, bool zeros, int64_t expireat,
+static int hagg_add(smap_t *h, const char *key, const char *cc, int64_t expireat,
                     const int64_t m[OPS_METRIC_COUNT]) {
     char mk[SMAP_KEY];
     size_t kl = strlen(key), cl = strlen(cc);
@@ -684,7 +683,6 @@ static int hagg_add(smap_t *h, const char *key, const char *cc, bool zeros, int6
     hagg_t *v = smap_val(h, (size_t)i);
     v->key_len = kl;
     copy_str(v->cc, sizeof(v->cc), cc);
-    v->zeros = zeros;
     v->expireat = expireat;
     for (int k = 0; k < OPS_METRIC_COUNT; k++)
         v->m[k] += m[k];
@@ -772,23 +770,20 @@ static int aggregate_group(const ops_counter_t *c, const cev_t *e, int64_t now_s
 
     if (smap_get(countries, e->cc, true, NULL) < 0)
         return -1;
-    if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", true, 0, e->m) != 0)
+    if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
-    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 ||
-        hagg_add(h, key, "", true, 0, e->m) != 0)
+    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
     exp = ops_minute_floor(e->at) / 1000 + c->minute_ttl_s;
     if (exp > now_s) {
         if (ops_key_minute(e->op, e->at, key, sizeof key) < 0 ||
-            hagg_add(h, key, "", false, exp, e->m) != 0 ||
-            hagg_add(h, key, e->cc, false, exp, e->m) != 0)
+            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     exp = ops_hour_floor(e->at) / 1000 + c->hour_ttl_s;
     if (exp > now_s) {
         if (ops_key_hour(e->op, e->at, key, sizeof key) < 0 ||
-            hagg_add(h, key, "", false, exp, e->m) != 0 ||
-            hagg_add(h, key, e->cc, false, exp, e->m) != 0)
+            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     return 0;
@@ -946,16 +941,22 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
         if (uuid_raw(c->evs[idx[i]].id, raw) != 0 || args_push(a, (const char *)raw, 16) != 0)
             return -1;
     }
+    if (args_int(a, OPS_METRIC_COUNT) != 0)
+        return -1;
+    for (int k = 0; k < OPS_METRIC_COUNT; k++)
+        if (args_str(a, ops_metric_name((ops_metric_t)k)) != 0)
+            return -1;
     for (size_t i = 0; i < w->h.n;) {
         size_t fslot, nf = 0, j = i;
         if (args_int(a, w->recs[i].v->expireat) != 0 || args_count_slot(a, &fslot) != 0)
             return -1;
+        /* the key's fields, then their deltas in the same order */
         for (; j < w->h.n && (j == i || hrec_cmp(&w->recs[j - 1], &w->recs[j]) == 0); j++) {
             const hagg_t *v = w->recs[j].v;
             for (int k = 0; k < OPS_METRIC_COUNT; k++) {
                 const char *mn = ops_metric_name((ops_metric_t)k);
                 size_t ml = strlen(mn), fl = 0;
-                if (v->m[k] == 0 && !v->zeros)
+                if (v->m[k] == 0)
                     continue;
                 if (v->cc[0] != '\0') {
                     size_t cl = strlen(v->cc);
@@ -966,10 +967,16 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
                 if (fl + ml >= sizeof field)
                     return -1;
                 memcpy(field + fl, mn, ml);
-                if (args_push(a, field, fl + ml) != 0 || args_int(a, v->m[k]) != 0)
+                if (args_push(a, field, fl + ml) != 0)
                     return -1;
                 nf++;
             }
+        }
+        for (size_t r = i; r < j; r++) {
+            const hagg_t *v = w->recs[r].v;
+            for (int k = 0; k < OPS_METRIC_COUNT; k++)
+                if (v->m[k] != 0 && args_int(a, v->m[k]) != 0)
+                    return -1;
         }
         args_set_count(a, fslot, nf);
         i = j;

@@ -165,7 +165,9 @@ void ops_counter_discard(ops_counter_t *c);
  *   ARGV:  now-s  window-s  nd  mark-expireat
  *          P  { field("topic:partition")  lowest-offset  next } x P
  *          N  { event_id (its 16 UUID bytes) } x N
- *          { expireat(0 = none)  F { field  delta } x F } x H  (KEYS order)
+ *          M  { metric name } x M  (every metric, in ops_metric_t order)
+ *          { expireat(0 = none)  F  { field } x F  { delta } x F } x H  (KEYS order;
+ *            the i-th delta is the i-th field's)
  *          C  { country } x C
  *
  * applied-key is opstream:{OP}:applied:{GROUP} (field -> the next offset
@@ -177,10 +179,12 @@ void ops_counter_discard(ops_counter_t *c);
  * generation, event_id's 16 bytes -> seconds from the generation's start to
  * when it was counted; an id counts as seen when its time is within the
  * window; marks go to the current one, which expires two
- * windows after its start) and 0 when it is off (N = 0 then). Hashes: the
- * totals and per-country hashes carry all six metrics (zero deltas too: the
- * script creates missing fields at 0); bucket hashes carry the non-zero
- * `metric` and `CC:metric` fields, with EXPIREAT bucket start + TTL; a bucket
+ * windows after its start) and 0 when it is off (N = 0 then). Hashes: every
+ * record lists only its non-zero deltas (`events` is never zero). The totals
+ * and per-country hashes (expireat 0) keep all M metrics: when one of the
+ * listed fields is missing (a new hash), the script creates the unlisted
+ * metrics the hash lacks at 0; bucket hashes carry the non-zero `metric` and
+ * `CC:metric` fields, with EXPIREAT bucket start + TTL; a bucket
  * already past its TTL is left out, so a very late event counts in the
  * totals but does not recreate an expired bucket. C: members of
  * opstream:{OP}:countries. The operation's name (for SADD
