@@ -17,49 +17,28 @@ BIN=${OPSTREAM_BIN_DIR:-bin}
 BENCH=${BENCH_BIN:-build/release/bench/opstream-bench}
 OUT=${OUT:-/tmp/opstream-profile-alert}
 RULES=${RULES:-config/alerts.conf}
-mkdir -p "$OUT"
-rm -f "$OUT/broker.out" "$OUT/broker.err"
-
-cleanup() {
-    [ -n "${ALR:-}" ] && kill "$ALR" 2>/dev/null || true
-    [ -n "${BRK:-}" ] && kill "$BRK" 2>/dev/null || true
-    [ -n "${RDS:-}" ] && redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
-}
-trap cleanup EXIT INT TERM
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$PORT" --save '' --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" &
-RDS=$!
-"$BIN/opstream-broker" --partitions 16 > "$OUT/broker.out" 2> "$OUT/broker.err" &
-BRK=$!
-while [ ! -s "$OUT/broker.out" ]; do sleep 0.1; done
-BOOT=$(head -1 "$OUT/broker.out")
-until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
-
-"$BENCH" fill "$BOOT" opstream. "$EVENTS"
+# shellcheck source=bench/profile-lib.sh
+. "$(dirname "$0")/profile-lib.sh"
+profile_start "$EVENTS"
 redis-cli -p "$PORT" info commandstats > "$OUT/commandstats.before"
 
-case "$TOOL" in
-perf) PRE="perf record -F 2000 -g -o $OUT/perf.data --" ;;
-callgrind) PRE="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.out" ;;
-*) PRE="" ;;
-esac
+profile_prefix
 T0=$(date +%s.%N)
 # shellcheck disable=SC2086
 $PRE "$BIN/opstream-alert" -b "$BOOT" --redis "redis://127.0.0.1:$PORT/0" \
     --rules "$RULES" ${ALERT_ARGS:-} 2> "$OUT/alert.err" &
-ALR=$!
+PROG=$!
 while :; do
     DONE=$(redis-cli -p "$PORT" hvals opstream:offsets:opstream-alert | awk '{s+=$1} END {print s+0}')
     [ "$DONE" -ge "$EVENTS" ] && break
     sleep 0.2
 done
 T1=$(date +%s.%N)
-PID=$(pgrep -P "$ALR" opstream-alert || echo "$ALR")
+PID=$(pgrep -P "$PROG" opstream-alert || echo "$PROG")
 CPU=$(awk '{print ($14 + $15) / 100}' "/proc/$PID/stat")
-kill -INT "$ALR"
-wait "$ALR" || true
-ALR=
+kill -INT "$PROG"
+wait "$PROG" || true
+PROG=
 redis-cli -p "$PORT" info commandstats > "$OUT/commandstats.after"
 ALERTS=$(grep -c ' alert ' "$OUT/alert.err" || true)
 echo "wall $(echo "$T1 - $T0" | bc) s, cpu $CPU s, $ALERTS alerts" > "$OUT/times.txt"
