@@ -165,6 +165,7 @@ typedef struct cev {
     ops_kind_t kind;
     bool dropped; /* reported as already counted */
     bool done;    /* its operation's step was applied */
+    bool here;    /* applied by a step of this batch (not a duplicate if reported again) */
     uint32_t opi; /* operation number in the batch */
     uint32_t pi;  /* partition index */
     int64_t off;  /* offset */
@@ -402,6 +403,7 @@ copy:
     e->pi = (uint32_t)c->last_part;
     e->off = offset;
     e->done = false;
+    e->here = false;
     copy_str(e->op, sizeof(e->op), ev->operation);
     copy_str(e->id, sizeof(e->id), ev->event_id);
     copy_str(e->cc, sizeof(e->cc), ev->country);
@@ -470,6 +472,19 @@ bool ops_counter_full(const ops_counter_t *c) {
     return c->nmsgs >= c->max_events;
 }
 
+/* Leaves e out of the builds from now on. An event applied by an earlier
+ * step of this batch (a retry after a failure sent it again) is not a
+ * duplicate: returns 1 only for one counted before this batch. */
+static int drop_event(ops_counter_t *c, cev_t *e) {
+    e->dropped = true;
+    if (e->here)
+        return 0;
+    c->ndupes++;
+    if ((unsigned)e->kind < OPS_KIND_COUNT)
+        c->seen_by_kind[e->kind]++;
+    return 1;
+}
+
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id) {
     char key[SMAP_KEY];
     long idx;
@@ -481,11 +496,7 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     cev_t *e = &c->evs[*(const size_t *)smap_val(&c->ids, (size_t)idx)];
     if (e->dropped)
         return 0;
-    e->dropped = true;
-    c->ndupes++;
-    if ((unsigned)e->kind < OPS_KIND_COUNT)
-        c->seen_by_kind[e->kind]++;
-    return 1;
+    return drop_event(c, e);
 }
 
 size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
@@ -500,11 +511,7 @@ size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const c
         if (e->dropped || e->done || e->opi != (uint32_t)opi || e->off >= watermark ||
             strcmp(c->parts[e->pi].field, field) != 0)
             continue;
-        e->dropped = true;
-        c->ndupes++;
-        if ((unsigned)e->kind < OPS_KIND_COUNT)
-            c->seen_by_kind[e->kind]++;
-        n++;
+        n += (size_t)drop_event(c, e);
     }
     return n;
 }
@@ -520,7 +527,7 @@ const char *ops_counter_operation(const ops_counter_t *c, size_t i) {
 void ops_counter_op_applied(ops_counter_t *c, size_t opi) {
     for (size_t i = 0; i < c->nevs; i++)
         if (c->evs[i].opi == (uint32_t)opi && !c->evs[i].dropped)
-            c->evs[i].done = true;
+            c->evs[i].done = c->evs[i].here = true;
 }
 
 void ops_counter_ops_retry(ops_counter_t *c) {
@@ -530,6 +537,8 @@ void ops_counter_ops_retry(ops_counter_t *c) {
         if (!e->dropped)
             continue;
         e->dropped = false;
+        if (e->here)
+            continue; /* dropped without being counted as a duplicate */
         c->ndupes--;
         if ((unsigned)e->kind < OPS_KIND_COUNT)
             c->seen_by_kind[e->kind]--;

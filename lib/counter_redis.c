@@ -894,7 +894,9 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         goto cleanup;
     }
 cleanup:
-    if (rc == OPS_COUNTER_STEP_FAILED)
+    /* the batch stays for a retry: every operation goes into it again, so
+     * that the retry's steps (and WAITs) cover those applied this time */
+    if (rc == OPS_COUNTER_STEP_FAILED || rc == OPS_COUNTER_STEP_REFUSED)
         ops_counter_ops_retry(c);
     if (seenp != NULL)
         *seenp = seen;

@@ -404,6 +404,39 @@ static void events_below_a_watermark_are_dropped_and_applied_operations_left_out
     ops_counter_destroy(c);
 }
 
+/* A step that failed after some operations' scripts went through is sent
+ * whole again; the applied operations answer APPLIED, and their events are
+ * dropped without counting as duplicates (they were counted by this batch). */
+static void events_applied_by_this_batch_are_no_duplicates_when_sent_again(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e[3] = {mk(OPS_KIND_ARREST, "A", "GH", 1, 0, T0, 1),
+                        mk(OPS_KIND_ARREST, "B", "GH", 2, 0, T0, 2),
+                        mk(OPS_KIND_ARREST, "B", "GH", 4, 0, T0, 3)};
+
+    (void)state;
+    ops_counter_add_event(c, "opstream.arrests", 0, 0, &e[0]);
+    ops_counter_add_event(c, "opstream.arrests", 0, 1, &e[1]);
+    ops_counter_add_event(c, "opstream.arrests", 0, 2, &e[2]);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 2);
+    ops_counter_op_applied(c, a.ops[1].opi); /* B applied, then the step failed */
+    ops_counter_ops_retry(c);
+    p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 2); /* B goes again */
+    assert_int_equal(ops_counter_drop_applied(c, "B", "opstream.arrests:0", 3), 0);
+    assert_int_equal(ops_counter_dupes(c), 0);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 0);
+    /* one counted before this batch is still a duplicate */
+    assert_int_equal(ops_counter_drop_applied(c, "A", "opstream.arrests:0", 1), 1);
+    assert_int_equal(ops_counter_dupes(c), 1);
+    ops_counter_ops_retry(c); /* taken back once, the others were never counted */
+    assert_int_equal(ops_counter_dupes(c), 0);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 0);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
 static void dlq_message_passes_its_offset_and_counts_nothing(void **state) {
     ops_counter_t *c = new_counter();
     ops_counter_args_t a = {0};
@@ -608,6 +641,7 @@ int main(void) {
         cmocka_unit_test(dedupe_window_0_turns_dedupe_off),
         cmocka_unit_test(event_seen_in_redis_is_dropped_but_offset_still_passes),
         cmocka_unit_test(events_below_a_watermark_are_dropped_and_applied_operations_left_out),
+        cmocka_unit_test(events_applied_by_this_batch_are_no_duplicates_when_sent_again),
         cmocka_unit_test(dlq_message_passes_its_offset_and_counts_nothing),
         cmocka_unit_test(event_older_than_bucket_ttl_counts_in_totals_only),
         cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
