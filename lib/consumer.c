@@ -511,7 +511,7 @@ static void map_leaders(ops_consumer_t *c, int64_t now) {
 /* Called after each burst of polls: wakes the leaders' broker threads when
  * the queue has drained to a quarter of its bound after being near it. */
 static void prefetch_watch(ops_consumer_t *c, int64_t now) {
-    if (c->cq == NULL || c->nparts == 0)
+    if (c->cq == NULL || c->nparts == 0 || c->prefetch == 0)
         return;
     size_t q = rd_kafka_queue_length(c->cq);
     if (q >= c->prefetch - c->prefetch / 4) {
@@ -793,6 +793,15 @@ static ops_counter_step_t step_prepare(ops_consumer_t *c, ops_counter_t *b, size
     return OPS_COUNTER_STEP_APPLIED;
 }
 
+/* The held batch is done with (applied, fenced or dropped): emptied, it
+ * becomes the spare object again. */
+static void release_held(ops_consumer_t *c) {
+    ops_counter_discard(c->held);
+    c->spare = c->held;
+    c->held = NULL;
+    c->held_dlq = 0;
+}
+
 /* What a step's result means for the runtime (b: the batch it ran for;
  * held: b is the held batch, with *dlq its DLQ count). */
 static void step_finish(ops_consumer_t *c, ops_counter_t *b, bool held, ops_counter_step_t step,
@@ -833,14 +842,10 @@ static void step_finish(ops_consumer_t *c, ops_counter_t *b, bool held, ops_coun
         c->retry_at = ops_clock_mono_ms() + c->backoff_ms;
         break;
     }
-    if (held && step != OPS_COUNTER_STEP_FAILED && step != OPS_COUNTER_STEP_REFUSED) {
-        /* applied (emptied) or fenced: the object becomes the spare; after a
-         * fence the pending batch, which followed it, is dropped with the
-         * reload */
-        ops_counter_discard(b);
-        c->spare = b;
-        c->held = NULL;
-    }
+    /* applied or fenced: after a fence the pending batch, which followed
+     * it, is dropped with the reload */
+    if (held && step != OPS_COUNTER_STEP_FAILED && step != OPS_COUNTER_STEP_REFUSED)
+        release_held(c);
 }
 
 /* Runs the step of batch b here, on the loop's thread. */
@@ -850,18 +855,14 @@ static ops_counter_step_t step_here(ops_consumer_t *c, ops_counter_t *b, bool he
     ops_counter_step_t step;
 
     if (ops_counter_pending(b) == 0) {
-        if (held) {
-            c->spare = b;
-            c->held = NULL;
-        }
+        if (held)
+            release_held(c);
         return OPS_COUNTER_STEP_APPLIED;
     }
     size_t skips = ops_counter_pending_skips(b);
     if ((step = step_prepare(c, b, dlq)) != OPS_COUNTER_STEP_APPLIED) {
-        if (held && step == OPS_COUNTER_STEP_FENCED) {
-            c->spare = b;
-            c->held = NULL;
-        }
+        if (held && step == OPS_COUNTER_STEP_FENCED)
+            release_held(c);
         return step;
     }
     size_t events = ops_counter_pending_events(b);
@@ -927,12 +928,10 @@ static bool step_collect(ops_consumer_t *c, bool wait) {
 static void step_retry(ops_consumer_t *c) {
     ops_counter_step_t step = step_prepare(c, c->held, &c->held_dlq);
 
-    if (step == OPS_COUNTER_STEP_APPLIED) {
+    if (step == OPS_COUNTER_STEP_APPLIED)
         step_start(c);
-    } else if (step == OPS_COUNTER_STEP_FENCED) {
-        c->spare = c->held;
-        c->held = NULL;
-    }
+    else if (step == OPS_COUNTER_STEP_FENCED)
+        release_held(c);
 }
 
 /* Drops the pending and the held batch; a step that runs is waited for
@@ -945,12 +944,8 @@ static void drop_batches(ops_consumer_t *c) {
         c->need_reload = true;
     ops_counter_discard(c->batch);
     c->dlq_sent = 0;
-    if (c->held != NULL) {
-        ops_counter_discard(c->held);
-        c->spare = c->held;
-        c->held = NULL;
-        c->held_dlq = 0;
-    }
+    if (c->held != NULL)
+        release_held(c);
 }
 
 /* Writes the held batch, then the pending one, here and now (rebalance,
@@ -1030,7 +1025,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         drop_batches(c); /* a step in flight ends first */
         ops_counter_unassign_all(c->batch);
-        c->dlq_sent = 0;
         for (int i = 0; i < parts->cnt; i++)
             if (ops_counter_assign(c->batch, parts->elems[i].topic, parts->elems[i].partition, -1,
                                    e, sizeof e) != 0)
@@ -1421,7 +1415,13 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
     if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
         subscribe(c, errstr, errstr_size) != 0)
         goto fail;
-    c->prefetch = ops_kafka_consumer_prefetch(opts->cfg, ko.prefetch_messages);
+    {
+        /* the bound the client has: the user's queued.min.messages or ours */
+        char qmin[32] = "";
+        size_t sz = sizeof qmin;
+        rd_kafka_conf_get(rd_kafka_conf(c->rk), "queued.min.messages", qmin, &sz);
+        c->prefetch = (size_t)strtoull(qmin, NULL, 10);
+    }
     c->cq = rd_kafka_queue_get_consumer(c->rk);
     return c;
 fail:

@@ -341,6 +341,22 @@ rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
 /* The group comes from the options, else from group.id; a consumer with
  * no group cannot subscribe, so that is an error here rather than later.
  * The one way opstream builds a Kafka consumer. */
+/* key := value (a number) on conf unless the user set key; value 0: left
+ * to librdkafka. */
+static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, const char *key,
+                              size_t value, char *errstr, size_t errstr_size) {
+    char n[32], kerr[512];
+
+    if (value == 0 || ops_config_get(cfg, key) != NULL)
+        return 0;
+    snprintf(n, sizeof n, "%zu", value);
+    if (rd_kafka_conf_set(conf, key, n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", key, kerr);
+        return -1;
+    }
+    return 0;
+}
+
 rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
                                      char *errstr, size_t errstr_size) {
     char kerr[512];
@@ -365,27 +381,18 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
         snprintf(errstr, errstr_size, "no consumer group: use -g GROUP or -X group.id=GROUP");
         goto cleanup;
     }
-    if (o->prefetch_messages > 0 && ops_config_get(cfg, "queued.min.messages") == NULL) {
-        char n[32];
-        snprintf(n, sizeof n, "%zu", o->prefetch_messages);
-        if (rd_kafka_conf_set(conf, "queued.min.messages", n, kerr, sizeof(kerr)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "queued.min.messages: %s", kerr);
-            goto cleanup;
-        }
-    }
-    if (o->fetch_bytes > 0 && ops_config_get(cfg, "fetch.max.bytes") == NULL) {
-        char n[32], mmb[32] = "";
-        size_t sz = sizeof mmb, bytes = o->fetch_bytes;
+    size_t fetch_bytes = o->fetch_bytes;
+    if (fetch_bytes > 0) {
+        char mmb[32] = "";
+        size_t sz = sizeof mmb;
         if (rd_kafka_conf_get(conf, "message.max.bytes", mmb, &sz) == RD_KAFKA_CONF_OK &&
-            (size_t)atoll(mmb) > bytes)
-            bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
-        snprintf(n, sizeof n, "%zu", bytes);
-        if (rd_kafka_conf_set(conf, "fetch.max.bytes", n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "fetch.max.bytes: %s", kerr);
-            goto cleanup;
-        }
+            (size_t)atoll(mmb) > fetch_bytes)
+            fetch_bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
     }
+    if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages, errstr,
+                           errstr_size) != 0 ||
+        default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, errstr, errstr_size) != 0)
+        goto cleanup;
     if (o->rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
     if (o->error_cb)
@@ -407,14 +414,6 @@ cleanup:
     if (conf)
         rd_kafka_conf_destroy(conf);
     return rk;
-}
-
-size_t ops_kafka_consumer_prefetch(const ops_config_t *cfg, size_t prefetch_messages) {
-    const char *v = ops_config_get(cfg, "queued.min.messages");
-    long long n = v != NULL ? atoll(v) : 0;
-    if (n > 0)
-        return (size_t)n;
-    return prefetch_messages > 0 ? prefetch_messages : 100000;
 }
 
 rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,

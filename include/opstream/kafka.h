@@ -55,11 +55,6 @@ typedef struct ops_kafka_consumer_opts {
 rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
                                      char *errstr, size_t errstr_size);
 
-/* The prefetch bound in messages a consumer built with prefetch_messages
- * has: the user's queued.min.messages when set, else prefetch_messages
- * (librdkafka's default of 100000 when that is 0). */
-size_t ops_kafka_consumer_prefetch(const ops_config_t *cfg, size_t prefetch_messages);
-
 /* A consumer in group `group` (NULL: group.id from cfg). rebalance_cb may be
  * NULL for librdkafka's default assign/unassign. The poll queue is
  * redirected to the consumer queue (rd_kafka_poll_set_consumer). */

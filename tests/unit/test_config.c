@@ -358,16 +358,6 @@ static void consumer_conf_leaves_offsets_to_redis(void **state) {
     rd_kafka_conf_destroy(conf);
 }
 
-static void the_prefetch_bound_is_the_users_queued_min_messages_else_the_runtimes(void **state) {
-    fixture_t *f = *state;
-    char err[512] = "";
-    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 20000), 20000);
-    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 0), 100000); /* librdkafka's default */
-    if (ops_config_set_kv(f->cfg, "queued.min.messages=5000", err, sizeof err) != 0)
-        fail_msg("%s", err);
-    assert_int_equal(ops_kafka_consumer_prefetch(f->cfg, 20000), 5000);
-}
-
 static void user_properties_override_the_defaults(void **state) {
     fixture_t *f = *state;
     char err[512] = "";
@@ -526,7 +516,6 @@ int main(void) {
         T(producer_conf_has_the_delivery_defaults),
         T(consumer_conf_leaves_offsets_to_redis),
         T(user_properties_override_the_defaults),
-        T(the_prefetch_bound_is_the_users_queued_min_messages_else_the_runtimes),
         T(consumer_prefetch_bounds_give_way_to_the_users_properties),
         T(client_without_brokers_is_refused_clearly),
         T(clients_are_created_when_configured),
