@@ -28,11 +28,7 @@ T0=$(date +%s.%N)
 $PRE "$BIN/opstream-alert" -b "$BOOT" --redis "redis://127.0.0.1:$PORT/0" \
     --rules "$RULES" ${ALERT_ARGS:-} 2> "$OUT/alert.err" &
 PROG=$!
-while :; do
-    DONE=$(redis-cli -p "$PORT" hvals opstream:offsets:opstream-alert | awk '{s+=$1} END {print s+0}')
-    [ "$DONE" -ge "$EVENTS" ] && break
-    sleep 0.2
-done
+profile_wait_stored opstream-alert "$EVENTS"
 T1=$(date +%s.%N)
 PID=$(pgrep -P "$PROG" opstream-alert || echo "$PROG")
 CPU=$(awk '{print ($14 + $15) / 100}' "/proc/$PID/stat")

@@ -39,11 +39,7 @@ profile_prefix
 $PRE "$BIN/opstream-count" -b "$BOOT" --redis "redis://127.0.0.1:$PORT/0" \
     --stats-interval 1 2> "$OUT/count.err" &
 PROG=$!
-while :; do
-    DONE=$(redis-cli -p "$PORT" hvals opstream:offsets:opstream-count | awk '{s+=$1} END {print s+0}')
-    [ "$DONE" -ge "$EVENTS" ] && break
-    sleep 0.2
-done
+profile_wait_stored opstream-count "$EVENTS"
 kill -INT "$PROG"
 wait "$PROG" || true
 PROG=

@@ -5,6 +5,8 @@
 # loaded; sets PORT and BOOT, and stops both (and $PROG, the profiled
 # program's pid, when set) on exit. profile_prefix: the command that runs
 # the program under $TOOL (perf, callgrind or none), in PRE.
+# profile_wait_stored GROUP EVENTS: until GROUP's stored offsets in Redis
+# add up to EVENTS.
 
 profile_cleanup() {
     [ -n "${PROG:-}" ] && kill "$PROG" 2>/dev/null || true
@@ -33,4 +35,12 @@ profile_prefix() {
     callgrind) PRE="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind.out" ;;
     *) PRE="" ;;
     esac
+}
+
+profile_wait_stored() {
+    while :; do
+        DONE=$(redis-cli -p "$PORT" hvals "opstream:offsets:$1" | awk '{s+=$1} END {print s+0}')
+        [ "$DONE" -ge "$2" ] && break
+        sleep 0.2
+    done
 }
