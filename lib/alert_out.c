@@ -310,8 +310,8 @@ static const char mirror_script[] =
     "local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}\n"
     "for i = 3, #ARGV do args[#args + 1] = ARGV[i] end\n"
     "local id = redis.call(unpack(args))\n"
-    "redis.call('HSET', KEYS[2], ARGV[2], id)\n"
-    "if redis.call('HINCRBY', KEYS[2], '#n', 1) > 2 * maxlen then\n"
+    "if redis.call('HSET', KEYS[2], ARGV[2], id) == 1 and\n"
+    "   redis.call('HINCRBY', KEYS[2], '#n', 1) > 2 * maxlen then\n"
     "  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1][1]\n"
     "  local all = redis.call('HGETALL', KEYS[2])\n"
     "  local n = 0\n"
@@ -468,13 +468,10 @@ int ops_alert_out_mirror_many(ops_redis_link_t *rc, const ops_alert_t *const *al
     }
     for (size_t at = 0; at < n && rc_out == 0; at += MIRROR_PIPELINE) {
         size_t k = n - at < MIRROR_PIPELINE ? n - at : MIRROR_PIPELINE;
+        /* a failure is the caller's to retry (the link makes a lost
+         * connection afresh at the next use; the scripts skip the ids the
+         * stream holds, so sending them again is safe) */
         rc_out = mirror_pipeline(rc, alerts + at, k, m, &added, errstr, errstr_size);
-        if (rc_out != 0 && at == 0 && ops_redis_link_pending(rc) == 0) {
-            /* a connection found gone at this use (a restart, a failover
-             * since the last alerts) is made afresh once: the scripts skip
-             * the ids they hold, so sending them again is safe */
-            rc_out = mirror_pipeline(rc, alerts + at, k, m, &added, errstr, errstr_size);
-        }
     }
     free(m);
     return rc_out == 0 ? (int)added : -1;
