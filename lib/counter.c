@@ -473,16 +473,15 @@ bool ops_counter_full(const ops_counter_t *c) {
 }
 
 /* Leaves e out of the builds from now on. An event applied by an earlier
- * step of this batch (a retry after a failure sent it again) is not a
- * duplicate: returns 1 only for one counted before this batch. */
-static int drop_event(ops_counter_t *c, cev_t *e) {
+ * step of this batch (a retry after a failure sent it again) is not
+ * counted as a duplicate: only one counted before this batch is. */
+static void drop_event(ops_counter_t *c, cev_t *e) {
     e->dropped = true;
     if (e->here)
-        return 0;
+        return;
     c->ndupes++;
     if ((unsigned)e->kind < OPS_KIND_COUNT)
         c->seen_by_kind[e->kind]++;
-    return 1;
 }
 
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id) {
@@ -496,7 +495,8 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     cev_t *e = &c->evs[*(const size_t *)smap_val(&c->ids, (size_t)idx)];
     if (e->dropped)
         return 0;
-    return drop_event(c, e);
+    drop_event(c, e);
+    return 1;
 }
 
 size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
@@ -511,7 +511,8 @@ size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const c
         if (e->dropped || e->done || e->opi != (uint32_t)opi || e->off >= watermark ||
             strcmp(c->parts[e->pi].field, field) != 0)
             continue;
-        n += (size_t)drop_event(c, e);
+        drop_event(c, e);
+        n++;
     }
     return n;
 }

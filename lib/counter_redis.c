@@ -634,8 +634,7 @@ enum { OP_OK = 1, OP_RETRY, OP_NOSCRIPT };
 /* Round trip 2: every operation's script, pipelined. Returns -1 when every
  * step was applied, 0 when some must be retried (the batch shrank, or a
  * script must be loaded first), or the step's outcome. */
-static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, char *errstr,
-                   size_t errstr_size) {
+static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size_t errstr_size) {
     ops_counter_args_t *a = &cr->args;
     int rc = -1;
     bool failed = false, retry = false;
@@ -698,7 +697,6 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
                                "redis: APPLIED reply of operation %s drops no event", opname);
                 failed = true;
             }
-            *seenp += n;
             retry = true;
         } else if (status != NULL && strcmp(status, "SEEN") == 0 && r->elements == 2 &&
                    r->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -713,7 +711,6 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, size_t *seenp, cha
                 ops_err_format(why, sizeof why, "redis: SEEN reply names no event of the batch");
                 failed = true;
             }
-            *seenp += n;
             retry = true;
         } else if (status != NULL && strcmp(status, "REFUSED") == 0) {
             if (rc == -1)
@@ -844,7 +841,10 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
                                            int64_t now_ms, size_t *seenp, char *errstr,
                                            size_t errstr_size) {
     int rc = OPS_COUNTER_STEP_FAILED;
-    size_t seen = 0;
+    /* the events the replies name as counted before this batch: the
+     * duplicates they add (events this batch applied and a retry sent again
+     * are dropped without counting as duplicates) */
+    size_t dupes0 = ops_counter_dupes(c);
     size_t rounds = 0, max_rounds = ops_counter_pending(c) + 8; /* each round shrinks the
                                                                  * batch or loads a script */
     bool checked = false;
@@ -870,7 +870,7 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
                 rc = OPS_COUNTER_STEP_FAILED;
                 goto cleanup;
             }
-            rc = run_ops(cr, c, &seen, errstr, errstr_size);
+            rc = run_ops(cr, c, errstr, errstr_size);
             if (rc == 0 && ++rounds < max_rounds)
                 continue;
             if (rc == 0)
@@ -894,12 +894,12 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         goto cleanup;
     }
 cleanup:
+    if (seenp != NULL)
+        *seenp = ops_counter_dupes(c) - dupes0;
     /* the batch stays for a retry: every operation goes into it again, so
      * that the retry's steps (and WAITs) cover those applied this time */
     if (rc == OPS_COUNTER_STEP_FAILED || rc == OPS_COUNTER_STEP_REFUSED)
         ops_counter_ops_retry(c);
-    if (seenp != NULL)
-        *seenp = seen;
     return (ops_counter_step_t)rc;
 }
 

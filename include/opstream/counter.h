@@ -123,9 +123,9 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
 /* Removes from the batch the events of operation from the partition named by
  * field ("topic:partition") whose offset is below watermark, because Redis
  * reports that an earlier step of that operation already covered them (an
- * APPLIED reply); their offsets are still passed. Returns how many were
- * counted before this batch (duplicates); events a step of this batch
- * applied, sent again after a failure, are dropped without being counted. */
+ * APPLIED reply); their offsets are still passed. Returns how many.
+ * Events a step of this batch applied, sent again after a failure, are
+ * dropped without counting as duplicates (ops_counter_dupes). */
 size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
                                 int64_t watermark);
 /* The step of the batch's operation number opi (ops_counter_op_args_t.opi)
