@@ -36,8 +36,8 @@
 #define BEAT_MS 2000   /* member heartbeat period */
 #define TOPIC_MAX 256
 /* While Redis is behind, a batch grows to GROW_BEHIND times batch_max; with
- * a backlog of more than two such batches waiting (a catch-up), on to
- * GROW_MAX times: an operation's script costs per counter hash, so more
+ * a backlog of more than four batches of its size waiting (a catch-up), on
+ * to GROW_MAX times: an operation's script costs per counter hash, so more
  * events per operation and step cost less each (a live stream that fell
  * behind for a moment keeps its steps, and its latency, short). */
 #define GROW_BEHIND 4
