@@ -736,17 +736,27 @@ static void args_set_count(ops_counter_args_t *a, size_t slot, size_t count) {
     a->argvlen[slot] = fmt_i64(a->buf + a->off[slot], (int64_t)count);
 }
 
+/* Points argv[from .. from + n) into the buffer (valid until it moves). */
+static int args_view(ops_counter_args_t *a, size_t from, size_t n) {
+    if (a->argc + 1 > a->argv_cap) {
+        size_t cap = a->argv_cap ? a->argv_cap : 256;
+        while (cap < a->argc + 1)
+            cap *= 2;
+        const char **argv = realloc(a->argv, cap * sizeof(*argv));
+        if (argv == NULL)
+            return -1;
+        a->argv = argv;
+        a->argv_cap = cap;
+    }
+    for (size_t i = from; i < from + n; i++)
+        a->argv[i] = a->buf + a->off[i];
+    a->argv[a->argc] = NULL;
+    return 0;
+}
+
 /* Points argv into the buffer once it stops moving. */
 static int args_finish(ops_counter_args_t *a) {
-    const char **argv = realloc(a->argv, (a->argc + 1) * sizeof(*argv));
-
-    if (argv == NULL)
-        return -1;
-    for (size_t i = 0; i < a->argc; i++)
-        argv[i] = a->buf + a->off[i];
-    argv[a->argc] = NULL;
-    a->argv = argv;
-    return 0;
+    return args_view(a, 0, a->argc);
 }
 
 /* Aggregated increments of one hash (or of one country's fields in it). */
@@ -1137,6 +1147,12 @@ static int build_offsets(const ops_counter_t *c, const char *okey, ops_counter_a
  * look-up and its id copied; keys and fields are formatted per group. */
 int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *a, char *errstr,
                       size_t errstr_size) {
+    return ops_counter_build_each(c, now_ms, a, NULL, NULL, errstr, errstr_size) == 0 ? 0 : -1;
+}
+
+int ops_counter_build_each(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *a,
+                           ops_counter_emit_fn emit, void *opaque, char *errstr,
+                           size_t errstr_size) {
     build_ws_t w;
     char key[OPS_KEY_MAX];
     size_t nops = c->ops.n, *start = NULL;
@@ -1174,7 +1190,18 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
     for (size_t i = 0; i < c->nevs; i++)
         if (!c->evs[i].dropped && !c->evs[i].done)
             a->order[start[c->evs[i].opi]++] = i;
-    /* start[g] is now the end of g's run, i.e. the beginning of g + 1's. */
+    /* start[g] is now the end of g's run, i.e. the beginning of g + 1's.
+     * The offsets call first: it is what a caller checks before any step. */
+    if (build_offsets(c, key, a) != 0)
+        goto oom;
+    if (emit != NULL && nops > 0 && start[nops - 1] > 0) {
+        if (args_view(a, a->cas_first, a->cas_argc) != 0)
+            goto oom;
+        if (emit(opaque, a, OPS_COUNTER_CALL_OFFSETS) != 0) {
+            rc = 1;
+            goto cleanup;
+        }
+    }
     for (size_t g = 0, from = 0; g < nops; g++) {
         size_t to = start[g];
         if (to > from && build_op(c, g, a->order + from, to - from, now_s, &w, a) != 0) {
@@ -1183,9 +1210,19 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
                 "counter: out of memory, a key too long or an event id not a canonical UUID");
             goto cleanup;
         }
+        if (to > from && emit != NULL) {
+            const ops_counter_op_args_t *o = &a->ops[a->nops - 1];
+            if (args_view(a, a->cas_first, a->cas_argc) != 0 ||
+                args_view(a, o->name, o->first + o->argc - o->name) != 0)
+                goto oom;
+            if (emit(opaque, a, a->nops - 1) != 0) {
+                rc = 1;
+                goto cleanup;
+            }
+        }
         from = to;
     }
-    if (build_offsets(c, key, a) != 0 || args_finish(a) != 0)
+    if (args_finish(a) != 0)
         goto oom;
     rc = 0;
     goto cleanup;

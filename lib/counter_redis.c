@@ -631,10 +631,63 @@ cleanup:
 
 enum { OP_OK = 1, OP_RETRY, OP_NOSCRIPT };
 
-/* Round trip 2: every operation's script, pipelined. Returns -1 when every
- * step was applied, 0 when some must be retried (the batch shrank, or a
- * script must be loaded first), or the step's outcome. */
-static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size_t errstr_size) {
+/* Round trip 2, streamed: each operation's script is sent as soon as it is
+ * built, so that Redis runs one while the next is built. The build's calls
+ * come here: the offsets call first (the precheck, once per step), then
+ * each operation's. */
+typedef struct stream {
+    ops_counter_redis_t *cr;
+    ops_counter_t *c;
+    bool *checked; /* the precheck passed in an earlier round of the step */
+    int rc;        /* -1: go on; else the step's outcome when the build stopped */
+    size_t sent;   /* operation calls queued in this round */
+    char *errstr;
+    size_t errstr_size;
+} stream_t;
+
+static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
+    stream_t *s = opaque;
+    ops_counter_redis_t *cr = s->cr;
+
+    if (call == OPS_COUNTER_CALL_OFFSETS) {
+        if (!*s->checked) {
+            if ((s->rc = precheck(cr, s->c, s->errstr, s->errstr_size)) != -1)
+                return 1;
+            *s->checked = true;
+        }
+        return 0;
+    }
+    const ops_counter_op_args_t *op = &a->ops[call];
+    if (cr->op_sha[0] == '\0' && (s->sent > 0 || load_script(cr, op_script, a->argv[op->first + 3],
+                                                            cr->op_sha, s->errstr,
+                                                            s->errstr_size) != 0)) {
+        s->rc = OPS_COUNTER_STEP_FAILED;
+        return 1;
+    }
+    a->argv[op->first + 1] = cr->op_sha;
+    a->argvlen[op->first + 1] = 40;
+    if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc, a->argv + op->first,
+                              a->argvlen + op->first, s->errstr, s->errstr_size) != 0) {
+        s->rc = OPS_COUNTER_STEP_FAILED;
+        return 1;
+    }
+    s->sent++;
+    /* A single server's connection carries this round's scripts only: one
+     * replaced under them (its replies lost) must not take the rest. */
+    if (ops_redis_link_flush(cr->link, s->errstr, s->errstr_size) != 0 ||
+        (!ops_redis_link_is_cluster(cr->link) && ops_redis_link_pending(cr->link) != s->sent)) {
+        if (s->errstr[0] == '\0')
+            ops_err_format(s->errstr, s->errstr_size, "redis: the connection was replaced");
+        s->rc = OPS_COUNTER_STEP_FAILED;
+        return 1;
+    }
+    return 0;
+}
+
+/* The replies of the operations' scripts. Returns -1 when every step was
+ * applied, 0 when some must be retried (the batch shrank, or a script must
+ * be loaded first), or the step's outcome. */
+static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size_t errstr_size) {
     ops_counter_args_t *a = &cr->args;
     int rc = -1;
     bool failed = false, retry = false;
@@ -644,21 +697,11 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size
         unsigned char *st = realloc(cr->state, a->nops);
         if (st == NULL) {
             ops_err_format(errstr, errstr_size, "redis: out of memory");
+            drain(cr);
             return OPS_COUNTER_STEP_FAILED;
         }
         cr->state = st;
         cr->state_cap = a->nops;
-    }
-    for (size_t o = 0; o < a->nops; o++) {
-        const ops_counter_op_args_t *op = &a->ops[o];
-        a->argv[op->first + 1] = cr->op_sha;
-        a->argvlen[op->first + 1] = 40;
-        if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc,
-                                  a->argv + op->first, a->argvlen + op->first, errstr,
-                                  errstr_size) != 0) {
-            drain(cr);
-            return OPS_COUNTER_STEP_FAILED;
-        }
     }
     for (size_t o = 0; o < a->nops; o++) {
         const ops_counter_op_args_t *op = &a->ops[o];
@@ -856,21 +899,26 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
         goto cleanup;
     }
     for (;;) {
-        if (ops_counter_build(c, now_ms, &cr->args, errstr, errstr_size) != 0)
+        stream_t s = {.cr = cr,
+                      .c = c,
+                      .checked = &checked,
+                      .rc = -1,
+                      .errstr = errstr,
+                      .errstr_size = errstr_size};
+        int b;
+
+        if (errstr_size > 0)
+            errstr[0] = '\0';
+        if ((b = ops_counter_build_each(c, now_ms, &cr->args, stream_call, &s, errstr,
+                                        errstr_size)) != 0) {
+            /* Scripts already sent run; their replies are dropped, and a
+             * retry finds their steps applied (APPLIED). */
+            drain(cr);
+            rc = b == 1 && s.rc != -1 ? s.rc : OPS_COUNTER_STEP_FAILED;
             goto cleanup;
+        }
         if (cr->args.nops > 0) {
-            if (!checked) {
-                if ((rc = precheck(cr, c, errstr, errstr_size)) != -1)
-                    goto cleanup;
-                checked = true;
-            }
-            if (cr->op_sha[0] == '\0' &&
-                load_script(cr, op_script, cr->args.argv[cr->args.ops[0].first + 3], cr->op_sha,
-                            errstr, errstr_size) != 0) {
-                rc = OPS_COUNTER_STEP_FAILED;
-                goto cleanup;
-            }
-            rc = run_ops(cr, c, errstr, errstr_size);
+            rc = read_ops(cr, c, errstr, errstr_size);
             if (rc == 0 && ++rounds < max_rounds)
                 continue;
             if (rc == 0)

@@ -102,6 +102,19 @@ int ops_redis_link_append(ops_redis_link_t *l, const char *route_key, int argc, 
     return 0;
 }
 
+int ops_redis_link_flush(ops_redis_link_t *l, char *errstr, size_t errstr_size) {
+    int done = 0;
+
+    if (l->cluster != NULL || l->ctx == NULL)
+        return 0;
+    if (redisBufferWrite(l->ctx, &done) != REDIS_OK) {
+        ops_err_format(errstr, errstr_size, "redis: %s",
+                       l->ctx->err ? l->ctx->errstr : "connection lost");
+        return -1;
+    }
+    return 0;
+}
+
 /* Replies that say this server is not (or no longer) where writes go. */
 static bool wants_reconnect(const redisReply *r) {
     return ops_redis_reply_wants_reconnect(r); /* also when a script quotes them */

@@ -219,6 +219,7 @@ typedef struct ops_counter_args {
     size_t cap, ops_cap;
     size_t *order; /* scratch: events by operation */
     size_t order_cap;
+    size_t argv_cap;
 } ops_counter_args_t;
 
 /* Builds the arguments for the current batch at wall-clock now_ms. args must
@@ -226,6 +227,21 @@ typedef struct ops_counter_args {
  * (out of memory, a key that does not fit). */
 int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *args,
                       char *errstr, size_t errstr_size);
+
+/* The same, handing each call to emit as soon as it is built, so that a
+ * caller can send an operation's script while the next one is built: first
+ * the offsets call (call == OPS_COUNTER_CALL_OFFSETS; only when some
+ * operation has events to count), then each operation's (call = its index
+ * in args->ops). Within emit, args->argv is valid for that call's
+ * arguments (and the offsets call's) only: the storage may move while the
+ * next call is built; every argv entry is valid once this returns 0.
+ * emit returns 0 to go on, anything else to stop the build. Returns 0, 1
+ * when emit stopped it, or -1 with errstr. */
+#define OPS_COUNTER_CALL_OFFSETS ((size_t)-1)
+typedef int (*ops_counter_emit_fn)(void *opaque, ops_counter_args_t *args, size_t call);
+int ops_counter_build_each(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t *args,
+                           ops_counter_emit_fn emit, void *opaque, char *errstr,
+                           size_t errstr_size);
 void ops_counter_args_free(ops_counter_args_t *args); /* accepts NULL; leaves it zeroed */
 
 /* Start (epoch s) of the dedupe generation holding now_s: generations are

@@ -46,6 +46,13 @@ void ops_redis_link_destroy(ops_redis_link_t *l); /* accepts NULL */
 int ops_redis_link_append(ops_redis_link_t *l, const char *route_key, int argc, const char **argv,
                           const size_t *argvlen, char *errstr, size_t errstr_size);
 
+/* Sends what was queued so far without waiting for a reply, so that the
+ * server starts on it while more is queued (a single server; a cluster's
+ * commands go out at the first reply). Returns 0, or -1 with errstr: the
+ * connection failed, the replies pending on it are lost, and nothing more
+ * may be queued for them (the next append would start a new connection). */
+int ops_redis_link_flush(ops_redis_link_t *l, char *errstr, size_t errstr_size);
+
 /* The reply of the oldest command not yet answered; the caller frees it
  * (freeReplyObject). Cluster redirections (MOVED, ASK) are followed inside.
  * NULL with errstr on an I/O error (see above) or when nothing is pending. */

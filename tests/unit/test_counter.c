@@ -50,12 +50,13 @@ static long num(const ops_counter_args_t *a, size_t i) {
 
 static parsed_t parse(const ops_counter_args_t *a) {
     parsed_t p = {.a = a};
-    size_t end = 0;
+    size_t end = a->cas_argc; /* the offsets call comes first, the operations' follow it */
 
     assert_true(a->nops <= 16);
     for (size_t o = 0; o < a->nops; o++) {
         opcall_t *c = &p.ops[p.nops++];
         size_t f = a->ops[o].first, i;
+        assert_int_equal(a->ops[o].name, end);
         assert_string_equal(a->argv[f], "EVALSHA");
         assert_true(a->ops[o].name + 1 == f);
         c->nkeys = (size_t)num(a, f + 2);
@@ -86,12 +87,12 @@ static parsed_t parse(const ops_counter_args_t *a) {
         p.sets_n += c->countries_n + 1;
         end = i;
     }
-    assert_int_equal(a->cas_first, end ? end : 0);
+    assert_int_equal(a->cas_first, 0);
     assert_string_equal(a->argv[a->cas_first], "EVALSHA");
     assert_string_equal(a->argv[a->cas_first + 2], "1");
     p.parts = a->cas_first + 4;
     p.parts_n = (a->cas_argc - 4) / 3;
-    assert_int_equal(a->cas_first + a->cas_argc, a->argc);
+    assert_int_equal(end, a->argc);
     return p;
 }
 
