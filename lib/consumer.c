@@ -35,11 +35,12 @@
 #define BURST_MAX 1000 /* messages handled between two housekeeping rounds */
 #define BEAT_MS 2000   /* member heartbeat period */
 #define TOPIC_MAX 256
-/* While Redis is behind, a batch grows to GROW_BEHIND times batch_max; with
- * a backlog of more than four batches of its size waiting (a catch-up), on
- * to GROW_MAX times: an operation's script costs per counter hash, so more
- * events per operation and step cost less each (a live stream that fell
- * behind for a moment keeps its steps, and its latency, short). */
+/* While Redis is behind, a batch grows to GROW_BEHIND times batch_max, a
+ * doubling per step. In a catch-up (a backlog of more than four batches of
+ * its size waiting) it fills on while the step runs, up to GROW_MAX times:
+ * an operation's script costs per counter hash, so more events per
+ * operation and step cost less each. A live stream that fell behind for a
+ * moment keeps its steps, and its latency, short. */
 #define GROW_BEHIND 4
 #define GROW_MAX 16
 
@@ -984,10 +985,13 @@ static void flush_due_batch(ops_consumer_t *c, bool drained) {
     if (c->held_running) {
         if (!full && !drained)
             return; /* more is waiting: filling on until the step ends */
+        if (full && c->batch_limit < GROW_MAX * c->o.batch_max &&
+            lag(c) > (int64_t)(4 * c->batch_limit)) {
+            c->batch_limit *= 2; /* a catch-up: filling on while the step runs */
+            return;
+        }
         step_collect(c, true);
-        if (full && c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max &&
-            (c->batch_limit < GROW_BEHIND * c->o.batch_max ||
-             lag(c) > (int64_t)(4 * c->batch_limit)))
+        if (full && c->held == NULL && c->batch_limit < GROW_BEHIND * c->o.batch_max)
             c->batch_limit *= 2; /* filled up before the step ended: Redis is behind */
     }
     if (c->held != NULL || c->need_reload)
