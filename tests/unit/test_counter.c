@@ -672,6 +672,69 @@ static void in_batch_dedupe_holds_for_thousands_of_ids_per_operation(void **stat
     ops_counter_destroy(c);
 }
 
+/* What an emit callback saw: the calls in order, and each call's arguments
+ * copied while they were valid. */
+typedef struct seen_calls {
+    size_t calls[8], n, stop_after;
+    char args[8][64][96];
+    size_t argc[8];
+} seen_calls_t;
+
+static int record_call(void *opaque, ops_counter_args_t *a, size_t call) {
+    seen_calls_t *s = opaque;
+    size_t first = call == OPS_COUNTER_CALL_OFFSETS ? a->cas_first : a->ops[call].name;
+    size_t n = call == OPS_COUNTER_CALL_OFFSETS ? a->cas_argc
+                                                : a->ops[call].first + a->ops[call].argc - first;
+
+    assert_true(s->n < 8);
+    s->calls[s->n] = call;
+    s->argc[s->n] = n < 64 ? n : 64;
+    for (size_t i = 0; i < s->argc[s->n]; i++)
+        snprintf(s->args[s->n][i], sizeof s->args[0][0], "%.*s", (int)a->argvlen[first + i],
+                 a->argv[first + i]);
+    s->n++;
+    return s->stop_after > 0 && s->n >= s->stop_after;
+}
+
+/* The streamed build hands over the offsets call first and then each
+ * operation's call as it is built, each with the arguments the whole build
+ * ends with; a stop ends the build there. */
+static void build_each_hands_over_each_call_as_built(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0}, b = {0};
+    static seen_calls_t s, t;
+    char err[128];
+    const char *ops[3] = {"A", "B", "C"};
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        ops_event_t e = mk(OPS_KIND_RESCUE, ops[i], "GH", 2 + i, 1, T0, 10 + i);
+        assert_int_equal(ops_counter_add_event(c, "opstream.arrests", 0, i, &e), OPS_COUNTER_ADDED);
+    }
+    memset(&s, 0, sizeof s);
+    assert_int_equal(ops_counter_build_each(c, NOW, &a, record_call, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 4);
+    assert_true(s.calls[0] == OPS_COUNTER_CALL_OFFSETS);
+    for (size_t k = 1; k < 4; k++)
+        assert_int_equal(s.calls[k], k - 1);
+    for (size_t k = 0; k < 4; k++) {
+        size_t first = k == 0 ? a.cas_first : a.ops[k - 1].name;
+        for (size_t i = 0; i < s.argc[k]; i++) {
+            char want[96];
+            snprintf(want, sizeof want, "%.*s", (int)a.argvlen[first + i], a.argv[first + i]);
+            assert_string_equal(s.args[k][i], want);
+        }
+    }
+    parse(&a); /* the whole layout still holds */
+    memset(&t, 0, sizeof t);
+    t.stop_after = 2;
+    assert_int_equal(ops_counter_build_each(c, NOW, &b, record_call, &t, err, sizeof err), 1);
+    assert_int_equal(t.n, 2);
+    ops_counter_args_free(&a);
+    ops_counter_args_free(&b);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batch_aggregates_every_key_of_the_contract),
@@ -690,6 +753,7 @@ int main(void) {
         cmocka_unit_test(counter_refuses_missing_group),
         cmocka_unit_test(large_batch_keeps_every_event),
         cmocka_unit_test(in_batch_dedupe_holds_for_thousands_of_ids_per_operation),
+        cmocka_unit_test(build_each_hands_over_each_call_as_built),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
