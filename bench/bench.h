@@ -150,9 +150,10 @@ int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, dou
 int bench_discard_main(int argc, char **argv); /* the child side */
 
 /* Producer: opstream's produce path (encode + ops_produce) against raw
- * librdkafka of the same frames. */
-int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, double *ops_eps,
-                       double *raw_eps, double *frame_bytes);
+ * librdkafka of the same frames, n events each; raw_first: the raw side
+ * runs first. */
+int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, bool raw_first,
+                       double *ops_eps, double *raw_eps, double *frame_bytes);
 
 typedef struct bench_latency {
     double p50, p99, p999, max; /* ms */
