@@ -638,15 +638,17 @@ static void dr_counter(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 /* opstream's side: the ring's events sent n times over through
  * ops_produce_send (encoding included), timed from the first send until the
- * last delivery report. The producer is built before the clock starts. */
+ * last delivery report, and the sending thread's CPU over the same span
+ * (delivery reports are served on it). The producer is built before the
+ * clock starts. */
 static int produce_ops_side(bench_env_t *e, const char *prefix, const ops_event_t *ring, size_t n,
-                            double *eps) {
+                            double *eps, double *cpu_ns) {
     char err[512];
     ops_config_t *cfg = ops_config_new();
     ops_produce_t *prod = NULL;
     ops_produce_stats_t st;
     ops_produce_options_t po = {0};
-    int64_t t0;
+    int64_t t0, cpu0;
     int rc = -1;
 
     if (cfg == NULL ||
@@ -657,6 +659,7 @@ static int produce_ops_side(bench_env_t *e, const char *prefix, const ops_event_
         goto cleanup;
     }
     t0 = bench_now_us();
+    cpu0 = bench_thread_cpu_ns();
     for (size_t i = 0; i < n; i++)
         if (ops_produce_send(prod, &ring[i % PROD_RING], "bench", (long)i, err, sizeof err) != 0) {
             bench_log("ops_produce_send: %s", err);
@@ -669,6 +672,7 @@ static int produce_ops_side(bench_env_t *e, const char *prefix, const ops_event_
         goto cleanup;
     }
     *eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *cpu_ns = (double)(bench_thread_cpu_ns() - cpu0) / (double)n;
     rc = 0;
 cleanup:
     ops_produce_destroy(prod);
@@ -679,17 +683,18 @@ cleanup:
 /* The raw side: the same events as pre-encoded frames through a bare
  * librdkafka producer with opstream's settings, timed the same way. */
 static int produce_raw_side(bench_env_t *e, const char *prefix, const bench_frames_t *f, size_t n,
-                            double *eps) {
+                            double *eps, double *cpu_ns) {
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_t *topics[OPS_KIND_COUNT] = {0};
     dr_count_t dr = {0};
-    int64_t t0;
+    int64_t t0, cpu0;
     int rc = -1;
 
     if ((rk = bench_producer_new(e->broker->bootstrap, NULL, dr_counter, &dr)) == NULL ||
         bench_topics_open(rk, prefix, topics) != 0)
         goto cleanup;
     t0 = bench_now_us();
+    cpu0 = bench_thread_cpu_ns();
     for (size_t i = 0; i < n; i++) {
         if (bench_produce_frame(rk, topics, f, i % PROD_RING, NULL) != 0)
             goto cleanup;
@@ -701,6 +706,7 @@ static int produce_raw_side(bench_env_t *e, const char *prefix, const bench_fram
         goto cleanup;
     }
     *eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *cpu_ns = (double)(bench_thread_cpu_ns() - cpu0) / (double)n;
     rc = 0;
 cleanup:
     bench_topics_close(topics);
@@ -715,7 +721,7 @@ cleanup:
  * from the first send until the last delivery report. raw_first says which
  * side goes first (the second one finds the broker warmed up). */
 int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, bool raw_first,
-                       double *ops_eps, double *raw_eps, double *frame_bytes) {
+                       bench_producer_result_t *res) {
     bench_gen_t g;
     bench_frames_t f = {0};
     ops_event_t *ring = calloc(PROD_RING, sizeof *ring);
@@ -725,14 +731,14 @@ int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, bool raw_fi
         goto cleanup_nogen;
     if (ring == NULL || bench_frames_build(&f, &g, 0, PROD_RING, 0) != 0)
         goto cleanup;
-    *frame_bytes = bench_frames_avg_size(&f);
+    res->frame_bytes = bench_frames_avg_size(&f);
     for (size_t i = 0; i < PROD_RING; i++)
         bench_gen_event(&g, i, &ring[i]);
-    rc = raw_first ? produce_raw_side(e, prefix, &f, n, raw_eps)
-                   : produce_ops_side(e, prefix, ring, n, ops_eps);
+    rc = raw_first ? produce_raw_side(e, prefix, &f, n, &res->raw_eps, &res->raw_cpu_ns)
+                   : produce_ops_side(e, prefix, ring, n, &res->ops_eps, &res->ops_cpu_ns);
     if (rc == 0)
-        rc = raw_first ? produce_ops_side(e, prefix, ring, n, ops_eps)
-                       : produce_raw_side(e, prefix, &f, n, raw_eps);
+        rc = raw_first ? produce_ops_side(e, prefix, ring, n, &res->ops_eps, &res->ops_cpu_ns)
+                       : produce_raw_side(e, prefix, &f, n, &res->raw_eps, &res->raw_cpu_ns);
 cleanup:
     bench_frames_free(&f);
     bench_gen_free(&g);
