@@ -23,10 +23,10 @@ extern "C" {
 typedef struct ops_produce ops_produce_t;
 
 typedef struct ops_produce_options {
-    /* Records in flight at most (0: 8192, about 8 MiB of slots: with
-     * linger.ms=5 a window of 4096 capped the producer near 600,000
-     * records/s); ops_produce_send waits for delivery reports while the
-     * limit is reached. */
+    /* Records in flight at most (0: 16384, 4 MiB of slots; with
+     * linger.ms=5 the window bounds the rate: about window / (linger +
+     * round trip) records/s); ops_produce_send waits for delivery reports
+     * while the limit is reached. */
     size_t max_in_flight;
     /* How often a producer that failed fatally (idempotence broken) is
      * recreated, re-sending what it had not confirmed (0: 3; -1: never,
