@@ -1056,10 +1056,21 @@ static inline bool put_varint(uint8_t **pp, const uint8_t *end, int64_t v) {
     return true;
 }
 
+/* strnlen, with the two-letter codes (countries, nationalities: members of
+ * 3 bytes, many per event) measured in line instead of by a call. */
+static inline size_t member_len(const char *s, size_t size) {
+    size_t n = 0;
+    if (size > 4)
+        return strnlen(s, size);
+    while (n < size && s[n] != '\0')
+        n++;
+    return n;
+}
+
 /* Appends a NUL-terminated member of at most size bytes as an Avro string. */
 static inline bool put_direct_string(uint8_t **pp, const uint8_t *end, const char *s,
                                      size_t size) {
-    size_t n = strnlen(s, size);
+    size_t n = member_len(s, size);
     if (n == size || !put_varint(pp, end, (int64_t)n) || (size_t)(end - *pp) < n)
         return false;
     memcpy(*pp, s, n);
