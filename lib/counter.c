@@ -136,13 +136,27 @@ static void copy_str(char *dst, size_t size, const char *src) {
     dst[n] = '\0';
 }
 
-/* The in-batch dedupe key "operation\x1fevent_id". */
-static void id_key(char key[SMAP_KEY], const char *operation, const char *event_id) {
-    size_t n = strnlen(operation, SMAP_KEY - 2);
+/* Hex digit value + 1 (0: not a lower-case hex digit). */
+static const uint8_t hex1[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
-    memcpy(key, operation, n);
-    key[n] = '\x1f';
-    copy_str(key + n + 1, SMAP_KEY - n - 1, event_id);
+/* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
+ * field of an event id (shorter to hash and to store than its text). */
+static int uuid_raw(const char *id, uint8_t raw[16]) {
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    unsigned bad;
+
+    if (strnlen(id, OPS_EVENT_ID_LEN + 1) != OPS_EVENT_ID_LEN)
+        return -1;
+    bad = id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-';
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = hex1[(unsigned char)id[at[k]]], lo = hex1[(unsigned char)id[at[k] + 1]];
+        bad |= hi == 0 || lo == 0;
+        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
+    }
+    return bad ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -157,21 +171,32 @@ typedef struct part {
     int64_t next;   /* offset after the last one in the batch */
 } part_t;
 
-/* What counting needs of one event. */
+/* What counting needs of one event, compact (56 bytes): a batch holds up
+ * to GROW_MAX times the batch size of them, twice (the batch being filled
+ * and the one being stepped). The operation is its number in the batch,
+ * the metrics are derived from kind, count and minors when aggregating. */
 typedef struct cev {
-    char op[OPS_OPERATION_MAX + 1];
-    char id[OPS_EVENT_ID_LEN + 1];
-    char cc[3];
-    ops_kind_t kind;
+    uint8_t id[16]; /* event_id, raw (with the dedupe on) */
+    int64_t off;    /* offset */
+    int64_t at;     /* occurred_at, ms */
+    uint32_t opi;   /* operation number in the batch */
+    uint32_t pi;    /* partition index */
+    int32_t count, minors;
+    char cc[2];   /* country (not NUL-terminated when two letters) */
+    uint8_t kind; /* ops_kind_t; 255 for a value out of range */
     bool dropped; /* reported as already counted */
     bool done;    /* its operation's step was applied */
     bool here;    /* applied by a step of this batch (not a duplicate if reported again) */
-    uint32_t opi; /* operation number in the batch */
-    uint32_t pi;  /* partition index */
-    int64_t off;  /* offset */
-    int64_t at;   /* occurred_at, ms */
-    int64_t m[OPS_METRIC_COUNT];
+    bool bad_id;  /* event_id not a canonical UUID (with the dedupe on) */
 } cev_t;
+
+/* The batch's events by (operation, event id): open addressing over event
+ * indices + 1 (0: empty), for the in-batch dedupe and the SEEN replies. */
+typedef struct idtab {
+    uint32_t *slots;
+    size_t nslots; /* power of two, 0 before the first event */
+    size_t n;
+} idtab_t;
 
 struct ops_counter {
     char *group;
@@ -184,10 +209,10 @@ struct ops_counter {
 
     cev_t *evs;
     size_t nevs, evs_cap;
-    smap_t ids; /* "op\x1fid" -> index in evs; in-batch dedupe */
-    smap_t ops; /* operation -> its number in the batch */
+    idtab_t ids; /* in-batch dedupe */
+    smap_t ops;  /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
-    size_t gaps;                          /* batches that started past the stored offset */
+    size_t gaps;                           /* batches that started past the stored offset */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 
@@ -213,7 +238,6 @@ ops_counter_t *ops_counter_new(const ops_counter_options_t *opts, char *errstr,
                                             : opts->dedupe_window_s; /* 0: off */
     c->minute_ttl_s = opts->minute_ttl_s ? opts->minute_ttl_s : 172800;
     c->hour_ttl_s = opts->hour_ttl_s ? opts->hour_ttl_s : 3024000;
-    smap_init(&c->ids, sizeof(size_t));
     smap_init(&c->ops, 1);
     return c;
 
@@ -228,7 +252,7 @@ void ops_counter_destroy(ops_counter_t *c) {
     free(c->group);
     free(c->parts);
     free(c->evs);
-    smap_free(&c->ids);
+    free(c->ids.slots);
     smap_free(&c->ops);
     free(c);
 }
@@ -251,7 +275,9 @@ static void batch_reset(ops_counter_t *c) {
     for (size_t i = 0; i < c->nparts; i++)
         c->parts[i].first = c->parts[i].next = -1;
     c->nevs = c->nmsgs = c->nskips = 0;
-    smap_clear(&c->ids);
+    if (c->ids.slots != NULL)
+        memset(c->ids.slots, 0, c->ids.nslots * sizeof(*c->ids.slots));
+    c->ids.n = 0;
     smap_clear(&c->ops);
 }
 
@@ -348,69 +374,123 @@ static ops_counter_add_result_t take_offset(ops_counter_t *c, const char *topic,
     return OPS_COUNTER_ADDED;
 }
 
+/* The raw ids come from UUIDs (random or hash-derived bits): a few of
+ * their bytes, mixed with the operation, spread them well enough. */
+static size_t id_hash(uint32_t opi, const uint8_t id[16]) {
+    uint64_t a, b;
+
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    a ^= b ^ ((uint64_t)opi + 1) * 0x9E3779B97F4A7C15ULL;
+    a *= 0xff51afd7ed558ccdULL;
+    return (size_t)(a ^ (a >> 32));
+}
+
+/* The index of the batch's event (opi, id), or -1. */
+static long id_find(const ops_counter_t *c, uint32_t opi, const uint8_t id[16]) {
+    size_t mask = c->ids.nslots - 1, s;
+
+    if (c->ids.nslots == 0)
+        return -1;
+    for (s = id_hash(opi, id) & mask; c->ids.slots[s] != 0; s = (s + 1) & mask) {
+        const cev_t *e = &c->evs[c->ids.slots[s] - 1];
+        if (e->opi == opi && memcmp(e->id, id, 16) == 0)
+            return (long)(c->ids.slots[s] - 1);
+    }
+    return -1;
+}
+
+/* Adds event i (not in the table yet). -1 when out of memory. */
+static int id_insert(ops_counter_t *c, size_t i) {
+    idtab_t *t = &c->ids;
+    size_t mask, s;
+
+    if ((t->n + 1) * 2 > t->nslots) {
+        size_t nslots = t->nslots ? t->nslots * 2 : 1024;
+        uint32_t *slots = calloc(nslots, sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        for (size_t k = 0; k < t->nslots; k++) {
+            if (t->slots[k] == 0)
+                continue;
+            const cev_t *e = &c->evs[t->slots[k] - 1];
+            for (s = id_hash(e->opi, e->id) & (nslots - 1); slots[s] != 0;
+                 s = (s + 1) & (nslots - 1))
+                ;
+            slots[s] = t->slots[k];
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->nslots = nslots;
+    }
+    mask = t->nslots - 1;
+    for (s = id_hash(c->evs[i].opi, c->evs[i].id) & mask; t->slots[s] != 0; s = (s + 1) & mask)
+        ;
+    t->slots[s] = (uint32_t)(i + 1);
+    t->n++;
+    return 0;
+}
+
 ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
-    char key[SMAP_KEY];
     bool created = false;
     long idx;
     ops_counter_add_result_t r;
+    cev_t *e;
 
     /* Room first, so that a failure leaves the position untouched. */
     if (c->nevs == c->evs_cap) {
         size_t cap = c->evs_cap ? c->evs_cap * 2 : 1024;
-        cev_t *e = realloc(c->evs, cap * sizeof(*e));
-        if (e == NULL)
+        cev_t *ne = realloc(c->evs, cap * sizeof(*ne));
+        if (ne == NULL)
             return OPS_COUNTER_NO_MEMORY;
-        c->evs = e;
+        c->evs = ne;
         c->evs_cap = cap;
     }
+    /* An operation not in the batch yet has no event in it to repeat; it
+     * is taken in only once the event is. */
+    idx = smap_get(&c->ops, ev->operation, false, NULL);
+    e = &c->evs[c->nevs]; /* filled in place, taken by nevs++ below */
+    memset(e, 0, sizeof(*e));
     if (c->window_s == 0) {
         /* Dedupe off: every message counts, a repeated id too; only the
          * offsets keep the counts exact. */
         r = take_offset(c, topic, partition, offset);
         if (r != OPS_COUNTER_ADDED)
             return r;
-        goto copy;
-    }
-    id_key(key, ev->operation, ev->event_id);
-    if (smap_get(&c->ids, key, false, NULL) >= 0) {
+    } else {
+        e->bad_id = uuid_raw(ev->event_id, e->id) != 0;
+        if (idx >= 0 && !e->bad_id && id_find(c, (uint32_t)idx, e->id) >= 0) {
+            r = take_offset(c, topic, partition, offset);
+            if (r != OPS_COUNTER_ADDED)
+                return r;
+            c->ndupes++;
+            return OPS_COUNTER_DUPLICATE;
+        }
         r = take_offset(c, topic, partition, offset);
         if (r != OPS_COUNTER_ADDED)
             return r;
-        c->ndupes++;
-        return OPS_COUNTER_DUPLICATE;
     }
-    r = take_offset(c, topic, partition, offset);
-    if (r != OPS_COUNTER_ADDED)
-        return r;
-    idx = smap_get(&c->ids, key, true, &created);
-    if (idx < 0) {
+    if (idx < 0 && (idx = smap_get(&c->ops, ev->operation, true, &created)) < 0) {
         /* The position was taken: keep the batch exact by dropping it whole
          * (it will be consumed again from the stored offsets). */
         batch_reset(c);
         return OPS_COUNTER_NO_MEMORY;
     }
-    *(size_t *)smap_val(&c->ids, (size_t)idx) = c->nevs;
-copy:
-    idx = smap_get(&c->ops, ev->operation, true, &created);
-    if (idx < 0) {
+    e->opi = (uint32_t)idx;
+    if (c->window_s != 0 && !e->bad_id && id_insert(c, c->nevs) != 0) {
         batch_reset(c);
         return OPS_COUNTER_NO_MEMORY;
     }
-    cev_t *e = &c->evs[c->nevs++];
-    e->opi = (uint32_t)idx;
+    c->nevs++;
     e->pi = (uint32_t)c->last_part;
     e->off = offset;
-    e->done = false;
-    e->here = false;
-    copy_str(e->op, sizeof(e->op), ev->operation);
-    copy_str(e->id, sizeof(e->id), ev->event_id);
-    copy_str(e->cc, sizeof(e->cc), ev->country);
-    e->kind = ev->kind;
-    e->dropped = false;
+    memcpy(e->cc, ev->country, strnlen(ev->country, sizeof(e->cc)));
+    e->kind = (unsigned)ev->kind < 255 ? (uint8_t)ev->kind : 255;
+    e->count = ev->count;
+    e->minors = ev->minors;
     e->at = ev->occurred_at;
-    ops_event_metrics(ev, e->m);
     return OPS_COUNTER_ADDED;
 }
 
@@ -485,14 +565,12 @@ static void drop_event(ops_counter_t *c, cev_t *e) {
 }
 
 int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *event_id) {
-    char key[SMAP_KEY];
-    long idx;
+    long opi = smap_get(&c->ops, operation, false, NULL), idx;
+    uint8_t raw[16];
 
-    id_key(key, operation, event_id);
-    idx = smap_get(&c->ids, key, false, NULL);
-    if (idx < 0)
+    if (opi < 0 || uuid_raw(event_id, raw) != 0 || (idx = id_find(c, (uint32_t)opi, raw)) < 0)
         return 0;
-    cev_t *e = &c->evs[*(const size_t *)smap_val(&c->ids, (size_t)idx)];
+    cev_t *e = &c->evs[idx];
     if (e->dropped)
         return 0;
     drop_event(c, e);
@@ -702,14 +780,20 @@ static int hagg_add(smap_t *h, const char *key, const char *cc, int64_t expireat
 /* Events of one operation grouped by (country, minute) before any key is
  * formatted: a batch usually holds few such groups, so key building and the
  * per-key maps run per group instead of per event. */
+typedef struct grp {
+    char cc[3];
+    int64_t at; /* the minute's start, ms */
+    int64_t m[OPS_METRIC_COUNT];
+} grp_t;
+
 typedef struct grouping {
-    cev_t *g; /* at = the minute's start; m = sums */
+    grp_t *g;
     size_t n, cap;
     uint32_t *slots; /* index + 1 */
     size_t nslots;
 } grouping_t;
 
-static uint64_t group_hash(const char *cc, int64_t minute) {
+static uint64_t group_hash(const char cc[2], int64_t minute) {
     uint64_t h = ((uint64_t)(unsigned char)cc[0] << 8 | (unsigned char)cc[1]) * 0x100000001b3ULL;
 
     h ^= (uint64_t)minute * 0x9E3779B97F4A7C15ULL;
@@ -740,32 +824,36 @@ static void group_clear(grouping_t *gr) {
 }
 
 static int group_add(grouping_t *gr, const cev_t *e) {
-    int64_t minute = ops_minute_floor(e->at);
+    int64_t minute = ops_minute_floor(e->at), m[OPS_METRIC_COUNT];
     size_t s;
 
+    ops_event_metrics_of((ops_kind_t)e->kind, e->count, e->minors, m);
     if ((gr->n + 1) * 2 > gr->nslots && group_rehash(gr, gr->nslots ? gr->nslots * 2 : 256) != 0)
         return -1;
     s = group_hash(e->cc, minute) & (gr->nslots - 1);
     while (gr->slots[s] != 0) {
-        cev_t *g = &gr->g[gr->slots[s] - 1];
-        if (g->at == minute && g->cc[0] == e->cc[0] && g->cc[1] == e->cc[1] &&
-            strcmp(g->cc, e->cc) == 0) {
+        grp_t *g = &gr->g[gr->slots[s] - 1];
+        if (g->at == minute && g->cc[0] == e->cc[0] && g->cc[1] == e->cc[1]) {
             for (int k = 0; k < OPS_METRIC_COUNT; k++)
-                g->m[k] += e->m[k];
+                g->m[k] += m[k];
             return 0;
         }
         s = (s + 1) & (gr->nslots - 1);
     }
     if (gr->n == gr->cap) {
         size_t cap = gr->cap ? gr->cap * 2 : 256;
-        cev_t *g = realloc(gr->g, cap * sizeof(*g));
+        grp_t *g = realloc(gr->g, cap * sizeof(*g));
         if (g == NULL)
             return -1;
         gr->g = g;
         gr->cap = cap;
     }
-    gr->g[gr->n] = *e;
-    gr->g[gr->n].at = minute;
+    grp_t *g = &gr->g[gr->n];
+    g->cc[0] = e->cc[0];
+    g->cc[1] = e->cc[1];
+    g->cc[2] = '\0';
+    g->at = minute;
+    memcpy(g->m, m, sizeof(m));
     gr->slots[s] = (uint32_t)(++gr->n);
     return 0;
 }
@@ -773,27 +861,27 @@ static int group_add(grouping_t *gr, const cev_t *e) {
 /* Adds one group to every aggregate it touches. Buckets past their TTL at
  * now_s are left out (see counter.h). countries gets the country (value
  * unused). */
-static int aggregate_group(const ops_counter_t *c, const cev_t *e, int64_t now_s, smap_t *h,
-                           smap_t *countries) {
+static int aggregate_group(const ops_counter_t *c, const char *op, const grp_t *e, int64_t now_s,
+                           smap_t *h, smap_t *countries) {
     char key[OPS_KEY_MAX];
     int64_t exp;
 
     if (smap_get(countries, e->cc, true, NULL) < 0)
         return -1;
-    if (ops_key_total(e->op, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
+    if (ops_key_total(op, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
-    if (ops_key_country(e->op, e->cc, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
+    if (ops_key_country(op, e->cc, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
     exp = ops_minute_floor(e->at) / 1000 + c->minute_ttl_s;
     if (exp > now_s) {
-        if (ops_key_minute(e->op, e->at, key, sizeof key) < 0 ||
+        if (ops_key_minute(op, e->at, key, sizeof key) < 0 ||
             hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     exp = ops_hour_floor(e->at) / 1000 + c->hour_ttl_s;
     if (exp > now_s) {
-        if (ops_key_hour(e->op, e->at, key, sizeof key) < 0 ||
-            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
+        if (ops_key_hour(op, e->at, key, sizeof key) < 0 || hagg_add(h, key, "", exp, e->m) != 0 ||
+            hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     return 0;
@@ -823,33 +911,10 @@ typedef struct build_ws {
     int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
 } build_ws_t;
 
-/* Hex digit value + 1 (0: not a lower-case hex digit). */
-static const uint8_t hex1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
-    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
-    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-};
-
-/* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
- * field of an event id (shorter to hash and to store than its text). */
-static int uuid_raw(const char id[OPS_EVENT_ID_LEN + 1], uint8_t raw[16]) {
-    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-    unsigned bad = id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' ||
-                   id[36] != '\0';
-
-    for (size_t k = 0; k < 16; k++) {
-        unsigned hi = hex1[(unsigned char)id[at[k]]], lo = hex1[(unsigned char)id[at[k] + 1]];
-        bad |= hi == 0 || lo == 0;
-        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
-    }
-    return bad ? -1 : 0;
-}
-
 /* One operation's script call: events idx[0..n) of the batch. */
 static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_t n, int64_t now_s,
                     build_ws_t *w, ops_counter_args_t *a) {
-    const cev_t *first = &c->evs[idx[0]];
-    const char *op = first->op;
+    const char *op = c->ops.keys[opi];
     size_t oplen = strlen(op), nrec = 0, nkeys, slot, np = 0;
     const bool dedupe = c->window_s > 0;
     const int64_t gen = ops_counter_seen_generation(now_s, c->window_s);
@@ -868,7 +933,7 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
             w->low[e->pi] = e->off;
     }
     for (size_t g = 0; g < w->gr.n; g++)
-        if (aggregate_group(c, &w->gr.g[g], now_s, &w->h, &w->countries) != 0)
+        if (aggregate_group(c, op, &w->gr.g[g], now_s, &w->h, &w->countries) != 0)
             return -1;
     if (w->h.n > w->recs_cap) {
         hrec_t *r = realloc(w->recs, w->h.n * sizeof(*r));
@@ -947,8 +1012,8 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
     if (args_int(a, dedupe ? (int64_t)n : 0) != 0)
         return -1;
     for (size_t i = 0; dedupe && i < n; i++) {
-        uint8_t raw[16];
-        if (uuid_raw(c->evs[idx[i]].id, raw) != 0 || args_push(a, (const char *)raw, 16) != 0)
+        const cev_t *e = &c->evs[idx[i]];
+        if (e->bad_id || args_push(a, (const char *)e->id, 16) != 0)
             return -1;
     }
     if (args_int(a, OPS_METRIC_COUNT) != 0)
@@ -1067,7 +1132,9 @@ int ops_counter_build(const ops_counter_t *c, int64_t now_ms, ops_counter_args_t
     for (size_t g = 0, from = 0; g < nops; g++) {
         size_t to = start[g];
         if (to > from && build_op(c, g, a->order + from, to - from, now_s, &w, a) != 0) {
-            ops_err_format(errstr, errstr_size, "counter: out of memory or key too long");
+            ops_err_format(
+                errstr, errstr_size,
+                "counter: out of memory, a key too long or an event id not a canonical UUID");
             goto cleanup;
         }
         from = to;

@@ -131,23 +131,28 @@ int ops_metric_from_name(const char *name) {
  * unknown kind contributes only to "events" so a counter never guesses.
  */
 void ops_event_metrics(const ops_event_t *ev, int64_t out[OPS_METRIC_COUNT]) {
+    ops_event_metrics_of(ev->kind, ev->count, ev->minors, out);
+}
+
+void ops_event_metrics_of(ops_kind_t kind, int32_t count, int32_t minors,
+                          int64_t out[OPS_METRIC_COUNT]) {
     for (int i = 0; i < OPS_METRIC_COUNT; i++)
         out[i] = 0;
     out[OPS_METRIC_EVENTS] = 1;
-    switch (ev->kind) {
+    switch (kind) {
     case OPS_KIND_ARREST:
-        out[OPS_METRIC_ARRESTS] = ev->count;
+        out[OPS_METRIC_ARRESTS] = count;
         break;
     case OPS_KIND_RESCUE:
-        out[OPS_METRIC_VICTIMS] = ev->count;
-        out[OPS_METRIC_MINOR_VICTIMS] = ev->minors;
+        out[OPS_METRIC_VICTIMS] = count;
+        out[OPS_METRIC_MINOR_VICTIMS] = minors;
         break;
     case OPS_KIND_MIGRANT:
-        out[OPS_METRIC_MIGRANTS] = ev->count;
-        out[OPS_METRIC_MINOR_MIGRANTS] = ev->minors;
+        out[OPS_METRIC_MIGRANTS] = count;
+        out[OPS_METRIC_MINOR_MIGRANTS] = minors;
         break;
     case OPS_KIND_SEIZURE:
-        out[OPS_METRIC_SEIZED_ITEMS] = ev->count;
+        out[OPS_METRIC_SEIZED_ITEMS] = count;
         break;
     default:
         break;

@@ -172,6 +172,10 @@ int ops_metric_from_name(const char *name);
 
 /* The event's contribution to each metric (events = 1). */
 void ops_event_metrics(const ops_event_t *ev, int64_t out[OPS_METRIC_COUNT]);
+/* The same from the only fields the metrics depend on: the kind, count and
+ * minors (for holders of an event's compact form). */
+void ops_event_metrics_of(ops_kind_t kind, int32_t count, int32_t minors,
+                          int64_t out[OPS_METRIC_COUNT]);
 
 /* Sets every field to its empty value: kind arrest, enum fields to their
  * default symbol, strings empty, numbers 0. */

@@ -634,6 +634,43 @@ static void large_batch_keeps_every_event(void **state) {
     ops_counter_destroy(c);
 }
 
+/* The in-batch dedupe holds across its table's growth: every repeat of
+ * thousands of ids is found, an id repeated under another operation is
+ * another event, and each one seen in Redis is dropped by its own id. */
+static void in_batch_dedupe_holds_for_thousands_of_ids_per_operation(void **state) {
+    char err[128];
+    ops_counter_options_t o = {.group = "g", .dedupe_window_s = OPS_COUNTER_DEDUPE_DEFAULT};
+    ops_counter_t *c = ops_counter_new(&o, err, sizeof err);
+    ops_counter_args_t a = {0};
+    int64_t off = 0;
+
+    (void)state;
+    assert_int_equal(ops_counter_assign(c, "t", 0, -1, err, sizeof err), 0);
+    for (int i = 0; i < 5000; i++) {
+        ops_event_t e = mk(OPS_KIND_ARREST, "A", "FR", 1, 0, T0, i);
+        assert_int_equal(ops_counter_add_event(c, "t", 0, off++, &e), OPS_COUNTER_ADDED);
+    }
+    for (int i = 0; i < 5000; i++) {
+        ops_event_t e = mk(OPS_KIND_ARREST, "A", "FR", 1, 0, T0, i);
+        ops_event_t f = mk(OPS_KIND_ARREST, "B", "FR", 1, 0, T0, i);
+        assert_int_equal(ops_counter_add_event(c, "t", 0, off++, &e), OPS_COUNTER_DUPLICATE);
+        assert_int_equal(ops_counter_add_event(c, "t", 0, off++, &f), OPS_COUNTER_ADDED);
+    }
+    assert_int_equal(ops_counter_dupes(c), 5000);
+    assert_int_equal(ops_counter_pending_events(c), 10000);
+    for (int i = 0; i < 5000; i += 2) {
+        ops_event_t e = mk(OPS_KIND_ARREST, "A", "FR", 1, 0, T0, i);
+        assert_int_equal(ops_counter_drop_seen(c, "A", e.event_id), 1);
+    }
+    assert_int_equal(ops_counter_drop_seen(c, "A", "not-a-uuid"), 0);
+    assert_int_equal(ops_counter_drop_seen(c, "C", "00000000-0000-4000-8000-000000000001"), 0);
+    parsed_t p = build(c, &a, T0 + 60000);
+    assert_int_equal(hdelta(&p, "opstream:{A}:total", "events", NULL), 2500);
+    assert_int_equal(hdelta(&p, "opstream:{B}:total", "events", NULL), 5000);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batch_aggregates_every_key_of_the_contract),
@@ -651,6 +688,7 @@ int main(void) {
         cmocka_unit_test(dedupe_generations_cover_the_window),
         cmocka_unit_test(counter_refuses_missing_group),
         cmocka_unit_test(large_batch_keeps_every_event),
+        cmocka_unit_test(in_batch_dedupe_holds_for_thousands_of_ids_per_operation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
