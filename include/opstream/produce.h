@@ -40,7 +40,11 @@ typedef struct ops_produce_options {
      * ops_produce_finish waits only its grace period. May be NULL. */
     const volatile sig_atomic_t *stop;
     /* Called from the delivery path with the record and where it came from.
-     * ev and file are only valid during the call. All may be NULL. */
+     * ev and file are only valid during the call. All may be NULL. ev is
+     * the record decoded back from the frame that was sent (a slot keeps the
+     * frame, not the event); an event outside the model's bounds, which
+     * validation refuses, is given with its kind and country only. A
+     * failure before a record got its slot gives the caller's event. */
     void (*on_delivered)(void *opaque, const ops_event_t *ev);
     void (*on_failed)(void *opaque, const ops_event_t *ev, const char *file, long line,
                       const char *reason);
