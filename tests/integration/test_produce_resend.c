@@ -4,8 +4,9 @@
  * frames it kept, the same bytes (same event_id) as the first send, each
  * record reported delivered exactly once; with recreation off, every record
  * is reported exactly once, each failed one with its own event (event_id,
- * source_ref) and the file and line it came from. Small, large (heap-kept)
- * and medium frames are mixed.
+ * source_ref) and the file and line it came from, and an event the model
+ * cannot hold with its kind and country. Small, large (heap-kept) and
+ * medium frames are mixed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,10 +285,64 @@ without_recreation_each_failed_record_is_reported_with_its_event_and_line(void *
     free(evs);
 }
 
+/* What the callback of the next test saw. */
+typedef struct one_failure {
+    int calls;
+    ops_event_t ev;
+    char file[64];
+    long line;
+} one_failure_t;
+
+static void on_failed_one(void *opaque, const ops_event_t *ev, const char *file, long line,
+                          const char *reason) {
+    one_failure_t *f = opaque;
+    (void)reason;
+    f->calls++;
+    f->ev = *ev;
+    snprintf(f->file, sizeof(f->file), "%s", file ? file : "");
+    f->line = line;
+}
+
+/* A count over OPS_COUNT_MAX (validation refuses it; ops_produce_send does
+ * not validate) encodes but does not decode back: its failure is still
+ * reported once, with where it came from, its kind and its country. */
+static void an_event_outside_the_model_fails_with_its_kind_country_and_line(void **state) {
+    char err[512];
+    ops_event_t ev;
+    one_failure_t f = {0};
+    ops_config_t *cfg = ops_config_new();
+    ops_produce_options_t po = {.max_recreate = -1, .on_failed = on_failed_one, .opaque = &f};
+    ops_produce_stats_t st;
+    (void)state;
+    make_event("RESEND-OUTSIDE", 7, &ev);
+    ev.count = OPS_COUNT_MAX + 1;
+    assert_non_null(cfg);
+    assert_int_equal(ops_config_set(cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err),
+                     0);
+    assert_int_equal(harness_broker_command(
+                         g_broker, "push-errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER", NULL, 0),
+                     0);
+    ops_produce_t *p = ops_produce_new(cfg, &po, err, sizeof err);
+    ops_config_destroy(cfg);
+    assert_non_null(p);
+    assert_int_equal(ops_produce_send(p, &ev, INPUT_FILE, 42, err, sizeof err), 0);
+    assert_int_equal(ops_produce_flush(p, 60000), 0);
+    ops_produce_stats(p, &st);
+    ops_produce_destroy(p);
+
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(f.calls, 1);
+    assert_string_equal(f.file, INPUT_FILE);
+    assert_int_equal(f.line, 42);
+    assert_int_equal(f.ev.kind, ev.kind);
+    assert_string_equal(f.ev.country, ev.country);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_recreated_producer_resends_the_same_bytes_and_reports_each_record_once),
         cmocka_unit_test(without_recreation_each_failed_record_is_reported_with_its_event_and_line),
+        cmocka_unit_test(an_event_outside_the_model_fails_with_its_kind_country_and_line),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
