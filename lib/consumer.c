@@ -35,7 +35,13 @@
 #define BURST_MAX 1000 /* messages handled between two housekeeping rounds */
 #define BEAT_MS 2000   /* member heartbeat period */
 #define TOPIC_MAX 256
-#define GROW_MAX 4 /* a batch grows to this many times batch_max while Redis is behind */
+/* While Redis is behind, a batch grows to GROW_BEHIND times batch_max; with
+ * a backlog of more than four batches of its size waiting (a catch-up), on
+ * to GROW_MAX times: an operation's script costs per counter hash, so more
+ * events per operation and step cost less each (a live stream that fell
+ * behind for a moment keeps its steps, and its latency, short). */
+#define GROW_BEHIND 4
+#define GROW_MAX 16
 
 /* ---- pure rules ------------------------------------------------------------ */
 
@@ -968,6 +974,8 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
  * handed over as soon as the step ends (a batch less than half its limit
  * halves the limit back). The step runs on the step thread unless the
  * handler applies batches itself. */
+static int64_t lag(const ops_consumer_t *c);
+
 static void flush_due_batch(ops_consumer_t *c, bool drained) {
     char err[512];
     size_t pending = ops_counter_pending(c->batch);
@@ -977,7 +985,9 @@ static void flush_due_batch(ops_consumer_t *c, bool drained) {
         if (!full && !drained)
             return; /* more is waiting: filling on until the step ends */
         step_collect(c, true);
-        if (full && c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max)
+        if (full && c->held == NULL && c->batch_limit < GROW_MAX * c->o.batch_max &&
+            (c->batch_limit < GROW_BEHIND * c->o.batch_max ||
+             lag(c) > (int64_t)(4 * c->batch_limit)))
             c->batch_limit *= 2; /* filled up before the step ended: Redis is behind */
     }
     if (c->held != NULL || c->need_reload)

@@ -603,10 +603,14 @@ const char *ops_counter_operation(const ops_counter_t *c, size_t i) {
     return c->ops.keys[i];
 }
 
-void ops_counter_op_applied(ops_counter_t *c, size_t opi) {
-    for (size_t i = 0; i < c->nevs; i++)
-        if (c->evs[i].opi == (uint32_t)opi && !c->evs[i].dropped)
-            c->evs[i].done = c->evs[i].here = true;
+void ops_counter_op_applied(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
+    const ops_counter_op_args_t *op = &a->ops[o];
+
+    for (size_t i = op->ev_from; i < op->ev_from + op->ev_n; i++) {
+        cev_t *e = &c->evs[a->order[i]];
+        if (!e->dropped)
+            e->done = e->here = true;
+    }
 }
 
 void ops_counter_ops_retry(ops_counter_t *c) {
@@ -858,30 +862,62 @@ static int group_add(grouping_t *gr, const cev_t *e) {
     return 0;
 }
 
+/* Redis keys of one operation's build, each formatted once: a group's
+ * country, minute and hour keys recur across its (country, minute) groups. */
+#define KC_N 64
+typedef struct kcache {
+    int64_t tag[KC_N];
+    bool ok[KC_N];
+    char key[KC_N][OPS_KEY_MAX];
+} kcache_t;
+
+enum { KC_COUNTRY, KC_MINUTE, KC_HOUR, KC_KINDS };
+
+/* The key of (kind, tag) for op: from the cache, or formatted into it.
+ * NULL when the key does not fit. */
+static const char *cached_key(kcache_t kc[KC_KINDS], int kind, int64_t tag, const char *op,
+                              const char *cc, int64_t at) {
+    kcache_t *k = &kc[kind];
+    size_t s = (size_t)(((uint64_t)tag * 0x9E3779B97F4A7C15ULL) >> 58); /* 0..63 */
+    int n;
+
+    if (k->ok[s] && k->tag[s] == tag)
+        return k->key[s];
+    n = kind == KC_COUNTRY  ? ops_key_country(op, cc, k->key[s], sizeof k->key[s])
+        : kind == KC_MINUTE ? ops_key_minute(op, at, k->key[s], sizeof k->key[s])
+                            : ops_key_hour(op, at, k->key[s], sizeof k->key[s]);
+    k->ok[s] = n >= 0;
+    k->tag[s] = tag;
+    return n >= 0 ? k->key[s] : NULL;
+}
+
 /* Adds one group to every aggregate it touches. Buckets past their TTL at
  * now_s are left out (see counter.h). countries gets the country (value
- * unused). */
-static int aggregate_group(const ops_counter_t *c, const char *op, const grp_t *e, int64_t now_s,
-                           smap_t *h, smap_t *countries) {
-    char key[OPS_KEY_MAX];
+ * unused). total is the operation's total key. */
+static int aggregate_group(const ops_counter_t *c, const char *op, const char *total,
+                           kcache_t kc[KC_KINDS], const grp_t *e, int64_t now_s, smap_t *h,
+                           smap_t *countries) {
+    const char *key;
     int64_t exp;
 
     if (smap_get(countries, e->cc, true, NULL) < 0)
         return -1;
-    if (ops_key_total(op, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
+    if (hagg_add(h, total, "", 0, e->m) != 0)
         return -1;
-    if (ops_key_country(op, e->cc, key, sizeof key) < 0 || hagg_add(h, key, "", 0, e->m) != 0)
+    if ((key = cached_key(kc, KC_COUNTRY, (unsigned char)e->cc[0] << 8 | (unsigned char)e->cc[1],
+                          op, e->cc, 0)) == NULL ||
+        hagg_add(h, key, "", 0, e->m) != 0)
         return -1;
     exp = ops_minute_floor(e->at) / 1000 + c->minute_ttl_s;
     if (exp > now_s) {
-        if (ops_key_minute(op, e->at, key, sizeof key) < 0 ||
+        if ((key = cached_key(kc, KC_MINUTE, ops_minute_floor(e->at), op, NULL, e->at)) == NULL ||
             hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     exp = ops_hour_floor(e->at) / 1000 + c->hour_ttl_s;
     if (exp > now_s) {
-        if (ops_key_hour(op, e->at, key, sizeof key) < 0 || hagg_add(h, key, "", exp, e->m) != 0 ||
-            hagg_add(h, key, e->cc, exp, e->m) != 0)
+        if ((key = cached_key(kc, KC_HOUR, ops_hour_floor(e->at), op, NULL, e->at)) == NULL ||
+            hagg_add(h, key, "", exp, e->m) != 0 || hagg_add(h, key, e->cc, exp, e->m) != 0)
             return -1;
     }
     return 0;
@@ -909,6 +945,7 @@ typedef struct build_ws {
     hrec_t *recs;
     size_t recs_cap;
     int64_t *low; /* per partition: lowest offset of the operation's events; -1 none */
+    kcache_t kc[KC_KINDS];
 } build_ws_t;
 
 /* One operation's script call: events idx[0..n) of the batch. */
@@ -927,13 +964,20 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
         w->low[p] = -1;
     for (size_t i = 0; i < n; i++) {
         const cev_t *e = &c->evs[idx[i]];
+        /* an operation's events are spread over the batch: fetch ahead */
+        if (i + 8 < n)
+            __builtin_prefetch(&c->evs[idx[i + 8]]);
         if (group_add(&w->gr, e) != 0)
             return -1;
         if (w->low[e->pi] < 0 || e->off < w->low[e->pi])
             w->low[e->pi] = e->off;
     }
+    for (int k = 0; k < KC_KINDS; k++)
+        memset(w->kc[k].ok, 0, sizeof w->kc[k].ok);
+    if (ops_key_total(op, key, sizeof key) < 0)
+        return -1;
     for (size_t g = 0; g < w->gr.n; g++)
-        if (aggregate_group(c, op, &w->gr.g[g], now_s, &w->h, &w->countries) != 0)
+        if (aggregate_group(c, op, key, w->kc, &w->gr.g[g], now_s, &w->h, &w->countries) != 0)
             return -1;
     if (w->h.n > w->recs_cap) {
         hrec_t *r = realloc(w->recs, w->h.n * sizeof(*r));
@@ -961,6 +1005,8 @@ static int build_op(const ops_counter_t *c, size_t opi, const size_t *idx, size_
     }
     ops_counter_op_args_t *o = &a->ops[a->nops++];
     o->opi = opi;
+    o->ev_from = (size_t)(idx - a->order);
+    o->ev_n = n;
     o->name = a->argc;
     if (args_push(a, op, oplen) != 0)
         return -1;

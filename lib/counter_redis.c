@@ -676,7 +676,7 @@ static int run_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, size
                 ops_err_format(why, sizeof why, "redis: step of operation %s: %s", opname, r->str);
             failed = true;
         } else if (status != NULL && strcmp(status, "OK") == 0) {
-            ops_counter_op_applied(c, op->opi);
+            ops_counter_op_applied(c, a, o);
             cr->state[o] = OP_OK;
             if (wait_key_add(cr, a->argv[op->first + 3], NULL) != 0 && !failed) {
                 ops_err_format(why, sizeof why, "redis: out of memory");

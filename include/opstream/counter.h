@@ -128,10 +128,11 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
  * dropped without counting as duplicates (ops_counter_dupes). */
 size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const char *field,
                                 int64_t watermark);
-/* The step of the batch's operation number opi (ops_counter_op_args_t.opi)
- * was applied: its events are left out of the steps built from now on (they
- * still count as pending events until the batch is applied or dropped). */
-void ops_counter_op_applied(ops_counter_t *c, size_t opi);
+/* The step of a's operation call o (built from c) was applied: its events
+ * are left out of the steps built from now on (they still count as pending
+ * events until the batch is applied or dropped). */
+struct ops_counter_args;
+void ops_counter_op_applied(ops_counter_t *c, const struct ops_counter_args *a, size_t o);
 /* The step failed before the offsets were written: every event of the
  * batch goes into the next build again, also those of operations whose
  * step was applied and those dropped as already counted (the drops are
@@ -200,6 +201,7 @@ typedef struct ops_counter_op_args {
     size_t name;  /* argv index of the operation's name */
     size_t first; /* argv index of "EVALSHA" */
     size_t argc;  /* arguments of the call, EVALSHA included */
+    size_t ev_from, ev_n; /* its events: order[ev_from .. ev_from + ev_n) */
 } ops_counter_op_args_t;
 
 typedef struct ops_counter_args {

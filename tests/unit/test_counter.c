@@ -393,7 +393,7 @@ static void events_below_a_watermark_are_dropped_and_applied_operations_left_out
     assert_int_equal(hdelta(&p, "opstream:{A}:total", "arrests", NULL), 4 + 16);
     /* A's lowest offset of arrests:0 is now 2 */
     assert_int_equal(num(&a, p.ops[0].parts + 1), 2);
-    ops_counter_op_applied(c, a.ops[1].opi); /* B's step went through */
+    ops_counter_op_applied(c, &a, 1); /* B's step went through */
     p = build(c, &a, NOW);
     assert_int_equal(p.nops, 1);
     assert_string_equal(a.argv[a.ops[0].name], "A");
@@ -420,7 +420,7 @@ static void events_applied_by_this_batch_are_no_duplicates_when_sent_again(void 
     ops_counter_add_event(c, "opstream.arrests", 0, 2, &e[2]);
     parsed_t p = build(c, &a, NOW);
     assert_int_equal(p.nops, 2);
-    ops_counter_op_applied(c, a.ops[1].opi); /* B applied, then the step failed */
+    ops_counter_op_applied(c, &a, 1); /* B applied, then the step failed */
     ops_counter_ops_retry(c);
     p = build(c, &a, NOW);
     assert_int_equal(p.nops, 2); /* B goes again */
