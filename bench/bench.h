@@ -24,6 +24,7 @@
 int64_t bench_now_us(void);               /* monotonic microseconds */
 int64_t bench_cpu_ms(pid_t pid);          /* utime+stime of a process, ms; -1 if gone */
 int64_t bench_self_cpu_ms(void);          /* of this process */
+int64_t bench_thread_cpu_ns(void);        /* CPU time of the calling thread, ns */
 long bench_rss_kib(pid_t pid, bool peak); /* VmHWM (peak) or VmRSS, KiB; -1 if gone */
 void bench_machine(char *cpu, size_t cpusize, int *cores);
 void bench_lib_versions(char *buf, size_t size);
@@ -149,10 +150,17 @@ int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, dou
                       double *eps_cpu);
 int bench_discard_main(int argc, char **argv); /* the child side */
 
-/* Producer: opstream's produce path (encode + ops_produce) against raw
- * librdkafka of the same frames. */
-int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, double *ops_eps,
-                       double *raw_eps, double *frame_bytes);
+/* One producer run: opstream's produce path (encode + ops_produce) against
+ * raw librdkafka of the same frames. */
+typedef struct bench_producer_result {
+    double ops_eps, raw_eps;       /* events/s, first send to last delivery report */
+    double ops_cpu_ns, raw_cpu_ns; /* CPU of the sending thread per event, ns */
+    double frame_bytes;            /* average frame size */
+} bench_producer_result_t;
+
+/* n events each; raw_first: the raw side runs first. */
+int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, bool raw_first,
+                       bench_producer_result_t *res);
 
 typedef struct bench_latency {
     double p50, p99, p999, max; /* ms */

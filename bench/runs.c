@@ -636,40 +636,30 @@ static void dr_counter(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 #define PROD_RING 10000
 
-/* Both sides send the same PROD_RING events n times over: opstream's side
- * encodes and sends each one through ops_produce (validation happened when
- * the record was read), the raw side sends the pre-encoded frames. Times run
- * from the first send until the last delivery report. */
-int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, double *ops_eps,
-                       double *raw_eps, double *frame_bytes) {
+/* opstream's side: the ring's events sent n times over through
+ * ops_produce_send (encoding included), timed from the first send until the
+ * last delivery report, and the sending thread's CPU over the same span
+ * (delivery reports are served on it). The producer is built before the
+ * clock starts. */
+static int produce_ops_side(bench_env_t *e, const char *prefix, const ops_event_t *ring, size_t n,
+                            double *eps, double *cpu_ns) {
     char err[512];
-    bench_gen_t g;
-    bench_frames_t f = {0};
-    ops_event_t *ring = calloc(PROD_RING, sizeof *ring);
     ops_config_t *cfg = ops_config_new();
     ops_produce_t *prod = NULL;
-    rd_kafka_t *rk = NULL;
-    rd_kafka_topic_t *topics[OPS_KIND_COUNT] = {0};
-    dr_count_t dr = {0};
     ops_produce_stats_t st;
     ops_produce_options_t po = {0};
-    int64_t t0;
+    int64_t t0, cpu0;
     int rc = -1;
 
-    if (bench_gen_init(&g, 1) != 0)
-        goto cleanup_nogen;
-    if (ring == NULL || cfg == NULL || bench_frames_build(&f, &g, 0, PROD_RING, 0) != 0)
-        goto cleanup;
-    *frame_bytes = bench_frames_avg_size(&f);
-    for (size_t i = 0; i < PROD_RING; i++)
-        bench_gen_event(&g, i, &ring[i]);
-    if (ops_config_set(cfg, "bootstrap.servers", e->broker->bootstrap, err, sizeof err) != 0 ||
+    if (cfg == NULL ||
+        ops_config_set(cfg, "bootstrap.servers", e->broker->bootstrap, err, sizeof err) != 0 ||
         ops_config_set(cfg, "opstream.topic.prefix", prefix, err, sizeof err) != 0 ||
         (prod = ops_produce_new(cfg, &po, err, sizeof err)) == NULL) {
-        bench_log("producer: %s", err);
+        bench_log("producer: %s", cfg != NULL ? err : "out of memory");
         goto cleanup;
     }
     t0 = bench_now_us();
+    cpu0 = bench_thread_cpu_ns();
     for (size_t i = 0; i < n; i++)
         if (ops_produce_send(prod, &ring[i % PROD_RING], "bench", (long)i, err, sizeof err) != 0) {
             bench_log("ops_produce_send: %s", err);
@@ -681,14 +671,32 @@ int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, double *ops
         bench_log("producer: %llu of %zu delivered", (unsigned long long)st.delivered, n);
         goto cleanup;
     }
-    *ops_eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *cpu_ns = (double)(bench_thread_cpu_ns() - cpu0) / (double)n;
+    rc = 0;
+cleanup:
+    ops_produce_destroy(prod);
+    ops_config_destroy(cfg);
+    return rc;
+}
+
+/* The raw side: the same events as pre-encoded frames through a bare
+ * librdkafka producer with opstream's settings, timed the same way. */
+static int produce_raw_side(bench_env_t *e, const char *prefix, const bench_frames_t *f, size_t n,
+                            double *eps, double *cpu_ns) {
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_t *topics[OPS_KIND_COUNT] = {0};
+    dr_count_t dr = {0};
+    int64_t t0, cpu0;
+    int rc = -1;
 
     if ((rk = bench_producer_new(e->broker->bootstrap, NULL, dr_counter, &dr)) == NULL ||
         bench_topics_open(rk, prefix, topics) != 0)
         goto cleanup;
     t0 = bench_now_us();
+    cpu0 = bench_thread_cpu_ns();
     for (size_t i = 0; i < n; i++) {
-        if (bench_produce_frame(rk, topics, &f, i % PROD_RING, NULL) != 0)
+        if (bench_produce_frame(rk, topics, f, i % PROD_RING, NULL) != 0)
             goto cleanup;
         rd_kafka_poll(rk, 0);
     }
@@ -697,17 +705,44 @@ int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, double *ops
         bench_log("raw producer: %lld of %zu delivered", (long long)dr.ok, n);
         goto cleanup;
     }
-    *raw_eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *eps = (double)n * 1e6 / (double)(bench_now_us() - t0);
+    *cpu_ns = (double)(bench_thread_cpu_ns() - cpu0) / (double)n;
     rc = 0;
 cleanup:
     bench_topics_close(topics);
     if (rk != NULL)
         rd_kafka_destroy(rk);
-    ops_produce_destroy(prod);
+    return rc;
+}
+
+/* Both sides send the same PROD_RING events n times over: opstream's side
+ * encodes and sends each one through ops_produce (validation happened when
+ * the record was read), the raw side sends the pre-encoded frames. Times run
+ * from the first send until the last delivery report. raw_first says which
+ * side goes first (the second one finds the broker warmed up). */
+int bench_producer_run(bench_env_t *e, const char *prefix, size_t n, bool raw_first,
+                       bench_producer_result_t *res) {
+    bench_gen_t g;
+    bench_frames_t f = {0};
+    ops_event_t *ring = calloc(PROD_RING, sizeof *ring);
+    int rc = -1;
+
+    if (bench_gen_init(&g, 1) != 0)
+        goto cleanup_nogen;
+    if (ring == NULL || bench_frames_build(&f, &g, 0, PROD_RING, 0) != 0)
+        goto cleanup;
+    res->frame_bytes = bench_frames_avg_size(&f);
+    for (size_t i = 0; i < PROD_RING; i++)
+        bench_gen_event(&g, i, &ring[i]);
+    rc = raw_first ? produce_raw_side(e, prefix, &f, n, &res->raw_eps, &res->raw_cpu_ns)
+                   : produce_ops_side(e, prefix, ring, n, &res->ops_eps, &res->ops_cpu_ns);
+    if (rc == 0)
+        rc = raw_first ? produce_ops_side(e, prefix, ring, n, &res->ops_eps, &res->ops_cpu_ns)
+                       : produce_raw_side(e, prefix, &f, n, &res->raw_eps, &res->raw_cpu_ns);
+cleanup:
     bench_frames_free(&f);
     bench_gen_free(&g);
 cleanup_nogen:
-    ops_config_destroy(cfg);
     free(ring);
     return rc;
 }

@@ -53,6 +53,14 @@ int64_t bench_self_cpu_ms(void) {
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
+int64_t bench_thread_cpu_ns(void) {
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 long bench_rss_kib(pid_t pid, bool peak) {
     char path[64], line[256];
     const char *want = peak ? "VmHWM:" : "VmRSS:";

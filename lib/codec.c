@@ -172,6 +172,7 @@ typedef struct codec_schema {
     size_t n_ops;
     bool direct; /* false: this writer is decoded through avro-c only */
     direct_op_t *enc; /* direct encoding program: the model field of each writer field */
+    size_t n_enc;     /* writer fields, one enc entry each */
     bool direct_enc;  /* false: events are encoded with this writer through avro-c only */
 } codec_schema_t;
 
@@ -865,6 +866,7 @@ static int prepare_direct(codec_schema_t *e) {
             e->enc[i].n_symbols = avro_schema_enum_number_of_symbols(ws);
     }
     e->direct_enc = i == n;
+    e->n_enc = n;
     for (i = 0; i < n; i++) {
         const char *name = avro_schema_record_field_name(e->schema, (int)i);
         avro_schema_t ws = avro_schema_record_field_get_by_index(e->schema, (int)i);
@@ -1054,10 +1056,21 @@ static inline bool put_varint(uint8_t **pp, const uint8_t *end, int64_t v) {
     return true;
 }
 
+/* strnlen, with the two-letter codes (countries, nationalities: members of
+ * 3 bytes, many per event) measured in line instead of by a call. */
+static inline size_t member_len(const char *s, size_t size) {
+    size_t n = 0;
+    if (size > 4)
+        return strnlen(s, size);
+    while (n < size && s[n] != '\0')
+        n++;
+    return n;
+}
+
 /* Appends a NUL-terminated member of at most size bytes as an Avro string. */
 static inline bool put_direct_string(uint8_t **pp, const uint8_t *end, const char *s,
                                      size_t size) {
-    size_t n = strnlen(s, size);
+    size_t n = member_len(s, size);
     if (n == size || !put_varint(pp, end, (int64_t)n) || (size_t)(end - *pp) < n)
         return false;
     memcpy(*pp, s, n);
@@ -1076,9 +1089,15 @@ static size_t direct_encode(const codec_schema_t *e, const ops_event_t *ev, uint
     const uint8_t *end = out + size;
     const char *base = (const char *)ev;
     uint8_t *p = out;
-    size_t i, n_fields = avro_schema_record_size(e->schema);
+    size_t i;
 
-    for (i = 0; i < n_fields; i++) {
+    /* The fields are spread over the whole event (the fixed string members
+     * lie between the numbers): every cache line of it is asked for at
+     * once, so an event that is not in the cache costs about one memory
+     * wait instead of one per field read. */
+    for (i = 0; i < sizeof(*ev); i += 64)
+        __builtin_prefetch(base + i);
+    for (i = 0; i < e->n_enc; i++) {
         const field_desc_t *f = e->enc[i].f;
         const char *m = base + f->off;
         switch (f->type) {

@@ -1,9 +1,10 @@
 /*
  * opstream produce path: encode, produce keyed by country, and account for
  * every record through its delivery report. Records in flight live in a
- * fixed pool of slots (the message opaque), which bounds memory and lets a
- * producer that failed fatally be replaced and its unconfirmed records sent
- * again with the same event_id.
+ * fixed pool of slots (the message opaque), each holding the encoded frame,
+ * which bounds memory and lets a producer that failed fatally be replaced
+ * and its unconfirmed records sent again, the same bytes with the same
+ * event_id.
  */
 #include "opstream/produce.h"
 
@@ -20,25 +21,36 @@
 #include "opstream/metrics.h"
 #include "opstream/clock.h"
 
-#define DEFAULT_MAX_IN_FLIGHT 8192
+#define DEFAULT_MAX_IN_FLIGHT 16384
 #define DEFAULT_MAX_RECREATE 3
 #define POLL_MS 100
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define SERVE_EVERY 16 /* sends between two polls for delivery reports */
 
-/* Frames up to this size are kept in their slot and handed to librdkafka
- * without a copy (the slot outlives the message: it is released only by the
- * delivery report or after the producer is purged or destroyed); larger
- * ones are copied by librdkafka. */
-#define SLOT_FRAME_MAX 256
+/* Frames up to this size are kept inside their slot, larger ones in a heap
+ * copy the slot owns. Either way librdkafka gets the frame without copying
+ * it: the slot outlives the message (it is released only by the delivery
+ * report, or after the producer is purged or destroyed). 192 makes a slot
+ * four cache lines (the bookkeeping in the first); the simulator's frames
+ * are 117 bytes on average. */
+#define SLOT_FRAME_MAX 192
 
+/* A record in flight: what is needed to send it again (frame, topic, key)
+ * and to report it (where it came from). Not the event itself: copying the
+ * whole ops_event_t into a slot cost more per record than encoding it; the
+ * callbacks get the event decoded back from the frame. */
 typedef struct slot {
-    ops_event_t ev;
-    unsigned char frame[SLOT_FRAME_MAX];
+    _Alignas(64) const unsigned char *frame; /* inline, or heap */
+    unsigned char *heap;        /* owned; NULL when the frame is inline */
+    size_t len;
     const char *file;
     long line;
-    int used;
-    int resend; /* unconfirmed when its producer failed fatally */
+    ops_kind_t kind;
+    char key[3]; /* the event's country */
+    unsigned char key_len;
+    unsigned char used;
+    unsigned char resend; /* unconfirmed when its producer failed fatally */
+    unsigned char inline_frame[SLOT_FRAME_MAX];
 } slot_t;
 
 struct ops_produce {
@@ -65,6 +77,7 @@ struct ops_produce {
     char brokers[256];        /* bootstrap.servers, for messages */
     char last_error[512];
     char fatal_reason[512];
+    ops_event_t scratch; /* a slot's event decoded for a callback */
     unsigned char frame[OPS_CODEC_MAX_FRAME];
 };
 
@@ -80,17 +93,47 @@ static void notice(ops_produce_t *p, const char *fmt, ...) {
 }
 
 static void slot_release(ops_produce_t *p, slot_t *s) {
+    free(s->heap);
+    s->heap = NULL;
+    s->frame = NULL;
     s->used = 0;
     s->resend = 0;
     p->free_stack[p->n_free++] = (size_t)(s - p->slots);
     p->st.in_flight--;
 }
 
+/* The slot's event for a callback, decoded from its frame into the scratch
+ * event (valid until the next call). The frame is this codec's own
+ * encoding, so it decodes to the event that was sent; an event outside the
+ * model's bounds (a count over OPS_COUNT_MAX, which validation refuses) is
+ * encoded but not decoded back, and is then given with its kind and
+ * country only. */
+static const ops_event_t *slot_event(ops_produce_t *p, const slot_t *s) {
+    char err[256];
+    if (ops_codec_decode_event(p->codec, s->frame, s->len, &p->scratch, err, sizeof(err)) !=
+        OPS_CODEC_OK) {
+        ops_event_init(&p->scratch);
+        p->scratch.kind = s->kind;
+        memcpy(p->scratch.country, s->key, sizeof(s->key));
+    }
+    return &p->scratch;
+}
+
+/* A failure of a record that never got a slot, told with the caller's
+ * event. */
+static void report_failed_event(ops_produce_t *p, const ops_event_t *ev, const char *file,
+                                long line, const char *reason) {
+    p->st.failed++;
+    ops_metrics_add(p->m.failed, 1);
+    if (p->opts.on_failed)
+        p->opts.on_failed(p->opts.opaque, ev, file, line, reason);
+}
+
 static void report_failed(ops_produce_t *p, slot_t *s, const char *reason) {
     p->st.failed++;
     ops_metrics_add(p->m.failed, 1);
     if (p->opts.on_failed)
-        p->opts.on_failed(p->opts.opaque, &s->ev, s->file, s->line, reason);
+        p->opts.on_failed(p->opts.opaque, slot_event(p, s), s->file, s->line, reason);
     slot_release(p, s);
 }
 
@@ -111,7 +154,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         p->st.delivered++;
         ops_metrics_add(p->m.delivered, 1);
         if (p->opts.on_delivered)
-            p->opts.on_delivered(p->opts.opaque, &s->ev);
+            p->opts.on_delivered(p->opts.opaque, slot_event(p, s));
         slot_release(p, s);
         return;
     }
@@ -196,7 +239,14 @@ ops_produce_t *ops_produce_new(const ops_config_t *cfg, const ops_produce_option
     p->connect_by_ms = ops_clock_mono_ms() + (int64_t)p->connect_s * 1000;
 
     p->n_slots = p->opts.max_in_flight;
-    p->slots = calloc(p->n_slots, sizeof(*p->slots));
+    if (p->n_slots > SIZE_MAX / sizeof(*p->slots)) {
+        snprintf(errstr, errstr_size, "max_in_flight %zu is too large", p->n_slots);
+        goto fail;
+    }
+    /* slot-aligned, so a slot's bookkeeping is one cache line */
+    p->slots = aligned_alloc(_Alignof(slot_t), p->n_slots * sizeof(*p->slots));
+    if (p->slots != NULL)
+        memset(p->slots, 0, p->n_slots * sizeof(*p->slots));
     p->free_stack = calloc(p->n_slots, sizeof(*p->free_stack));
     if (p->slots == NULL || p->free_stack == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -263,39 +313,56 @@ static rd_kafka_topic_t *kind_topic(ops_produce_t *p, ops_kind_t kind, char *err
     return p->rkt[kind];
 }
 
-/* Hands one slot's record to the current producer. Waits while librdkafka's
- * own queue is full. Returns the produce error (0 when queued). */
+/* Encodes ev into slot s: the frame inline when it fits, else in a heap
+ * copy. Returns 0, or -1 with errstr (encoding failed, out of memory). */
+static int slot_fill(ops_produce_t *p, slot_t *s, const ops_event_t *ev, char *errstr,
+                     size_t errstr_size) {
+    size_t len = 0;
+    if (ops_codec_encode_event(p->codec, ev, p->frame, sizeof(p->frame), &len, errstr,
+                               errstr_size) != 0)
+        return -1;
+    if (len <= sizeof(s->inline_frame)) {
+        memcpy(s->inline_frame, p->frame, len);
+        s->frame = s->inline_frame;
+    } else {
+        if ((s->heap = malloc(len)) == NULL) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return -1;
+        }
+        memcpy(s->heap, p->frame, len);
+        s->frame = s->heap;
+    }
+    s->len = len;
+    s->kind = ev->kind;
+    s->key_len = (unsigned char)strnlen(ev->country, sizeof(s->key) - 1);
+    memcpy(s->key, ev->country, s->key_len);
+    s->key[s->key_len] = '\0';
+    return 0;
+}
+
+/* Hands one slot's frame to the current producer, as it is: a first send
+ * and a re-send after a fatal error send the same bytes. Waits while
+ * librdkafka's own queue is full. Returns the produce error (0 when
+ * queued). */
 static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errstr,
                                         size_t errstr_size) {
-    rd_kafka_topic_t *rkt =
-        (int)s->ev.kind >= 0 && s->ev.kind < OPS_KIND_COUNT ? p->rkt[s->ev.kind] : NULL;
-    size_t len = 0;
+    rd_kafka_topic_t *rkt = p->rkt[s->kind];
     rd_kafka_resp_err_t err;
 
-    if (rkt == NULL && (rkt = kind_topic(p, s->ev.kind, errstr, errstr_size)) == NULL)
+    if (rkt == NULL && (rkt = kind_topic(p, s->kind, errstr, errstr_size)) == NULL)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
-    unsigned char *frame = p->frame;
-    int flags = RD_KAFKA_MSG_F_COPY;
-
-    if (ops_codec_encode_event(p->codec, &s->ev, p->frame, sizeof(p->frame), &len, errstr,
-                               errstr_size) != 0)
-        return RD_KAFKA_RESP_ERR__BAD_MSG;
-    if (len <= sizeof(s->frame)) {
-        memcpy(s->frame, p->frame, len);
-        frame = s->frame;
-        flags = 0; /* the slot holds it until the delivery report */
-    }
     for (;;) {
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
-                                RD_KAFKA_V_KEY(s->ev.country, strlen(s->ev.country)),
-                                RD_KAFKA_V_VALUE(frame, len), RD_KAFKA_V_MSGFLAGS(flags),
-                                RD_KAFKA_V_OPAQUE(s), RD_KAFKA_V_END);
+        /* flags 0: no copy, the slot holds the frame until the delivery
+         * report; the key is copied by librdkafka */
+        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, 0, (void *)s->frame, s->len, s->key,
+                             s->key_len, s) == 0)
+            return RD_KAFKA_RESP_ERR_NO_ERROR;
+        err = rd_kafka_last_error();
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || aborted(p))
             break;
         rd_kafka_poll(p->rk, POLL_MS);
     }
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
+    snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
     return err;
 }
 
@@ -398,27 +465,33 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
         serve(p, POLL_MS);
     if (p->n_free == 0) {
         snprintf(errstr, errstr_size, "interrupted before it could be sent");
-        p->st.failed++;
-        ops_metrics_add(p->m.failed, 1);
-        if (p->opts.on_failed)
-            p->opts.on_failed(p->opts.opaque, ev, file, line, errstr);
+        report_failed_event(p, ev, file, line, errstr);
         return -1;
     }
-    s = &p->slots[p->free_stack[--p->n_free]];
-    s->ev = *ev;
-    s->file = file;
-    s->line = line;
-    s->used = 1;
-    s->resend = 0;
-    p->st.in_flight++;
     if (p->dead) {
         if (p->unreachable)
             snprintf(errstr, errstr_size, "not sent: %s", p->fatal_reason);
         else
             snprintf(errstr, errstr_size, "producer failed fatally: %s", p->fatal_reason);
-        report_failed(p, s, errstr);
+        report_failed_event(p, ev, file, line, errstr);
         return -1;
     }
+    if ((int)ev->kind < 0 || ev->kind >= OPS_KIND_COUNT) {
+        snprintf(errstr, errstr_size, "kind %d is not an event kind", (int)ev->kind);
+        report_failed_event(p, ev, file, line, errstr);
+        return -1;
+    }
+    s = &p->slots[p->free_stack[p->n_free - 1]];
+    if (slot_fill(p, s, ev, errstr, errstr_size) != 0) {
+        report_failed_event(p, ev, file, line, errstr);
+        return -1;
+    }
+    p->n_free--;
+    s->file = file;
+    s->line = line;
+    s->used = 1;
+    s->resend = 0;
+    p->st.in_flight++;
     err = produce_slot(p, s, errstr, errstr_size);
     if (err == RD_KAFKA_RESP_ERR__FATAL && can_recreate(p)) {
         s->resend = 1; /* the recovery below sends it again */

@@ -23,10 +23,10 @@ extern "C" {
 typedef struct ops_produce ops_produce_t;
 
 typedef struct ops_produce_options {
-    /* Records in flight at most (0: 8192, about 8 MiB of slots: with
-     * linger.ms=5 a window of 4096 capped the producer near 600,000
-     * records/s); ops_produce_send waits for delivery reports while the
-     * limit is reached. */
+    /* Records in flight at most (0: 16384, 4 MiB of slots; with
+     * linger.ms=5 the window bounds the rate: about window / (linger +
+     * round trip) records/s); ops_produce_send waits for delivery reports
+     * while the limit is reached. */
     size_t max_in_flight;
     /* How often a producer that failed fatally (idempotence broken) is
      * recreated, re-sending what it had not confirmed (0: 3; -1: never,
@@ -40,7 +40,11 @@ typedef struct ops_produce_options {
      * ops_produce_finish waits only its grace period. May be NULL. */
     const volatile sig_atomic_t *stop;
     /* Called from the delivery path with the record and where it came from.
-     * ev and file are only valid during the call. All may be NULL. */
+     * ev and file are only valid during the call. All may be NULL. ev is
+     * the record decoded back from the frame that was sent (a slot keeps the
+     * frame, not the event); an event outside the model's bounds, which
+     * validation refuses, is given with its kind and country only. A
+     * failure before a record got its slot gives the caller's event. */
     void (*on_delivered)(void *opaque, const ops_event_t *ev);
     void (*on_failed)(void *opaque, const ops_event_t *ev, const char *file, long line,
                       const char *reason);
