@@ -684,6 +684,49 @@ static void wait_after_the_step_reports_the_replicas(void **state) {
     ops_counter_destroy(c);
 }
 
+/* The step's integer check takes a short path for values under 16 digits
+ * and an exact one beyond (HINCRBY past 2^53): fields on both sides of
+ * both limits take the batch's increments exactly, and a value the short
+ * path's pattern does not accept but is an integer (a minus sign) too. */
+static void counter_values_around_the_short_paths_limits_add_exactly(void **state) {
+    static const struct {
+        const char *field, *value;
+        long long want; /* after 3 events of 10 victims */
+    } rows[] = {
+        {"victims", "999999999999990", 999999999999990LL + 30},       /* 15 digits */
+        {"events", "1000000000000000", 1000000000000000LL + 3},       /* 16 digits, < 2^53 */
+        {"minor_victims", "9007199254740993", 9007199254740993LL},    /* > 2^53, unchanged */
+    };
+    ops_counter_t *c = counter();
+    ops_counter_redis_t *cr = connect_step();
+    char err[256], ck[OPS_KEY_MAX];
+    redisReply *r;
+
+    (void)state;
+    snprintf(ck, sizeof ck, "opstream:{LIBERTERRA-II}:country:BR");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        r = harness_redis_command(g_redis, "HSET opstream:{LIBERTERRA-II}:total %s %s",
+                                  rows[i].field, rows[i].value);
+        freeReplyObject(r);
+    }
+    /* past 2^53 and changed: the HINCRBY path; a negative total: the long path */
+    r = harness_redis_command(g_redis, "HSET %s victims 9007199254740993 events -5", ck);
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++) {
+        ops_event_t ev = event(i, 10);
+        assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, i, &ev),
+                         OPS_COUNTER_ADDED);
+    }
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", rows[i].field), rows[i].want);
+    assert_int_equal(hget(ck, "victims"), 9007199254740993LL + 30);
+    assert_int_equal(hget(ck, "events"), -5 + 3);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(stale_batch_of_a_consumer_that_lost_its_partition_is_refused_whole,
@@ -705,6 +748,8 @@ int main(void) {
         cmocka_unit_test_setup(a_refused_operation_holds_the_offsets_and_the_other_counts_once,
                                flush_redis),
         cmocka_unit_test_setup(wait_after_the_step_reports_the_replicas, flush_redis),
+        cmocka_unit_test_setup(counter_values_around_the_short_paths_limits_add_exactly,
+                               flush_redis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
