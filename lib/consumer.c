@@ -37,12 +37,20 @@
 #define TOPIC_MAX 256
 /* While Redis is behind, a batch grows to GROW_BEHIND times batch_max, a
  * doubling per step. In a catch-up (a backlog of more than four batches of
- * its size waiting) it fills on while the step runs, up to GROW_MAX times:
+ * its size waiting) it fills on while the step runs, up to GROW_MAX times
+ * (but no further than CATCHUP_EVENTS, unless GROW_BEHIND times is more):
  * an operation's script costs per counter hash, so more events per
  * operation and step cost less each. A live stream that fell behind for a
  * moment keeps its steps, and its latency, short. */
 #define GROW_BEHIND 4
 #define GROW_MAX 16
+#define CATCHUP_EVENTS 80000
+
+/* The largest batch limit of a catch-up for this batch size. */
+static size_t catchup_limit(size_t batch_max) {
+    size_t most = GROW_MAX * batch_max < CATCHUP_EVENTS ? GROW_MAX * batch_max : CATCHUP_EVENTS;
+    return most > GROW_BEHIND * batch_max ? most : GROW_BEHIND * batch_max;
+}
 
 /* ---- pure rules ------------------------------------------------------------ */
 
@@ -968,15 +976,16 @@ static ops_counter_step_t flush_batch(ops_consumer_t *c) {
     return step_here(c, c->batch, false);
 }
 
+static int64_t lag(const ops_consumer_t *c);
+
 /* The pending batch is due. While the held batch's step runs, the pending
  * one keeps filling while more is waiting, up to its limit (reached: it
- * waits for the step, and the limit doubles, up to GROW_MAX times
+ * waits for the step, and the limit doubles, up to GROW_BEHIND times
  * batch_max); once nothing more is waiting it waits for the step and is
  * handed over as soon as the step ends (a batch less than half its limit
  * halves the limit back). The step runs on the step thread unless the
- * handler applies batches itself. */
-static int64_t lag(const ops_consumer_t *c);
-
+ * handler applies batches itself. In a catch-up the limit doubles while
+ * the step runs instead (see GROW_MAX). */
 static void flush_due_batch(ops_consumer_t *c, bool drained) {
     char err[512];
     size_t pending = ops_counter_pending(c->batch);
@@ -985,7 +994,7 @@ static void flush_due_batch(ops_consumer_t *c, bool drained) {
     if (c->held_running) {
         if (!full && !drained)
             return; /* more is waiting: filling on until the step ends */
-        if (full && c->batch_limit < GROW_MAX * c->o.batch_max &&
+        if (full && c->batch_limit * 2 <= catchup_limit(c->o.batch_max) &&
             lag(c) > (int64_t)(4 * c->batch_limit)) {
             c->batch_limit *= 2; /* a catch-up: filling on while the step runs */
             return;
