@@ -92,6 +92,52 @@ static void a_prefetch_that_fills_and_drains_again_and_again_counts_exactly(void
     tc_model_free(&b);
 }
 
+/* The batch count in opstream-count's last status line, or -1. */
+static long last_batches(const char *err) {
+    const char *at = NULL, *p = err;
+    long n = -1;
+
+    while ((p = strstr(p, " batches,")) != NULL)
+        at = p++;
+    if (at != NULL) {
+        while (at > err && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        n = strtol(at, NULL, 10);
+    }
+    return n;
+}
+
+/* A catch-up on a backlog (12,000 events, --batch 50) lets a batch fill on
+ * while the step before it runs, past 4 times --batch (200) up to 16 times
+ * (800): it takes far fewer batches than the 60 that batches of at most 200
+ * need (measured: 18-21 against 62), and the counts stay exact. */
+static void a_catch_up_grows_its_batches_past_four_times_the_batch_size(void **state) {
+    static const char *const small[] = {"--batch", "50", NULL};
+    tc_model_t a = {0}, b = {0};
+    harness_proc_t *p;
+    char *err;
+    long batches;
+
+    (void)state;
+    produce_known_input(&a, &b, 12000, SEED + 3);
+    p = tc_spawn_count("opstream-count", small);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(harness_proc_stop(p, 20000), 0);
+    err = harness_proc_stderr(p);
+    assert_non_null(err);
+    batches = last_batches(err);
+    print_message("catch-up: %ld batches\n", batches);
+    if (batches <= 0 || batches >= 40)
+        fail_msg("%ld batches for 12000 events at --batch 50; stderr:\n%s", batches, err);
+    free(err);
+    harness_proc_free(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    tc_model_free(&a);
+    tc_model_free(&b);
+}
+
 static const char *const dedupe_on[] = {"-X", "opstream.dedupe.window.s=604800", NULL};
 
 /* Dedupe itself, with honest offsets: the second copy of each event has
@@ -347,6 +393,8 @@ int main(void) {
             tc_teardown),
         cmocka_unit_test_setup_teardown(
             a_prefetch_that_fills_and_drains_again_and_again_counts_exactly, tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            a_catch_up_grows_its_batches_past_four_times_the_batch_size, tc_setup, tc_teardown),
         cmocka_unit_test(unreachable_broker_is_waited_for_and_reported),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
