@@ -266,6 +266,8 @@ struct ops_consumer {
     bool held_running;    /* its step runs on the step thread; else it waits for its retry */
     size_t held_dlq, held_events, held_skips;
     size_t held_dupes; /* ops_counter_dupes of the held batch when its step started */
+    uint64_t steps_run, steps_beside; /* steps on the step thread; those during
+                                       * which the next batch took messages */
     stepper_t stepper;
     bool redis_failing;    /* the last step failed: partitions paused */
     bool need_reload;      /* offsets must be re-read and sought to */
@@ -933,6 +935,8 @@ static bool step_collect(ops_consumer_t *c, bool wait) {
     if (!done)
         return false;
     c->held_running = false;
+    c->steps_run++;
+    c->steps_beside += ops_counter_pending(c->batch) > 0;
     step_finish(c, c->held, true, step, seen, c->held_events, c->held_skips, &c->held_dlq, us,
                 err);
     return true;
@@ -1619,6 +1623,8 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
     if (final_flush(c) != 0 && rc == OPS_CONSUMER_STOPPED)
         rc = OPS_CONSUMER_UNFLUSHED;
     status_line(c, ops_clock_mono_ms(), true);
+    say(c, OPS_CONSUMER_LOG_DEBUG, "%llu of %llu steps ran while the next batch took messages",
+        (unsigned long long)c->steps_beside, (unsigned long long)c->steps_run);
     heartbeat(c, true);
     return rc;
 }

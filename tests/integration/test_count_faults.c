@@ -238,6 +238,18 @@ static void steps_beside_the_next_batch_count_exactly_and_never_fence_themselves
     assert_int_equal(harness_proc_stop(p, 20000), 0);
     assert_int_equal(tc_model_compare(&m, true), 0);
     assert_false(tc_stderr_has(p, "batch not applied"));
+    /* and the steps did run beside the next batch (-v says how many) */
+    char *err = harness_proc_stderr(p);
+    const char *line = err != NULL ? strstr(err, " steps ran while the next batch took") : NULL;
+    unsigned long long beside = 0, run = 0;
+    while (line != NULL && line > err && line[-1] != '\n')
+        line--;
+    if (line == NULL || sscanf(line, "opstream-count: %llu of %llu", &beside, &run) != 2 ||
+        beside == 0)
+        fail_msg("no step ran beside the next batch (%llu of %llu); stderr:\n%s", beside, run,
+                 err ? err : "");
+    print_message("steps beside the next batch: %llu of %llu\n", beside, run);
+    free(err);
     harness_proc_free(p);
     tc_model_free(&m);
 }
