@@ -727,6 +727,49 @@ static void counter_values_around_the_short_paths_limits_add_exactly(void **stat
     ops_counter_destroy(c);
 }
 
+/* A counter hash the step adds a field to also gets the metrics the batch
+ * does not change (created at 0), so they are checked too: one of them
+ * holding a non-integer refuses the step with nothing written, and once it
+ * is fixed the same batch applies whole. */
+static void a_metric_the_batch_does_not_change_is_checked_when_the_hash_gains_fields(
+    void **state) {
+    ops_counter_t *c = counter();
+    ops_counter_redis_t *cr = connect_step();
+    char err[512];
+    snapshot_t before = {0}, after = {0};
+    redisReply *r;
+
+    (void)state;
+    /* a total that holds only a broken arrests field: the rescues' fields
+     * are new to it */
+    r = harness_redis_command(g_redis, "HSET opstream:{LIBERTERRA-II}:total arrests abc");
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++) {
+        ops_event_t ev = event(i, 10);
+        assert_int_equal(ops_counter_add_event(c, "opstream.rescues", 0, i, &ev),
+                         OPS_COUNTER_ADDED);
+    }
+    snapshot_take(&before);
+    err[0] = '\0';
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_REFUSED);
+    assert_non_null(strstr(err, "opstream:{LIBERTERRA-II}:total"));
+    assert_non_null(strstr(err, "field arrests holds abc, not an integer"));
+    snapshot_take(&after);
+    snapshot_assert_equal(&before, &after); /* not one byte written */
+    snapshot_free(&before);
+    snapshot_free(&after);
+    r = harness_redis_command(g_redis, "HDEL opstream:{LIBERTERRA-II}:total arrests");
+    freeReplyObject(r);
+    assert_int_equal(ops_counter_redis_apply(cr, c, now_ms(), NULL, err, sizeof err),
+                     OPS_COUNTER_STEP_APPLIED);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "victims"), 30);
+    assert_int_equal(hget("opstream:{LIBERTERRA-II}:total", "arrests"), 0);
+    assert_int_equal(hget("opstream:offsets:g", "opstream.rescues:0"), 3);
+    ops_counter_redis_destroy(cr);
+    ops_counter_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(stale_batch_of_a_consumer_that_lost_its_partition_is_refused_whole,
@@ -750,6 +793,9 @@ int main(void) {
         cmocka_unit_test_setup(wait_after_the_step_reports_the_replicas, flush_redis),
         cmocka_unit_test_setup(counter_values_around_the_short_paths_limits_add_exactly,
                                flush_redis),
+        cmocka_unit_test_setup(
+            a_metric_the_batch_does_not_change_is_checked_when_the_hash_gains_fields,
+            flush_redis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
