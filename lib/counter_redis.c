@@ -676,7 +676,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
      * replaced under them (its replies lost) must not take the rest. */
     if (ops_redis_link_flush(cr->link, s->errstr, s->errstr_size) != 0 ||
         (!ops_redis_link_is_cluster(cr->link) && ops_redis_link_pending(cr->link) != s->sent)) {
-        if (s->errstr[0] == '\0')
+        if (s->errstr_size > 0 && s->errstr[0] == '\0')
             ops_err_format(s->errstr, s->errstr_size, "redis: the connection was replaced");
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
