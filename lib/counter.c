@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "opstream/keys.h"
+#include "opstream/validate.h"
 #include "err_priv.h"
 
 #define SEEN_SLOTS_PER_WINDOW 7
@@ -136,28 +137,6 @@ static void copy_str(char *dst, size_t size, const char *src) {
     dst[n] = '\0';
 }
 
-/* Hex digit value + 1 (0: not a lower-case hex digit). */
-static const uint8_t hex1[256] = {
-    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-};
-
-/* The 16 bytes of a canonical (lower-case 8-4-4-4-12) UUID text: the dedupe
- * field of an event id (shorter to hash and to store than its text). */
-static int uuid_raw(const char *id, uint8_t raw[16]) {
-    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-    unsigned bad;
-
-    if (strnlen(id, OPS_EVENT_ID_LEN + 1) != OPS_EVENT_ID_LEN)
-        return -1;
-    bad = id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-';
-    for (size_t k = 0; k < 16; k++) {
-        unsigned hi = hex1[(unsigned char)id[at[k]]], lo = hex1[(unsigned char)id[at[k] + 1]];
-        bad |= hi == 0 || lo == 0;
-        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
-    }
-    return bad ? -1 : 0;
-}
 
 /* ------------------------------------------------------------------------ */
 
@@ -171,9 +150,9 @@ typedef struct part {
     int64_t next;   /* offset after the last one in the batch */
 } part_t;
 
-/* What counting needs of one event, compact (56 bytes): a batch holds up
- * to GROW_MAX times the batch size of them, twice (the batch being filled
- * and the one being stepped). The operation is its number in the batch,
+/* What counting needs of one event, compact (56 bytes): a batch grown in a
+ * catch-up holds up to 80,000 of them, twice (the batch being filled and
+ * the one being stepped; see GROW_MAX in consumer.c). The operation is its number in the batch,
  * the metrics are derived from kind, count and minors when aggregating. */
 typedef struct cev {
     uint8_t id[16]; /* event_id, raw (with the dedupe on) */
@@ -434,7 +413,6 @@ static int id_insert(ops_counter_t *c, size_t i) {
 ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
-    bool created = false;
     long idx;
     ops_counter_add_result_t r;
     cev_t *e;
@@ -460,7 +438,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         if (r != OPS_COUNTER_ADDED)
             return r;
     } else {
-        e->bad_id = uuid_raw(ev->event_id, e->id) != 0;
+        e->bad_id = ops_uuid_raw(ev->event_id, e->id) != 0;
         if (idx >= 0 && !e->bad_id && id_find(c, (uint32_t)idx, e->id) >= 0) {
             r = take_offset(c, topic, partition, offset);
             if (r != OPS_COUNTER_ADDED)
@@ -472,7 +450,7 @@ ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *top
         if (r != OPS_COUNTER_ADDED)
             return r;
     }
-    if (idx < 0 && (idx = smap_get(&c->ops, ev->operation, true, &created)) < 0) {
+    if (idx < 0 && (idx = smap_get(&c->ops, ev->operation, true, NULL)) < 0) {
         /* The position was taken: keep the batch exact by dropping it whole
          * (it will be consumed again from the stored offsets). */
         batch_reset(c);
@@ -568,7 +546,7 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     long opi = smap_get(&c->ops, operation, false, NULL), idx;
     uint8_t raw[16];
 
-    if (opi < 0 || uuid_raw(event_id, raw) != 0 || (idx = id_find(c, (uint32_t)opi, raw)) < 0)
+    if (opi < 0 || ops_uuid_raw(event_id, raw) != 0 || (idx = id_find(c, (uint32_t)opi, raw)) < 0)
         return 0;
     cev_t *e = &c->evs[idx];
     if (e->dropped)

@@ -14,6 +14,7 @@
 
 #include "opstream/event.h"
 #include "opstream/keys.h"
+#include "opstream/validate.h"
 #include "opstream/redis_cluster.h"
 #include "opstream/redis_link.h"
 #include "err_priv.h"
@@ -486,19 +487,9 @@ static const char *elem_str(const redisReply *r, size_t i) {
 /* A SEEN reply's id: the 16 bytes of the dedupe field back to the event
  * id's canonical text. */
 static int seen_id(const redisReply *e, char id[OPS_EVENT_ID_LEN + 1]) {
-    static const char hex[] = "0123456789abcdef";
-    size_t k = 0;
-
     if (e->type != REDIS_REPLY_STRING || e->len != 16)
         return -1;
-    for (size_t i = 0; i < 16; i++) {
-        unsigned char b = (unsigned char)e->str[i];
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            id[k++] = '-';
-        id[k++] = hex[b >> 4];
-        id[k++] = hex[b & 15];
-    }
-    id[k] = '\0';
+    ops_uuid_text((const uint8_t *)e->str, id);
     return 0;
 }
 
@@ -658,9 +649,10 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
         return 0;
     }
     const ops_counter_op_args_t *op = &a->ops[call];
-    if (cr->op_sha[0] == '\0' && (s->sent > 0 || load_script(cr, op_script, a->argv[op->first + 3],
-                                                            cr->op_sha, s->errstr,
-                                                            s->errstr_size) != 0)) {
+    /* nothing is pending yet when the script is first loaded: the SHA is
+     * set from the first operation on */
+    if (cr->op_sha[0] == '\0' && load_script(cr, op_script, a->argv[op->first + 3], cr->op_sha,
+                                             s->errstr, s->errstr_size) != 0) {
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opstream/validate.h"
+
 static uint64_t fnv(const void *p, size_t len) {
     const unsigned char *b = p;
     uint64_t h = 1469598103934665603ULL;
@@ -19,34 +21,15 @@ static uint64_t fnv(const void *p, size_t len) {
     return h;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* The first OPS_EVENT_ID_LEN characters of id as a UUID's 16 bytes: 1 when
  * they are a canonical UUID other than the nil one, else 0. */
 static int uuid_bytes(const char *id, uint8_t out[16]) {
-    size_t k = 0;
-    uint8_t any = 0;
-    for (size_t i = 0; i < OPS_EVENT_ID_LEN; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (id[i] != '-')
-                return 0;
-            continue;
-        }
-        int hi = hexval(id[i]);
-        int lo = hi < 0 ? -1 : hexval(id[i + 1]);
-        if (lo < 0)
-            return 0;
-        out[k] = (uint8_t)(hi << 4 | lo);
-        any |= out[k++];
-        i++;
-    }
-    return any != 0;
+    static const uint8_t nil[16];
+    char head[OPS_EVENT_ID_LEN + 1];
+
+    memcpy(head, id, strnlen(id, OPS_EVENT_ID_LEN));
+    head[strnlen(id, OPS_EVENT_ID_LEN)] = '\0';
+    return ops_uuid_raw(head, out) == 0 && memcmp(out, nil, 16) != 0;
 }
 
 static bool free_bin(const uint8_t *slot) {

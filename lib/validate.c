@@ -7,6 +7,7 @@
 #include "opstream/validate.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,31 +121,47 @@ bool ops_valid_country(const char *cc) {
     return false;
 }
 
-/* Canonical form only (lower-case 8-4-4-4-12), so an id compares equal as
- * a string wherever it is used as a key. Any version and variant. */
-/* 1 for '0'-'9' and 'a'-'f': the id check runs once per consumed event. */
-static const unsigned char lower_hex[256] = {
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+/* Hex digit value + 1 (0: not a lower-case hex digit): the id check runs
+ * once per consumed event. */
+static const uint8_t hex1[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 };
 
+int ops_uuid_raw(const char *s, uint8_t raw[16]) {
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    unsigned bad;
+
+    if (s == NULL || strnlen(s, OPS_EVENT_ID_LEN + 1) != OPS_EVENT_ID_LEN)
+        return -1;
+    bad = s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-';
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = hex1[(unsigned char)s[at[k]]], lo = hex1[(unsigned char)s[at[k] + 1]];
+        bad |= hi == 0 || lo == 0;
+        raw[k] = (uint8_t)((hi - 1) << 4 | (lo - 1));
+    }
+    return bad ? -1 : 0;
+}
+
+void ops_uuid_text(const uint8_t raw[16], char text[OPS_EVENT_ID_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[k++] = '-';
+        text[k++] = hex[raw[i] >> 4];
+        text[k++] = hex[raw[i] & 15];
+    }
+    text[k] = '\0';
+}
+
+/* Canonical form only (lower-case 8-4-4-4-12), so an id compares equal as
+ * a string wherever it is used as a key. Any version and variant. */
 bool ops_valid_uuid(const char *s) {
-    if (s == NULL || strnlen(s, OPS_EVENT_ID_LEN + 1) != OPS_EVENT_ID_LEN || s[8] != '-' ||
-        s[13] != '-' || s[18] != '-' || s[23] != '-')
-        return false;
-    const unsigned char *u = (const unsigned char *)s;
-    unsigned bad = 0;
-    for (int i = 0; i < 8; i++)
-        bad |= lower_hex[u[i]] ^ 1u;
-    for (int i = 9; i < 13; i++)
-        bad |= lower_hex[u[i]] ^ 1u;
-    for (int i = 14; i < 18; i++)
-        bad |= lower_hex[u[i]] ^ 1u;
-    for (int i = 19; i < 23; i++)
-        bad |= lower_hex[u[i]] ^ 1u;
-    for (int i = 24; i < OPS_EVENT_ID_LEN; i++)
-        bad |= lower_hex[u[i]] ^ 1u;
-    return bad == 0;
+    uint8_t raw[16];
+
+    return ops_uuid_raw(s, raw) == 0;
 }
 
 /*

@@ -64,6 +64,11 @@ bool ops_valid_operation(const char *op); /* [A-Z0-9][A-Z0-9-]{0,31} */
 int ops_operation_check(const char *op, char *errstr, size_t errstr_size);
 bool ops_valid_country(const char *cc); /* an assigned ISO 3166-1 alpha-2 code */
 bool ops_valid_uuid(const char *s);     /* canonical lower-case 8-4-4-4-12 */
+/* The 16 bytes of a canonical UUID text (what ops_valid_uuid accepts): 0,
+ * or -1 when s is not one (raw then holds garbage). */
+int ops_uuid_raw(const char *s, uint8_t raw[16]);
+/* The canonical text of 16 UUID bytes, NUL-terminated. */
+void ops_uuid_text(const uint8_t raw[16], char text[OPS_EVENT_ID_LEN + 1]);
 
 /* The same rules as ops_event_validate (one implementation), in the form
  * the producer reports rejects: errstr as "field: reason" (e.g.

@@ -145,8 +145,17 @@ static void uuids_must_be_canonical_lower_case(void **state) {
         {"", false},
     };
     for (size_t i = 0; i < N_ROWS(rows); i++) {
+        uint8_t raw[16];
+        char back[OPS_EVENT_ID_LEN + 1];
         if (ops_valid_uuid(rows[i].s) != rows[i].want)
             fail_msg("uuid \"%s\": expected %s", rows[i].s, rows[i].want ? "valid" : "invalid");
+        /* the 16 bytes say the same and give the same text back */
+        if ((ops_uuid_raw(rows[i].s, raw) == 0) != rows[i].want)
+            fail_msg("uuid \"%s\": raw form disagrees", rows[i].s);
+        if (rows[i].want) {
+            ops_uuid_text(raw, back);
+            assert_string_equal(back, rows[i].s);
+        }
     }
     assert_false(ops_valid_uuid(NULL));
 }
