@@ -58,10 +58,7 @@ static void known_input_counts_every_metric_exactly(void **state) {
 }
 
 static bool woke_fetchers(void *arg) {
-    char *err = harness_proc_stderr(arg);
-    bool woke = err != NULL && strstr(err, "leader brokers to wake") != NULL;
-    free(err);
-    return woke;
+    return tc_stderr_has(arg, "leader brokers to wake");
 }
 
 /* A prefetch of 20 messages fills and drains many times over 3000 events:
@@ -357,11 +354,7 @@ static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(
 }
 
 static bool says_waiting_for_broker(void *arg) {
-    char *err = harness_proc_stderr(arg);
-    bool yes = err != NULL && strstr(err, "waiting for broker 127.0.0.1:1") != NULL;
-
-    free(err);
-    return yes;
+    return tc_stderr_has(arg, "waiting for broker 127.0.0.1:1");
 }
 
 static void unreachable_broker_is_waited_for_and_reported(void **state) {
