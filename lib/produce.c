@@ -28,9 +28,10 @@
 #define SERVE_EVERY 16 /* sends between two polls for delivery reports */
 
 /* Frames up to this size are kept inside their slot, larger ones in a heap
- * copy the slot owns. Either way librdkafka gets the frame without copying
- * it: the slot outlives the message (it is released only by the delivery
- * report, or after the producer is purged or destroyed). 192 makes a slot
+ * buffer the slot keeps (and reuses) until the producer is destroyed.
+ * Either way librdkafka gets the frame without copying it: the frame
+ * outlives the message (a slot is reused only after its delivery report,
+ * and the heap buffers are freed after librdkafka is). 192 makes a slot
  * four cache lines (the bookkeeping in the first); the simulator's frames
  * are 117 bytes on average. */
 #define SLOT_FRAME_MAX 192
@@ -40,8 +41,11 @@
  * whole ops_event_t into a slot cost more per record than encoding it; the
  * callbacks get the event decoded back from the frame. */
 typedef struct slot {
-    _Alignas(64) const unsigned char *frame; /* inline, or heap */
-    unsigned char *heap;        /* owned; NULL when the frame is inline */
+    /* frames longer than SLOT_FRAME_MAX: kept while the slot is reused and
+     * freed only after librdkafka is gone (a purged message may still be
+     * read by it after the slot was released) */
+    _Alignas(64) unsigned char *heap;
+    size_t heap_cap;
     size_t len;
     const char *file;
     long line;
@@ -92,25 +96,44 @@ static void notice(ops_produce_t *p, const char *fmt, ...) {
     p->opts.on_notice(p->opts.opaque, msg);
 }
 
+static const unsigned char *slot_frame(const slot_t *s) {
+    return s->len > SLOT_FRAME_MAX ? s->heap : s->inline_frame;
+}
+
 static void slot_release(ops_produce_t *p, slot_t *s) {
-    free(s->heap);
-    s->heap = NULL;
-    s->frame = NULL;
     s->used = 0;
     s->resend = 0;
     p->free_stack[p->n_free++] = (size_t)(s - p->slots);
     p->st.in_flight--;
 }
 
+/* A count the codec's reader refuses (outside 0..OPS_COUNT_MAX): such a
+ * record would reach every consumer's DLQ, and its frame could not be
+ * decoded back for the callbacks; it is refused here with the caller's
+ * event instead. */
+static bool outside_model(const ops_event_t *ev, char *errstr, size_t errstr_size) {
+    const struct {
+        const char *name;
+        int32_t v;
+    } f[] = {{"count", ev->count}, {"minors", ev->minors}, {"referred", ev->referred}};
+
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < 0 || f[i].v > OPS_COUNT_MAX) {
+            snprintf(errstr, errstr_size, "%s %d is outside 0..%d", f[i].name, (int)f[i].v,
+                     OPS_COUNT_MAX);
+            return true;
+        }
+    return false;
+}
+
 /* The slot's event for a callback, decoded from its frame into the scratch
  * event (valid until the next call). The frame is this codec's own
- * encoding, so it decodes to the event that was sent; an event outside the
- * model's bounds (a count over OPS_COUNT_MAX, which validation refuses) is
- * encoded but not decoded back, and is then given with its kind and
- * country only. */
+ * encoding of an event within the model (outside_model), so it decodes to
+ * the event that was sent; should it not, the event is given with its kind
+ * and country only. */
 static const ops_event_t *slot_event(ops_produce_t *p, const slot_t *s) {
     char err[256];
-    if (ops_codec_decode_event(p->codec, s->frame, s->len, &p->scratch, err, sizeof(err)) !=
+    if (ops_codec_decode_event(p->codec, slot_frame(s), s->len, &p->scratch, err, sizeof(err)) !=
         OPS_CODEC_OK) {
         ops_event_init(&p->scratch);
         p->scratch.kind = s->kind;
@@ -130,10 +153,7 @@ static void report_failed_event(ops_produce_t *p, const ops_event_t *ev, const c
 }
 
 static void report_failed(ops_produce_t *p, slot_t *s, const char *reason) {
-    p->st.failed++;
-    ops_metrics_add(p->m.failed, 1);
-    if (p->opts.on_failed)
-        p->opts.on_failed(p->opts.opaque, slot_event(p, s), s->file, s->line, reason);
+    report_failed_event(p, p->opts.on_failed ? slot_event(p, s) : NULL, s->file, s->line, reason);
     slot_release(p, s);
 }
 
@@ -323,14 +343,17 @@ static int slot_fill(ops_produce_t *p, slot_t *s, const ops_event_t *ev, char *e
         return -1;
     if (len <= sizeof(s->inline_frame)) {
         memcpy(s->inline_frame, p->frame, len);
-        s->frame = s->inline_frame;
     } else {
-        if ((s->heap = malloc(len)) == NULL) {
-            snprintf(errstr, errstr_size, "out of memory");
-            return -1;
+        if (len > s->heap_cap) {
+            unsigned char *h = realloc(s->heap, len);
+            if (h == NULL) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+            }
+            s->heap = h;
+            s->heap_cap = len;
         }
         memcpy(s->heap, p->frame, len);
-        s->frame = s->heap;
     }
     s->len = len;
     s->kind = ev->kind;
@@ -354,7 +377,7 @@ static rd_kafka_resp_err_t produce_slot(ops_produce_t *p, slot_t *s, char *errst
     for (;;) {
         /* flags 0: no copy, the slot holds the frame until the delivery
          * report; the key is copied by librdkafka */
-        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, 0, (void *)s->frame, s->len, s->key,
+        if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, 0, (void *)slot_frame(s), s->len, s->key,
                              s->key_len, s) == 0)
             return RD_KAFKA_RESP_ERR_NO_ERROR;
         err = rd_kafka_last_error();
@@ -481,6 +504,10 @@ int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, 
         report_failed_event(p, ev, file, line, errstr);
         return -1;
     }
+    if (outside_model(ev, errstr, errstr_size)) {
+        report_failed_event(p, ev, file, line, errstr);
+        return -1;
+    }
     s = &p->slots[p->free_stack[p->n_free - 1]];
     if (slot_fill(p, s, ev, errstr, errstr_size) != 0) {
         report_failed_event(p, ev, file, line, errstr);
@@ -601,6 +628,8 @@ void ops_produce_destroy(ops_produce_t *p) {
     if (p->conf_tmpl != NULL)
         rd_kafka_conf_destroy(p->conf_tmpl);
     ops_codec_destroy(p->codec);
+    for (size_t i = 0; p->slots != NULL && i < p->n_slots; i++)
+        free(p->slots[i].heap);
     free(p->slots);
     free(p->free_stack);
     free(p);

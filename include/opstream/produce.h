@@ -42,9 +42,8 @@ typedef struct ops_produce_options {
     /* Called from the delivery path with the record and where it came from.
      * ev and file are only valid during the call. All may be NULL. ev is
      * the record decoded back from the frame that was sent (a slot keeps the
-     * frame, not the event); an event outside the model's bounds, which
-     * validation refuses, is given with its kind and country only. A
-     * failure before a record got its slot gives the caller's event. */
+     * frame, not the event). A failure before a record got its slot (an
+     * event a reader would refuse is one) gives the caller's event. */
     void (*on_delivered)(void *opaque, const ops_event_t *ev);
     void (*on_failed)(void *opaque, const ops_event_t *ev, const char *file, long line,
                       const char *reason);
@@ -83,8 +82,10 @@ void ops_produce_destroy(ops_produce_t *p);
  * on_failed later. file (a string that must outlive p's use of the record,
  * i.e. until it is reported) and line say where the record came from. Waits
  * (serving delivery reports) while max_in_flight records are in flight.
- * Returns 0 when sent; -1 when the record could not be sent (encoding
- * failed, a non-retriable produce error, or *abort while waiting): it has
+ * Returns 0 when sent; -1 when the record could not be sent (an unknown
+ * kind, a count, minors or referred outside 0..OPS_COUNT_MAX that a reader
+ * would refuse, encoding failed, a non-retriable produce error, or *abort
+ * while waiting): it has
  * then already been reported through on_failed and errstr says why. */
 int ops_produce_send(ops_produce_t *p, const ops_event_t *ev, const char *file, long line,
                      char *errstr, size_t errstr_size);

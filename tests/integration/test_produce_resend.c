@@ -304,9 +304,11 @@ static void on_failed_one(void *opaque, const ops_event_t *ev, const char *file,
 }
 
 /* A count over OPS_COUNT_MAX (validation refuses it; ops_produce_send does
- * not validate) encodes but does not decode back: its failure is still
- * reported once, with where it came from, its kind and its country. */
-static void an_event_outside_the_model_fails_with_its_kind_country_and_line(void **state) {
+ * not validate, and a reader would refuse the record) is refused at the
+ * send: reported once, at once, with where it came from, why, and the
+ * caller's whole event (event_id and source_ref included); nothing is
+ * produced. */
+static void an_event_outside_the_model_is_refused_with_its_event_and_line(void **state) {
     char err[512];
     ops_event_t ev;
     one_failure_t f = {0};
@@ -319,30 +321,31 @@ static void an_event_outside_the_model_fails_with_its_kind_country_and_line(void
     assert_non_null(cfg);
     assert_int_equal(ops_config_set(cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err),
                      0);
-    assert_int_equal(harness_broker_command(
-                         g_broker, "push-errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER", NULL, 0),
-                     0);
     ops_produce_t *p = ops_produce_new(cfg, &po, err, sizeof err);
     ops_config_destroy(cfg);
     assert_non_null(p);
-    assert_int_equal(ops_produce_send(p, &ev, INPUT_FILE, 42, err, sizeof err), 0);
+    assert_int_equal(ops_produce_send(p, &ev, INPUT_FILE, 42, err, sizeof err), -1);
+    assert_non_null(strstr(err, "count 100001 is outside 0..100000"));
     assert_int_equal(ops_produce_flush(p, 60000), 0);
     ops_produce_stats(p, &st);
     ops_produce_destroy(p);
 
     assert_int_equal(st.failed, 1);
+    assert_int_equal(st.sent, 0);
     assert_int_equal(f.calls, 1);
     assert_string_equal(f.file, INPUT_FILE);
     assert_int_equal(f.line, 42);
     assert_int_equal(f.ev.kind, ev.kind);
     assert_string_equal(f.ev.country, ev.country);
+    assert_string_equal(f.ev.event_id, ev.event_id);
+    assert_string_equal(f.ev.source_ref, ev.source_ref);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_recreated_producer_resends_the_same_bytes_and_reports_each_record_once),
         cmocka_unit_test(without_recreation_each_failed_record_is_reported_with_its_event_and_line),
-        cmocka_unit_test(an_event_outside_the_model_fails_with_its_kind_country_and_line),
+        cmocka_unit_test(an_event_outside_the_model_is_refused_with_its_event_and_line),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
