@@ -338,9 +338,6 @@ rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
     return new_client(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 }
 
-/* The group comes from the options, else from group.id; a consumer with
- * no group cannot subscribe, so that is an error here rather than later.
- * The one way opstream builds a Kafka consumer. */
 /* key := value (a number) on conf unless the user set key; value 0: left
  * to librdkafka. */
 static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, const char *key,
@@ -357,6 +354,9 @@ static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, co
     return 0;
 }
 
+/* The group comes from the options, else from group.id; a consumer with
+ * no group cannot subscribe, so that is an error here rather than later.
+ * The one way opstream builds a Kafka consumer. */
 rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_consumer_opts_t *o,
                                      char *errstr, size_t errstr_size) {
     char kerr[512];
