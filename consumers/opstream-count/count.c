@@ -9,6 +9,9 @@
 #include "count.h"
 
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +51,14 @@ int count_run(const count_opts_t *o) {
     ops_consumer_t *c;
     ops_observe_t obs;
 
+#ifdef __GLIBC__
+    /* A batch's buffers (up to a few MiB each, grown while Redis is behind)
+     * come from mmap and go back when freed: with glibc's sliding threshold
+     * they would settle in the heaps of both threads and keep the peak. Set
+     * here, before the first batch, so that whatever runs the counter gets
+     * it. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     startup_catch_stop_signals(&g_stop, NULL);
     /* A Redis connection closed under a write fails that write (and the
      * step is retried); it must not end the process. */

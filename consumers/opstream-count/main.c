@@ -6,7 +6,6 @@
  */
 #include <getopt.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,12 +148,6 @@ static int count_option(void *opaque, int opt, const char *arg, char *err, size_
 }
 
 int main(int argc, char **argv) {
-#ifdef __GLIBC__
-    /* A batch's buffers (up to a few MiB each, grown while Redis is behind)
-     * come from mmap and go back when freed: with glibc's sliding threshold
-     * they would settle in the heaps of both threads and keep the peak. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
     count_opts_t opts = {.group = COUNT_DEFAULT_GROUP,
                          .batch_max = COUNT_DEFAULT_BATCH,
                          .flush_ms = COUNT_DEFAULT_FLUSH_MS,
