@@ -216,11 +216,6 @@ typedef struct rpart {
     ops_consumer_pos_t pos;
 } rpart_t;
 
-typedef struct waker {
-    char topic[TOPIC_MAX];
-    int32_t partition, leader;
-} waker_t;
-
 struct ops_consumer {
     ops_consumer_options_t o;
     ops_consumer_handler_t h;
@@ -244,15 +239,14 @@ struct ops_consumer {
     rpart_t *parts;
     size_t nparts, parts_cap, last_part;
 
-    /* Prefetch (see prefetch_watch): librdkafka's consumer queue, its
-     * bound in messages, and one assigned partition per leader broker. */
+    /* Prefetch (see prefetch_watch): librdkafka's consumer queue and its
+     * bound in messages. */
     rd_kafka_queue_t *cq;
     size_t prefetch;
-    bool prefetch_high; /* the queue came near its bound since the last wake */
-    waker_t *wake;
-    size_t nwake;
-    bool wake_stale; /* the assignment changed since the leaders were mapped */
-    int64_t wake_mapped;
+    bool prefetch_high;      /* the queue came near its bound since the last wake */
+    bool wake_said;          /* the first wake-up since the assignment was said */
+    uint64_t wakes, unwoken; /* wake-ups; those librdkafka refused at once (no
+                              * leader known, no broker up): nothing sent */
 
     int64_t batch_started; /* monotonic ms of the batch's first message */
     size_t dlq_sent;       /* copies queued for the pending batch */
@@ -283,7 +277,8 @@ struct ops_consumer {
     int wait_replicas, wait_ms; /* opstream.redis.wait.*: WAIT after each step */
     bool wait_short;            /* the last WAIT had fewer replicas (said once) */
     int64_t started;
-    int64_t burst_wall_ms; /* wall clock when the current burst of polls began */
+    int64_t burst_wall_ms; /* wall clock when the current burst of polls began, or
+                            * when it last came back from a wait (burst_clock) */
 
     char member[128];
     int64_t beat_at;
@@ -326,6 +321,15 @@ static void nap(const ops_consumer_t *c, int ms) {
         struct timespec ts = {0, (long)(left < 50 ? left : 50) * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* "now" for the event-time checks of a burst of polls: read once when the
+ * burst begins (not per event: a burst lasts milliseconds), and again where
+ * a burst can wait (a rebalance callback inside a poll, an offset that went
+ * backwards: steps, Redis, backoff), so that no event is checked against a
+ * clock older than the last wait. */
+static void burst_clock(ops_consumer_t *c) {
+    c->burst_wall_ms = ops_clock_wall_ms();
 }
 
 /* Redis failed: said once when it starts failing, then retried with capped
@@ -476,58 +480,48 @@ static rpart_t *rpart_add(ops_consumer_t *c, const char *topic, int32_t partitio
  * and then idle for most of that second, on every fill. So the queue is
  * bounded from the batch (two batches, PREFETCH_MIN..MAX messages, and
  * fetch responses of PREFETCH_FETCH_BYTES: memory stays bounded) and, once it
- * has come near its bound and drained to a quarter of it, each partition
- * leader gets a request that is not waited for (a watermark query): its
- * answer wakes that broker's thread, which fetches again at once. */
+ * has come near its bound and drained to a quarter of it, the leaders of the
+ * assigned partitions each get a request that is not waited for: its
+ * arrival on the leader's broker thread wakes it, and it fetches again. */
 #define PREFETCH_MIN 10000
 #define PREFETCH_MAX 100000 /* librdkafka's default */
 #define PREFETCH_FETCH_BYTES (2 * 1024 * 1024)
-#define WAKE_REMAP_MS 10000 /* leaders are looked up again this often */
 
 size_t ops_consumer_prefetch_messages(size_t batch_max) {
     size_t n = batch_max * 2;
     return n < PREFETCH_MIN ? PREFETCH_MIN : (n > PREFETCH_MAX ? PREFETCH_MAX : n);
 }
 
-/* One assigned partition per leader broker, from the metadata of the
- * topics the client knows (one request; after an assignment and every
- * WAKE_REMAP_MS). */
-static void map_leaders(ops_consumer_t *c, int64_t now) {
-    const struct rd_kafka_metadata *md = NULL;
+/* The wake-up: a ListOffsets request (timestamp "latest") for every
+ * assigned partition through rd_kafka_offsets_for_times with timeout 0.
+ * In librdkafka 2.0.2 that groups the partitions by the leaders its
+ * metadata cache knows, hands one request per leader to that broker's
+ * thread (the wake-up) and returns at once with TIMED_OUT, the answers
+ * dropped; a leader it does not know only starts a metadata refresh. Never
+ * a wait on the poll thread: rd_kafka_query_watermark_offsets, even with
+ * timeout 0, waits for its answer (a round trip, and for as long as the
+ * leader is unreachable), and rd_kafka_metadata for its timeout. */
+static void wake_fetchers(ops_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts);
 
-    c->nwake = 0;
-    c->wake_stale = false;
-    c->wake_mapped = now;
-    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: no metadata for the leaders");
-        return;
+    for (size_t i = 0; i < c->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, c->parts[i].topic, c->parts[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(c->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    c->wakes++;
+    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) /* e.g. _UNKNOWN_PARTITION: nothing sent */
+        c->unwoken++;
+    if (!c->wake_said) {
+        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s",
+            c->nparts, err == RD_KAFKA_RESP_ERR__TIMED_OUT ? "sent" : rd_kafka_err2str(err));
+        c->wake_said = true;
     }
-    for (int t = 0; t < md->topic_cnt; t++) {
-        const rd_kafka_metadata_topic_t *mt = &md->topics[t];
-        for (int i = 0; i < mt->partition_cnt; i++) {
-            const rd_kafka_metadata_partition_t *mp = &mt->partitions[i];
-            bool known = mp->leader < 0 || strlen(mt->topic) >= TOPIC_MAX;
-            for (size_t w = 0; w < c->nwake && !known; w++)
-                known = c->wake[w].leader == mp->leader;
-            if (known || rpart_find(c, mt->topic, mp->id) == NULL)
-                continue;
-            waker_t *v = realloc(c->wake, (c->nwake + 1) * sizeof(*v));
-            if (v == NULL)
-                break;
-            c->wake = v;
-            snprintf(v[c->nwake].topic, TOPIC_MAX, "%s", mt->topic);
-            v[c->nwake].partition = mp->id;
-            v[c->nwake].leader = mp->leader;
-            c->nwake++;
-        }
-    }
-    rd_kafka_metadata_destroy(md);
-    say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: %zu leader brokers to wake", c->nwake);
 }
 
 /* Called after each burst of polls: wakes the leaders' broker threads when
  * the queue has drained to a quarter of its bound after being near it. */
-static void prefetch_watch(ops_consumer_t *c, int64_t now) {
+static void prefetch_watch(ops_consumer_t *c) {
     if (c->cq == NULL || c->nparts == 0 || c->prefetch == 0)
         return;
     size_t q = rd_kafka_queue_length(c->cq);
@@ -538,14 +532,7 @@ static void prefetch_watch(ops_consumer_t *c, int64_t now) {
     if (!c->prefetch_high || q > c->prefetch / 4)
         return;
     c->prefetch_high = false;
-    if (c->wake_stale || now - c->wake_mapped >= WAKE_REMAP_MS)
-        map_leaders(c, now);
-    for (size_t w = 0; w < c->nwake; w++) {
-        int64_t lo, hi;
-        /* timeout 0: sent, not waited for; the answer is dropped */
-        (void)rd_kafka_query_watermark_offsets(c->rk, c->wake[w].topic, c->wake[w].partition,
-                                               &lo, &hi, 0);
-    }
+    wake_fetchers(c);
 }
 
 static int64_t stored_of(const ops_consumer_t *c, const char *topic, int32_t partition) {
@@ -1043,9 +1030,8 @@ static void flush_due_batch(ops_consumer_t *c, bool drained) {
  * events), let the handler lower them for replay, and assign there.
  * REVOKE: one attempt to write the pending batch, then let go; an unwritten
  * batch is consumed again by the next owner. */
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
-    ops_consumer_t *c = opaque;
+static void rebalance(ops_consumer_t *c, rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts) {
     char e[512];
 
     broker_alive(c);
@@ -1086,7 +1072,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!c->assigned_once || c->o.verbose)
             say(c, OPS_CONSUMER_LOG_INFO, "assigned %d partitions", parts->cnt);
         c->assigned_once = true;
-        c->wake_stale = true;
+        c->wake_said = false;
         rd_kafka_assign(rk, parts);
         rd_kafka_resume_partitions(rk, parts);
         c->redis_failing = false;
@@ -1097,12 +1083,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ops_counter_unassign_all(c->batch);
         c->dlq_sent = 0;
         c->nparts = 0;
-        c->nwake = 0;
         c->redis_failing = false;
         c->need_reload = false;
         say(c, OPS_CONSUMER_LOG_DEBUG, "revoked %d partitions", parts->cnt);
         rd_kafka_assign(rk, NULL);
     }
+}
+
+/* Served inside a poll, which may be in the middle of a burst: the burst's
+ * clock is read again after it, since it may have waited for steps and
+ * Redis. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ops_consumer_t *c = opaque;
+
+    rebalance(c, rk, err, parts);
+    burst_clock(c);
 }
 
 /* The one call site of consumer-side validation: an event that decodes
@@ -1204,6 +1200,7 @@ static void handle_message(ops_consumer_t *c, rd_kafka_message_t *m) {
     ops_consumer_class_t cls = ops_consumer_classify(&rp->pos, m->offset);
     if (cls == OPS_CONSUMER_REGRESSED) {
         regressed(c, rp, m->offset);
+        burst_clock(c); /* it may have waited for steps and Redis */
         if (c->need_reload)
             return;
         cls = ops_consumer_classify(&rp->pos, m->offset);
@@ -1438,17 +1435,11 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                     .opaque = c,
                                     .prefetch_messages = ops_consumer_prefetch_messages(
                                         c->o.batch_max),
+                                    .prefetch_given = &c->prefetch, /* ours or the user's */
                                     .fetch_bytes = PREFETCH_FETCH_BYTES};
     if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
         subscribe(c, errstr, errstr_size) != 0)
         goto fail;
-    {
-        /* the bound the client has: the user's queued.min.messages or ours */
-        char qmin[32] = "";
-        size_t sz = sizeof qmin;
-        rd_kafka_conf_get(rd_kafka_conf(c->rk), "queued.min.messages", qmin, &sz);
-        c->prefetch = (size_t)strtoull(qmin, NULL, 10);
-    }
     c->cq = rd_kafka_queue_get_consumer(c->rk);
     return c;
 fail:
@@ -1461,7 +1452,6 @@ void ops_consumer_destroy(ops_consumer_t *c) {
         return;
     if (c->cq != NULL)
         rd_kafka_queue_destroy(c->cq);
-    free(c->wake);
     if (c->rk != NULL) {
         if (c->broker_down || !c->assigned_once) {
             /* nobody to say goodbye to: leaving would wait for the broker */
@@ -1579,9 +1569,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
          * (more arrives while Redis is busy). */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
         bool drained = m == NULL;
-        /* "now" for the burst's event-time checks: one clock read per
-         * burst, not per event (a burst lasts milliseconds) */
-        c->burst_wall_ms = ops_clock_wall_ms();
+        burst_clock(c);
         for (int burst = 0; m != NULL; burst++) {
             handle_message(c, m);
             rd_kafka_message_destroy(m);
@@ -1591,7 +1579,7 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
             drained = m == NULL;
         }
         now = ops_clock_mono_ms();
-        prefetch_watch(c, now);
+        prefetch_watch(c);
         ops_dlq_poll(c->dlq);
         char ferr[512];
         if (rd_kafka_fatal_error(c->rk, ferr, sizeof ferr) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1605,9 +1593,8 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
                 reload_and_seek(c);
             }
         } else if (ops_consumer_flush_due(ops_counter_pending(c->batch), batch_ready(c), drained,
-                                          now - c->batch_started, o->flush_ms,
-                                          o->drained_flush_ms, c->redis_failing,
-                                          now >= c->retry_at)) {
+                                          now - c->batch_started, o->flush_ms, o->drained_flush_ms,
+                                          c->redis_failing, now >= c->retry_at)) {
             flush_due_batch(c, drained);
         }
         if (!c->assigned_once && !c->group_wait_said && !c->broker_down &&
@@ -1625,6 +1612,9 @@ ops_consumer_exit_t ops_consumer_run(ops_consumer_t *c) {
     status_line(c, ops_clock_mono_ms(), true);
     say(c, OPS_CONSUMER_LOG_DEBUG, "%llu of %llu steps ran while the next batch took messages",
         (unsigned long long)c->steps_beside, (unsigned long long)c->steps_run);
+    say(c, OPS_CONSUMER_LOG_DEBUG,
+        "prefetch: %llu wake-ups of the partitions' leaders, %llu sent nothing",
+        (unsigned long long)c->wakes, (unsigned long long)c->unwoken);
     heartbeat(c, true);
     return rc;
 }

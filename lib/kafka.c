@@ -339,12 +339,20 @@ rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
 }
 
 /* key := value (a number) on conf unless the user set key; value 0: left
- * to librdkafka. */
+ * to librdkafka. *given (when not NULL) gets the value the client is
+ * given: the user's, read as librdkafka reads an integer property (strtol,
+ * any base, the rest of the text ignored; librdkafka has already accepted
+ * it), else value. */
 static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, const char *key,
-                              size_t value, char *errstr, size_t errstr_size) {
+                              size_t value, size_t *given, char *errstr, size_t errstr_size) {
     char n[32], kerr[512];
+    const char *user = ops_config_get(cfg, key);
 
-    if (value == 0 || ops_config_get(cfg, key) != NULL)
+    if (given != NULL) {
+        long v = user != NULL ? strtol(user, NULL, 0) : 0;
+        *given = user != NULL ? (v > 0 ? (size_t)v : 0) : value;
+    }
+    if (value == 0 || user != NULL)
         return 0;
     snprintf(n, sizeof n, "%zu", value);
     if (rd_kafka_conf_set(conf, key, n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
@@ -389,9 +397,10 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
             (size_t)atoll(mmb) > fetch_bytes)
             fetch_bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
     }
-    if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages, errstr,
-                           errstr_size) != 0 ||
-        default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, errstr, errstr_size) != 0)
+    if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages,
+                           o->prefetch_given, errstr, errstr_size) != 0 ||
+        default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, NULL, errstr,
+                           errstr_size) != 0)
         goto cleanup;
     if (o->rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
