@@ -105,6 +105,110 @@ static void a_prefetch_that_fills_and_drains_again_and_again_counts_exactly(void
     tc_model_free(&b);
 }
 
+/* The leader broker of each partition of topic (6 partitions). */
+static void leaders_of(const char *topic, int32_t leader[6]) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(g_rk, topic, NULL);
+
+    assert_non_null(t);
+    assert_int_equal(rd_kafka_metadata(g_rk, 0, t, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(md->topic_cnt, 1);
+    assert_int_equal(md->topics[0].partition_cnt, 6);
+    for (int i = 0; i < 6; i++)
+        leader[md->topics[0].partitions[i].id] = md->topics[0].partitions[i].leader;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+}
+
+typedef struct model_arg {
+    const tc_model_t *m;
+} model_arg_t;
+
+static bool counts_match(void *arg) {
+    return tc_model_compare(((const model_arg_t *)arg)->m, false) == 0;
+}
+
+/* A leader broker that is down does not hold up the partitions whose
+ * leaders are up: with a prefetch of 20 the consumer wakes the leaders of
+ * all its partitions again and again, the down one among them, and the
+ * 1,500 events sent meanwhile to partitions led by the other brokers are
+ * all counted. (A wake-up that waited for the down leader's answer, as a
+ * watermark query does in librdkafka 2.0.2 even with timeout 0, stopped
+ * the consume loop for as long as the broker stayed down.) */
+static void a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_others(void **state) {
+    static const char *const small[] = {"--batch", "50", "-X", "queued.min.messages=20", "-v",
+                                        NULL};
+    tc_model_t a = {0}, b = {0}, m = {0};
+    model_arg_t ma = {&m};
+    int32_t leader[OPS_KIND_COUNT][6];
+    uint64_t rng = SEED + 7;
+    char cmd[64], topic[64], err[256];
+    const int coord = 1;
+    int down = -1;
+
+    (void)state;
+    /* broker 1 coordinates the group; another broker that leads some
+     * partition goes down */
+    assert_int_equal(harness_broker_command(g_broker, "coordinator opstream-count 1", NULL, 0), 0);
+    produce_known_input(&a, &b, 300, SEED + 6);
+    harness_proc_t *p = tc_spawn_count("opstream-count", small);
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    for (int k = 0; k < OPS_KIND_COUNT; k++) {
+        ops_topic_name(NULL, (ops_kind_t)k, topic, sizeof topic);
+        leaders_of(topic, leader[k]);
+        for (int i = 0; i < 6; i++)
+            if (down < 0 && leader[k][i] != coord)
+                down = leader[k][i];
+    }
+    assert_true(down > 0);
+    snprintf(cmd, sizeof cmd, "broker-down %d", down);
+    assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
+
+    /* events of one more operation, each to a partition led by a broker up */
+    int64_t now = tc_wall_ms();
+    for (int i = 0; i < 1500; i++) {
+        ops_event_t ev = tc_event(&rng, "LIBERTERRA-II", i, now - 60000 - i);
+        unsigned char frame[OPS_CODEC_MAX_FRAME];
+        size_t len;
+        int32_t part = -1;
+        for (int j = 0; j < 6 && part < 0; j++)
+            if (leader[ev.kind][(i + j) % 6] != down)
+                part = (i + j) % 6;
+        if (part < 0)
+            continue; /* every partition of the topic on the down broker */
+        assert_int_equal(
+            ops_codec_encode_event(g_codec, &ev, frame, sizeof frame, &len, err, sizeof err), 0);
+        ops_topic_name(NULL, ev.kind, topic, sizeof topic);
+        assert_int_equal(
+            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                              RD_KAFKA_V_KEY(ev.country, strlen(ev.country)),
+                              RD_KAFKA_V_VALUE(frame, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_poll(g_rk, 0);
+        tc_model_event(&m, &ev, now);
+    }
+    tc_flush();
+    int counted = harness_wait_until(counts_match, &ma, 30000);
+    snprintf(cmd, sizeof cmd, "broker-up %d", down);
+    assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
+    if (counted != 0) {
+        char *e = harness_proc_stderr(p);
+        tc_model_compare(&m, true);
+        fprintf(stderr, "broker %d down (coordinator %d); opstream-count stderr:\n%s\n", down,
+                coord, e ? e : "");
+        free(e);
+    }
+    assert_int_equal(counted, 0);
+    tc_stop(p);
+    assert_int_equal(tc_model_compare(&a, true), 0);
+    assert_int_equal(tc_model_compare(&b, true), 0);
+    tc_model_free(&a);
+    tc_model_free(&b);
+    tc_model_free(&m);
+}
+
 /* The batch count in opstream-count's last status line, or -1. */
 static long last_batches(const char *err) {
     const char *at = NULL, *p = err;
@@ -404,6 +508,9 @@ int main(void) {
             a_prefetch_that_fills_and_drains_again_and_again_counts_exactly, tc_setup, tc_teardown),
         cmocka_unit_test_setup_teardown(
             a_catch_up_grows_its_batches_past_four_times_the_batch_size, tc_setup, tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_others, tc_setup,
+            tc_teardown),
         cmocka_unit_test(unreachable_broker_is_waited_for_and_reported),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);

@@ -50,6 +50,8 @@ const char *broker_control_help(void) {
            "  broker-up ID                      bring it back\n"
            "  rtt ID MS                         add MS ms round-trip time to broker ID\n"
            "  leader TOPIC PARTITION ID         move the partition's leader to broker ID\n"
+           "  coordinator GROUP ID              broker ID coordinates consumer group GROUP\n"
+           "                                    (for a client that looks it up from now on)\n"
            "  push-errors API COUNT ERR...      the next COUNT requests of API (name such\n"
            "                                    as Produce, Fetch, Metadata, or number) fail\n"
            "                                    with the ERRs in turn (name such as\n"
@@ -192,6 +194,13 @@ int broker_control_run(rd_kafka_mock_cluster_t *mc, const char *line, char *answ
         return answer_kafka(
             answer, size,
             rd_kafka_mock_partition_set_leader(mc, argv[1], (int32_t)part, (int32_t)id));
+    }
+
+    if (strcmp(argv[0], "coordinator") == 0 && argc == 3) {
+        if (parse_long(argv[2], 1, INT32_MAX, &id) != 0)
+            return answer_err(answer, size, "bad broker id", argv[2]);
+        return answer_kafka(answer, size,
+                            rd_kafka_mock_coordinator_set(mc, "group", argv[1], (int32_t)id));
     }
 
     if (strcmp(argv[0], "push-errors") == 0 && argc >= 4) {
