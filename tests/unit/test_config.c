@@ -460,6 +460,44 @@ static void consumer_prefetch_bounds_give_way_to_the_users_properties(void **sta
     assert_string_equal(buf, "777");
 }
 
+/* The consumer builder hands over the prefetch bound it gave the client:
+ * the runtime's, else the user's queued.min.messages read as librdkafka
+ * reads it (any base, trailing text ignored), and 0 when neither sets one.
+ * Each time it equals what librdkafka's conf holds. */
+static void consumer_builder_hands_over_the_prefetch_bound_it_gave(void **state) {
+    fixture_t *f = *state;
+    static const struct {
+        const char *user; /* NULL: not set */
+        size_t ours, want;
+    } rows[] = {
+        {NULL, 10000, 10000}, {NULL, 0, 0},      {"777", 10000, 777},
+        {"0x14", 10000, 20},  {"010", 10000, 8}, {"40 messages", 10000, 40},
+    };
+    char err[512] = "", buf[64];
+
+    assert_int_equal(ops_config_set(f->cfg, "bootstrap.servers", "127.0.0.1:1", err, sizeof err),
+                     0);
+    assert_int_equal(ops_config_set(f->cfg, "log_level", "0", err, sizeof err), 0);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t given = 12345, sz = sizeof buf;
+        ops_kafka_consumer_opts_t o = {
+            .group = "opstream-count", .prefetch_messages = rows[i].ours, .prefetch_given = &given};
+        if (rows[i].user != NULL &&
+            ops_config_set(f->cfg, "queued.min.messages", rows[i].user, err, sizeof err) != 0)
+            fail_msg("queued.min.messages=%s: %s", rows[i].user, err);
+        rd_kafka_t *c = ops_kafka_consumer_build(f->cfg, &o, err, sizeof err);
+        if (!c)
+            fail_msg("%s", err);
+        assert_int_equal(given, rows[i].want);
+        assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(c), "queued.min.messages", buf, &sz),
+                         RD_KAFKA_CONF_OK);
+        if (rows[i].want != 0 && strtoull(buf, NULL, 10) != given)
+            fail_msg("row %zu: handed over %zu, librdkafka holds %s", i, given, buf);
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+    }
+}
+
 /* ---- the shipped example ---- */
 
 /* Every "#key = value" line of config/opstream.properties.example, with
@@ -517,6 +555,7 @@ int main(void) {
         T(consumer_conf_leaves_offsets_to_redis),
         T(user_properties_override_the_defaults),
         T(consumer_prefetch_bounds_give_way_to_the_users_properties),
+        T(consumer_builder_hands_over_the_prefetch_bound_it_gave),
         T(client_without_brokers_is_refused_clearly),
         T(clients_are_created_when_configured),
         T(example_file_shows_the_real_defaults),
