@@ -112,14 +112,18 @@ static harness_proc_t *run_tool(const char *prog, const char *group, const char 
 /* After the log went back below the stored offset 20 of opstream.arrests
  * [0]: offsets 0..19 are recorded for the group as skipped (not as lost to
  * retention), and the stored offset stays 20. */
-static void assert_gap_skipped(const char *group) {
+static void assert_gap_skipped_to(const char *group, long long stored) {
     redisReply *r = harness_redis_command(g_redis, "HGET opstream:gaps:%s %s", group,
                                           "opstream.arrests:0:0-19");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_memory_equal(r->str, "skipped:", 8);
     freeReplyObject(r);
-    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", group, "opstream.arrests:0"), 20);
+    assert_int_equal(redis_int("HGET opstream:offsets:%s %s", group, "opstream.arrests:0"), stored);
+}
+
+static void assert_gap_skipped(const char *group) {
+    assert_gap_skipped_to(group, 20);
 }
 
 static void offsets_gone_backwards_are_reported_recorded_and_recovered_by_reset(void **state) {
@@ -184,6 +188,69 @@ static bool arrests_0_stored(void *arg) {
 
 static harness_proc_t *spawn_prog(const char *prog, const char *brokers, const char *redis,
                                   const char *group);
+
+/* n arrest events numbered from first, at time at, queued at once to
+ * opstream.arrests [0] through the test's producer and flushed. */
+static void produce_arrests_at_once(int first, int n, int64_t at) {
+    uint64_t rng = 43;
+    for (int i = first; i < first + n; i++) {
+        unsigned char buf[OPS_CODEC_MAX_FRAME];
+        char err[256];
+        size_t len;
+        ops_event_t ev = tc_event(&rng, OP, i, at);
+        ev.kind = OPS_KIND_ARREST;
+        ops_event_id_derive(ev.operation, ev.country, ev.kind, ev.source_ref, ev.event_id);
+        assert_int_equal(
+            ops_codec_encode_event(g_codec, &ev, buf, sizeof buf, &len, err, sizeof err), 0);
+        assert_int_equal(
+            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_KEY(ev.country, strlen(ev.country)),
+                              RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    tc_flush();
+}
+
+/* An offset that went backwards makes a burst of polls wait: its gap is
+ * recorded in Redis, here held up 3 s by CLIENT PAUSE WRITE. The events
+ * after it in the same burst are checked against the clock read after
+ * that wait: with opstream.event.time.max.future.s=0, five events stamped
+ * 1.5 s after they were sent count (against the clock read when the burst
+ * began, they were in the future and went to the DLQ). */
+static void
+events_after_a_wait_inside_a_burst_are_checked_against_the_clock_after_it(void **state) {
+    (void)state;
+    const char *group = "fresh-clock";
+    const char *const future_0[] = {"-X", "opstream.event.time.max.future.s=0", NULL};
+    stored_arg_t a = {group, 20};
+    redisReply *r;
+
+    produce_arrests(0, 20);
+    harness_proc_t *p = tc_spawn_count(group, NULL);
+    assert_int_equal(harness_wait_until(arrests_0_stored, &a, 30000), 0);
+    tc_stop(p);
+
+    restart_broker();
+    p = tc_spawn_count(group, future_0);
+    says_t s = {p, "assigned 24 partitions"};
+    assert_int_equal(harness_wait_until(proc_says, &s, 30000), 0);
+    r = harness_redis_command(g_redis, "CLIENT PAUSE 3000 WRITE");
+    assert_non_null(r);
+    freeReplyObject(r);
+    int64_t sent = tc_wall_ms();
+    produce_arrests_at_once(100, 25, sent + 1500); /* offsets 0..24: 0..19 skipped */
+    a.want = 25;
+    if (harness_wait_until(arrests_0_stored, &a, 30000) != 0) {
+        dump_stderr(p);
+        fail_msg("opstream.arrests [0] not stored at 25");
+    }
+    assert_gap_skipped_to(group, 25);
+    if (redis_int("HGET opstream:{%s}:total %s", OP, "events") != 25)
+        dump_stderr(p);
+    assert_int_equal(redis_int("HGET opstream:{%s}:total %s", OP, "events"), 25);
+    tc_stop(p);
+}
 
 /* opstream-alert on the same runtime: its re-read of earlier messages for
  * the spike baselines does not hide a log that went back. */
@@ -347,6 +414,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             offsets_gone_backwards_are_reported_recorded_and_recovered_by_reset, tc_setup,
+            tc_teardown),
+        cmocka_unit_test_setup_teardown(
+            events_after_a_wait_inside_a_burst_are_checked_against_the_clock_after_it, tc_setup,
             tc_teardown),
         cmocka_unit_test_setup_teardown(alert_reports_and_records_offsets_gone_backwards, tc_setup,
                                         tc_teardown),
