@@ -30,6 +30,14 @@ static void produce_known_input(tc_model_t *a, tc_model_t *b, int n, uint64_t se
     tc_flush();
 }
 
+/* Both operations' counts are exact; the models are freed. */
+static void assert_exact_and_free(tc_model_t *a, tc_model_t *b) {
+    assert_int_equal(tc_model_compare(a, true), 0);
+    assert_int_equal(tc_model_compare(b, true), 0);
+    tc_model_free(a);
+    tc_model_free(b);
+}
+
 static void known_input_counts_every_metric_exactly(void **state) {
     tc_model_t a = {0}, b = {0};
     harness_proc_t *p;
@@ -99,10 +107,7 @@ static void a_prefetch_that_fills_and_drains_again_and_again_counts_exactly(void
                  unsent, err);
     free(err);
     harness_proc_free(p);
-    assert_int_equal(tc_model_compare(&a, true), 0);
-    assert_int_equal(tc_model_compare(&b, true), 0);
-    tc_model_free(&a);
-    tc_model_free(&b);
+    assert_exact_and_free(&a, &b);
 }
 
 /* The leader broker of each partition of topic (6 partitions). */
@@ -202,10 +207,7 @@ static void a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_othe
     }
     assert_int_equal(counted, 0);
     tc_stop(p);
-    assert_int_equal(tc_model_compare(&a, true), 0);
-    assert_int_equal(tc_model_compare(&b, true), 0);
-    tc_model_free(&a);
-    tc_model_free(&b);
+    assert_exact_and_free(&a, &b);
     tc_model_free(&m);
 }
 
@@ -249,10 +251,7 @@ static void a_catch_up_grows_its_batches_past_four_times_the_batch_size(void **s
         fail_msg("%ld batches for 12000 events at --batch 50; stderr:\n%s", batches, err);
     free(err);
     harness_proc_free(p);
-    assert_int_equal(tc_model_compare(&a, true), 0);
-    assert_int_equal(tc_model_compare(&b, true), 0);
-    tc_model_free(&a);
-    tc_model_free(&b);
+    assert_exact_and_free(&a, &b);
 }
 
 static const char *const dedupe_on[] = {"-X", "opstream.dedupe.window.s=604800", NULL};
