@@ -655,8 +655,12 @@ harness_broker_t *harness_broker_start(const char *const extra_args[]) {
 
     if (b == NULL)
         return NULL;
-    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++)
+    b->brokers = 3;
+    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++) {
+        if (strcmp(extra_args[i], "--brokers") == 0 && extra_args[i + 1] != NULL)
+            b->brokers = atoi(extra_args[i + 1]);
         argv[n++] = extra_args[i];
+    }
     argv[n] = NULL;
     b->proc = harness_spawn(argv, NULL, HARNESS_STDIN_PIPE | HARNESS_STDOUT_PIPE);
     if (b->proc == NULL)
@@ -688,6 +692,17 @@ int harness_broker_command(harness_broker_t *b, const char *command, char *answe
     if (strcmp(line, "ok") != 0) {
         say("broker command '%s': %s", command, line);
         return -1;
+    }
+    return 0;
+}
+
+int harness_broker_rtt(harness_broker_t *b, int ms) {
+    char cmd[64];
+
+    for (int id = 1; id <= b->brokers; id++) {
+        snprintf(cmd, sizeof(cmd), "rtt %d %d", id, ms);
+        if (harness_broker_command(b, cmd, NULL, 0) != 0)
+            return -1;
     }
     return 0;
 }

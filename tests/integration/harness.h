@@ -153,6 +153,7 @@ char *harness_proc_stderr(const harness_proc_t *p);
 typedef struct harness_broker {
     harness_proc_t *proc; /* stdin/stdout are pipes: the control channel */
     char bootstrap[1024]; /* first stdout line: "127.0.0.1:p1,127.0.0.1:p2,..." */
+    int brokers;          /* how many (--brokers) */
 } harness_broker_t;
 
 /* Starts opstream-broker with extra_args (NULL-terminated, may be NULL:
@@ -173,6 +174,10 @@ int harness_broker_command(harness_broker_t *b, const char *command, char *answe
  * harness_consume_all, harness_topic_count) send Metadata, ListOffsets,
  * Fetch, FindCoordinator and Produce requests too, so inject errors after
  * using them, or drain with "clear-errors API" afterwards. */
+
+/* Every broker of the cluster answers ms later ("rtt ID ms" for each; 0:
+ * at once again). 0, or -1 when a broker refused. */
+int harness_broker_rtt(harness_broker_t *b, int ms);
 
 /* SIGTERM and wait; returns the broker's exit code (0 = clean stop). */
 int harness_broker_stop(harness_broker_t *b);

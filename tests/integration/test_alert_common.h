@@ -148,11 +148,7 @@ TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, 
 
 /* Every broker of the embedded cluster answers ms later (0: at once). */
 TA_HELPER void set_rtt(int ms) {
-    char cmd[64];
-    for (int b = 1; b <= 3; b++) {
-        snprintf(cmd, sizeof(cmd), "rtt %d %d", b, ms);
-        assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
-    }
+    assert_int_equal(harness_broker_rtt(g_broker, ms), 0);
 }
 
 /* ---- observing the consumer -------------------------------------------------- */
