@@ -647,8 +647,12 @@ int alert_run(const alert_opts_t *opts) {
     }
     logmsg("group %s, %zu rules, alerts to %s", opts->group, ops_rules_count(opts->rules),
            ops_alert_out_topic(al.out));
+    /* Stopped with the last batch not stored (its alerts not all confirmed
+     * within the grace, or Redis away): nothing is lost, the next start
+     * reads it again and publishes each of its alerts once. A stop, as
+     * --help says: 0. */
     ops_consumer_exit_t x = ops_consumer_run(c);
-    rc = x == OPS_CONSUMER_STOPPED ? ALERT_EXIT_OK : ALERT_EXIT_FATAL;
+    rc = x == OPS_CONSUMER_FATAL ? ALERT_EXIT_FATAL : ALERT_EXIT_OK;
     ops_consumer_stats_t st;
     ops_consumer_get_stats(c, &st);
     logmsg("stopped: %" PRIu64 " events, %" PRIu64 " replayed for state, %" PRIu64

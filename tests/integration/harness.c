@@ -898,6 +898,32 @@ redisReply *harness_redis_command(const harness_redis_t *r, const char *fmt, ...
     return reply;
 }
 
+int harness_redis_held_back(const harness_redis_t *r, const char *cmd) {
+    redisReply *reply = harness_redis_command(r, "CLIENT LIST");
+    char want[64];
+    int n = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        return -1;
+    }
+    snprintf(want, sizeof(want), " cmd=%s ", cmd != NULL ? cmd : "");
+    for (char *line = reply->str; line != NULL;) {
+        char *next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        const char *flags = strstr(line, " flags=");
+        const char *end = flags != NULL ? strchr(flags + 7, ' ') : NULL;
+        if (end != NULL && memchr(flags + 7, 'b', (size_t)(end - (flags + 7))) != NULL &&
+            (cmd == NULL || strstr(line, want) != NULL))
+            n++;
+        line = next;
+    }
+    freeReplyObject(reply);
+    return n;
+}
+
 void harness_redis_free(harness_redis_t *r) {
     if (r == NULL)
         return;

@@ -221,6 +221,10 @@ redisContext *harness_redis_connect(const harness_redis_t *r);
 /* Runs one command on a fresh connection and returns the reply (caller
  * freeReplyObject()s it), or NULL on a connection error. */
 redisReply *harness_redis_command(const harness_redis_t *r, const char *fmt, ...);
+/* How many clients of r wait on a command that CLIENT PAUSE holds back
+ * (flag b in CLIENT LIST): on command cmd ("evalsha"), or on any when cmd
+ * is NULL. -1 when r does not answer. */
+int harness_redis_held_back(const harness_redis_t *r, const char *cmd);
 /* Stops (if running) and frees. Accepts NULL. */
 void harness_redis_free(harness_redis_t *r);
 
