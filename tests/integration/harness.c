@@ -636,6 +636,14 @@ char *harness_proc_stderr(const harness_proc_t *p) {
     return read_or_empty(p->err_path);
 }
 
+bool harness_proc_stderr_has(const harness_proc_t *p, const char *text) {
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, text) != NULL;
+
+    free(err);
+    return yes;
+}
+
 /* Prints a child's stderr, so a start failure explains itself. */
 static void say_stderr_of(const harness_proc_t *p) {
     char *err = harness_proc_stderr(p);

@@ -147,6 +147,8 @@ int harness_proc_write(harness_proc_t *p, const char *s);
  * "" when not captured to a file). Never NULL unless out of memory. */
 char *harness_proc_stdout(const harness_proc_t *p);
 char *harness_proc_stderr(const harness_proc_t *p);
+/* Whether the child's captured stderr so far holds text. */
+bool harness_proc_stderr_has(const harness_proc_t *p, const char *text);
 
 /* ---- embedded broker (opstream-broker) -------------------------------- */
 

@@ -190,10 +190,7 @@ TA_HELPER void wait_consumed(const char *group) {
 }
 
 TA_HELPER bool proc_assigned(void *arg) {
-    char *err = harness_proc_stderr(arg);
-    bool ok = err != NULL && strstr(err, "assigned") != NULL;
-    free(err);
-    return ok;
+    return harness_proc_stderr_has(arg, "assigned");
 }
 
 /* Starts opstream-alert with the shipped rules and extra (NULL-terminated

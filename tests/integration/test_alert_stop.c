@@ -16,6 +16,8 @@
 #define RAIDS 400
 
 static char g_raid_rules[HARNESS_PATH_MAX];
+static ops_event_t g_raids[RAIDS];
+static char g_expected[RAIDS][OPS_EVENT_ID_LEN + 1]; /* the alert id of each raid */
 
 /* The shipped rules file's mass-rescue rule alone: one alert per raid. */
 static int stop_group_setup(void **state) {
@@ -43,15 +45,16 @@ static int stop_teardown(void **state) {
     return 0;
 }
 
-/* RAIDS rescues of 60 victims, spread over ten countries and ten hours of
- * event time, each raising one mass-rescue alert: its id to expected. */
-static void make_raids(const char *op, ops_event_t *evs, char expected[][OPS_EVENT_ID_LEN + 1]) {
+/* RAIDS rescues of op of 60 victims into g_raids, spread over ten
+ * countries and ten hours of event time, each raising one mass-rescue
+ * alert: its id into g_expected. */
+static void make_raids(const char *op) {
     static const char *const ccs[] = {"TH", "VN", "KH", "MY", "ID", "LA", "MM", "BD", "LK", "NP"};
     for (int r = 0; r < RAIDS; r++) {
         char ref[64];
         snprintf(ref, sizeof(ref), "%s-raid-%d", op, r);
-        evs[r] = make_event(op, OPS_KIND_RESCUE, ccs[r % 10], T0 + (int64_t)r * 90000, 60, ref);
-        ops_alert_id_derive("mass-rescue", op, ccs[r % 10], evs[r].event_id, expected[r]);
+        g_raids[r] = make_event(op, OPS_KIND_RESCUE, ccs[r % 10], T0 + (int64_t)r * 90000, 60, ref);
+        ops_alert_id_derive("mass-rescue", op, ccs[r % 10], g_raids[r].event_id, g_expected[r]);
     }
 }
 
@@ -104,42 +107,35 @@ static void sigterm_exits_0(harness_proc_t *p) {
 
 /* A restart in group handles the rest, and each of the RAIDS alerts of op
  * is on the alert topic and in the mirror exactly once. */
-static void restart_and_check_each_once(const char *group, const char *op,
-                                        char expected[][OPS_EVENT_ID_LEN + 1]) {
+static void restart_and_check_each_once(const char *group, const char *op) {
     static char ids[RAIDS * 2][OPS_EVENT_ID_LEN + 1];
     harness_proc_t *p = start_raid_alert(group);
     wait_consumed(group);
     stop_alert(p);
-    assert_each_published_once(op, expected, RAIDS);
+    assert_each_published_once(op, g_expected, RAIDS);
     assert_int_equal(on_topic(op), RAIDS);
     size_t n = stream_ids(op, ids, RAIDS * 2);
     assert_int_equal(n, RAIDS);
     for (int r = 0; r < RAIDS; r++) {
         bool found = false;
         for (size_t i = 0; i < n && !found; i++)
-            found = strcmp(ids[i], expected[r]) == 0;
+            found = strcmp(ids[i], g_expected[r]) == 0;
         if (!found)
-            fail_msg("the alert of raid %d (%s) is not in the mirror", r, expected[r]);
+            fail_msg("the alert of raid %d (%s) is not in the mirror", r, g_expected[r]);
     }
 }
 
-/* Whether p's stderr so far holds text. */
-static bool said(harness_proc_t *p, const char *text) {
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, text) != NULL;
-    free(err);
-    return yes;
-}
-
-/* The first half of the raids counted and alerted (offsets stored past
- * them), opstream-alert then frozen (SIGSTOP) while the second half is
- * produced; returns it, still frozen. */
-static harness_proc_t *first_half_done_then_freeze(const char *group, const ops_event_t *evs) {
-    produce(evs, RAIDS / 2);
+/* The raids of op made; the first half produced, and alerted by
+ * opstream-alert in group (offsets stored past them); opstream-alert then
+ * frozen (SIGSTOP) while the second half is produced. Returns it, still
+ * frozen. */
+static harness_proc_t *first_half_done_then_freeze(const char *op, const char *group) {
+    make_raids(op);
+    produce(g_raids, RAIDS / 2);
     harness_proc_t *p = start_raid_alert(group);
     wait_consumed(group);
     assert_int_equal(harness_proc_signal(p, SIGSTOP), 0);
-    produce(evs + RAIDS / 2, RAIDS - RAIDS / 2);
+    produce(g_raids + RAIDS / 2, RAIDS - RAIDS / 2);
     return p;
 }
 
@@ -148,11 +144,7 @@ sigterm_while_alerts_await_delivery_exits_0_and_a_restart_publishes_each_once(vo
     (void)state;
     const char *op = "STOP-SEND";
     const char *group = "alert-stop-send";
-    static ops_event_t evs[RAIDS];
-    static char expected[RAIDS][OPS_EVENT_ID_LEN + 1];
-    make_raids(op, evs, expected);
-
-    harness_proc_t *p = first_half_done_then_freeze(group, evs);
+    harness_proc_t *p = first_half_done_then_freeze(op, group);
     /* from now on the alert topic confirms nothing: what opstream-alert
      * sends for the second half stays in flight (librdkafka retries) */
     assert_int_equal(harness_broker_command(
@@ -165,13 +157,14 @@ sigterm_while_alerts_await_delivery_exits_0_and_a_restart_publishes_each_once(vo
     size_t published = on_topic(op);
     assert_true(published < RAIDS);
     sigterm_exits_0(p);
-    assert_true(said(p, "stopping before the alerts of the batch were confirmed"));
+    assert_true(
+        harness_proc_stderr_has(p, "stopping before the alerts of the batch were confirmed"));
     print_message("stopped with %.0f alerts raised, %.0f published, %zu on the topic\n", ra.raised,
                   ra.published, published);
     harness_proc_free(p);
     assert_int_equal(harness_broker_command(g_broker, "clear-errors Produce", NULL, 0), 0);
 
-    restart_and_check_each_once(group, op, expected);
+    restart_and_check_each_once(group, op);
 }
 
 typedef struct unmirrored_arg {
@@ -191,11 +184,7 @@ sigterm_while_alerts_are_mirrored_exits_0_and_a_restart_mirrors_each_once(void *
     (void)state;
     const char *op = "STOP-MIRROR";
     const char *group = "alert-stop-mirror";
-    static ops_event_t evs[RAIDS];
-    static char expected[RAIDS][OPS_EVENT_ID_LEN + 1];
-    make_raids(op, evs, expected);
-
-    harness_proc_t *p = first_half_done_then_freeze(group, evs);
+    harness_proc_t *p = first_half_done_then_freeze(op, group);
     unmirrored_arg_t u = {op, mirrored(op)};
     assert_int_equal(u.mirrored, RAIDS / 2);
     /* Redis takes no writes: the mirror writes of the second half's alerts,
@@ -215,7 +204,7 @@ sigterm_while_alerts_are_mirrored_exits_0_and_a_restart_mirrors_each_once(void *
     freeReplyObject(r);
     print_message("stopped with %zu alerts on the topic, %d mirrored\n", delivered, RAIDS / 2);
 
-    restart_and_check_each_once(group, op, expected);
+    restart_and_check_each_once(group, op);
 }
 
 int main(void) {

@@ -604,11 +604,7 @@ TC_HELPER void tc_stream_finish(tc_stream_t *s) {
 
 /* Whether the stderr of p so far holds text. */
 TC_HELPER bool tc_stderr_has(harness_proc_t *p, const char *text) {
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, text) != NULL;
-
-    free(err);
-    return yes;
+    return harness_proc_stderr_has(p, text);
 }
 
 /* harness_wait_until predicate: arg is {harness_proc_t *, const char *};
