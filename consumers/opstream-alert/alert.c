@@ -487,7 +487,7 @@ static int before_apply(void *opaque, ops_counter_t *batch, char *errstr, size_t
     (void)batch;
     if (drain(al) == 0)
         return 0;
-    snprintf(errstr, errstr_size, "stopping before the alerts of the batch were confirmed");
+    snprintf(errstr, errstr_size, "the alerts of the batch are not all confirmed");
     return -1;
 }
 
