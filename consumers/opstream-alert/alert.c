@@ -177,10 +177,9 @@ static ops_redis_link_t *redis_get(alerter_t *al) {
 
 static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
-    if (ops_idset_has(&al->published, a->alert_id))
-        return 0;
-    if (ops_idset_add(&al->published, a->alert_id) < 0)
-        return -1;
+    int added = ops_idset_add(&al->published, a->alert_id);
+    if (added <= 0)
+        return added; /* known already (0), or out of memory (-1) */
     return ops_rule_engine_restore(al->eng, a);
 }
 
