@@ -602,9 +602,7 @@ int alert_run(const alert_opts_t *opts) {
     if (startup_observe(PROG, opts->cfg, 0, &al.obs) != 0)
         return ALERT_EXIT_USAGE;
     startup_catch_stop_signals(&g_stop, NULL);
-    /* A Redis connection closed under a write fails that write (the mirror
-     * is retried); it must not end the process. */
-    signal(SIGPIPE, SIG_IGN);
+    startup_ignore_sigpipe(); /* a mirror written to a lost connection is retried */
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
     al.alerts = calloc(al.max_alerts, sizeof(*al.alerts));
