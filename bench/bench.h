@@ -98,7 +98,18 @@ typedef struct bench_env {
     bool quick;
     int runs;
     long rss_count_kib, rss_alert_kib; /* peaks seen */
+    long hash_entries_default;         /* redis-server's own hash-max-listpack-entries */
+    bool main_filled;                  /* the counter section filled the one-operation set */
 } bench_env_t;
+
+/* The hash-max-listpack-entries of the deployments opstream describes
+ * (docker-compose.yml, docs/redis-deployments.md), which the bench's
+ * redis-server runs with; the growth section also measures the server's
+ * own default beside it. */
+#define BENCH_HASH_ENTRIES 128
+
+/* Sets redis-server's hash-max-listpack-entries (CONFIG SET): 0 or -1. */
+int bench_redis_hash_entries(bench_env_t *e, long n);
 
 typedef struct bench_count_result {
     double eps;          /* events/s, wall clock */

@@ -148,7 +148,8 @@ static void json_str(FILE *o, const char *s) {
 }
 
 static int write_json(const char *path, const char *cpu, int cores, const char *libs,
-                      const char *redis_version, bool quick, int runs) {
+                      const char *redis_version, const char *redis_settings, bool quick,
+                      int runs) {
     FILE *o = fopen(path, "w");
 
     if (o == NULL)
@@ -159,6 +160,8 @@ static int write_json(const char *path, const char *cpu, int cores, const char *
     json_str(o, libs);
     fprintf(o, ",\n  \"redis_server\": ");
     json_str(o, redis_version);
+    fprintf(o, ",\n  \"redis_settings\": ");
+    json_str(o, redis_settings);
     fprintf(o, ",\n  \"quick\": %s,\n  \"runs\": %d,\n  \"figures\": [\n", quick ? "true" : "false",
             runs);
     for (int i = 0; i < g_nfig; i++) {
@@ -185,6 +188,19 @@ static int write_json(const char *path, const char *cpu, int cores, const char *
     }
     fprintf(o, "  ]\n}\n");
     return fclose(o);
+}
+
+/* redis-server's own hash-max-listpack-entries (-1: not known). */
+static long redis_hash_entries(bench_env_t *e) {
+    redisReply *r = harness_redis_command(e->redis, "CONFIG GET hash-max-listpack-entries");
+    long n = -1;
+
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        n = strtol(r->element[1]->str, NULL, 10);
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
 }
 
 static void redis_version(bench_env_t *e, char *buf, size_t size) {
@@ -294,6 +310,7 @@ static void bench_counter(bench_env_t *e, const sizes_t *z) {
         return failed("counter prefill");
     if (kept != (int64_t)z->counter_events)
         bench_log("warning: retention kept %lld of %zu events", (long long)kept, z->counter_events);
+    e->main_filled = kept == (int64_t)z->counter_events;
     for (int r = 0; r < e->runs; r++) {
         if (bench_redis_flush(e) != 0 ||
             bench_count_run(e, "b.main.", "bench-count", 1,
@@ -357,6 +374,45 @@ static void bench_growth_ops(bench_env_t *e, const sizes_t *z, int nops) {
         else if (!res.checked)
             bench_log("growth run: counts not checked (the broker's retention dropped events)");
     }
+}
+
+/* One operation and 100 again (their topic sets filled by the counter and
+ * growth sections) with redis-server's own hash-max-listpack-entries: the
+ * same runs on a server left at its default, for comparison. */
+static void bench_growth_server_default(bench_env_t *e, const sizes_t *z) {
+    static char names[4][96];
+    long d = e->hash_entries_default;
+    bench_count_result_t one, hundred;
+
+    if (d < 0 || d == BENCH_HASH_ENTRIES || !e->main_filled)
+        return;
+    snprintf(names[0], sizeof names[0], "1 operation: events/s (default %ld)", d);
+    snprintf(names[1], sizeof names[1], "100 operations: events/s (default %ld)", d);
+    snprintf(names[2], sizeof names[2],
+             "100 operations: Redis CPU/event (default %ld)", d);
+    snprintf(names[3], sizeof names[3], "100 operations vs one (default %ld)", d);
+    if (bench_redis_hash_entries(e, d) != 0)
+        return failed("redis hash-max-listpack-entries");
+    for (int r = 0; r < e->runs; r++) {
+        if (bench_redis_flush(e) != 0 ||
+            bench_count_run(e, "b.main.", "bench-count-default", 1, (int64_t)z->counter_events,
+                            &one) != 0 ||
+            bench_redis_flush(e) != 0 ||
+            bench_count_run(e, "b.ops100.", "bench-growth-default", 100, -1, &hundred) != 0) {
+            failed("growth run (Redis default)");
+            break;
+        }
+        add("growth", names[0], "ev/s", one.eps);
+        add("growth", names[1], "ev/s", hundred.eps);
+        add("growth", names[2], "us/ev", hundred.redis_us_per_ev);
+        if (one.checked && !one.exact)
+            failed("growth counts exact (Redis default)");
+    }
+    double a = median_of("growth", names[0]), b = median_of("growth", names[1]);
+    if (a > 0 && b > 0)
+        add("growth", names[3], "x", b / a);
+    if (bench_redis_hash_entries(e, BENCH_HASH_ENTRIES) != 0)
+        failed("redis hash-max-listpack-entries");
 }
 
 /* Distinct ids: a 10k seed, rounds measured with ~10k ids held, a climb to
@@ -704,7 +760,7 @@ int main(int argc, char **argv) {
     static const char *const broker_args[] = {"--partitions", "16", NULL};
     bench_env_t e = {.runs = 3};
     const char *json = "bench/results.json", *only = NULL;
-    char self[PATH_MAX], cpu[256], libs[256], rv[64];
+    char self[PATH_MAX], cpu[256], libs[256], rv[64], rset[128];
     int opt, cores;
     int64_t t0 = bench_now_us();
 
@@ -752,7 +808,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     redis_version(&e, rv, sizeof rv);
-    bench_log("%s, %d cores; %s; redis-server %s; %d runs%s", cpu, cores, libs, rv, e.runs,
+    e.hash_entries_default = redis_hash_entries(&e);
+    if (bench_redis_hash_entries(&e, BENCH_HASH_ENTRIES) != 0) {
+        bench_log("cannot set redis-server's hash-max-listpack-entries");
+        return 1;
+    }
+    snprintf(rset, sizeof rset, "hash-max-listpack-entries %d (\"default\": its own, %ld)",
+             BENCH_HASH_ENTRIES, e.hash_entries_default);
+    bench_log("%s, %d cores; %s; redis-server %s, %s; %d runs%s", cpu, cores, libs, rv, rset, e.runs,
               e.quick ? " (quick)" : "");
 
     if (want(only, "producer"))
@@ -768,6 +831,7 @@ int main(int argc, char **argv) {
             add("growth", "100 operations vs one (medians)", "x", hundred / one);
             target("growth", "100 operations vs one (medians)", ">= 0.6", 0.6, true);
         }
+        bench_growth_server_default(&e, z);
         bench_growth_ids(&e, z);
     }
     if (want(only, "latency"))
@@ -785,12 +849,12 @@ int main(int argc, char **argv) {
 
     for (int i = 0; i < g_nfig; i++)
         g_fig[i].median = bench_median(g_fig[i].v, (size_t)g_fig[i].n);
-    printf("opstream bench: %s, %d cores; %s; redis-server %s\n", cpu, cores, libs, rv);
+    printf("opstream bench: %s, %d cores; %s; redis-server %s, %s\n", cpu, cores, libs, rv, rset);
     printf("each figure: median of %d run%s%s; %.0f s in all\n\n", e.runs, e.runs > 1 ? "s" : "",
            e.quick ? " (quick sizes: a sanity check, not figures)" : "",
            (double)(bench_now_us() - t0) / 1e6);
     print_table(stdout);
-    if (write_json(json, cpu, cores, libs, rv, e.quick, e.runs) != 0) {
+    if (write_json(json, cpu, cores, libs, rv, rset, e.quick, e.runs) != 0) {
         bench_log("cannot write %s", json);
         failures++;
     } else {

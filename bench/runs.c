@@ -123,6 +123,15 @@ int bench_redis_flush(bench_env_t *e) {
     return rc;
 }
 
+int bench_redis_hash_entries(bench_env_t *e, long n) {
+    redisReply *r = harness_redis_command(e->redis, "CONFIG SET hash-max-listpack-entries %ld", n);
+    int rc = r != NULL && r->type == REDIS_REPLY_STATUS ? 0 : -1;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
 int bench_redis_memory(bench_env_t *e, int64_t *used, int64_t *seen_fields, int64_t *seen_bytes) {
     redisContext *c = harness_redis_connect(e->redis);
     redisReply *r = NULL;

@@ -85,7 +85,8 @@ if [ -z "$REDIS" ]; then
     for _ in $(seq 1 20); do
         port=$((20000 + RANDOM % 40000))
         redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" \
-            --appendonly no --daemonize no --logfile "$work/redis.log" &
+            --appendonly no --hash-max-listpack-entries 128 --daemonize no \
+            --logfile "$work/redis.log" &
         rpid=$!
         ok=0
         for _ in $(seq 1 50); do
