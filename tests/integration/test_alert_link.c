@@ -14,16 +14,7 @@
 #include "test_alert_common.h"
 
 static int link_group_setup(void **state) {
-    char err[512];
-    if (harness_group_setup(state) != 0)
-        return -1;
-    g_broker = harness_broker_start(NULL);
-    g_redis = harness_redis_start(true); /* AOF: a restart keeps the stream */
-    if (g_broker == NULL || g_redis == NULL || tp_producer_start() != 0)
-        return -1;
-    g_codec = ops_codec_new(NULL, err, sizeof(err));
-    snprintf(g_rules, sizeof(g_rules), "%s/config/alerts.conf", harness_src_dir());
-    return g_codec != NULL ? 0 : -1;
+    return group_setup_with(state, true); /* AOF: a restart keeps the stream */
 }
 
 /* How a test cuts the program's Redis connections between alerts. */
