@@ -429,9 +429,10 @@ int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errst
  * then every reply read (all of them, also after an error reply, so that
  * the link is left with nothing pending). Added ones counted in *added;
  * *answered gets the number of alerts, from the first, whose replies were
- * read. *lost is set when a reply could not be read: the connection was
- * gone, the link dropped it with every reply still pending, and the
- * alerts from *answered on may or may not have been mirrored. */
+ * read. *lost is set when the one failure was a reply that could not be
+ * read: the connection was gone, the link dropped it with every reply
+ * still pending, and the alerts from *answered on may or may not have been
+ * mirrored. */
 static int mirror_pipeline(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
                            mirror_args_t *m, size_t *added, size_t *answered, bool *lost,
                            char *errstr, size_t errstr_size) {
@@ -455,9 +456,9 @@ static int mirror_pipeline(ops_redis_link_t *rc, const ops_alert_t *const *alert
     for (size_t i = 0; i < appended && ops_redis_link_pending(rc) > 0; i++) {
         redisReply *reply = ops_redis_link_reply(rc, e, sizeof(e));
         if (reply == NULL) {
-            if (rc_out == 0)
+            if (rc_out == 0) /* else an earlier failure is the one to report */
                 ops_err_format(errstr, errstr_size, "%s", e);
-            *lost = true;
+            *lost = rc_out == 0;
             return -1;
         }
         int r = mirror_reply(reply, m[i].key, e, sizeof(e));

@@ -207,6 +207,27 @@ static void the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_ag
     assert_int_equal(index_count(ids), held_now);
 }
 
+/* An error reply (a stream key holding another type) fails the call with
+ * the reason, and the alerts around it are still mirrored. */
+static void an_error_reply_fails_the_call_and_the_other_alerts_are_mirrored(void **state) {
+    (void)state;
+    static ops_alert_t v[3];
+    const ops_alert_t *p[3] = {&v[0], &v[1], &v[2]};
+    char key[OPS_KEY_MAX], err[512] = "";
+    make_alert("GOOD", 0, &v[0]);
+    make_alert("BADTYPE", 1, &v[1]);
+    make_alert("GOOD", 2, &v[2]);
+    ops_key_alerts("BADTYPE", key, sizeof key);
+    redisReply *r = harness_redis_command(g_redis, "SET %s not-a-stream", key);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(ops_alert_out_mirror_many(g_link, p, 3, err, sizeof err), -1);
+    if (strstr(err, key) == NULL || strstr(err, "WRONGTYPE") == NULL)
+        fail_msg("error: %s", err);
+    assert_int_equal(xlen("GOOD"), 2);
+    assert_int_equal(ops_redis_link_pending(g_link), 0);
+}
+
 static void kill_link_connections(void) {
     redisReply *r = harness_redis_command(g_redis, "CLIENT KILL TYPE normal");
     assert_non_null(r);
@@ -251,6 +272,7 @@ int main(void) {
         cmocka_unit_test(alerts_are_mirrored_once_one_at_a_time_pipelined_and_raised_twice),
         cmocka_unit_test(a_stream_without_its_index_is_indexed_from_its_entries),
         cmocka_unit_test(the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again),
+        cmocka_unit_test(an_error_reply_fails_the_call_and_the_other_alerts_are_mirrored),
         /* last: it stops and restarts the server */
         cmocka_unit_test(a_connection_lost_between_calls_is_made_afresh_within_the_next_call),
     };
