@@ -177,10 +177,9 @@ static ops_redis_link_t *redis_get(alerter_t *al) {
 
 static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
-    if (ops_idset_has(&al->published, a->alert_id))
-        return 0;
-    if (ops_idset_add(&al->published, a->alert_id) < 0)
-        return -1;
+    int added = ops_idset_add(&al->published, a->alert_id);
+    if (added <= 0)
+        return added; /* known already (0), or out of memory (-1) */
     return ops_rule_engine_restore(al->eng, a);
 }
 
@@ -603,9 +602,7 @@ int alert_run(const alert_opts_t *opts) {
     if (startup_observe(PROG, opts->cfg, 0, &al.obs) != 0)
         return ALERT_EXIT_USAGE;
     startup_catch_stop_signals(&g_stop, NULL);
-    /* A Redis connection closed under a write fails that write (the mirror
-     * is retried); it must not end the process. */
-    signal(SIGPIPE, SIG_IGN);
+    startup_ignore_sigpipe(); /* a mirror written to a lost connection is retried */
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
     al.alerts = calloc(al.max_alerts, sizeof(*al.alerts));
