@@ -129,7 +129,7 @@ SUITE_PREFIX := $(if $(filter 1,$(SAN)),asan-,)
 
 # The integration binaries that take longest start first.
 SLOW_TESTS   := test_count_cluster test_faults test_count_faults test_sentinel test_consumer_runtime test_alert test_first_contact \
-                test_alert_instances test_produce_faults test_hostile \
+                test_alert_instances test_alert_stop test_produce_faults test_hostile \
                 test_count test_demo test_produce test_stats test_prometheus test_metrics_count \
                 test_redis_cluster_router
 ORDERED_INTEG := $(foreach t,$(SLOW_TESTS),$(filter %/$(t),$(INTEG_BINS))) \

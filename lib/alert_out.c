@@ -427,12 +427,20 @@ int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errst
 
 /* One pipeline of at most MIRROR_PIPELINE alerts: every script appended,
  * then every reply read (all of them, also after an error reply, so that
- * the link is left with nothing pending). Added ones counted in *added. */
+ * the link is left with nothing pending). Added ones counted in *added;
+ * *answered gets the number of alerts, from the first, whose replies were
+ * read. *lost is set when the one failure was a reply that could not be
+ * read: the connection was gone, the link dropped it with every reply
+ * still pending, and the alerts from *answered on may or may not have been
+ * mirrored. */
 static int mirror_pipeline(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
-                           mirror_args_t *m, size_t *added, char *errstr, size_t errstr_size) {
+                           mirror_args_t *m, size_t *added, size_t *answered, bool *lost,
+                           char *errstr, size_t errstr_size) {
     char e[512];
     int rc_out = 0;
     size_t appended = 0;
+    *answered = 0;
+    *lost = false;
     for (size_t i = 0; i < n; i++) {
         if (mirror_args(alerts[i], &m[i], errstr, errstr_size) != 0) {
             rc_out = -1;
@@ -446,32 +454,58 @@ static int mirror_pipeline(ops_redis_link_t *rc, const ops_alert_t *const *alert
         appended++;
     }
     for (size_t i = 0; i < appended && ops_redis_link_pending(rc) > 0; i++) {
-        int r = mirror_reply(ops_redis_link_reply(rc, e, sizeof(e)), m[i].key, e, sizeof(e));
+        redisReply *reply = ops_redis_link_reply(rc, e, sizeof(e));
+        if (reply == NULL) {
+            if (rc_out == 0) /* else an earlier failure is the one to report */
+                ops_err_format(errstr, errstr_size, "%s", e);
+            *lost = rc_out == 0;
+            return -1;
+        }
+        int r = mirror_reply(reply, m[i].key, e, sizeof(e));
         if (r < 0 && rc_out == 0) {
             ops_err_format(errstr, errstr_size, "%s", e);
             rc_out = -1;
         }
         if (r == 1)
             (*added)++;
+        (*answered)++;
     }
     return rc_out;
 }
 
+/*
+ * A connection found gone while a pipeline's replies are read (Redis
+ * restarted, an idle disconnect, CLIENT KILL since the last round) costs
+ * no error: the alerts not answered are sent once more, at once, on the
+ * connection the link makes afresh, as ops_redis_link_command_again does
+ * for one command. The scripts skip the ids the stream holds, so those
+ * that ran before the connection went are not mirrored twice; each script
+ * carries its source (EVAL), so a restarted Redis needs nothing loaded
+ * first. A failure of the second try, or a connection lost again later in
+ * the same call, is the caller's.
+ */
 int ops_alert_out_mirror_many(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
                               char *errstr, size_t errstr_size) {
     mirror_args_t *m = calloc(n < MIRROR_PIPELINE ? (n > 0 ? n : 1) : MIRROR_PIPELINE, sizeof(*m));
-    size_t added = 0;
+    size_t added = 0, at = 0;
+    bool again = true;
     int rc_out = 0;
     if (m == NULL) {
         ops_err_format(errstr, errstr_size, "alert mirror: out of memory");
         return -1;
     }
-    for (size_t at = 0; at < n && rc_out == 0; at += MIRROR_PIPELINE) {
-        size_t k = n - at < MIRROR_PIPELINE ? n - at : MIRROR_PIPELINE;
-        /* a failure is the caller's to retry (the link makes a lost
-         * connection afresh at the next use; the scripts skip the ids the
-         * stream holds, so sending them again is safe) */
-        rc_out = mirror_pipeline(rc, alerts + at, k, m, &added, errstr, errstr_size);
+    while (at < n && rc_out == 0) {
+        size_t k = n - at < MIRROR_PIPELINE ? n - at : MIRROR_PIPELINE, answered = 0;
+        bool lost = false;
+        rc_out =
+            mirror_pipeline(rc, alerts + at, k, m, &added, &answered, &lost, errstr, errstr_size);
+        if (rc_out != 0 && lost && again && ops_redis_link_pending(rc) == 0) {
+            again = false;
+            rc_out = 0;
+            at += answered;
+            continue;
+        }
+        at += k;
     }
     free(m);
     return rc_out == 0 ? (int)added : -1;

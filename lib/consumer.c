@@ -266,6 +266,7 @@ struct ops_consumer {
     bool redis_failing;    /* the last step failed: partitions paused */
     bool need_reload;      /* offsets must be re-read and sought to */
     bool stopping;
+    bool stop_said; /* the handler's reason to keep the batch at a stop, said */
     int backoff_ms;
     int64_t retry_at;
 
@@ -789,6 +790,15 @@ static ops_counter_step_t step_prepare(ops_consumer_t *c, ops_counter_t *b, size
         return OPS_COUNTER_STEP_FAILED;
     }
     if (c->h.before_apply != NULL && c->h.before_apply(c->h.opaque, b, err, sizeof err) != 0) {
+        if (stop_asked(c)) {
+            /* the handler keeps the batch because of the stop (opstream-
+             * alert: its alerts not confirmed within the grace): no Redis
+             * failure, said once; the batch is consumed again */
+            if (!c->stop_said)
+                say(c, OPS_CONSUMER_LOG_WARN, "stopping: %s", err);
+            c->stop_said = true;
+            return OPS_COUNTER_STEP_FAILED;
+        }
         ops_consumer_metrics_redis_error(&c->cm);
         redis_failing(c, true);
         redis_failed(c, "before the step", err);

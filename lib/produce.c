@@ -34,7 +34,7 @@
  * and the heap buffers are freed after librdkafka is). 192 makes a slot
  * four cache lines (the bookkeeping in the first); the simulator's frames
  * are 117 bytes on average. */
-#define SLOT_FRAME_MAX 192
+#define SLOT_FRAME_MAX OPS_PRODUCE_INLINE_FRAME_MAX
 
 /* A record in flight: what is needed to send it again (frame, topic, key)
  * and to report it (where it came from). Not the event itself: copying the

@@ -107,6 +107,14 @@ void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic
     sigaction(SIGTERM, &sa, NULL);
 }
 
+void startup_ignore_sigpipe(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
 int startup_observe(const char *name, const ops_config_t *cfg, int stall_ms, ops_observe_t *obs) {
     char err[512];
     if (ops_observe_start(cfg, OPS_VERSION, stall_ms, obs, err, sizeof(err)) != 0) {

@@ -73,6 +73,13 @@ int startup_usage_error(const startup_t *s, const char *fmt, ...)
  * The flags must outlive the program's run (static storage). */
 void startup_catch_stop_signals(volatile sig_atomic_t *stop, volatile sig_atomic_t *abort);
 
+/* Ignores SIGPIPE, for the long-running programs: a write to a connection
+ * or pipe whose other end is gone (a Redis restart, an idle disconnect,
+ * CLIENT KILL; a reader of stdout that exited) then fails with EPIPE, which
+ * the program handles (a Redis write is retried on a new connection),
+ * instead of ending the process. */
+void startup_ignore_sigpipe(void);
+
 /* Starts the program's metrics, health state and, when --metrics (or
  * opstream.metrics.listen) is set, its endpoint (observe.h), and says where
  * it serves: "NAME: metrics on http://HOST:PORT/metrics". stall_ms as for

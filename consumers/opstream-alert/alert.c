@@ -177,10 +177,9 @@ static ops_redis_link_t *redis_get(alerter_t *al) {
 
 static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
-    if (ops_idset_has(&al->published, a->alert_id))
-        return 0;
-    if (ops_idset_add(&al->published, a->alert_id) < 0)
-        return -1;
+    int added = ops_idset_add(&al->published, a->alert_id);
+    if (added <= 0)
+        return added; /* known already (0), or out of memory (-1) */
     return ops_rule_engine_restore(al->eng, a);
 }
 
@@ -487,7 +486,7 @@ static int before_apply(void *opaque, ops_counter_t *batch, char *errstr, size_t
     (void)batch;
     if (drain(al) == 0)
         return 0;
-    snprintf(errstr, errstr_size, "stopping before the alerts of the batch were confirmed");
+    snprintf(errstr, errstr_size, "the alerts of the batch are not all confirmed");
     return -1;
 }
 
@@ -603,9 +602,7 @@ int alert_run(const alert_opts_t *opts) {
     if (startup_observe(PROG, opts->cfg, 0, &al.obs) != 0)
         return ALERT_EXIT_USAGE;
     startup_catch_stop_signals(&g_stop, NULL);
-    /* A Redis connection closed under a write fails that write (the mirror
-     * is retried); it must not end the process. */
-    signal(SIGPIPE, SIG_IGN);
+    startup_ignore_sigpipe(); /* a mirror written to a lost connection is retried */
 
     al.max_alerts = ops_rules_count(opts->rules) + 1;
     al.alerts = calloc(al.max_alerts, sizeof(*al.alerts));
@@ -647,8 +644,12 @@ int alert_run(const alert_opts_t *opts) {
     }
     logmsg("group %s, %zu rules, alerts to %s", opts->group, ops_rules_count(opts->rules),
            ops_alert_out_topic(al.out));
+    /* Stopped with the last batch not stored (its alerts not all confirmed
+     * within the grace, or Redis away): nothing is lost, the next start
+     * reads it again and publishes each of its alerts once. A stop, as
+     * --help says: 0. */
     ops_consumer_exit_t x = ops_consumer_run(c);
-    rc = x == OPS_CONSUMER_STOPPED ? ALERT_EXIT_OK : ALERT_EXIT_FATAL;
+    rc = x == OPS_CONSUMER_FATAL ? ALERT_EXIT_FATAL : ALERT_EXIT_OK;
     ops_consumer_stats_t st;
     ops_consumer_get_stats(c, &st);
     logmsg("stopped: %" PRIu64 " events, %" PRIu64 " replayed for state, %" PRIu64

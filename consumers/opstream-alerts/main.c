@@ -389,7 +389,7 @@ int main(int argc, char **argv) {
         goto cleanup;
     }
     startup_catch_stop_signals(&g_stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    startup_ignore_sigpipe(); /* stdout closed: fflush fails, the program stops */
 
     /* --metrics: a busy or invalid address is a usage error, before the
      * brokers are contacted */

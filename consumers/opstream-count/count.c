@@ -60,9 +60,7 @@ int count_run(const count_opts_t *o) {
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
     startup_catch_stop_signals(&g_stop, NULL);
-    /* A Redis connection closed under a write fails that write (and the
-     * step is retried); it must not end the process. */
-    signal(SIGPIPE, SIG_IGN);
+    startup_ignore_sigpipe(); /* a step written to a lost connection is retried */
     /* --metrics: a busy or invalid address is a usage error, before any
      * connection is made */
     if (startup_observe("opstream-count", o->cfg, 0, &obs) != 0)

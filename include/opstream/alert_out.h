@@ -97,9 +97,13 @@ int ops_alert_out_mirror(ops_redis_link_t *rc, const ops_alert_t *a, char *errst
                          size_t errstr_size);
 
 /* ops_alert_out_mirror for n alerts, in their order, pipelined (one round
- * trip per 128 alerts). Returns how many were added (the others were
- * there already), or -1 with errstr on a Redis error (some may have been
- * added: sending them all again is safe). */
+ * trip per 128 alerts). A connection found gone while the replies are read
+ * (a Redis restart, an idle disconnect, CLIENT KILL) is made afresh at once
+ * and the alerts not yet answered are sent again, once per call. Returns
+ * how many were added (the others were there already; one whose script ran
+ * just before its connection went counts as there already), or -1 with
+ * errstr on a Redis error, or when the connection is lost again or cannot
+ * be made (some may have been added: sending them all again is safe). */
 int ops_alert_out_mirror_many(ops_redis_link_t *rc, const ops_alert_t *const *alerts, size_t n,
                               char *errstr, size_t errstr_size);
 

@@ -22,6 +22,11 @@ extern "C" {
 
 typedef struct ops_produce ops_produce_t;
 
+/* A record in flight keeps its encoded frame for a re-send: frames of up to
+ * this many bytes inside its slot, larger ones in a heap buffer the slot
+ * keeps (and reuses) until the producer is destroyed. */
+#define OPS_PRODUCE_INLINE_FRAME_MAX 192
+
 typedef struct ops_produce_options {
     /* Records in flight at most (0: 16384, 4 MiB of slots; with
      * linger.ms=5 the window bounds the rate: about window / (linger +

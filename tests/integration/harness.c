@@ -636,6 +636,14 @@ char *harness_proc_stderr(const harness_proc_t *p) {
     return read_or_empty(p->err_path);
 }
 
+bool harness_proc_stderr_has(const harness_proc_t *p, const char *text) {
+    char *err = harness_proc_stderr(p);
+    bool yes = err != NULL && strstr(err, text) != NULL;
+
+    free(err);
+    return yes;
+}
+
 /* Prints a child's stderr, so a start failure explains itself. */
 static void say_stderr_of(const harness_proc_t *p) {
     char *err = harness_proc_stderr(p);
@@ -655,8 +663,12 @@ harness_broker_t *harness_broker_start(const char *const extra_args[]) {
 
     if (b == NULL)
         return NULL;
-    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++)
+    b->brokers = 3;
+    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++) {
+        if (strcmp(extra_args[i], "--brokers") == 0 && extra_args[i + 1] != NULL)
+            b->brokers = atoi(extra_args[i + 1]);
         argv[n++] = extra_args[i];
+    }
     argv[n] = NULL;
     b->proc = harness_spawn(argv, NULL, HARNESS_STDIN_PIPE | HARNESS_STDOUT_PIPE);
     if (b->proc == NULL)
@@ -688,6 +700,17 @@ int harness_broker_command(harness_broker_t *b, const char *command, char *answe
     if (strcmp(line, "ok") != 0) {
         say("broker command '%s': %s", command, line);
         return -1;
+    }
+    return 0;
+}
+
+int harness_broker_rtt(harness_broker_t *b, int ms) {
+    char cmd[64];
+
+    for (int id = 1; id <= b->brokers; id++) {
+        snprintf(cmd, sizeof(cmd), "rtt %d %d", id, ms);
+        if (harness_broker_command(b, cmd, NULL, 0) != 0)
+            return -1;
     }
     return 0;
 }
@@ -881,6 +904,32 @@ redisReply *harness_redis_command(const harness_redis_t *r, const char *fmt, ...
         say("redis command '%s' failed: %s", fmt, c->errstr);
     redisFree(c);
     return reply;
+}
+
+int harness_redis_held_back(const harness_redis_t *r, const char *cmd) {
+    redisReply *reply = harness_redis_command(r, "CLIENT LIST");
+    char want[64];
+    int n = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        if (reply != NULL)
+            freeReplyObject(reply);
+        return -1;
+    }
+    snprintf(want, sizeof(want), " cmd=%s ", cmd != NULL ? cmd : "");
+    for (char *line = reply->str; line != NULL;) {
+        char *next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        const char *flags = strstr(line, " flags=");
+        const char *end = flags != NULL ? strchr(flags + 7, ' ') : NULL;
+        if (end != NULL && memchr(flags + 7, 'b', (size_t)(end - (flags + 7))) != NULL &&
+            (cmd == NULL || strstr(line, want) != NULL))
+            n++;
+        line = next;
+    }
+    freeReplyObject(reply);
+    return n;
 }
 
 void harness_redis_free(harness_redis_t *r) {

@@ -147,12 +147,15 @@ int harness_proc_write(harness_proc_t *p, const char *s);
  * "" when not captured to a file). Never NULL unless out of memory. */
 char *harness_proc_stdout(const harness_proc_t *p);
 char *harness_proc_stderr(const harness_proc_t *p);
+/* Whether the child's captured stderr so far holds text. */
+bool harness_proc_stderr_has(const harness_proc_t *p, const char *text);
 
 /* ---- embedded broker (opstream-broker) -------------------------------- */
 
 typedef struct harness_broker {
     harness_proc_t *proc; /* stdin/stdout are pipes: the control channel */
     char bootstrap[1024]; /* first stdout line: "127.0.0.1:p1,127.0.0.1:p2,..." */
+    int brokers;          /* how many (--brokers) */
 } harness_broker_t;
 
 /* Starts opstream-broker with extra_args (NULL-terminated, may be NULL:
@@ -173,6 +176,10 @@ int harness_broker_command(harness_broker_t *b, const char *command, char *answe
  * harness_consume_all, harness_topic_count) send Metadata, ListOffsets,
  * Fetch, FindCoordinator and Produce requests too, so inject errors after
  * using them, or drain with "clear-errors API" afterwards. */
+
+/* Every broker of the cluster answers ms later ("rtt ID ms" for each; 0:
+ * at once again). 0, or -1 when a broker refused. */
+int harness_broker_rtt(harness_broker_t *b, int ms);
 
 /* SIGTERM and wait; returns the broker's exit code (0 = clean stop). */
 int harness_broker_stop(harness_broker_t *b);
@@ -216,6 +223,10 @@ redisContext *harness_redis_connect(const harness_redis_t *r);
 /* Runs one command on a fresh connection and returns the reply (caller
  * freeReplyObject()s it), or NULL on a connection error. */
 redisReply *harness_redis_command(const harness_redis_t *r, const char *fmt, ...);
+/* How many clients of r wait on a command that CLIENT PAUSE holds back
+ * (flag b in CLIENT LIST): on command cmd ("evalsha"), or on any when cmd
+ * is NULL. -1 when r does not answer. */
+int harness_redis_held_back(const harness_redis_t *r, const char *cmd);
 /* Stops (if running) and frees. Accepts NULL. */
 void harness_redis_free(harness_redis_t *r);
 

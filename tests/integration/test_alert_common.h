@@ -36,17 +36,23 @@ static char g_rules[HARNESS_PATH_MAX];
 
 /* ---- producing events ------------------------------------------------------- */
 
-TA_HELPER int group_setup(void **state) {
+/* The broker, a redis-server (appendonly: with AOF, for restarts), the
+ * producer and the shipped rules. */
+TA_HELPER int group_setup_with(void **state, bool appendonly) {
     char err[512];
     if (harness_group_setup(state) != 0)
         return -1;
     g_broker = harness_broker_start(NULL);
-    g_redis = harness_redis_start(false);
+    g_redis = harness_redis_start(appendonly);
     if (g_broker == NULL || g_redis == NULL || tp_producer_start() != 0)
         return -1;
     g_codec = ops_codec_new(NULL, err, sizeof(err));
     snprintf(g_rules, sizeof(g_rules), "%s/config/alerts.conf", harness_src_dir());
     return g_codec != NULL ? 0 : -1;
+}
+
+TA_HELPER int group_setup(void **state) {
+    return group_setup_with(state, false);
 }
 
 TA_HELPER int group_teardown(void **state) {
@@ -137,8 +143,8 @@ TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, 
             size_t r = (i + 1) / every - 1;
             char ref[64];
             snprintf(ref, sizeof(ref), "%s-%zu", ref_prefix, r);
-            evs[out] = make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN,
-                                  victims, ref);
+            evs[out] =
+                make_event(op, OPS_KIND_RESCUE, ccs[r], T0 + (int64_t)(i + 1) * MIN, victims, ref);
             ops_alert_id_derive("mass-rescue", op, ccs[r], evs[out].event_id, expected[r]);
             out++;
         }
@@ -148,11 +154,7 @@ TA_HELPER size_t add_raids(const char *op, const ops_event_t *steady, size_t n, 
 
 /* Every broker of the embedded cluster answers ms later (0: at once). */
 TA_HELPER void set_rtt(int ms) {
-    char cmd[64];
-    for (int b = 1; b <= 3; b++) {
-        snprintf(cmd, sizeof(cmd), "rtt %d %d", b, ms);
-        assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
-    }
+    assert_int_equal(harness_broker_rtt(g_broker, ms), 0);
 }
 
 /* ---- observing the consumer -------------------------------------------------- */
@@ -194,24 +196,15 @@ TA_HELPER void wait_consumed(const char *group) {
 }
 
 TA_HELPER bool proc_assigned(void *arg) {
-    char *err = harness_proc_stderr(arg);
-    bool ok = err != NULL && strstr(err, "assigned") != NULL;
-    free(err);
-    return ok;
+    return harness_proc_stderr_has(arg, "assigned");
 }
 
 /* Starts opstream-alert with the shipped rules and extra (NULL-terminated
  * more arguments, or NULL); does not wait for it. */
 TA_HELPER harness_proc_t *spawn_alert_with(const char *group, const char *const *extra) {
-    const char *argv[32] = {"opstream-alert",
-                            "-b",
-                            g_broker->bootstrap,
-                            "--redis",
-                            g_redis->url,
-                            "--rules",
-                            g_rules,
-                            "-g",
-                            group};
+    const char *argv[32] = {"opstream-alert", "-b",         g_broker->bootstrap,
+                            "--redis",        g_redis->url, "--rules",
+                            g_rules,          "-g",         group};
     size_t n = 9;
     for (; extra != NULL && *extra != NULL && n < 31; extra++)
         argv[n++] = *extra;

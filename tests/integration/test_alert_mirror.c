@@ -4,7 +4,8 @@
  * the index of the stream's alert ids (opstream:{OP}:alerts:ids) is built
  * from the stream when it is missing (a stream an earlier version wrote, an
  * index deleted), forgets the entries the stream trimmed, and an alert whose
- * entry was trimmed is mirrored again, as before the index.
+ * entry was trimmed is mirrored again, as before the index; a connection
+ * lost between calls is made afresh within the next call.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,11 +207,74 @@ static void the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_ag
     assert_int_equal(index_count(ids), held_now);
 }
 
+/* An error reply (a stream key holding another type) fails the call with
+ * the reason, and the alerts around it are still mirrored. */
+static void an_error_reply_fails_the_call_and_the_other_alerts_are_mirrored(void **state) {
+    (void)state;
+    static ops_alert_t v[3];
+    const ops_alert_t *p[3] = {&v[0], &v[1], &v[2]};
+    char key[OPS_KEY_MAX], err[512] = "";
+    make_alert("GOOD", 0, &v[0]);
+    make_alert("BADTYPE", 1, &v[1]);
+    make_alert("GOOD", 2, &v[2]);
+    ops_key_alerts("BADTYPE", key, sizeof key);
+    redisReply *r = harness_redis_command(g_redis, "SET %s not-a-stream", key);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(ops_alert_out_mirror_many(g_link, p, 3, err, sizeof err), -1);
+    if (strstr(err, key) == NULL || strstr(err, "WRONGTYPE") == NULL)
+        fail_msg("error: %s", err);
+    assert_int_equal(xlen("GOOD"), 2);
+    assert_int_equal(ops_redis_link_pending(g_link), 0);
+}
+
+static void kill_link_connections(void) {
+    redisReply *r = harness_redis_command(g_redis, "CLIENT KILL TYPE normal");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer >= 1); /* the link's (not the asking one) */
+    freeReplyObject(r);
+}
+
+/* The link's connection killed (CLIENT KILL) or its server restarted
+ * between calls: the next call makes the connection afresh and sends its
+ * pipeline again by itself, without an error for the caller. A server that
+ * is down is the caller's error. */
+static void a_connection_lost_between_calls_is_made_afresh_within_the_next_call(void **state) {
+    (void)state;
+    enum { N = 300 }; /* three pipelines */
+    static ops_alert_t v[N];
+    const ops_alert_t *first = &v[0];
+    char err[512];
+    for (int i = 0; i < N; i++)
+        make_alert("LOST", i, &v[i]);
+    assert_int_equal(mirror_many(v, 10), 10);
+    kill_link_connections();
+    assert_int_equal(mirror_many(v, N), N - 10);
+    assert_int_equal(xlen("LOST"), N);
+    kill_link_connections();
+    assert_int_equal(mirror_many(v, N), 0);
+    assert_int_equal(xlen("LOST"), N);
+
+    assert_int_equal(harness_redis_stop(g_redis), 0);
+    err[0] = '\0';
+    assert_int_equal(ops_alert_out_mirror_many(g_link, &first, 1, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    assert_int_equal(harness_redis_restart(g_redis), 0);
+    /* a server without AOF comes back empty: all of them mirrored again */
+    assert_int_equal(mirror_many(v, N), N);
+    for (int i = 0; i < N; i += 37)
+        assert_int_equal(entries_with("LOST", v[i].alert_id), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(alerts_are_mirrored_once_one_at_a_time_pipelined_and_raised_twice),
         cmocka_unit_test(a_stream_without_its_index_is_indexed_from_its_entries),
         cmocka_unit_test(the_index_forgets_trimmed_entries_and_a_trimmed_alert_is_mirrored_again),
+        cmocka_unit_test(an_error_reply_fails_the_call_and_the_other_alerts_are_mirrored),
+        /* last: it stops and restarts the server */
+        cmocka_unit_test(a_connection_lost_between_calls_is_made_afresh_within_the_next_call),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -432,10 +432,15 @@ TC_HELPER harness_proc_t *tc_spawn_alert(const char *rules) {
     return harness_spawn(argv, NULL, 0);
 }
 
-/* tc_teardown, with a Redis frozen (SIGSTOP) by a failed test thawed. */
+/* tc_teardown, with a Redis frozen (SIGSTOP) or paused (CLIENT PAUSE) by a
+ * failed test thawed. */
 TC_HELPER int tc_thaw_teardown(void **state) {
-    if (g_redis->proc != NULL)
+    if (g_redis->proc != NULL) {
         harness_proc_signal(g_redis->proc, SIGCONT);
+        redisReply *r = harness_redis_command(g_redis, "CLIENT UNPAUSE");
+        if (r != NULL)
+            freeReplyObject(r);
+    }
     return tc_teardown(state);
 }
 
@@ -599,11 +604,7 @@ TC_HELPER void tc_stream_finish(tc_stream_t *s) {
 
 /* Whether the stderr of p so far holds text. */
 TC_HELPER bool tc_stderr_has(harness_proc_t *p, const char *text) {
-    char *err = harness_proc_stderr(p);
-    bool yes = err != NULL && strstr(err, text) != NULL;
-
-    free(err);
-    return yes;
+    return harness_proc_stderr_has(p, text);
 }
 
 /* harness_wait_until predicate: arg is {harness_proc_t *, const char *};

@@ -5,8 +5,11 @@
  * record reported delivered exactly once; with recreation off, every record
  * is reported exactly once, each failed one with its own event (event_id,
  * source_ref) and the file and line it came from, and an event the model
- * cannot hold with its kind and country. Small, large (heap-kept) and
- * medium frames are mixed.
+ * cannot hold with its kind and country. Frames kept inside their slot
+ * (up to OPS_PRODUCE_INLINE_FRAME_MAX bytes) and on the heap (larger) are
+ * mixed, and both are shown re-sent. A producer destroyed with heap-kept
+ * frames in flight reports each record failed once and frees them
+ * (checked under ASan and LSan by the sanitizer build).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 #define N_RECORDS 600
 #define INPUT_FILE "input.jsonl"
 #define FRAME_CAP 1024 /* the largest frame here is about 500 bytes */
+#define CLOSED_REASON "not confirmed when the producer was closed"
 
 /* What the callbacks saw, by record number (the line is the number). */
 typedef struct seen {
@@ -32,7 +36,11 @@ typedef struct seen {
     char first_wrong[512];
     size_t n_notices;
     char notices[2048];
-    const ops_event_t *sent; /* the records, to compare with */
+    const ops_event_t *sent;          /* the records, to compare with */
+    bool recreated;                   /* the notice of a recreated producer came */
+    bool sent_before[N_RECORDS];      /* handed over before that notice */
+    bool delivered_after[N_RECORDS];  /* reported delivered after it */
+    char last_reason[N_RECORDS][128]; /* of its last failure */
 } seen_t;
 
 static void note_wrong(seen_t *s, const char *fmt, ...) {
@@ -60,6 +68,7 @@ static void on_delivered(void *opaque, const ops_event_t *ev) {
         return;
     }
     s->delivered[no]++;
+    s->delivered_after[no] = s->recreated;
     if (strcmp(ev->source_ref, s->sent[no].source_ref) != 0 ||
         strcmp(ev->country, s->sent[no].country) != 0 || ev->kind != s->sent[no].kind ||
         ev->count != s->sent[no].count)
@@ -74,6 +83,7 @@ static void on_failed(void *opaque, const ops_event_t *ev, const char *file, lon
         return;
     }
     s->failed[line]++;
+    snprintf(s->last_reason[line], sizeof(s->last_reason[line]), "%s", reason ? reason : "");
     if (file == NULL || strcmp(file, INPUT_FILE) != 0)
         note_wrong(s, "failed: line %ld reported from file %s", line, file ? file : "(null)");
     if (strcmp(ev->event_id, s->sent[line].event_id) != 0 ||
@@ -89,11 +99,14 @@ static void on_notice(void *opaque, const char *msg) {
     size_t len = strlen(s->notices);
     snprintf(s->notices + len, sizeof(s->notices) - len, "%s\n", msg);
     s->n_notices++;
+    if (strstr(msg, "recreated it") != NULL)
+        s->recreated = true;
 }
 
 /* Record no of operation op: every kind in turn; every fifth one with a
- * long location and many nationalities (a frame kept on the heap), every
- * fifth from the second on with a medium location (over the inline size). */
+ * long location and many nationalities (a frame far over the inline size),
+ * every fifth from the second on with a medium location (just over it);
+ * both kept on the heap. */
 static void make_event(const char *op, int no, ops_event_t *ev) {
     static const char *const cc[] = {"NG", "GH", "CM", "TG", "SN", "ML"};
     ops_event_init(ev);
@@ -120,24 +133,33 @@ static void make_event(const char *op, int no, ops_event_t *ev) {
         ev->minors = ev->count / 2;
 }
 
-/* A producer on the embedded broker with the callbacks above. */
-static ops_produce_t *start_producer(seen_t *s, int max_recreate) {
+/* A producer on the embedded broker with options po. */
+static ops_produce_t *start_producer(const ops_produce_options_t *po) {
     char err[512];
     ops_config_t *cfg = ops_config_new();
-    ops_produce_options_t po = {0};
     assert_non_null(cfg);
     assert_int_equal(ops_config_set(cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err),
                      0);
-    po.max_recreate = max_recreate;
-    po.on_delivered = on_delivered;
-    po.on_failed = on_failed;
-    po.on_notice = on_notice;
-    po.opaque = s;
-    ops_produce_t *p = ops_produce_new(cfg, &po, err, sizeof err);
+    ops_produce_t *p = ops_produce_new(cfg, po, err, sizeof err);
     ops_config_destroy(cfg);
     if (p == NULL)
         fail_msg("ops_produce_new: %s", err);
     return p;
+}
+
+/* start_producer with the callbacks above, reporting into s. */
+static ops_produce_t *start_seen_producer(seen_t *s, int max_recreate) {
+    ops_produce_options_t po = {.max_recreate = max_recreate,
+                                .on_delivered = on_delivered,
+                                .on_failed = on_failed,
+                                .on_notice = on_notice,
+                                .opaque = s};
+    return start_producer(&po);
+}
+
+/* Whether record no's frame is kept on the heap rather than in its slot. */
+static bool heap_kept(size_t len) {
+    return len > OPS_PRODUCE_INLINE_FRAME_MAX;
 }
 
 /* The number of records the recreated producer re-sent, from its notice
@@ -149,7 +171,7 @@ static long resent_count(const seen_t *s) {
 
 static void a_recreated_producer_resends_the_same_bytes_and_reports_each_record_once(void **state) {
     static const char op[] = "RESEND-BYTES";
-    char err[512], topic[64];
+    char err[512], line[OPS_RECORD_JSON_MAX];
     ops_event_t *evs = calloc(N_RECORDS, sizeof(*evs));
     unsigned char(*frames)[FRAME_CAP] = calloc(N_RECORDS, sizeof(*frames));
     size_t *lens = calloc(N_RECORDS, sizeof(*lens));
@@ -157,7 +179,7 @@ static void a_recreated_producer_resends_the_same_bytes_and_reports_each_record_
     seen_t *s = calloc(1, sizeof(*s));
     ops_codec_t *codec = ops_codec_new(NULL, err, sizeof err);
     ops_produce_stats_t st;
-    size_t n_large = 0, n_medium = 0;
+    size_t n_heap = 0, n_inline = 0, resent_heap = 0, resent_inline = 0;
     (void)state;
     assert_non_null(evs);
     assert_non_null(frames);
@@ -172,20 +194,22 @@ static void a_recreated_producer_resends_the_same_bytes_and_reports_each_record_
         assert_int_equal(ops_codec_encode_event(codec, &evs[no], frames[no], sizeof(frames[no]),
                                                 &lens[no], err, sizeof err),
                          0);
-        n_large += lens[no] > 256;
-        n_medium += lens[no] > 192 && lens[no] <= 256;
+        n_heap += heap_kept(lens[no]);
+        n_inline += !heap_kept(lens[no]);
     }
-    assert_true(n_large > 0 && n_medium > 0); /* both ways of keeping a large frame */
+    assert_true(n_heap > 0 && n_inline > 0); /* both ways of keeping a frame */
     s->sent = evs;
 
     /* a sequence error breaks the idempotent producer for good */
     assert_int_equal(harness_broker_command(
                          g_broker, "push-errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER", NULL, 0),
                      0);
-    ops_produce_t *p = start_producer(s, 0);
-    for (int no = 0; no < N_RECORDS; no++)
+    ops_produce_t *p = start_seen_producer(s, 0);
+    for (int no = 0; no < N_RECORDS; no++) {
+        s->sent_before[no] = !s->recreated;
         if (ops_produce_send(p, &evs[no], INPUT_FILE, no, err, sizeof err) != 0)
             fail_msg("record %d not sent: %s", no, err);
+    }
     assert_int_equal(ops_produce_flush(p, 60000), 0);
     ops_produce_stats(p, &st);
     ops_produce_destroy(p);
@@ -194,7 +218,6 @@ static void a_recreated_producer_resends_the_same_bytes_and_reports_each_record_
         fail_msg("%d callback(s) wrong, first: %s", s->wrong, s->first_wrong);
     assert_true(st.recreated >= 1);
     assert_non_null(strstr(s->notices, "recreated it"));
-    assert_true(resent_count(s) > 0);
     assert_int_equal(st.delivered, N_RECORDS);
     assert_int_equal(st.failed, 0);
     for (int no = 0; no < N_RECORDS; no++) {
@@ -202,37 +225,51 @@ static void a_recreated_producer_resends_the_same_bytes_and_reports_each_record_
             fail_msg("record %d reported delivered %d times", no, s->delivered[no]);
         assert_int_equal(s->failed[no], 0);
     }
+    /* The re-sent records: handed to the first producer, reported by the
+     * recreated one (the first one's reports all came before the notice).
+     * As many as the notice says, frames kept inline and on the heap. */
+    for (int no = 0; no < N_RECORDS; no++) {
+        if (!s->sent_before[no] || !s->delivered_after[no])
+            continue;
+        resent_heap += heap_kept(lens[no]);
+        resent_inline += !heap_kept(lens[no]);
+    }
+    print_message("re-sent: %zu frames kept on the heap, %zu inline\n", resent_heap, resent_inline);
+    assert_int_equal(resent_count(s), (long)(resent_heap + resent_inline));
+    if (resent_heap == 0 || resent_inline == 0)
+        fail_msg("re-sent: %zu frames kept on the heap, %zu inline; both kinds expected",
+                 resent_heap, resent_inline);
 
     /* on the topics: every record, each copy (a re-sent record that had
-     * reached the topic before the failure is there twice) byte for byte
-     * the frame encoded from its event, keyed by its country */
-    for (int k = 0; k < OPS_KIND_COUNT; k++) {
-        harness_msgs_t msgs = {0};
-        ops_topic_name("opstream.", (ops_kind_t)k, topic, sizeof(topic));
-        assert_int_equal(harness_consume_all(g_broker->bootstrap, topic, 500, 60000, &msgs), 0);
-        for (size_t i = 0; i < msgs.n; i++) {
-            ops_event_t ev;
-            if (ops_codec_decode_event(codec, msgs.v[i].value, msgs.v[i].value_len, &ev, err,
-                                       sizeof err) != OPS_CODEC_OK)
-                fail_msg("%s: undecodable message at offset %lld: %s", topic,
-                         (long long)msgs.v[i].offset, err);
-            if (strcmp(ev.operation, op) != 0)
-                continue;
-            int no = record_of(&ev);
-            assert_true(no >= 0);
-            if (msgs.v[i].value_len != lens[no] ||
-                memcmp(msgs.v[i].value, frames[no], lens[no]) != 0)
-                fail_msg("record %d (%s) arrived as other bytes (%zu, sent %zu)", no, ev.event_id,
-                         msgs.v[i].value_len, lens[no]);
-            assert_int_equal(msgs.v[i].key_len, 2);
-            assert_memory_equal(msgs.v[i].key, evs[no].country, 2);
-            copies[no]++;
-        }
-        harness_msgs_free(&msgs);
+     * reached the topic before the failure is there twice) decoded back
+     * into the very event sent, whose encoding is the frame that was
+     * sent; events_of_operation checks the key (the country) */
+    strlist_t got = {0};
+    ops_event_t *on_topic = NULL;
+    size_t n_on_topic = 0;
+    assert_int_equal(events_of_operation(g_broker->bootstrap, op, &got, &on_topic, &n_on_topic), 0);
+    for (size_t i = 0; i < n_on_topic; i++) {
+        unsigned char again[FRAME_CAP];
+        size_t len = 0;
+        int no = record_of(&on_topic[i]);
+        assert_true(no >= 0);
+        assert_int_equal(ops_codec_encode_event(codec, &on_topic[i], again, sizeof(again), &len,
+                                                err, sizeof err),
+                         0);
+        if (len != lens[no] || memcmp(again, frames[no], len) != 0)
+            fail_msg("record %d (%s) arrived as other bytes (%zu, sent %zu)", no,
+                     on_topic[i].event_id, len, lens[no]);
+        copies[no]++;
     }
-    for (int no = 0; no < N_RECORDS; no++)
+    for (int no = 0; no < N_RECORDS; no++) {
         if (copies[no] == 0)
             fail_msg("record %d is not on its topic", no);
+        ops_record_format_json(&evs[no], line, sizeof(line));
+        if (bsearch(&(const char *){line}, got.v, got.n, sizeof(*got.v), cmp_str) == NULL)
+            fail_msg("record %d is not on its topic as sent: %s", no, line);
+    }
+    strlist_free(&got);
+    free(on_topic);
 
     ops_codec_destroy(codec);
     free(s);
@@ -260,7 +297,7 @@ without_recreation_each_failed_record_is_reported_with_its_event_and_line(void *
     assert_int_equal(harness_broker_command(
                          g_broker, "push-errors Produce 1 OUT_OF_ORDER_SEQUENCE_NUMBER", NULL, 0),
                      0);
-    ops_produce_t *p = start_producer(s, -1);
+    ops_produce_t *p = start_seen_producer(s, -1);
     for (int no = 0; no < N_RECORDS; no++)
         (void)ops_produce_send(p, &evs[no], INPUT_FILE, no, err, sizeof err);
     assert_int_equal(ops_produce_flush(p, 60000), 0);
@@ -312,18 +349,12 @@ static void an_event_outside_the_model_is_refused_with_its_event_and_line(void *
     char err[512];
     ops_event_t ev;
     one_failure_t f = {0};
-    ops_config_t *cfg = ops_config_new();
     ops_produce_options_t po = {.max_recreate = -1, .on_failed = on_failed_one, .opaque = &f};
     ops_produce_stats_t st;
     (void)state;
     make_event("RESEND-OUTSIDE", 7, &ev);
     ev.count = OPS_COUNT_MAX + 1;
-    assert_non_null(cfg);
-    assert_int_equal(ops_config_set(cfg, "bootstrap.servers", g_broker->bootstrap, err, sizeof err),
-                     0);
-    ops_produce_t *p = ops_produce_new(cfg, &po, err, sizeof err);
-    ops_config_destroy(cfg);
-    assert_non_null(p);
+    ops_produce_t *p = start_producer(&po);
     assert_int_equal(ops_produce_send(p, &ev, INPUT_FILE, 42, err, sizeof err), -1);
     assert_non_null(strstr(err, "count 100001 is outside 0..100000"));
     assert_int_equal(ops_produce_flush(p, 60000), 0);
@@ -341,11 +372,70 @@ static void an_event_outside_the_model_is_refused_with_its_event_and_line(void *
     assert_string_equal(f.ev.source_ref, ev.source_ref);
 }
 
+/* A producer destroyed while records whose frames it keeps on the heap are
+ * in flight (the brokers answer only after a minute): each is reported
+ * failed once, with its own event decoded from its heap frame and the
+ * closing reason, and every frame is freed after librdkafka is gone. The
+ * sanitizer build runs this with ASan and LSan: a frame read after it was
+ * freed, or never freed, fails it. */
+static void a_producer_destroyed_with_heap_frames_in_flight_reports_and_frees_each(void **state) {
+    static const char op[] = "RESEND-ABANDON";
+    enum { N = 50 };
+    char err[512];
+    ops_event_t *evs = calloc(N_RECORDS, sizeof(*evs));
+    seen_t *s = calloc(1, sizeof(*s));
+    ops_codec_t *codec = ops_codec_new(NULL, err, sizeof err);
+    ops_produce_stats_t st;
+    (void)state;
+    assert_non_null(evs);
+    assert_non_null(s);
+    assert_non_null(codec);
+    s->sent = evs;
+    ops_produce_t *p = start_seen_producer(s, -1);
+    /* one record through first: the brokers and the topics are known */
+    make_event(op, 0, &evs[0]);
+    assert_int_equal(ops_produce_send(p, &evs[0], INPUT_FILE, 0, err, sizeof err), 0);
+    assert_int_equal(ops_produce_flush(p, 30000), 0);
+    assert_int_equal(s->delivered[0], 1);
+
+    assert_int_equal(harness_broker_rtt(g_broker, 60000), 0);
+    for (int i = 1; i <= N; i++) {
+        int no = 5 * i; /* a long location: far over the inline size */
+        unsigned char frame[FRAME_CAP];
+        size_t len = 0;
+        make_event(op, no, &evs[no]);
+        assert_int_equal(
+            ops_codec_encode_event(codec, &evs[no], frame, sizeof(frame), &len, err, sizeof err),
+            0);
+        assert_true(heap_kept(len));
+        assert_int_equal(ops_produce_send(p, &evs[no], INPUT_FILE, no, err, sizeof err), 0);
+    }
+    ops_produce_poll(p, 200); /* the requests are on their way */
+    ops_produce_stats(p, &st);
+    assert_int_equal(st.in_flight, N);
+    ops_produce_destroy(p);
+    assert_int_equal(harness_broker_rtt(g_broker, 0), 0);
+
+    if (s->wrong)
+        fail_msg("%d callback(s) wrong, first: %s", s->wrong, s->first_wrong);
+    for (int i = 1; i <= N; i++) {
+        int no = 5 * i;
+        if (s->failed[no] != 1 || s->delivered[no] != 0)
+            fail_msg("record %d reported %d times failed, %d times delivered", no, s->failed[no],
+                     s->delivered[no]);
+        assert_string_equal(s->last_reason[no], CLOSED_REASON);
+    }
+    ops_codec_destroy(codec);
+    free(s);
+    free(evs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_recreated_producer_resends_the_same_bytes_and_reports_each_record_once),
         cmocka_unit_test(without_recreation_each_failed_record_is_reported_with_its_event_and_line),
         cmocka_unit_test(an_event_outside_the_model_is_refused_with_its_event_and_line),
+        cmocka_unit_test(a_producer_destroyed_with_heap_frames_in_flight_reports_and_frees_each),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

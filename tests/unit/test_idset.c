@@ -70,6 +70,9 @@ static void other_ids_are_held_as_text_and_match_as_before(void **state) {
         {"3f7c1e52x8a4b-4d09-9c6e-5b2a71d0e8f4", NULL, "3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4"},
         {"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee-tail",
          "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeef"},
+        /* longer than an id: its first 36 characters are kept and matched */
+        {"operation-PH-source-ref-0123456789-abcdef", "operation-PH-source-ref-0123456789-abXYZ",
+         "operation-PH-source-ref-0123456789-b"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         ops_idset_t s = {0};
@@ -112,12 +115,61 @@ static void many_text_ids_survive_growth_beside_uuids(void **state) {
     ops_idset_clear(&s);
 }
 
+/* Adding an id the set holds changes nothing, also when the next new id
+ * would make a table grow: the probe comes before any growth. */
+static void adding_a_held_id_again_at_the_growth_threshold_does_not_grow(void **state) {
+    (void)state;
+    ops_idset_t s = {0};
+    char id[OPS_EVENT_ID_LEN + 1], inst[16], ref[16];
+    for (int i = 0; i < 128; i++) {
+        snprintf(inst, sizeof(inst), "%d", i);
+        ops_alert_id_derive("r", "OP", "", inst, id);
+        assert_int_equal(ops_idset_add(&s, id), 1);
+    }
+    for (int i = 0; i < 8; i++) {
+        snprintf(ref, sizeof(ref), "ref-%d", i);
+        assert_int_equal(ops_idset_add(&s, ref), 1);
+    }
+    size_t cap = s.cap, text_cap = s.text_cap;
+    assert_int_equal(cap, 256);     /* one more UUID grows it */
+    assert_int_equal(text_cap, 16); /* one more text id grows it */
+    for (int i = 0; i < 128; i++) {
+        snprintf(inst, sizeof(inst), "%d", i);
+        ops_alert_id_derive("r", "OP", "", inst, id);
+        assert_int_equal(ops_idset_add(&s, id), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        snprintf(ref, sizeof(ref), "ref-%d", i);
+        assert_int_equal(ops_idset_add(&s, ref), 0);
+    }
+    assert_int_equal(s.cap, cap);
+    assert_int_equal(s.text_cap, text_cap);
+    assert_int_equal(s.n, 136);
+    /* the next new ones grow the tables and every id is still found */
+    assert_int_equal(ops_idset_add(&s, "3f7c1e52-8a4b-4d09-9c6e-5b2a71d0e8f4"), 1);
+    assert_int_equal(ops_idset_add(&s, "ref-new"), 1);
+    assert_int_equal(s.cap, 512);
+    assert_int_equal(s.text_cap, 32);
+    for (int i = 0; i < 128; i++) {
+        snprintf(inst, sizeof(inst), "%d", i);
+        ops_alert_id_derive("r", "OP", "", inst, id);
+        assert_true(ops_idset_has(&s, id));
+    }
+    for (int i = 0; i < 8; i++) {
+        snprintf(ref, sizeof(ref), "ref-%d", i);
+        assert_true(ops_idset_has(&s, ref));
+    }
+    assert_int_equal(s.n, 138);
+    ops_idset_clear(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(added_ids_are_found_and_others_are_not),
         cmocka_unit_test(many_ids_survive_growth),
         cmocka_unit_test(other_ids_are_held_as_text_and_match_as_before),
         cmocka_unit_test(many_text_ids_survive_growth_beside_uuids),
+        cmocka_unit_test(adding_a_held_id_again_at_the_growth_threshold_does_not_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
