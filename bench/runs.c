@@ -952,7 +952,7 @@ static bool all_counted(redisContext *c, const char *group, int64_t high) {
 
 int bench_latency_redis(bench_env_t *e, const char *prefix, uint64_t first_index, double rate,
                         double secs, bench_latency_t *out) {
-    static const char group[] = "bench-latency";
+    char group[96];
     bench_gen_t g;
     bench_frames_t warm = {0}, f = {0};
     redisContext *c = harness_redis_connect(e->redis);
@@ -967,6 +967,9 @@ int bench_latency_redis(bench_env_t *e, const char *prefix, uint64_t first_index
     int rc = -1;
 
     memset(out, 0, sizeof *out);
+    /* a group of its own for the run's topics: its stored offsets are
+     * those of this run only */
+    snprintf(group, sizeof group, "bench-latency-%s", prefix);
     if (bench_gen_init(&g, 1) != 0)
         goto cleanup_nogen;
     if (c == NULL || pl == NULL || bench_frames_build(&warm, &g, first_index, 200, 0) != 0 ||
@@ -1102,7 +1105,7 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
                                 "when = location ~ BENCHPROBE\n"
                                 "severity = INFO\n"
                                 "summary = probe {event_id}\n";
-    char rules_path[HARNESS_PATH_MAX], err[512];
+    char rules_path[HARNESS_PATH_MAX], err[512], group[96];
     bench_gen_t g;
     bench_frames_t warm = {0}, f = {0};
     alert_watch_t w = {0}, ww = {0};
@@ -1126,7 +1129,8 @@ int bench_latency_alert(bench_env_t *e, const char *prefix, uint64_t first_index
         goto cleanup;
     for (size_t i = 0; i < n; i++)
         w.probes += f.event_id[i][0] != '\0';
-    if ((p = spawn_consumer(e, "opstream-alert", prefix, "bench-alert", more)) == NULL)
+    snprintf(group, sizeof group, "bench-alert-%s", prefix); /* a group per run's topics */
+    if ((p = spawn_consumer(e, "opstream-alert", prefix, group, more)) == NULL)
         goto cleanup;
     /* Warm-up: the first probe's alert says the alerter is in its group. */
     ww = (alert_watch_t){.rk = w.rk, .codec = w.codec, .f = &warm, .s = ws, .lat = ww.lat};
