@@ -156,9 +156,10 @@ int bench_soak_run(bench_env_t *e, const char *prefix, double rate, double secs,
                    bench_soak_t *out);
 
 /* The poll-and-discard consumer as its own process (this program's
- * "discard" mode). eps and eps_cpu as above. */
-int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
-                      double *eps_cpu);
+ * "discard" mode): with librdkafka's prefetch, or (woken) with the consumer
+ * runtime's prefetch bound and wake-up. eps and eps_cpu as above. */
+int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, bool woken,
+                      double *eps, double *eps_cpu);
 int bench_discard_main(int argc, char **argv); /* the child side */
 
 /* One producer run: opstream's produce path (encode + ops_produce) against

@@ -16,6 +16,8 @@
 
 #include "bench.h"
 #include "opstream/config.h"
+#include "opstream/consumer.h"
+#include "opstream/counter.h"
 #include "opstream/kafka.h"
 #include "opstream/produce.h"
 
@@ -547,8 +549,8 @@ cleanup:
 
 /* ---- poll and discard ---------------------------------------------------- */
 
-int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, double *eps,
-                      double *eps_cpu) {
+int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, bool woken,
+                      double *eps, double *eps_cpu) {
     char expect[32], line[256];
     int64_t msgs, high;
     long long n = 0, wall_us = 0, cpu_ms = 0;
@@ -558,7 +560,8 @@ int bench_discard_run(bench_env_t *e, const char *prefix, const char *group, dou
     if (bench_topic_span(e->broker->bootstrap, prefix, &msgs, &high) != 0)
         return -1;
     snprintf(expect, sizeof expect, "%lld", (long long)msgs);
-    const char *argv[] = {e->self, "discard", e->broker->bootstrap, prefix, group, expect, NULL};
+    const char *argv[] = {e->self, "discard", e->broker->bootstrap,     prefix, group, expect,
+                          woken ? "woken" : NULL, NULL};
     if ((p = harness_spawn(argv, NULL, HARNESS_STDOUT_PIPE)) == NULL)
         goto cleanup;
     if (harness_proc_read_line(p, line, sizeof line, 180000) != 0 ||
@@ -574,28 +577,61 @@ cleanup:
     return rc;
 }
 
-/* The child: a consumer in its own group with opstream's consumer defaults,
- * rd_kafka_consumer_poll like opstream-count, nothing done per message.
+/* The discard consumer's prefetch wake-up, as the consumer runtime's: once
+ * the consumer queue has come near its bound and drained to a quarter of
+ * it, the assigned partitions' leaders are woken. */
+static void discard_wake(rd_kafka_t *rk, rd_kafka_queue_t *q, size_t bound, bool *high) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    size_t len = rd_kafka_queue_length(q);
+
+    if (len >= bound - bound / 4) {
+        *high = true;
+        return;
+    }
+    if (!*high || len > bound / 4)
+        return;
+    *high = false;
+    if (rd_kafka_assignment(rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l != NULL && l->cnt > 0)
+        (void)ops_kafka_wake_fetchers(rk, l);
+    if (l != NULL)
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The child: a consumer in its own group, rd_kafka_consumer_poll like
+ * opstream-count, nothing done per message. With opstream's consumer
+ * defaults and librdkafka's prefetch; "woken" (a seventh argument): with
+ * the consumer runtime's client settings too (the prefetch bound of the
+ * default batch, bounded fetch responses) and its prefetch wake-up.
  * Prints "messages wall-us cpu-ms" counted once a tenth has arrived. */
 int bench_discard_main(int argc, char **argv) {
     char err[512], name[256];
     ops_config_t *cfg = ops_config_new();
     rd_kafka_t *rk = NULL;
+    rd_kafka_queue_t *q = NULL;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(OPS_KIND_COUNT);
+    size_t bound = 0;
+    bool high = false;
     long long expect, n = 0;
     int64_t t0 = 0, cpu0 = 0, deadline = bench_now_us() + COUNT_TIMEOUT_US;
     int rc = 1;
 
-    if (argc != 6 || cfg == NULL) {
-        fprintf(stderr, "usage: opstream-bench discard BOOTSTRAP PREFIX GROUP MESSAGES\n");
+    if ((argc != 6 && !(argc == 7 && strcmp(argv[6], "woken") == 0)) || cfg == NULL) {
+        fprintf(stderr, "usage: opstream-bench discard BOOTSTRAP PREFIX GROUP MESSAGES [woken]\n");
         goto cleanup;
     }
     expect = strtoll(argv[5], NULL, 10);
+    ops_kafka_consumer_opts_t ko = {.group = argv[4]};
+    if (argc == 7) {
+        ko.prefetch_messages = ops_consumer_prefetch_messages(OPS_COUNTER_DEFAULT_MAX_EVENTS);
+        ko.prefetch_given = &bound;
+        ko.fetch_bytes = OPS_CONSUMER_FETCH_BYTES;
+    }
     if (ops_config_set(cfg, "bootstrap.servers", argv[2], err, sizeof err) != 0 ||
-        (rk = ops_kafka_consumer_new(cfg, argv[4], NULL, NULL, err, sizeof err)) == NULL) {
+        (rk = ops_kafka_consumer_build(cfg, &ko, err, sizeof err)) == NULL) {
         fprintf(stderr, "discard: %s\n", err);
         goto cleanup;
     }
+    q = rd_kafka_queue_get_consumer(rk);
     for (int k = 0; k < OPS_KIND_COUNT; k++) {
         ops_topic_name(argv[3], (ops_kind_t)k, name, sizeof name);
         rd_kafka_topic_partition_list_add(topics, name, RD_KAFKA_PARTITION_UA);
@@ -604,6 +640,8 @@ int bench_discard_main(int argc, char **argv) {
         goto cleanup;
     while (n < expect && bench_now_us() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (q != NULL && bound > 0 && (m == NULL || n % 1000 == 0))
+            discard_wake(rk, q, bound, &high); /* the runtime looks after each burst */
         if (m == NULL)
             continue;
         if (m->err == 0 && ++n == expect / 10 + 1) { /* as for the counter */
@@ -618,6 +656,8 @@ int bench_discard_main(int argc, char **argv) {
         fflush(stdout);
         rc = 0;
     }
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(rk);
 cleanup:
     if (rk != NULL)

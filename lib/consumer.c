@@ -480,42 +480,40 @@ static rpart_t *rpart_add(ops_consumer_t *c, const char *topic, int32_t partitio
  * slower than its broker (Redis is the slower half) would drain the queue
  * and then idle for most of that second, on every fill. So the queue is
  * bounded from the batch (two batches, PREFETCH_MIN..MAX messages, and
- * fetch responses of PREFETCH_FETCH_BYTES: memory stays bounded) and, once it
+ * fetch responses of OPS_CONSUMER_FETCH_BYTES: memory stays bounded) and, once it
  * has come near its bound and drained to a quarter of it, the leaders of the
  * assigned partitions each get a request that is not waited for: its
  * arrival on the leader's broker thread wakes it, and it fetches again. */
 #define PREFETCH_MIN 10000
 #define PREFETCH_MAX 100000 /* librdkafka's default */
-#define PREFETCH_FETCH_BYTES (2 * 1024 * 1024)
 
 size_t ops_consumer_prefetch_messages(size_t batch_max) {
     size_t n = batch_max * 2;
     return n < PREFETCH_MIN ? PREFETCH_MIN : (n > PREFETCH_MAX ? PREFETCH_MAX : n);
 }
 
-/* The wake-up: a ListOffsets request (timestamp "latest") for every
- * assigned partition through rd_kafka_offsets_for_times with timeout 0.
- * In librdkafka 2.0.2 that groups the partitions by the leaders its
- * metadata cache knows, hands one request per leader to that broker's
- * thread (the wake-up) and returns at once with TIMED_OUT, the answers
- * dropped; a leader it does not know only starts a metadata refresh. Never
- * a wait on the poll thread: rd_kafka_query_watermark_offsets, even with
- * timeout 0, waits for its answer (a round trip, and for as long as the
- * leader is unreachable), and rd_kafka_metadata for its timeout. */
+/* The wake-up (ops_kafka_wake_fetchers): a ListOffsets request (timestamp
+ * "latest") for every assigned partition through rd_kafka_offsets_for_times
+ * with timeout 0. In librdkafka 2.0.2 that groups the partitions by the
+ * leaders its metadata cache knows, hands one request per leader to that
+ * broker's thread (the wake-up) and returns at once with TIMED_OUT, the
+ * answers dropped; a leader it does not know only starts a metadata
+ * refresh. Never a wait on the poll thread: rd_kafka_query_watermark_offsets,
+ * even with timeout 0, waits for its answer (a round trip, and for as long
+ * as the leader is unreachable), and rd_kafka_metadata for its timeout. */
 static void wake_fetchers(ops_consumer_t *c) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts);
 
     for (size_t i = 0; i < c->nparts; i++)
-        rd_kafka_topic_partition_list_add(l, c->parts[i].topic, c->parts[i].partition)->offset =
-            RD_KAFKA_OFFSET_END;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(c->rk, l, 0);
+        rd_kafka_topic_partition_list_add(l, c->parts[i].topic, c->parts[i].partition);
+    bool sent = ops_kafka_wake_fetchers(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     c->wakes++;
-    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) /* e.g. _UNKNOWN_PARTITION: nothing sent */
+    if (!sent)
         c->unwoken++;
     if (!c->wake_said) {
         say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s",
-            c->nparts, err == RD_KAFKA_RESP_ERR__TIMED_OUT ? "sent" : rd_kafka_err2str(err));
+            c->nparts, sent ? "sent" : "nothing sent");
         c->wake_said = true;
     }
 }
@@ -1446,7 +1444,7 @@ ops_consumer_t *ops_consumer_new(const ops_consumer_options_t *opts,
                                     .prefetch_messages = ops_consumer_prefetch_messages(
                                         c->o.batch_max),
                                     .prefetch_given = &c->prefetch, /* ours or the user's */
-                                    .fetch_bytes = PREFETCH_FETCH_BYTES};
+                                    .fetch_bytes = OPS_CONSUMER_FETCH_BYTES};
     if ((c->rk = ops_kafka_consumer_build(opts->cfg, &ko, errstr, errstr_size)) == NULL ||
         subscribe(c, errstr, errstr_size) != 0)
         goto fail;

@@ -79,6 +79,9 @@ int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo,
  * batch_max: two batches, at least 10000 and at most librdkafka's default
  * of 100000. Pure. */
 size_t ops_consumer_prefetch_messages(size_t batch_max);
+/* The fetch.max.bytes the runtime gives its client unless the user set it:
+ * fetch responses, and so the prefetch's memory, stay bounded. */
+#define OPS_CONSUMER_FETCH_BYTES (2 * 1024 * 1024)
 
 /* Whether the pending batch is flushed now: something pending, and it is
  * full, or it is older than flush_ms, or nothing more is waiting (drained)

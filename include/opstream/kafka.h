@@ -67,6 +67,17 @@ rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
                                                         rd_kafka_topic_partition_list_t *, void *),
                                    void *opaque, char *errstr, size_t errstr_size);
 
+/* Wakes the broker threads that fetch parts' partitions: one request per
+ * leader for the latest offsets (every offset in parts is set to
+ * RD_KAFKA_OFFSET_END), handed to the brokers' threads and not waited for
+ * (rd_kafka_offsets_for_times with timeout 0; in librdkafka 2.0.2 a
+ * watermark query waits for its answer even with timeout 0). A broker
+ * thread that stopped fetching because the consumer queue was full looks
+ * at its partitions again only up to a second later unless something wakes
+ * it; the answer does. false: nothing was sent (a partition the client
+ * does not know). */
+bool ops_kafka_wake_fetchers(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
+
 #ifdef __cplusplus
 }
 #endif
