@@ -339,20 +339,12 @@ rd_kafka_t *ops_kafka_producer_new(const ops_config_t *cfg,
 }
 
 /* key := value (a number) on conf unless the user set key; value 0: left
- * to librdkafka. *given (when not NULL) gets the value the client is
- * given: the user's, read as librdkafka reads an integer property (strtol,
- * any base, the rest of the text ignored; librdkafka has already accepted
- * it), else value. */
+ * to librdkafka. */
 static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, const char *key,
-                              size_t value, size_t *given, char *errstr, size_t errstr_size) {
+                              size_t value, char *errstr, size_t errstr_size) {
     char n[32], kerr[512];
-    const char *user = ops_config_get(cfg, key);
 
-    if (given != NULL) {
-        long v = user != NULL ? strtol(user, NULL, 0) : 0;
-        *given = user != NULL ? (v > 0 ? (size_t)v : 0) : value;
-    }
-    if (value == 0 || user != NULL)
+    if (value == 0 || ops_config_get(cfg, key) != NULL)
         return 0;
     snprintf(n, sizeof n, "%zu", value);
     if (rd_kafka_conf_set(conf, key, n, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
@@ -360,6 +352,17 @@ static int default_unless_set(rd_kafka_conf_t *conf, const ops_config_t *cfg, co
         return -1;
     }
     return 0;
+}
+
+/* A numeric property as conf holds it (librdkafka's own reading of the
+ * user's text, or its default); 0 when it has none. */
+static size_t conf_number(const rd_kafka_conf_t *conf, const char *key) {
+    char v[32] = "";
+    size_t sz = sizeof v;
+
+    return rd_kafka_conf_get(conf, key, v, &sz) == RD_KAFKA_CONF_OK
+               ? (size_t)strtoull(v, NULL, 10)
+               : 0;
 }
 
 /* The group comes from the options, else from group.id; a consumer with
@@ -390,18 +393,15 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
         goto cleanup;
     }
     size_t fetch_bytes = o->fetch_bytes;
-    if (fetch_bytes > 0) {
-        char mmb[32] = "";
-        size_t sz = sizeof mmb;
-        if (rd_kafka_conf_get(conf, "message.max.bytes", mmb, &sz) == RD_KAFKA_CONF_OK &&
-            (size_t)atoll(mmb) > fetch_bytes)
-            fetch_bytes = (size_t)atoll(mmb); /* librdkafka wants fetch.max.bytes >= that */
-    }
-    if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages,
-                           o->prefetch_given, errstr, errstr_size) != 0 ||
-        default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, NULL, errstr,
-                           errstr_size) != 0)
+    if (fetch_bytes > 0 && conf_number(conf, "message.max.bytes") > fetch_bytes)
+        fetch_bytes = conf_number(conf, "message.max.bytes"); /* librdkafka wants
+                                                               * fetch.max.bytes >= that */
+    if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages, errstr,
+                           errstr_size) != 0 ||
+        default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, errstr, errstr_size) != 0)
         goto cleanup;
+    if (o->prefetch_given != NULL)
+        *o->prefetch_given = conf_number(conf, "queued.min.messages");
     if (o->rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, o->rebalance_cb);
     if (o->error_cb)

@@ -44,9 +44,9 @@ typedef struct ops_kafka_consumer_opts {
     /* librdkafka's prefetch bound in messages (queued.min.messages) unless
      * the user set it; 0: librdkafka's default. */
     size_t prefetch_messages;
-    /* When not NULL, receives the bound the client was given: the user's
-     * queued.min.messages, else prefetch_messages; 0 when neither (left
-     * to librdkafka). Written before the client is created. */
+    /* When not NULL, receives the bound the client was given, as its conf
+     * holds it: the user's queued.min.messages, else prefetch_messages,
+     * else librdkafka's default. Written before the client is created. */
     size_t *prefetch_given;
     /* fetch.max.bytes (at least message.max.bytes) unless the user set
      * it; 0: librdkafka's default. */

@@ -461,16 +461,16 @@ static void consumer_prefetch_bounds_give_way_to_the_users_properties(void **sta
 }
 
 /* The consumer builder hands over the prefetch bound it gave the client:
- * the runtime's, else the user's queued.min.messages read as librdkafka
- * reads it (any base, trailing text ignored), and 0 when neither sets one.
- * Each time it equals what librdkafka's conf holds. */
+ * the runtime's, else the user's queued.min.messages as librdkafka reads it
+ * (any base, trailing text ignored), else librdkafka's default (100000).
+ * Each time it equals what the client's conf holds. */
 static void consumer_builder_hands_over_the_prefetch_bound_it_gave(void **state) {
     fixture_t *f = *state;
     static const struct {
         const char *user; /* NULL: not set */
         size_t ours, want;
     } rows[] = {
-        {NULL, 10000, 10000}, {NULL, 0, 0},      {"777", 10000, 777},
+        {NULL, 10000, 10000}, {NULL, 0, 100000}, {"777", 10000, 777},
         {"0x14", 10000, 20},  {"010", 10000, 8}, {"40 messages", 10000, 40},
     };
     char err[512] = "", buf[64];
@@ -491,7 +491,7 @@ static void consumer_builder_hands_over_the_prefetch_bound_it_gave(void **state)
         assert_int_equal(given, rows[i].want);
         assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(c), "queued.min.messages", buf, &sz),
                          RD_KAFKA_CONF_OK);
-        if (rows[i].want != 0 && strtoull(buf, NULL, 10) != given)
+        if (strtoull(buf, NULL, 10) != given)
             fail_msg("row %zu: handed over %zu, librdkafka holds %s", i, given, buf);
         rd_kafka_consumer_close(c);
         rd_kafka_destroy(c);
