@@ -582,15 +582,9 @@ cleanup:
  * it, the assigned partitions' leaders are woken. */
 static void discard_wake(rd_kafka_t *rk, rd_kafka_queue_t *q, size_t bound, bool *high) {
     rd_kafka_topic_partition_list_t *l = NULL;
-    size_t len = rd_kafka_queue_length(q);
 
-    if (len >= bound - bound / 4) {
-        *high = true;
+    if (!ops_consumer_prefetch_drained(rd_kafka_queue_length(q), bound, high))
         return;
-    }
-    if (!*high || len > bound / 4)
-        return;
-    *high = false;
     if (rd_kafka_assignment(rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l != NULL && l->cnt > 0)
         (void)ops_kafka_wake_fetchers(rk, l);
     if (l != NULL)

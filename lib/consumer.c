@@ -518,20 +518,25 @@ static void wake_fetchers(ops_consumer_t *c) {
     }
 }
 
+bool ops_consumer_prefetch_drained(size_t queued, size_t bound, bool *high) {
+    if (queued >= bound - bound / 4) {
+        *high = true;
+        return false;
+    }
+    if (!*high || queued > bound / 4)
+        return false;
+    *high = false;
+    return true;
+}
+
 /* Called after each burst of polls: wakes the leaders' broker threads when
  * the queue has drained to a quarter of its bound after being near it. */
 static void prefetch_watch(ops_consumer_t *c) {
     if (c->cq == NULL || c->nparts == 0 || c->prefetch == 0)
         return;
-    size_t q = rd_kafka_queue_length(c->cq);
-    if (q >= c->prefetch - c->prefetch / 4) {
-        c->prefetch_high = true;
-        return;
-    }
-    if (!c->prefetch_high || q > c->prefetch / 4)
-        return;
-    c->prefetch_high = false;
-    wake_fetchers(c);
+    if (ops_consumer_prefetch_drained(rd_kafka_queue_length(c->cq), c->prefetch,
+                                      &c->prefetch_high))
+        wake_fetchers(c);
 }
 
 static int64_t stored_of(const ops_consumer_t *c, const char *topic, int32_t partition) {

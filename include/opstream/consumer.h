@@ -79,6 +79,11 @@ int64_t ops_consumer_partition_lag(int64_t position, int64_t stored, int64_t lo,
  * batch_max: two batches, at least 10000 and at most librdkafka's default
  * of 100000. Pure. */
 size_t ops_consumer_prefetch_messages(size_t batch_max);
+/* The prefetch wake-up's rule, after each burst of polls: true when the
+ * consumer queue (queued messages, of bound) has drained to a quarter of
+ * its bound since it came near it (three quarters); *high carries that
+ * between calls. Pure. */
+bool ops_consumer_prefetch_drained(size_t queued, size_t bound, bool *high);
 /* The fetch.max.bytes the runtime gives its client unless the user set it:
  * fetch responses, and so the prefetch's memory, stay bounded. */
 #define OPS_CONSUMER_FETCH_BYTES (2 * 1024 * 1024)

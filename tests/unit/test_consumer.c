@@ -102,6 +102,24 @@ static void prefetch_bound_holds_two_batches_within_librdkafkas_default(void **s
     assert_int_equal(ops_consumer_prefetch_messages(100000), 100000); /* librdkafka's default */
 }
 
+/* The wake-up comes once per fill: the queue near its bound (3/4), then
+ * drained to a quarter; not while it only hovers, not twice per drain. */
+static void prefetch_wakes_once_per_fill_drained_to_a_quarter(void **state) {
+    static const struct {
+        size_t queued;
+        bool want;
+    } seq[] = {{0, false},    {5000, false}, {2000, false}, /* never near the bound */
+               {7500, false}, {5000, false}, {2501, false}, /* near, not yet drained */
+               {2500, true},  {0, false},    {2000, false}, /* drained: once */
+               {9999, false}, {100, true}};
+    bool high = false;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+        if (ops_consumer_prefetch_drained(seq[i].queued, 10000, &high) != seq[i].want)
+            fail_msg("step %zu (%zu queued of 10000): want %d", i, seq[i].queued, seq[i].want);
+}
+
 static void a_batch_passes_dlq_offsets_only_once_every_copy_is_confirmed(void **state) {
     (void)state;
     assert_true(ops_consumer_batch_may_pass(0, false));
@@ -192,6 +210,7 @@ int main(void) {
         cmocka_unit_test(skipped_ranges_and_member_heartbeats_have_documented_formats),
         cmocka_unit_test(lag_counts_from_the_position_else_the_stored_offset),
         cmocka_unit_test(prefetch_bound_holds_two_batches_within_librdkafkas_default),
+        cmocka_unit_test(prefetch_wakes_once_per_fill_drained_to_a_quarter),
         cmocka_unit_test(redis_urls_in_log_lines_leave_out_user_and_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
