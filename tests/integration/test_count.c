@@ -65,6 +65,21 @@ static void known_input_counts_every_metric_exactly(void **state) {
     tc_model_free(&b);
 }
 
+/* opstream-count with args counts everything produced and is stopped:
+ * its stderr (the caller frees it). */
+static char *count_all_then_stderr(const char *const *args) {
+    harness_proc_t *p = tc_spawn_count("opstream-count", args);
+    char *err;
+
+    assert_non_null(p);
+    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
+    assert_int_equal(harness_proc_stop(p, 20000), 0);
+    err = harness_proc_stderr(p);
+    assert_non_null(err);
+    harness_proc_free(p);
+    return err;
+}
+
 /* The wake-ups opstream-count -v counted at exit ("prefetch: N wake-ups of
  * the partitions' leaders, M sent nothing"), and *unsent the M; -1 when
  * the line is missing. */
@@ -88,25 +103,18 @@ static void a_prefetch_that_fills_and_drains_again_and_again_counts_exactly(void
     static const char *const small[] = {"--batch", "50", "-X", "queued.min.messages=20", "-v",
                                         NULL};
     tc_model_t a = {0}, b = {0};
-    harness_proc_t *p;
     long wakes, unsent;
     char *err;
 
     (void)state;
     produce_known_input(&a, &b, 3000, SEED + 1);
-    p = tc_spawn_count("opstream-count", small);
-    assert_non_null(p);
-    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
-    assert_int_equal(harness_proc_stop(p, 20000), 0);
-    err = harness_proc_stderr(p);
-    assert_non_null(err);
+    err = count_all_then_stderr(small);
     wakes = wake_ups(err, &unsent);
     print_message("prefetch: %ld wake-ups, %ld sent nothing\n", wakes, unsent);
     if (wakes <= 0 || unsent != 0)
         fail_msg("%ld wake-ups (%ld sent nothing) for 3000 events, a prefetch of 20:\n%s", wakes,
                  unsent, err);
     free(err);
-    harness_proc_free(p);
     assert_exact_and_free(&a, &b);
 }
 
@@ -233,24 +241,17 @@ static long last_batches(const char *err) {
 static void a_catch_up_grows_its_batches_past_four_times_the_batch_size(void **state) {
     static const char *const small[] = {"--batch", "50", NULL};
     tc_model_t a = {0}, b = {0};
-    harness_proc_t *p;
     char *err;
     long batches;
 
     (void)state;
     produce_known_input(&a, &b, 12000, SEED + 3);
-    p = tc_spawn_count("opstream-count", small);
-    assert_non_null(p);
-    assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
-    assert_int_equal(harness_proc_stop(p, 20000), 0);
-    err = harness_proc_stderr(p);
-    assert_non_null(err);
+    err = count_all_then_stderr(small);
     batches = last_batches(err);
     print_message("catch-up: %ld batches\n", batches);
     if (batches <= 0 || batches >= 40)
         fail_msg("%ld batches for 12000 events at --batch 50; stderr:\n%s", batches, err);
     free(err);
-    harness_proc_free(p);
     assert_exact_and_free(&a, &b);
 }
 
