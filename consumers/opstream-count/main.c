@@ -5,8 +5,6 @@
  * consume loop is count.c.
  */
 #include <getopt.h>
-#ifdef __GLIBC__
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
