@@ -128,12 +128,13 @@ static void a_lost_reply_to_an_operations_step_counts_it_once_and_no_duplicate(v
     reply_lost_after(":applied:", SEED);
 }
 
-/* The offsets write (sent with the SADD of opstream:operations, in one
- * write) ran and its reply was lost: the offsets Redis holds are the
- * batch's own, so the batch was applied, not fenced. */
+/* The offsets write (the script with one key, the group's offsets hash;
+ * the precheck reads that hash with HMGET) ran and its reply was lost: the
+ * offsets Redis holds are the batch's own, so the batch was applied, not
+ * fenced. */
 static void a_lost_reply_to_the_offsets_write_is_the_batch_applied_not_a_fence(void **state) {
     (void)state;
-    reply_lost_after("SADD\r\n$19\r\nopstream:operations", SEED + 2);
+    reply_lost_after("$1\r\n1\r\n$31\r\nopstream:offsets:opstream-count\r\n", SEED + 2);
 }
 
 /* The counter's connections closed while it waits for events (a server's
