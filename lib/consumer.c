@@ -507,14 +507,15 @@ static void wake_fetchers(ops_consumer_t *c) {
 
     for (size_t i = 0; i < c->nparts; i++)
         rd_kafka_topic_partition_list_add(l, c->parts[i].topic, c->parts[i].partition);
-    bool sent = ops_kafka_wake_fetchers(c->rk, l);
+    rd_kafka_resp_err_t why;
+    bool sent = ops_kafka_wake_fetchers(c->rk, l, &why);
     rd_kafka_topic_partition_list_destroy(l);
     c->wakes++;
     if (!sent)
         c->unwoken++;
     if (!c->wake_said) {
-        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s",
-            c->nparts, sent ? "sent" : "nothing sent");
+        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s%s",
+            c->nparts, sent ? "sent" : "nothing sent: ", sent ? "" : rd_kafka_err2str(why));
         c->wake_said = true;
     }
 }
