@@ -193,7 +193,7 @@ struct ops_counter {
     smap_t ops;  /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
     size_t gaps;                           /* batches that started past the stored offset */
-    bool offsets_doubt; /* the batch's offsets write was sent, its reply lost */
+    bool offsets_doubt;                    /* the batch's offsets write was sent, its reply lost */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 

@@ -40,13 +40,13 @@ static void produce_two_ops(tc_model_t *a, tc_model_t *b, int n, uint64_t seed) 
 
 /* The figures of opstream-count's last status line: events, duplicates,
  * fenced. false when there is none. */
-static bool last_status(const char *err, long long *events, long long *dupes,
-                        long long *fenced) {
+static bool last_status(const char *err, long long *events, long long *dupes, long long *fenced) {
     bool found = false;
 
     for (const char *l = err; l != NULL && (l = strstr(l, " events/s, ")) != NULL; l++) {
         long long e, b, d, u, f;
-        if (sscanf(l, " events/s, %lld events, %lld batches, %lld dlq, %lld duplicates, %lld fenced",
+        if (sscanf(l,
+                   " events/s, %lld events, %lld batches, %lld dlq, %lld duplicates, %lld fenced",
                    &e, &b, &d, &u, &f) == 5) {
             *events = e;
             *dupes = u;
