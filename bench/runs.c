@@ -586,7 +586,7 @@ static void discard_wake(rd_kafka_t *rk, rd_kafka_queue_t *q, size_t bound, bool
     if (!ops_consumer_prefetch_drained(rd_kafka_queue_length(q), bound, high))
         return;
     if (rd_kafka_assignment(rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l != NULL && l->cnt > 0)
-        (void)ops_kafka_wake_fetchers(rk, l);
+        (void)ops_kafka_wake_fetchers(rk, l, NULL);
     if (l != NULL)
         rd_kafka_topic_partition_list_destroy(l);
 }

@@ -289,6 +289,7 @@ struct ops_consumer {
     int64_t lag_at;            /* monotonic ms of the next lag update */
     ops_consumer_stats_t st, st_shown;
     size_t dupes_shown;
+    unsigned long long resends_said; /* ops_counter_redis_resends already logged */
     int64_t last_status;
 };
 
@@ -506,14 +507,15 @@ static void wake_fetchers(ops_consumer_t *c) {
 
     for (size_t i = 0; i < c->nparts; i++)
         rd_kafka_topic_partition_list_add(l, c->parts[i].topic, c->parts[i].partition);
-    bool sent = ops_kafka_wake_fetchers(c->rk, l);
+    rd_kafka_resp_err_t why;
+    bool sent = ops_kafka_wake_fetchers(c->rk, l, &why);
     rd_kafka_topic_partition_list_destroy(l);
     c->wakes++;
     if (!sent)
         c->unwoken++;
     if (!c->wake_said) {
-        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s",
-            c->nparts, sent ? "sent" : "nothing sent");
+        say(c, OPS_CONSUMER_LOG_DEBUG, "prefetch: waking the leaders of %zu partitions: %s%s",
+            c->nparts, sent ? "sent" : "nothing sent: ", sent ? "" : rd_kafka_err2str(why));
         c->wake_said = true;
     }
 }
@@ -824,10 +826,19 @@ static void release_held(ops_consumer_t *c) {
 static void step_finish(ops_consumer_t *c, ops_counter_t *b, bool held, ops_counter_step_t step,
                         size_t seen, size_t events, size_t skips, size_t *dlq, int64_t us,
                         const char *err) {
+    unsigned long long resends = ops_counter_redis_resends(c->store);
+
     if (held)
         ops_consumer_metrics_step_held(&c->cm, b, (double)us / 1e6, step);
     else
         ops_consumer_metrics_step(&c->cm, b, (double)us / 1e6, step);
+    if (resends != c->resends_said) {
+        say(c, OPS_CONSUMER_LOG_DEBUG,
+            "redis: a connection was lost with a step sent on it; the step was sent again at once "
+            "on a new one (%llu times so far)",
+            resends);
+        c->resends_said = resends;
+    }
     switch (step) {
     case OPS_COUNTER_STEP_APPLIED:
         c->st.events += events - seen;

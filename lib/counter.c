@@ -166,6 +166,7 @@ typedef struct cev {
     bool dropped; /* reported as already counted */
     bool done;    /* its operation's step was applied */
     bool here;    /* applied by a step of this batch (not a duplicate if reported again) */
+    bool doubt;   /* sent in a step whose reply was lost: applied or not, unknown */
     bool bad_id;  /* event_id not a canonical UUID (with the dedupe on) */
 } cev_t;
 
@@ -192,6 +193,7 @@ struct ops_counter {
     smap_t ops;  /* operation -> its number in the batch */
     size_t nmsgs, nskips, ndupes;
     size_t gaps;                           /* batches that started past the stored offset */
+    bool offsets_doubt;                    /* the batch's offsets write was sent, its reply lost */
     uint64_t seen_by_kind[OPS_KIND_COUNT]; /* dropped as already counted, since creation */
 };
 
@@ -257,6 +259,7 @@ static void batch_reset(ops_counter_t *c) {
     if (c->ids.slots != NULL)
         memset(c->ids.slots, 0, c->ids.nslots * sizeof(*c->ids.slots));
     c->ids.n = 0;
+    c->offsets_doubt = false;
     smap_clear(&c->ops);
 }
 
@@ -410,6 +413,21 @@ static int id_insert(ops_counter_t *c, size_t i) {
     return 0;
 }
 
+const char *ops_counter_group(const ops_counter_t *c) {
+    return c->group;
+}
+
+bool ops_counter_partition_next(const ops_counter_t *c, size_t i, const char **fieldp,
+                                int64_t *nextp) {
+    const part_t *p = &c->parts[i];
+
+    if (p->first < 0)
+        return false;
+    *fieldp = p->field;
+    *nextp = p->next;
+    return true;
+}
+
 ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
@@ -532,9 +550,15 @@ bool ops_counter_full(const ops_counter_t *c) {
 
 /* Leaves e out of the builds from now on. An event applied by an earlier
  * step of this batch (a retry after a failure sent it again) is not
- * counted as a duplicate: only one counted before this batch is. */
-static void drop_event(ops_counter_t *c, cev_t *e) {
+ * counted as a duplicate: only one counted before this batch is. Below an
+ * applied watermark (applied), an event sent in a step whose reply was
+ * lost is taken as applied by that step (the watermark is written with the
+ * counts; only another consumer counting the same partition at the same
+ * time could have written it instead): counted once either way. */
+static void drop_event(ops_counter_t *c, cev_t *e, bool applied) {
     e->dropped = true;
+    if (applied && e->doubt)
+        e->here = true;
     if (e->here)
         return;
     c->ndupes++;
@@ -551,7 +575,7 @@ int ops_counter_drop_seen(ops_counter_t *c, const char *operation, const char *e
     cev_t *e = &c->evs[idx];
     if (e->dropped)
         return 0;
-    drop_event(c, e);
+    drop_event(c, e, false);
     return 1;
 }
 
@@ -567,7 +591,7 @@ size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const c
         if (e->dropped || e->done || e->opi != (uint32_t)opi || e->off >= watermark ||
             strcmp(c->parts[e->pi].field, field) != 0)
             continue;
-        drop_event(c, e);
+        drop_event(c, e, true);
         n++;
     }
     return n;
@@ -589,6 +613,24 @@ void ops_counter_op_applied(ops_counter_t *c, const ops_counter_args_t *a, size_
         if (!e->dropped)
             e->done = e->here = true;
     }
+}
+
+void ops_counter_op_in_doubt(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
+    const ops_counter_op_args_t *op = &a->ops[o];
+
+    for (size_t i = op->ev_from; i < op->ev_from + op->ev_n; i++) {
+        cev_t *e = &c->evs[a->order[i]];
+        if (!e->dropped)
+            e->doubt = true;
+    }
+}
+
+void ops_counter_offsets_in_doubt(ops_counter_t *c) {
+    c->offsets_doubt = true;
+}
+
+bool ops_counter_offsets_doubted(const ops_counter_t *c) {
+    return c->offsets_doubt;
 }
 
 void ops_counter_ops_retry(ops_counter_t *c) {

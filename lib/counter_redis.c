@@ -283,6 +283,10 @@ struct ops_counter_redis {
      * on enough replicas before the offsets, on another node, pass it. */
     wait_key_t *wkeys;
     size_t nwkeys, wkeys_cap;
+    /* A connection was lost with commands of this step sent on it (their
+     * replies lost): the step is sent again at once, once (resends). */
+    bool lost;
+    unsigned long long resends;
 };
 
 ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
@@ -324,7 +328,22 @@ long long ops_counter_redis_wait_acked(const ops_counter_redis_t *cr) {
     return cr->wait_acked;
 }
 
+unsigned long long ops_counter_redis_resends(const ops_counter_redis_t *cr) {
+    return cr->resends;
+}
+
 static void drain(ops_counter_redis_t *cr);
+
+/* The next reply of the step's connection; NULL (with errstr) when the
+ * connection was lost with it pending: the step is then tried once more at
+ * once (lost). */
+static redisReply *step_reply(ops_counter_redis_t *cr, char *errstr, size_t errstr_size) {
+    redisReply *r = ops_redis_link_reply(cr->link, errstr, errstr_size);
+
+    if (r == NULL)
+        cr->lost = true;
+    return r;
+}
 
 /* True when the offsets may pass a step only once its node's replicas have
  * it: a cluster, where the offsets key lives on another primary than the
@@ -422,7 +441,7 @@ static int wait_steps(ops_counter_redis_t *cr, char *errstr, size_t errstr_size)
         char e[256];
         bool is_wait = i >= ntouch;
         const char *where = is_wait && addr[i - ntouch][0] ? addr[i - ntouch] : "a node";
-        redisReply *r = ops_redis_link_reply(cr->link, e, sizeof e);
+        redisReply *r = step_reply(cr, e, sizeof e);
         if (r == NULL) {
             ops_err_format(errstr, errstr_size, "%s", e);
             free(addr);
@@ -565,8 +584,8 @@ static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
         drain(cr);
         goto cleanup;
     }
-    if ((t = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL ||
-        (h = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
+    if ((t = step_reply(cr, errstr, errstr_size)) == NULL ||
+        (h = step_reply(cr, errstr, errstr_size)) == NULL)
         goto cleanup;
     if (t->type != REDIS_REPLY_STATUS ||
         (strcmp(t->str, "none") != 0 && strcmp(t->str, "set") != 0)) {
@@ -636,6 +655,16 @@ typedef struct stream {
     size_t errstr_size;
 } stream_t;
 
+/* The operation calls [0, n) of this round were sent and their replies
+ * will not come (the connection is gone): each may have been applied. */
+static void in_doubt(ops_counter_redis_t *cr, ops_counter_t *c, const ops_counter_args_t *a,
+                     size_t n) {
+    for (size_t o = 0; o < n; o++)
+        ops_counter_op_in_doubt(c, a, o);
+    if (n > 0)
+        cr->lost = true;
+}
+
 static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
     stream_t *s = opaque;
     ops_counter_redis_t *cr = s->cr;
@@ -660,6 +689,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
     a->argvlen[op->first + 1] = 40;
     if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc, a->argv + op->first,
                               a->argvlen + op->first, s->errstr, s->errstr_size) != 0) {
+        in_doubt(cr, s->c, a, call); /* the calls before this one went out */
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -670,6 +700,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
         (!ops_redis_link_is_cluster(cr->link) && ops_redis_link_pending(cr->link) != s->sent)) {
         if (s->errstr_size > 0 && s->errstr[0] == '\0')
             ops_err_format(s->errstr, s->errstr_size, "redis: the connection was replaced");
+        in_doubt(cr, s->c, a, call + 1);
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -698,10 +729,14 @@ static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
     for (size_t o = 0; o < a->nops; o++) {
         const ops_counter_op_args_t *op = &a->ops[o];
         const char *opname = a->argv[op->name];
-        redisReply *r = ops_redis_link_reply(cr->link, errstr, errstr_size);
+        redisReply *r = step_reply(cr, errstr, errstr_size);
         cr->state[o] = 0;
-        if (r == NULL)
-            return OPS_COUNTER_STEP_FAILED; /* the link dropped what was pending */
+        if (r == NULL) {
+            /* the link dropped what was pending: calls o and on were sent */
+            for (size_t d = o; d < a->nops; d++)
+                ops_counter_op_in_doubt(c, a, d);
+            return OPS_COUNTER_STEP_FAILED;
+        }
         const char *status = elem_str(r, 0);
         if (is_noscript(r)) {
             cr->state[o] = OP_NOSCRIPT;
@@ -773,6 +808,66 @@ static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
     return 0;
 }
 
+/* The offsets write went out and its reply was lost with the connection. */
+static int offsets_lost(ops_counter_t *c) {
+    ops_counter_offsets_in_doubt(c);
+    return OPS_COUNTER_STEP_FAILED;
+}
+
+/* After the reply to the batch's offsets write was lost: whether that write
+ * was applied, i.e. every partition of the batch holds the batch's next
+ * offset (the write sets them all or none). 1 applied, 0 not, -1 with
+ * errstr when Redis does not answer. */
+static int offsets_landed(ops_counter_redis_t *cr, const ops_counter_t *c, char *errstr,
+                          size_t errstr_size) {
+    char key[OPS_KEY_MAX];
+    size_t np = ops_counter_partitions(c), n = 2;
+    const char **argv = malloc((np + 2) * sizeof(*argv));
+    int64_t *next = malloc((np ? np : 1) * sizeof(*next));
+    redisReply *r = NULL;
+    int rc = -1;
+
+    if (argv == NULL || next == NULL) {
+        ops_err_format(errstr, errstr_size, "redis: out of memory");
+        goto cleanup;
+    }
+    if (ops_key_offsets(ops_counter_group(c), key, sizeof key) < 0) {
+        ops_err_format(errstr, errstr_size, "counter: group name too long for a key");
+        goto cleanup;
+    }
+    argv[0] = "HMGET";
+    argv[1] = key;
+    for (size_t i = 0; i < np; i++)
+        if (ops_counter_partition_next(c, i, &argv[n], &next[n - 2]))
+            n++;
+    if (n == 2) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (ops_redis_link_append(cr->link, key, (int)n, argv, NULL, errstr, errstr_size) != 0 ||
+        (r = step_reply(cr, errstr, errstr_size)) == NULL)
+        goto cleanup;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n - 2) {
+        ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", key,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        goto cleanup;
+    }
+    rc = 1;
+    for (size_t i = 0; i < n - 2 && rc == 1; i++) {
+        const redisReply *e = r->element[i];
+        char want[24];
+        snprintf(want, sizeof want, "%lld", (long long)next[i]);
+        if (e->type != REDIS_REPLY_STRING || strcmp(e->str, want) != 0)
+            rc = 0;
+    }
+cleanup:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(argv);
+    free(next);
+    return rc;
+}
+
 /* Round trip 3: the batch's operations listed (SADD, idempotent), the
  * offsets compare-and-set, and the optional WAIT. Returns -1 to go round
  * again (the script had to be loaded), or the step's outcome. */
@@ -834,12 +929,12 @@ static int write_offsets(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr
     if (nsadd > 0) {
         /* Checked a round trip ago (TYPE); a key changed since is caught by
          * the next batch's check. */
-        if ((r = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
-            return OPS_COUNTER_STEP_FAILED;
+        if ((r = step_reply(cr, errstr, errstr_size)) == NULL)
+            return offsets_lost(c);
         freeReplyObject(r);
     }
-    if ((r = ops_redis_link_reply(cr->link, errstr, errstr_size)) == NULL)
-        return OPS_COUNTER_STEP_FAILED;
+    if ((r = step_reply(cr, errstr, errstr_size)) == NULL)
+        return offsets_lost(c);
     const char *status = elem_str(r, 0);
     if (is_noscript(r)) {
         rc = load_script(cr, offsets_script, okey, cr->cas_sha, errstr, errstr_size) == 0
@@ -869,26 +964,26 @@ static int write_offsets(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr
     return rc;
 }
 
-/* The step of a batch: precheck, the operations' scripts (repeated while
- * APPLIED or SEEN replies shrink the batch or a script is reloaded), then
- * the offsets. Anything unexpected leaves the batch as it was (FAILED). */
-ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
-                                           int64_t now_ms, size_t *seenp, char *errstr,
-                                           size_t errstr_size) {
-    int rc = OPS_COUNTER_STEP_FAILED;
-    /* the events the replies name as counted before this batch: the
-     * duplicates they add (events this batch applied and a retry sent again
-     * are dropped without counting as duplicates) */
-    size_t dupes0 = ops_counter_dupes(c);
+/* One try of a batch's step: precheck, the operations' scripts (repeated
+ * while APPLIED or SEEN replies shrink the batch or a script is reloaded),
+ * then the offsets. Anything unexpected leaves the batch as it was
+ * (FAILED). */
+static int apply_once(ops_counter_redis_t *cr, ops_counter_t *c, int64_t now_ms, char *errstr,
+                      size_t errstr_size) {
     size_t rounds = 0, max_rounds = ops_counter_pending(c) + 8; /* each round shrinks the
                                                                  * batch or loads a script */
     bool checked = false;
+    int rc;
 
-    cr->wait_acked = -1;
-    cr->nwkeys = 0;
-    if (ops_counter_pending(c) == 0) {
-        rc = OPS_COUNTER_STEP_APPLIED;
-        goto cleanup;
+    if (ops_counter_offsets_doubted(c)) {
+        /* the reply to this batch's offsets write was lost: if the write
+         * was applied, so was the batch */
+        if ((rc = offsets_landed(cr, c, errstr, errstr_size)) < 0)
+            return OPS_COUNTER_STEP_FAILED;
+        if (rc == 1) {
+            ops_counter_applied(c);
+            return OPS_COUNTER_STEP_APPLIED;
+        }
     }
     for (;;) {
         stream_t s = {.cr = cr,
@@ -906,8 +1001,7 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
             /* Scripts already sent run; their replies are dropped, and a
              * retry finds their steps applied (APPLIED). */
             drain(cr);
-            rc = b == 1 && s.rc != -1 ? s.rc : OPS_COUNTER_STEP_FAILED;
-            goto cleanup;
+            return b == 1 && s.rc != -1 ? s.rc : OPS_COUNTER_STEP_FAILED;
         }
         if (cr->args.nops > 0) {
             rc = read_ops(cr, c, errstr, errstr_size);
@@ -915,25 +1009,48 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
                 continue;
             if (rc == 0)
                 ops_err_format(errstr, errstr_size, "redis: the step keeps being retried");
-            if (rc != -1) {
-                rc = rc == 0 ? OPS_COUNTER_STEP_FAILED : rc;
-                goto cleanup;
-            }
+            if (rc != -1)
+                return rc == 0 ? OPS_COUNTER_STEP_FAILED : rc;
         }
         if (cr->cas_sha[0] == '\0' &&
             load_script(cr, offsets_script, cr->args.argv[cr->args.cas_first + 3], cr->cas_sha,
-                        errstr, errstr_size) != 0) {
-            rc = OPS_COUNTER_STEP_FAILED;
-            goto cleanup;
-        }
+                        errstr, errstr_size) != 0)
+            return OPS_COUNTER_STEP_FAILED;
         rc = write_offsets(cr, c, errstr, errstr_size);
         if (rc == -1 && ++rounds < max_rounds)
             continue;
-        if (rc == -1)
-            rc = OPS_COUNTER_STEP_FAILED;
-        goto cleanup;
+        return rc == -1 ? OPS_COUNTER_STEP_FAILED : rc;
     }
-cleanup:
+}
+
+/* The step of a batch. A connection lost with commands of the step sent
+ * on it (a server's idle timeout, a proxy, CLIENT KILL, a restart) costs
+ * one more try at once on a new connection: what the lost replies would
+ * have said is found in Redis (applied watermarks, the offsets), so a step
+ * applied before the loss is not applied again nor its events taken for
+ * duplicates. */
+ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
+                                           int64_t now_ms, size_t *seenp, char *errstr,
+                                           size_t errstr_size) {
+    /* the events the replies name as counted before this batch: the
+     * duplicates they add (events this batch applied and a retry sent again
+     * are dropped without counting as duplicates) */
+    size_t dupes0 = ops_counter_dupes(c);
+    int rc = OPS_COUNTER_STEP_APPLIED;
+
+    cr->wait_acked = -1;
+    cr->nwkeys = 0;
+    cr->lost = false;
+    if (ops_counter_pending(c) > 0) {
+        rc = apply_once(cr, c, now_ms, errstr, errstr_size);
+        if (rc == OPS_COUNTER_STEP_FAILED && cr->lost) {
+            cr->lost = false;
+            cr->resends++;
+            cr->nwkeys = 0;
+            ops_counter_ops_retry(c);
+            rc = apply_once(cr, c, now_ms, errstr, errstr_size);
+        }
+    }
     if (seenp != NULL)
         *seenp = ops_counter_dupes(c) - dupes0;
     /* the batch stays for a retry: every operation goes into it again, so

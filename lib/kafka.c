@@ -433,10 +433,16 @@ rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
     return ops_kafka_consumer_build(cfg, &o, errstr, errstr_size);
 }
 
-bool ops_kafka_wake_fetchers(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts) {
+bool ops_kafka_wake_fetchers(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                             rd_kafka_resp_err_t *errp) {
+    rd_kafka_resp_err_t err;
+
     for (int i = 0; i < parts->cnt; i++)
         parts->elems[i].offset = RD_KAFKA_OFFSET_END;
     /* _TIMED_OUT: the requests went out and their answers are not waited
      * for; another error (e.g. _UNKNOWN_PARTITION) means none was sent */
-    return rd_kafka_offsets_for_times(rk, parts, 0) == RD_KAFKA_RESP_ERR__TIMED_OUT;
+    err = rd_kafka_offsets_for_times(rk, parts, 0);
+    if (errp != NULL)
+        *errp = err;
+    return err == RD_KAFKA_RESP_ERR__TIMED_OUT;
 }

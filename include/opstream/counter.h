@@ -68,6 +68,13 @@ int ops_counter_follow(ops_counter_t *dst, const ops_counter_t *src, char *errst
 size_t ops_counter_partitions(const ops_counter_t *c);
 void ops_counter_partition(const ops_counter_t *c, size_t i, const char **topicp,
                            int32_t *partitionp, int64_t *storedp);
+/* The i-th partition's field in the offsets hash ("topic:partition") and the
+ * next offset the pending batch takes it to; false when the batch holds
+ * nothing of it. */
+bool ops_counter_partition_next(const ops_counter_t *c, size_t i, const char **fieldp,
+                                int64_t *nextp);
+/* The consumer group c counts for (its offsets hash: ops_key_offsets). */
+const char *ops_counter_group(const ops_counter_t *c);
 
 /* ---- the batch ----------------------------------------------------------- */
 
@@ -133,6 +140,15 @@ size_t ops_counter_drop_applied(ops_counter_t *c, const char *operation, const c
  * events until the batch is applied or dropped). */
 struct ops_counter_args;
 void ops_counter_op_applied(ops_counter_t *c, const struct ops_counter_args *a, size_t o);
+/* The reply to a's operation call o (built from c) was lost with its
+ * connection: the step may have been applied. Its events dropped later
+ * below an applied watermark (ops_counter_drop_applied) are taken as
+ * applied by that step, not as duplicates. */
+void ops_counter_op_in_doubt(ops_counter_t *c, const struct ops_counter_args *a, size_t o);
+/* The reply to the batch's offsets write was lost with its connection: the
+ * batch may have been applied. Said until the batch is applied or dropped. */
+void ops_counter_offsets_in_doubt(ops_counter_t *c);
+bool ops_counter_offsets_doubted(const ops_counter_t *c);
 /* The step failed before the offsets were written: every event of the
  * batch goes into the next build again, also those of operations whose
  * step was applied and those dropped as already counted (the drops are

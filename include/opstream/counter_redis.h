@@ -48,8 +48,11 @@ typedef enum ops_counter_step {
 /* Applies the batch of c at wall-clock now_ms. Events Redis reports as
  * already counted (dedupe window) are dropped from the batch and the step
  * is re-run without them; *seenp (may be NULL) gets how many. An empty batch
- * is APPLIED without a round trip. errstr says why on FENCED, FAILED and
- * REFUSED. */
+ * is APPLIED without a round trip. A connection lost with the step's
+ * commands sent on it is replaced and the step sent again at once, once
+ * (ops_counter_redis_resends): a step applied before the loss is found
+ * applied (its events are not duplicates, its offsets not a fence). errstr
+ * says why on FENCED, FAILED and REFUSED. */
 ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_t *c,
                                            int64_t now_ms, size_t *seenp, char *errstr,
                                            size_t errstr_size);
@@ -61,6 +64,10 @@ ops_counter_step_t ops_counter_redis_apply(ops_counter_redis_t *cr, ops_counter_
 void ops_counter_redis_set_wait(ops_counter_redis_t *cr, int replicas, int timeout_ms);
 /* Replicas the last step's WAIT reported; -1 when the last step sent none. */
 long long ops_counter_redis_wait_acked(const ops_counter_redis_t *cr);
+/* Steps sent a second time at once because a connection was lost with the
+ * step's commands sent on it (see ops_counter_redis_apply), since cr was
+ * made. */
+unsigned long long ops_counter_redis_resends(const ops_counter_redis_t *cr);
 
 /* Reads opstream:offsets:{GROUP} for every partition assigned in c and sets
  * each one's stored offset (ops_counter_assign). 0, or -1 with errstr when

@@ -75,8 +75,9 @@ rd_kafka_t *ops_kafka_consumer_new(const ops_config_t *cfg, const char *group,
  * thread that stopped fetching because the consumer queue was full looks
  * at its partitions again only up to a second later unless something wakes
  * it; the answer does. false: nothing was sent (a partition the client
- * does not know). */
-bool ops_kafka_wake_fetchers(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
+ * does not know), with *errp (may be NULL) librdkafka's reason. */
+bool ops_kafka_wake_fetchers(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                             rd_kafka_resp_err_t *errp);
 
 #ifdef __cplusplus
 }

@@ -438,6 +438,70 @@ static void events_applied_by_this_batch_are_no_duplicates_when_sent_again(void 
     ops_counter_destroy(c);
 }
 
+/* A step whose reply was lost with its connection may have been applied.
+ * Sent again, its events below the watermark Redis answers (APPLIED) were
+ * applied by that step: no duplicates. A SEEN reply names events counted
+ * before this batch: duplicates, in doubt or not; and so are events below
+ * a watermark of a step that was not in doubt. */
+static void events_of_a_step_whose_reply_was_lost_are_no_duplicates_below_its_watermark(
+    void **state) {
+    ops_counter_t *c = new_counter();
+    ops_counter_args_t a = {0};
+    ops_event_t e[4] = {mk(OPS_KIND_ARREST, "A", "GH", 1, 0, T0, 1),
+                        mk(OPS_KIND_ARREST, "B", "GH", 2, 0, T0, 2),
+                        mk(OPS_KIND_ARREST, "B", "GH", 4, 0, T0, 3),
+                        mk(OPS_KIND_ARREST, "B", "GH", 8, 0, T0, 4)};
+
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        ops_counter_add_event(c, "opstream.arrests", 0, i, &e[i]);
+    parsed_t p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 2);
+    ops_counter_op_in_doubt(c, &a, 1); /* B's reply was lost */
+    ops_counter_ops_retry(c);
+    p = build(c, &a, NOW);
+    assert_int_equal(p.nops, 2);
+    assert_int_equal(ops_counter_drop_seen(c, "B", e[1].event_id), 1);
+    assert_int_equal(ops_counter_dupes(c), 1); /* SEEN: counted before */
+    assert_int_equal(ops_counter_drop_applied(c, "B", "opstream.arrests:0", 4), 2);
+    assert_int_equal(ops_counter_dupes(c), 1); /* below B's own watermark: applied */
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 1);
+    assert_int_equal(ops_counter_drop_applied(c, "A", "opstream.arrests:0", 1), 1);
+    assert_int_equal(ops_counter_dupes(c), 2); /* A was not in doubt */
+    ops_counter_ops_retry(c); /* the duplicates taken back, B's applied events kept */
+    assert_int_equal(ops_counter_dupes(c), 0);
+    assert_int_equal(ops_counter_seen_of_kind(c, OPS_KIND_ARREST), 0);
+    ops_counter_args_free(&a);
+    ops_counter_destroy(c);
+}
+
+/* A lost reply to the offsets write is remembered until the batch is
+ * applied or dropped. */
+static void offsets_in_doubt_last_until_the_batch_is_applied_or_dropped(void **state) {
+    ops_counter_t *c = new_counter();
+    ops_event_t e = mk(OPS_KIND_ARREST, "A", "GH", 1, 0, T0, 1);
+    const char *field = NULL;
+    int64_t next = -1;
+
+    (void)state;
+    ops_counter_add_event(c, "opstream.arrests", 0, 7, &e);
+    assert_false(ops_counter_offsets_doubted(c));
+    ops_counter_offsets_in_doubt(c);
+    assert_true(ops_counter_offsets_doubted(c));
+    assert_true(ops_counter_partition_next(c, 0, &field, &next));
+    assert_string_equal(field, "opstream.arrests:0");
+    assert_int_equal(next, 8);
+    assert_string_equal(ops_counter_group(c), "opstream-count");
+    ops_counter_applied(c);
+    assert_false(ops_counter_offsets_doubted(c));
+    assert_false(ops_counter_partition_next(c, 0, &field, &next));
+    ops_counter_add_event(c, "opstream.arrests", 0, 8, &e);
+    ops_counter_offsets_in_doubt(c);
+    ops_counter_discard(c);
+    assert_false(ops_counter_offsets_doubted(c));
+    ops_counter_destroy(c);
+}
+
 static void dlq_message_passes_its_offset_and_counts_nothing(void **state) {
     ops_counter_t *c = new_counter();
     ops_counter_args_t a = {0};
@@ -743,6 +807,8 @@ int main(void) {
         cmocka_unit_test(event_seen_in_redis_is_dropped_but_offset_still_passes),
         cmocka_unit_test(events_below_a_watermark_are_dropped_and_applied_operations_left_out),
         cmocka_unit_test(events_applied_by_this_batch_are_no_duplicates_when_sent_again),
+        cmocka_unit_test(events_of_a_step_whose_reply_was_lost_are_no_duplicates_below_its_watermark),
+        cmocka_unit_test(offsets_in_doubt_last_until_the_batch_is_applied_or_dropped),
         cmocka_unit_test(dlq_message_passes_its_offset_and_counts_nothing),
         cmocka_unit_test(event_older_than_bucket_ttl_counts_in_totals_only),
         cmocka_unit_test(unassigned_and_stale_messages_are_ignored),
