@@ -133,8 +133,7 @@ SLOW_TESTS   := test_consumer_runtime test_count_cluster test_faults test_alert_
                 test_first_contact test_count_faults test_alert_stop test_alert test_count_faults_redis \
                 test_sentinel test_metrics_count test_produce_faults test_rebalance test_prometheus \
                 test_hostile test_alert_link test_demo test_alert_order test_count_link test_produce \
-                test_stats \
-                test_redis_cluster_router
+                test_stats test_redis_cluster_router
 ORDERED_INTEG := $(foreach t,$(SLOW_TESTS),$(filter %/$(t),$(INTEG_BINS))) \
                  $(filter-out $(addprefix %/,$(SLOW_TESTS)),$(INTEG_BINS))
 
