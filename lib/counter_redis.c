@@ -478,7 +478,9 @@ static int load_script(ops_counter_redis_t *cr, const char *script, const char *
                        char *errstr, size_t errstr_size) {
     const char *argv[3] = {"SCRIPT", "LOAD", script};
     size_t lens[3] = {6, 4, strlen(script)};
-    redisReply *r = ops_redis_link_command(cr->link, key, 3, argv, lens, errstr, errstr_size);
+    /* sent again once on a new connection when the last one was lost */
+    redisReply *r =
+        ops_redis_link_command_again(cr->link, key, 3, argv, lens, errstr, errstr_size);
     int rc = -1;
 
     if (r == NULL)
@@ -1099,7 +1101,8 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
     }
     for (size_t i = 0; i < n + 2; i++)
         lens[i] = strlen(argv[i]);
-    r = ops_redis_link_command(cr->link, key, (int)(n + 2), argv, lens, errstr, errstr_size);
+    /* a read: sent again once on a new connection when the last one was lost */
+    r = ops_redis_link_command_again(cr->link, key, (int)(n + 2), argv, lens, errstr, errstr_size);
     if (r == NULL)
         goto cleanup;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {

@@ -3,8 +3,9 @@
  * broker and a real redis-server: the counter's connection is closed
  * between batches (CLIENT KILL), or a relay between the two (relay.h)
  * loses the reply to a step Redis ran: an operation's script, or the
- * offsets write. Each time the step is sent again at once on a new
- * connection, with no warning; the counts stay exact; a step applied
+ * offsets write; or closed before a rebalance, whose new partitions'
+ * offsets it reads. Each time the step (or the read) is sent again at once
+ * on a new connection, with no warning; the counts stay exact; a step applied
  * before the loss is found applied, so its events are not reported as
  * duplicates nor its offsets taken for another consumer's (fenced). The
  * consumers run with dedupe off, so only the applied watermarks and the
@@ -164,6 +165,51 @@ static void connections_killed_between_batches_cost_no_wait(void **state) {
     tc_model_free(&b);
 }
 
+/* How many times the stderr of p so far holds text. */
+static int stderr_count(harness_proc_t *p, const char *text) {
+    char *err = harness_proc_stderr(p);
+    int n = 0;
+
+    for (const char *l = err; l != NULL && (l = strstr(l, text)) != NULL; l++)
+        n++;
+    free(err);
+    return n;
+}
+
+static bool assigned_twice(void *arg) {
+    return stderr_count(arg, "assigned ") >= 2;
+}
+
+/* The counter's connections closed while it waits (CLIENT KILL), then a
+ * second member joins: the first reads its new partitions' offsets on a
+ * new connection at once, with no warning. */
+static void connections_killed_before_a_rebalance_cost_no_wait(void **state) {
+    static const char *const verbose[] = {"-v", NULL}; /* every assignment said */
+    harness_proc_t *a = tc_spawn_count("opstream-count", verbose), *b;
+    redisReply *r;
+    char *err;
+
+    (void)state;
+    assert_non_null(a);
+    void *says[2] = {a, "assigned "};
+    assert_int_equal(harness_wait_until(tc_says, says, 30000), 0);
+    r = harness_redis_command(g_redis, "CLIENT KILL TYPE normal");
+    assert_non_null(r);
+    assert_true(r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+    freeReplyObject(r);
+    b = tc_spawn_count("opstream-count", NULL);
+    assert_non_null(b);
+    assert_int_equal(harness_wait_until(assigned_twice, a, 30000), 0);
+    tc_stop(b);
+    assert_int_equal(harness_proc_stop(a, 20000), 0);
+    err = harness_proc_stderr(a);
+    harness_proc_free(a);
+    assert_non_null(err);
+    if (strstr(err, "waiting for Redis") != NULL)
+        fail_msg("a wait for Redis after a lost connection:\n%s", err);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -174,6 +220,8 @@ int main(void) {
             link_teardown),
         cmocka_unit_test_setup_teardown(connections_killed_between_batches_cost_no_wait, tc_setup,
                                         link_teardown),
+        cmocka_unit_test_setup_teardown(connections_killed_before_a_rebalance_cost_no_wait,
+                                        tc_setup, link_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);
 }
