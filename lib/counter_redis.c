@@ -287,6 +287,9 @@ struct ops_counter_redis {
      * replies lost): the step is sent again at once, once (resends). */
     bool lost;
     unsigned long long resends;
+    /* A gap whose HSET went out and whose reply was lost: the HSET may
+     * have been applied, so its next "already there" is taken as new. */
+    char gap_doubt[OPS_COUNTER_TOPIC_MAX + 64];
 };
 
 ops_counter_redis_t *ops_counter_redis_new(const char *url, const char *password_file,
@@ -1143,7 +1146,10 @@ cleanup:
 
 /* One HSET per gap: gaps are rare (a consumer that fell behind retention),
  * and HSET's reply says whether the field is new, so the caller reports
- * each gap once however often the batch is retried. */
+ * each gap once however often the batch is retried. An HSET whose reply was
+ * lost with its connection is sent again at once on a new one, and an
+ * "already there" after such a loss is taken as new: a gap may be reported
+ * twice then, never not at all. */
 int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
                                  const ops_counter_gap_t *gap, int64_t now_ms, char *errstr,
                                  size_t errstr_size) {
@@ -1161,7 +1167,11 @@ int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
     {
         const char *argv[4] = {"HSET", key, field, when};
         size_t lens[4] = {4, strlen(key), strlen(field), strlen(when)};
-        r = ops_redis_link_command(cr->link, key, 4, argv, lens, errstr, errstr_size);
+        for (int t = 0; t < 2 && r == NULL; t++) {
+            r = ops_redis_link_command(cr->link, key, 4, argv, lens, errstr, errstr_size);
+            if (r == NULL && ops_redis_link_pending(cr->link) == 0)
+                snprintf(cr->gap_doubt, sizeof cr->gap_doubt, "%s", field);
+        }
     }
     if (r == NULL)
         goto cleanup;
@@ -1170,7 +1180,9 @@ int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         goto cleanup;
     }
-    rc = r->integer > 0 ? 1 : 0;
+    rc = r->integer > 0 || strcmp(cr->gap_doubt, field) == 0 ? 1 : 0;
+    if (strcmp(cr->gap_doubt, field) == 0)
+        cr->gap_doubt[0] = '\0';
 cleanup:
     if (r != NULL)
         freeReplyObject(r);

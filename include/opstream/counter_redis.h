@@ -80,7 +80,9 @@ int ops_counter_redis_load_offsets(ops_counter_redis_t *cr, ops_counter_t *c, co
  * the wall-clock ms it was found. Done before the batch that passes the gap
  * is applied, so no offset moves past lost messages without a record.
  * Returns 1 when the gap is newly recorded, 0 when it was already there,
- * -1 with errstr when Redis is unreachable or refuses. */
+ * -1 with errstr when Redis is unreachable or refuses. An HSET whose reply
+ * was lost with its connection is sent again at once, and its "already
+ * there" then counts as new (1): a gap is never left unreported. */
 int ops_counter_redis_record_gap(ops_counter_redis_t *cr, const char *group,
                                  const ops_counter_gap_t *gap, int64_t now_ms, char *errstr,
                                  size_t errstr_size);

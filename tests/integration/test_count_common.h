@@ -501,6 +501,67 @@ TC_HELPER void tc_stop(harness_proc_t *p) {
     harness_proc_free(p);
 }
 
+/* ---- a consumer behind the broker's retention ----------------------------- */
+
+/* 100 arrests of WEKA-II on opstream.arrests [0] counted by group (its
+ * stored offset is then 100); with the consumer away, more junk than the
+ * embedded broker keeps (130 messages of 48 KiB, 6.1 MiB), then 50 more
+ * arrests. The broker drops offsets 100..*lo-1 (junk only); *hi is the end
+ * of the partition. Every arrest goes into m (all survive). */
+TC_HELPER void tc_behind_retention(const char *group, tc_model_t *m, int64_t *lo, int64_t *hi) {
+    uint64_t rng = 3;
+    int64_t now = tc_wall_ms();
+    unsigned char frame[OPS_CODEC_MAX_FRAME];
+    char err[256];
+    size_t len;
+    const int junk = 130, junk_size = 48 * 1024; /* 6.1 MiB: more than the broker keeps */
+    unsigned char *pad = malloc((size_t)junk_size);
+
+    assert_non_null(pad);
+    for (int i = 0; i < 150; i++) {
+        ops_event_t ev = tc_event(&rng, "WEKA-II", i, now - 60000);
+        ev.kind = OPS_KIND_ARREST;
+        ev.minors = 0;
+        ev.site = 0;
+        ops_event_id_derive(ev.operation, ev.country, ev.kind, ev.source_ref, ev.event_id);
+        assert_int_equal(
+            ops_codec_encode_event(g_codec, &ev, frame, sizeof frame, &len, err, sizeof err), 0);
+        if (i == 100) {
+            /* The consumer is away: the broker receives more than it keeps. */
+            harness_proc_t *p = tc_spawn_count(group, NULL);
+            assert_non_null(p);
+            assert_int_equal(tc_wait_consumed(group, 30000), 0);
+            tc_stop(p);
+            assert_int_equal(tc_offsets_sum(group), 100);
+            memset(pad, 'x', (size_t)junk_size);
+            pad[0] = 0x01; /* not a frame: the survivors of it go to the DLQ */
+            for (int j = 0; j < junk; j++) {
+                assert_int_equal(rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"),
+                                                   RD_KAFKA_V_PARTITION(0),
+                                                   RD_KAFKA_V_VALUE(pad, (size_t)junk_size),
+                                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                   RD_KAFKA_V_END),
+                                 0);
+                rd_kafka_poll(g_rk, 0);
+            }
+            tc_flush();
+        }
+        tc_model_event(m, &ev, now); /* before the gap, or after it: all survive */
+        assert_int_equal(
+            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_KEY("NG", 2), RD_KAFKA_V_VALUE(frame, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        tc_flush();
+    }
+    free(pad);
+    assert_int_equal(rd_kafka_query_watermark_offsets(g_rk, "opstream.arrests", 0, lo, hi, 10000),
+                     0);
+    assert_true(*lo > 100);         /* the broker dropped offsets 100..lo-1 */
+    assert_true(*lo <= 100 + junk); /* only junk: the last 50 events survive */
+    assert_int_equal(*hi, 150 + junk);
+}
+
 /* ---- memory of a consumer ------------------------------------------------ */
 
 /* A /proc/PID/status field in kB, or -1. */

@@ -3,13 +3,13 @@
  * broker and a real redis-server: the counter's connection is closed
  * between batches (CLIENT KILL), or a relay between the two (relay.h)
  * loses the reply to a step Redis ran: an operation's script, or the
- * offsets write; or closed before a rebalance, whose new partitions'
- * offsets it reads. Each time the step (or the read) is sent again at once
- * on a new connection, with no warning; the counts stay exact; a step applied
- * before the loss is found applied, so its events are not reported as
- * duplicates nor its offsets taken for another consumer's (fenced). The
- * consumers run with dedupe off, so only the applied watermarks and the
- * offsets keep the counts exact.
+ * offsets write, or to the record of a range lost to retention; or closed
+ * before a rebalance, whose new partitions' offsets it reads. Each time the
+ * step (or the read, or the record) is sent again at once on a new
+ * connection, with no warning, and a lost range is still reported; the counts stay exact; a step
+ * applied before the loss is found applied, so its events are not reported as duplicates nor its
+ * offsets taken for another consumer's (fenced). The consumers run with dedupe off, so only the
+ * applied watermarks and the offsets keep the counts exact.
  */
 #include "test_count_common.h"
 
@@ -210,6 +210,40 @@ static void connections_killed_before_a_rebalance_cost_no_wait(void **state) {
     free(err);
 }
 
+/* A consumer behind the broker's retention records the lost range in
+ * opstream:gaps:GROUP before it goes on, and says so in an ERROR line; the
+ * relay loses that HSET's reply. Sent again at once, the HSET finds the
+ * range recorded: still reported once, with no wait, and recorded once. */
+static void a_lost_reply_to_a_gap_record_still_reports_the_gap(void **state) {
+    tc_model_t m = {0};
+    int64_t lo = -1, hi = -1;
+    char want[128], *err;
+    redisReply *r;
+
+    (void)state;
+    tc_behind_retention("opstream-count", &m, &lo, &hi);
+    harness_proc_t *p = count_through_relay();
+    relay_cut_after(g_relay, "opstream:gaps:");
+    assert_int_equal(tc_wait_consumed("opstream-count", 30000), 0);
+    assert_int_equal(relay_cuts(g_relay), 1);
+    assert_int_equal(harness_proc_stop(p, 20000), 0);
+    err = harness_proc_stderr(p);
+    harness_proc_free(p);
+    assert_non_null(err);
+    snprintf(want, sizeof want, "ERROR: opstream.arrests [0]: offsets 100..%lld (%lld messages)",
+             (long long)lo - 1, (long long)lo - 100);
+    if (strstr(err, want) == NULL || strstr(strstr(err, want) + 1, want) != NULL ||
+        strstr(err, "waiting for Redis") != NULL)
+        fail_msg("want '%s' once and no wait for Redis in:\n%s", want, err);
+    free(err);
+    r = harness_redis_command(g_redis, "HLEN opstream:gaps:opstream-count");
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(tc_model_compare(&m, true), 0);
+    tc_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -221,6 +255,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(connections_killed_between_batches_cost_no_wait, tc_setup,
                                         link_teardown),
         cmocka_unit_test_setup_teardown(connections_killed_before_a_rebalance_cost_no_wait,
+                                        tc_setup, link_teardown),
+        cmocka_unit_test_setup_teardown(a_lost_reply_to_a_gap_record_still_reports_the_gap,
                                         tc_setup, link_teardown),
     };
     return cmocka_run_group_tests(tests, tc_group_setup, tc_group_teardown);

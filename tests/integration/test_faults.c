@@ -354,60 +354,11 @@ static void redis_out_of_memory_applies_no_partial_batch_and_resumes_when_raised
 
 static void consumer_behind_retention_reports_and_records_the_lost_range(void **state) {
     tc_model_t m = {0};
-    uint64_t rng = 3;
     int64_t now = tc_wall_ms(), lo = -1, hi = -1;
-    unsigned char frame[OPS_CODEC_MAX_FRAME];
-    char err[256], want[128];
-    size_t len;
-    const int junk = 130, junk_size = 48 * 1024; /* 6.1 MiB: more than the broker keeps */
-    unsigned char *pad = malloc((size_t)junk_size);
+    char want[128];
 
     (void)state;
-    assert_non_null(pad);
-    /* 100 events on opstream.arrests [0], counted: the stored offset is 100. */
-    for (int i = 0; i < 150; i++) {
-        ops_event_t ev = tc_event(&rng, "WEKA-II", i, now - 60000);
-        ev.kind = OPS_KIND_ARREST;
-        ev.minors = 0;
-        ev.site = 0;
-        ops_event_id_derive(ev.operation, ev.country, ev.kind, ev.source_ref, ev.event_id);
-        assert_int_equal(
-            ops_codec_encode_event(g_codec, &ev, frame, sizeof frame, &len, err, sizeof err), 0);
-        if (i == 100) {
-            /* The consumer is away: the broker receives more than it keeps. */
-            harness_proc_t *p = tc_spawn_count(GROUP, NULL);
-            assert_non_null(p);
-            assert_int_equal(tc_wait_consumed(GROUP, 30000), 0);
-            tc_stop(p);
-            assert_int_equal(tc_offsets_sum(GROUP), 100);
-            memset(pad, 'x', (size_t)junk_size);
-            pad[0] = 0x01; /* not a frame: the survivors of it go to the DLQ */
-            for (int j = 0; j < junk; j++) {
-                assert_int_equal(rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"),
-                                                   RD_KAFKA_V_PARTITION(0),
-                                                   RD_KAFKA_V_VALUE(pad, (size_t)junk_size),
-                                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                                   RD_KAFKA_V_END),
-                                 0);
-                rd_kafka_poll(g_rk, 0);
-            }
-            tc_flush();
-        }
-        tc_model_event(&m, &ev, now); /* before the gap, or after it: all survive */
-        assert_int_equal(
-            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"), RD_KAFKA_V_PARTITION(0),
-                              RD_KAFKA_V_KEY("NG", 2), RD_KAFKA_V_VALUE(frame, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            0);
-        tc_flush();
-    }
-    free(pad);
-    assert_int_equal(rd_kafka_query_watermark_offsets(g_rk, "opstream.arrests", 0, &lo, &hi, 10000),
-                     0);
-    assert_true(lo > 100);         /* the broker dropped offsets 100..lo-1 */
-    assert_true(lo <= 100 + junk); /* only junk: the last 50 events survive */
-    assert_int_equal(hi, 150 + junk);
-
+    tc_behind_retention(GROUP, &m, &lo, &hi);
     harness_proc_t *p = tc_spawn_count(GROUP, NULL);
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed(GROUP, 30000), 0);
