@@ -1,8 +1,9 @@
 # shellcheck shell=sh
 # Shared by bench/profile-count.sh and bench/profile-alert.sh (sourced).
-# profile_start EVENTS: a throwaway redis-server on a free port and
-# opstream-broker (16 partitions), their files in $OUT, EVENTS events
-# loaded; sets PORT and BOOT, and stops both (and $PROG, the profiled
+# profile_start EVENTS [OPS]: a throwaway redis-server on a free port (with
+# $REDIS_ARGS, e.g. "--hash-max-listpack-entries 128") and opstream-broker
+# (16 partitions), their files in $OUT, EVENTS events of OPS operations
+# (default 1) loaded; sets PORT and BOOT, and stops both (and $PROG, the profiled
 # program's pid, when set) on exit. profile_prefix: the command that runs
 # the program under $TOOL (perf, callgrind or none), in PRE.
 # profile_wait_stored GROUP EVENTS: until GROUP's stored offsets in Redis
@@ -19,14 +20,16 @@ profile_start() {
     rm -f "$OUT/broker.out" "$OUT/broker.err"
     trap profile_cleanup EXIT INT TERM
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    redis-server --port "$PORT" --save '' --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" &
+    # shellcheck disable=SC2086
+    redis-server --port "$PORT" --save '' --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" \
+        ${REDIS_ARGS:-} &
     RDS=$!
     "$BIN/opstream-broker" --partitions 16 > "$OUT/broker.out" 2> "$OUT/broker.err" &
     BRK=$!
     while [ ! -s "$OUT/broker.out" ]; do sleep 0.1; done
     BOOT=$(head -1 "$OUT/broker.out")
     until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
-    "$BENCH" fill "$BOOT" opstream. "$1"
+    "$BENCH" fill "$BOOT" opstream. "$1" "${2:-1}"
 }
 
 profile_prefix() {
