@@ -663,12 +663,8 @@ harness_broker_t *harness_broker_start(const char *const extra_args[]) {
 
     if (b == NULL)
         return NULL;
-    b->brokers = 3;
-    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++) {
-        if (strcmp(extra_args[i], "--brokers") == 0 && extra_args[i + 1] != NULL)
-            b->brokers = atoi(extra_args[i + 1]);
+    for (i = 0; extra_args != NULL && extra_args[i] != NULL && n < 63; i++)
         argv[n++] = extra_args[i];
-    }
     argv[n] = NULL;
     b->proc = harness_spawn(argv, NULL, HARNESS_STDIN_PIPE | HARNESS_STDOUT_PIPE);
     if (b->proc == NULL)
@@ -706,8 +702,11 @@ int harness_broker_command(harness_broker_t *b, const char *command, char *answe
 
 int harness_broker_rtt(harness_broker_t *b, int ms) {
     char cmd[64];
+    int brokers = 1; /* one address per broker in the bootstrap line */
 
-    for (int id = 1; id <= b->brokers; id++) {
+    for (const char *c = b->bootstrap; (c = strchr(c, ',')) != NULL; c++)
+        brokers++;
+    for (int id = 1; id <= brokers; id++) {
         snprintf(cmd, sizeof(cmd), "rtt %d %d", id, ms);
         if (harness_broker_command(b, cmd, NULL, 0) != 0)
             return -1;

@@ -155,7 +155,6 @@ bool harness_proc_stderr_has(const harness_proc_t *p, const char *text);
 typedef struct harness_broker {
     harness_proc_t *proc; /* stdin/stdout are pipes: the control channel */
     char bootstrap[1024]; /* first stdout line: "127.0.0.1:p1,127.0.0.1:p2,..." */
-    int brokers;          /* how many (--brokers) */
 } harness_broker_t;
 
 /* Starts opstream-broker with extra_args (NULL-terminated, may be NULL:
