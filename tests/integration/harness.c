@@ -931,6 +931,15 @@ int harness_redis_held_back(const harness_redis_t *r, const char *cmd) {
     return n;
 }
 
+long long harness_redis_kill_clients(const harness_redis_t *r) {
+    redisReply *reply = harness_redis_command(r, "CLIENT KILL TYPE normal");
+    long long n = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return n;
+}
+
 void harness_redis_free(harness_redis_t *r) {
     if (r == NULL)
         return;

@@ -226,6 +226,10 @@ redisReply *harness_redis_command(const harness_redis_t *r, const char *fmt, ...
  * (flag b in CLIENT LIST): on command cmd ("evalsha"), or on any when cmd
  * is NULL. -1 when r does not answer. */
 int harness_redis_held_back(const harness_redis_t *r, const char *cmd);
+/* Closes every normal client connection of r but the one asking (CLIENT
+ * KILL TYPE normal); the commands CLIENT PAUSE held back on them are
+ * dropped, never run. How many were closed, -1 when r does not answer. */
+long long harness_redis_kill_clients(const harness_redis_t *r);
 /* Stops (if running) and frees. Accepts NULL. */
 void harness_redis_free(harness_redis_t *r);
 
