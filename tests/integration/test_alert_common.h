@@ -275,9 +275,10 @@ TA_HELPER void assert_unique_ids(const alerts_t *a) {
 }
 
 /* Every alert of op on the alert topic has a unique id, and each of the n
- * expected ids is there exactly once. */
-TA_HELPER void assert_each_published_once(const char *op, char expected[][OPS_EVENT_ID_LEN + 1],
-                                          size_t n) {
+ * expected ids is there exactly once. Returns how many alerts of op the
+ * topic holds. */
+TA_HELPER size_t assert_each_published_once(const char *op, char expected[][OPS_EVENT_ID_LEN + 1],
+                                            size_t n) {
     alerts_t got;
     read_alerts(op, &got);
     assert_unique_ids(&got);
@@ -289,6 +290,7 @@ TA_HELPER void assert_each_published_once(const char *op, char expected[][OPS_EV
             fail_msg("alert %s (raid %zu) is on the topic %d times", expected[r], r, times);
     }
     free(got.v);
+    return got.n;
 }
 
 /* The alert ids of the Redis stream of op, checked unique; returns count. */
@@ -312,6 +314,24 @@ TA_HELPER size_t stream_ids(const char *op, char ids[][OPS_EVENT_ID_LEN + 1], si
     }
     freeReplyObject(r);
     return n;
+}
+
+/* The Redis stream of op holds the n expected alert ids, each once, and
+ * no other. */
+TA_HELPER void assert_each_mirrored_once(const char *op, char expected[][OPS_EVENT_ID_LEN + 1],
+                                         size_t n) {
+    char(*ids)[OPS_EVENT_ID_LEN + 1] = calloc(n + 1, sizeof(*ids));
+    assert_non_null(ids);
+    size_t got = stream_ids(op, ids, n + 1); /* asserts them unique */
+    assert_int_equal(got, n);
+    for (size_t r = 0; r < n; r++) {
+        bool found = false;
+        for (size_t i = 0; i < got && !found; i++)
+            found = strcmp(ids[i], expected[r]) == 0;
+        if (!found)
+            fail_msg("alert %s (raid %zu) is not in the mirror", expected[r], r);
+    }
+    free(ids);
 }
 
 #endif

@@ -96,16 +96,7 @@ static void alerts_are_mirrored_once_without_an_error_line_across(cut_t how, con
     free(err);
     stop_alert(p);
 
-    static char ids[SINGLES + BURST + 8][OPS_EVENT_ID_LEN + 1];
-    size_t n = stream_ids(op, ids, SINGLES + BURST + 8); /* asserts them unique */
-    assert_int_equal(n, SINGLES + BURST);
-    for (size_t r = 0; r < SINGLES + BURST; r++) {
-        int times = 0;
-        for (size_t i = 0; i < n; i++)
-            times += strcmp(ids[i], expected[r]) == 0;
-        if (times != 1)
-            fail_msg("alert %s (raid %zu) is in the stream %d times", expected[r], r, times);
-    }
+    assert_each_mirrored_once(op, expected, SINGLES + BURST);
     assert_each_published_once(op, expected, SINGLES + BURST);
 }
 

@@ -108,21 +108,11 @@ static void sigterm_exits_0(harness_proc_t *p) {
 /* A restart in group handles the rest, and each of the RAIDS alerts of op
  * is on the alert topic and in the mirror exactly once. */
 static void restart_and_check_each_once(const char *group, const char *op) {
-    static char ids[RAIDS * 2][OPS_EVENT_ID_LEN + 1];
     harness_proc_t *p = start_raid_alert(group);
     wait_consumed(group);
     stop_alert(p);
-    assert_each_published_once(op, g_expected, RAIDS);
-    assert_int_equal(on_topic(op), RAIDS);
-    size_t n = stream_ids(op, ids, RAIDS * 2);
-    assert_int_equal(n, RAIDS);
-    for (int r = 0; r < RAIDS; r++) {
-        bool found = false;
-        for (size_t i = 0; i < n && !found; i++)
-            found = strcmp(ids[i], g_expected[r]) == 0;
-        if (!found)
-            fail_msg("the alert of raid %d (%s) is not in the mirror", r, g_expected[r]);
-    }
+    assert_int_equal(assert_each_published_once(op, g_expected, RAIDS), RAIDS); /* no other */
+    assert_each_mirrored_once(op, g_expected, RAIDS);
 }
 
 /* The raids of op made; the first half produced, and alerted by
