@@ -59,10 +59,7 @@ static void known_input_counts_every_metric_exactly(void **state) {
     assert_non_null(p);
     assert_int_equal(tc_wait_consumed("opstream-count", 20000), 0);
     tc_stop(p);
-    assert_int_equal(tc_model_compare(&a, true), 0);
-    assert_int_equal(tc_model_compare(&b, true), 0);
-    tc_model_free(&a);
-    tc_model_free(&b);
+    assert_exact_and_free(&a, &b);
 }
 
 /* opstream-count with args counts everything produced and is stopped:
@@ -133,12 +130,9 @@ static void leaders_of(const char *topic, int32_t leader[6]) {
     rd_kafka_topic_destroy(t);
 }
 
-typedef struct model_arg {
-    const tc_model_t *m;
-} model_arg_t;
-
+/* arg: the tc_model_t the counts in Redis are to match. */
 static bool counts_match(void *arg) {
-    return tc_model_compare(((const model_arg_t *)arg)->m, false) == 0;
+    return tc_model_compare(arg, false) == 0;
 }
 
 /* A leader broker that is down does not hold up the partitions whose
@@ -152,7 +146,6 @@ static void a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_othe
     static const char *const small[] = {"--batch", "50", "-X", "queued.min.messages=20", "-v",
                                         NULL};
     tc_model_t a = {0}, b = {0}, m = {0};
-    model_arg_t ma = {&m};
     int32_t leader[OPS_KIND_COUNT][6];
     uint64_t rng = SEED + 7;
     char cmd[64], topic[64], err[256];
@@ -203,7 +196,7 @@ static void a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_othe
         tc_model_event(&m, &ev, now);
     }
     tc_flush();
-    int counted = harness_wait_until(counts_match, &ma, 30000);
+    int counted = harness_wait_until(counts_match, &m, 30000);
     snprintf(cmd, sizeof cmd, "broker-up %d", down);
     assert_int_equal(harness_broker_command(g_broker, cmd, NULL, 0), 0);
     if (counted != 0) {
@@ -380,10 +373,7 @@ static void key_of_the_wrong_type_holds_the_stream_until_fixed_then_counts_exact
     freeReplyObject(r);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     tc_stop(p);
-    assert_int_equal(tc_model_compare(&a, true), 0);
-    assert_int_equal(tc_model_compare(&b, true), 0);
-    tc_model_free(&a);
-    tc_model_free(&b);
+    assert_exact_and_free(&a, &b);
 }
 
 typedef struct bad_msg {
