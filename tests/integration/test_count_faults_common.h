@@ -40,8 +40,4 @@ TC_HELPER bool proc_says_assigned(void *arg) {
     return tc_stderr_has(arg, "assigned");
 }
 
-TC_HELPER bool proc_says_retrying(void *arg) {
-    return tc_stderr_has(arg, "retrying");
-}
-
 #endif

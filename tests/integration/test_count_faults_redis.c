@@ -18,6 +18,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+static bool proc_says_retrying(void *arg) {
+    return tc_stderr_has(arg, "retrying");
+}
+
 static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     tc_model_t m = {0};
     stream_t s;
