@@ -115,33 +115,32 @@ static void many_text_ids_survive_growth_beside_uuids(void **state) {
     ops_idset_clear(&s);
 }
 
+/* The i-th of the 128 UUIDs (i < 128) or of the 8 text ids (i >= 128) the
+ * growth test uses. */
+static const char *nth_id(int i, char id[OPS_EVENT_ID_LEN + 1]) {
+    char inst[16];
+    if (i >= 128) {
+        snprintf(id, OPS_EVENT_ID_LEN + 1, "ref-%d", i - 128);
+        return id;
+    }
+    snprintf(inst, sizeof(inst), "%d", i);
+    ops_alert_id_derive("r", "OP", "", inst, id);
+    return id;
+}
+
 /* Adding an id the set holds changes nothing, also when the next new id
  * would make a table grow: the probe comes before any growth. */
 static void adding_a_held_id_again_at_the_growth_threshold_does_not_grow(void **state) {
     (void)state;
     ops_idset_t s = {0};
-    char id[OPS_EVENT_ID_LEN + 1], inst[16], ref[16];
-    for (int i = 0; i < 128; i++) {
-        snprintf(inst, sizeof(inst), "%d", i);
-        ops_alert_id_derive("r", "OP", "", inst, id);
-        assert_int_equal(ops_idset_add(&s, id), 1);
-    }
-    for (int i = 0; i < 8; i++) {
-        snprintf(ref, sizeof(ref), "ref-%d", i);
-        assert_int_equal(ops_idset_add(&s, ref), 1);
-    }
+    char id[OPS_EVENT_ID_LEN + 1];
+    for (int i = 0; i < 136; i++)
+        assert_int_equal(ops_idset_add(&s, nth_id(i, id)), 1);
     size_t cap = s.cap, text_cap = s.text_cap;
     assert_int_equal(cap, 256);     /* one more UUID grows it */
     assert_int_equal(text_cap, 16); /* one more text id grows it */
-    for (int i = 0; i < 128; i++) {
-        snprintf(inst, sizeof(inst), "%d", i);
-        ops_alert_id_derive("r", "OP", "", inst, id);
-        assert_int_equal(ops_idset_add(&s, id), 0);
-    }
-    for (int i = 0; i < 8; i++) {
-        snprintf(ref, sizeof(ref), "ref-%d", i);
-        assert_int_equal(ops_idset_add(&s, ref), 0);
-    }
+    for (int i = 0; i < 136; i++)
+        assert_int_equal(ops_idset_add(&s, nth_id(i, id)), 0);
     assert_int_equal(s.cap, cap);
     assert_int_equal(s.text_cap, text_cap);
     assert_int_equal(s.n, 136);
@@ -150,15 +149,8 @@ static void adding_a_held_id_again_at_the_growth_threshold_does_not_grow(void **
     assert_int_equal(ops_idset_add(&s, "ref-new"), 1);
     assert_int_equal(s.cap, 512);
     assert_int_equal(s.text_cap, 32);
-    for (int i = 0; i < 128; i++) {
-        snprintf(inst, sizeof(inst), "%d", i);
-        ops_alert_id_derive("r", "OP", "", inst, id);
-        assert_true(ops_idset_has(&s, id));
-    }
-    for (int i = 0; i < 8; i++) {
-        snprintf(ref, sizeof(ref), "ref-%d", i);
-        assert_true(ops_idset_has(&s, ref));
-    }
+    for (int i = 0; i < 136; i++)
+        assert_true(ops_idset_has(&s, nth_id(i, id)));
     assert_int_equal(s.n, 138);
     ops_idset_clear(&s);
 }
