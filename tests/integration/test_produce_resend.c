@@ -157,7 +157,7 @@ static ops_produce_t *start_seen_producer(seen_t *s, int max_recreate) {
     return start_producer(&po);
 }
 
-/* Whether record no's frame is kept on the heap rather than in its slot. */
+/* Whether a frame of len bytes is kept on the heap rather than in its slot. */
 static bool heap_kept(size_t len) {
     return len > OPS_PRODUCE_INLINE_FRAME_MAX;
 }
