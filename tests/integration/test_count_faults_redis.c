@@ -39,9 +39,6 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
     assert_int_equal(harness_redis_restart(g_redis), 0);
     tc_stream_finish(&s);
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
-    char *err = harness_proc_stderr(p);
-    assert_non_null(strstr(err, "retrying")); /* it met the dead Redis and said so */
-    free(err);
     tc_stop(p);
     assert_int_equal(tc_model_compare(&m, true), 0);
     tc_model_free(&m);
@@ -193,15 +190,10 @@ static bool some_counted(void *arg) {
 }
 
 static void acl_default(bool offsets_writable) {
-    redisReply *r =
-        offsets_writable
-            ? harness_redis_command(g_redis, "ACL SETUSER default allkeys")
-            : harness_redis_command(g_redis, "ACL SETUSER default resetkeys ~opstream:[^o]* "
-                                             "~opstream:operations %%R~opstream:offsets:*");
-
-    assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    freeReplyObject(r);
+    reply_ok(offsets_writable
+                 ? harness_redis_command(g_redis, "ACL SETUSER default allkeys")
+                 : harness_redis_command(g_redis, "ACL SETUSER default resetkeys ~opstream:[^o]* "
+                                                  "~opstream:operations %%R~opstream:offsets:*"));
 }
 
 static void crash_between_the_steps_and_the_offsets_write_counts_nothing_twice(void **state) {
