@@ -413,21 +413,6 @@ static int id_insert(ops_counter_t *c, size_t i) {
     return 0;
 }
 
-const char *ops_counter_group(const ops_counter_t *c) {
-    return c->group;
-}
-
-bool ops_counter_partition_next(const ops_counter_t *c, size_t i, const char **fieldp,
-                                int64_t *nextp) {
-    const part_t *p = &c->parts[i];
-
-    if (p->first < 0)
-        return false;
-    *fieldp = p->field;
-    *nextp = p->next;
-    return true;
-}
-
 ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
