@@ -675,13 +675,14 @@ typedef struct stream {
     size_t errstr_size;
 } stream_t;
 
-/* The operation calls [0, n) of this round were sent and their replies
- * will not come (the connection is gone): each may have been applied. */
+/* The operation calls [from, to) of this round were sent and their
+ * replies will not come (the connection is gone): each may have been
+ * applied. */
 static void in_doubt(ops_counter_redis_t *cr, ops_counter_t *c, const ops_counter_args_t *a,
-                     size_t n) {
-    for (size_t o = 0; o < n; o++)
+                     size_t from, size_t to) {
+    for (size_t o = from; o < to; o++)
         ops_counter_op_in_doubt(c, a, o);
-    if (n > 0)
+    if (to > from)
         cr->lost = true;
 }
 
@@ -709,7 +710,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
     a->argvlen[op->first + 1] = 40;
     if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc, a->argv + op->first,
                               a->argvlen + op->first, s->errstr, s->errstr_size) != 0) {
-        in_doubt(cr, s->c, a, call); /* the calls before this one went out */
+        in_doubt(cr, s->c, a, 0, call); /* the calls before this one went out */
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -720,7 +721,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
         (!ops_redis_link_is_cluster(cr->link) && ops_redis_link_pending(cr->link) != s->sent)) {
         if (s->errstr_size > 0 && s->errstr[0] == '\0')
             ops_err_format(s->errstr, s->errstr_size, "redis: the connection was replaced");
-        in_doubt(cr, s->c, a, call + 1);
+        in_doubt(cr, s->c, a, 0, call + 1);
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -753,8 +754,7 @@ static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
         cr->state[o] = 0;
         if (r == NULL) {
             /* the link dropped what was pending: calls o and on were sent */
-            for (size_t d = o; d < a->nops; d++)
-                ops_counter_op_in_doubt(c, a, d);
+            in_doubt(cr, c, a, o, a->nops);
             return OPS_COUNTER_STEP_FAILED;
         }
         const char *status = elem_str(r, 0);
