@@ -644,6 +644,16 @@ bool harness_proc_stderr_has(const harness_proc_t *p, const char *text) {
     return yes;
 }
 
+int harness_proc_stderr_count(const harness_proc_t *p, const char *text) {
+    char *err = harness_proc_stderr(p);
+    int n = 0;
+
+    for (const char *at = err; at != NULL && (at = strstr(at, text)) != NULL; at++)
+        n++;
+    free(err);
+    return n;
+}
+
 /* Prints a child's stderr, so a start failure explains itself. */
 static void say_stderr_of(const harness_proc_t *p) {
     char *err = harness_proc_stderr(p);

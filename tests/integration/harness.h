@@ -149,6 +149,8 @@ char *harness_proc_stdout(const harness_proc_t *p);
 char *harness_proc_stderr(const harness_proc_t *p);
 /* Whether the child's captured stderr so far holds text. */
 bool harness_proc_stderr_has(const harness_proc_t *p, const char *text);
+/* How many times the child's captured stderr so far holds text. */
+int harness_proc_stderr_count(const harness_proc_t *p, const char *text);
 
 /* ---- embedded broker (opstream-broker) -------------------------------- */
 

@@ -32,15 +32,6 @@ static int instance_that_published(const char *alert_id) {
     return -1;
 }
 
-/* How many times an instance's stderr holds needle. */
-static int times_said(harness_proc_t *p, const char *needle) {
-    char *err = harness_proc_stderr(p);
-    int n = 0;
-    for (const char *at = err; at != NULL && (at = strstr(at, needle)) != NULL; at++)
-        n++;
-    free(err);
-    return n;
-}
 
 /* Every surviving instance was assigned partitions again (with -v each
  * assignment is said after its read-back of the alert topic is done). */
@@ -48,7 +39,8 @@ static int g_assigned_before[3];
 static bool survivors_reassigned(void *arg) {
     (void)arg;
     for (int i = 0; i < 3; i++)
-        if (g_inst[i] != NULL && times_said(g_inst[i], "assigned ") <= g_assigned_before[i])
+        if (g_inst[i] != NULL &&
+            harness_proc_stderr_count(g_inst[i], "assigned ") <= g_assigned_before[i])
             return false;
     return true;
 }
@@ -100,7 +92,7 @@ three_instances_a_kill_and_unknown_publish_outcomes_give_every_alert_once(void *
     }
     assert_true(victim >= 0);
     for (int i = 0; i < 3; i++)
-        g_assigned_before[i] = times_said(g_inst[i], "assigned ");
+        g_assigned_before[i] = harness_proc_stderr_count(g_inst[i], "assigned ");
     assert_int_equal(harness_proc_kill(g_inst[victim]), 0);
     harness_proc_free(g_inst[victim]);
     g_inst[victim] = NULL;

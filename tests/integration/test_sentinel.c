@@ -68,16 +68,6 @@ static bool offsets_past(void *arg) {
     return tc_offsets_sum(m->group) > m->past;
 }
 
-/* How many times text occurs in p's stderr. */
-static int stderr_count(harness_proc_t *p, const char *text) {
-    char *err = harness_proc_stderr(p);
-    int n = 0;
-
-    for (const char *at = err; at != NULL && (at = strstr(at, text)) != NULL; at++)
-        n++;
-    free(err);
-    return n;
-}
 
 /* The "events" of the "total" object of opstream-stats --json OP, run
  * against the sentinel URL; -1 when it fails. */
@@ -192,14 +182,14 @@ static void primary_killed_midstream_counts_exactly_on_the_new_primary(void **st
     /* opstream-stats follows the sentinels to the new primary. */
     assert_int_equal(stats_total_events(), tc_model_get(&m, "opstream:{" OP "}:total", "events"));
 
-    int fenced = stderr_count(count, "batch not applied");
-    int alert_fenced = stderr_count(alert, "batch not applied");
+    int fenced = harness_proc_stderr_count(count, "batch not applied");
+    int alert_fenced = harness_proc_stderr_count(alert, "batch not applied");
     snprintf(line, sizeof line, "redis: primary %s now 127.0.0.1:%d (was 127.0.0.1:%d)",
              SH_MASTER, now_primary->port, old_port);
-    assert_int_equal(stderr_count(count, line), 1); /* said once */
-    assert_int_equal(stderr_count(alert, line), 1);
+    assert_int_equal(harness_proc_stderr_count(count, line), 1); /* said once */
+    assert_int_equal(harness_proc_stderr_count(alert, line), 1);
     /* the alerts of the last minutes mirrored again on the new primary */
-    assert_int_equal(stderr_count(alert, "after the failover: "), 1);
+    assert_int_equal(harness_proc_stderr_count(alert, "after the failover: "), 1);
     tc_stop(count);
     assert_int_equal(harness_proc_stop(alert, 20000), 0);
     harness_proc_free(alert);
@@ -235,14 +225,14 @@ static void unknown_master_names_every_sentinel_asked(void **state) {
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 20000), 0);
     assert_int_equal(harness_proc_exit_code(p), 3); /* Redis unreachable */
-    assert_int_equal(stderr_count(p, "redis-sentinel master 'nope': no primary found through 3 "
-                                     "sentinels"),
+    assert_int_equal(harness_proc_stderr_count(
+                         p, "redis-sentinel master 'nope': no primary found through 3 sentinels"),
                      1);
     for (int i = 0; i < SH_SENTINELS; i++) {
         char line[128];
         snprintf(line, sizeof line, "127.0.0.1:%d (does not monitor a master named 'nope')",
                  g_dep.sentinel_port[i]);
-        assert_int_equal(stderr_count(p, line), 1);
+        assert_int_equal(harness_proc_stderr_count(p, line), 1);
     }
     harness_proc_free(p);
 }
@@ -273,7 +263,9 @@ static void sentinels_with_a_password_are_asked_as_their_user(void **state) {
     assert_non_null(p);
     assert_int_equal(harness_proc_wait(p, 20000), 0);
     assert_int_equal(harness_proc_exit_code(p), 3);
-    assert_int_equal(stderr_count(p, "(AUTH failed") + stderr_count(p, "(NOAUTH"), SH_SENTINELS);
+    assert_int_equal(harness_proc_stderr_count(p, "(AUTH failed") +
+                         harness_proc_stderr_count(p, "(NOAUTH"),
+                     SH_SENTINELS);
     harness_proc_free(p);
 
     snprintf(url, sizeof url, "%.*s?sentinel_user=opstream-client&sentinel_password_file=%s%s",
