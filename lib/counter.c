@@ -413,21 +413,6 @@ static int id_insert(ops_counter_t *c, size_t i) {
     return 0;
 }
 
-const char *ops_counter_group(const ops_counter_t *c) {
-    return c->group;
-}
-
-bool ops_counter_partition_next(const ops_counter_t *c, size_t i, const char **fieldp,
-                                int64_t *nextp) {
-    const part_t *p = &c->parts[i];
-
-    if (p->first < 0)
-        return false;
-    *fieldp = p->field;
-    *nextp = p->next;
-    return true;
-}
-
 ops_counter_add_result_t ops_counter_add_event(ops_counter_t *c, const char *topic,
                                                int32_t partition, int64_t offset,
                                                const ops_event_t *ev) {
@@ -605,24 +590,28 @@ const char *ops_counter_operation(const ops_counter_t *c, size_t i) {
     return c->ops.keys[i];
 }
 
-void ops_counter_op_applied(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
+/* The events of a's operation call o still in the batch: applied (done
+ * and here), or else in doubt. */
+static void mark_op(ops_counter_t *c, const ops_counter_args_t *a, size_t o, bool applied) {
     const ops_counter_op_args_t *op = &a->ops[o];
 
     for (size_t i = op->ev_from; i < op->ev_from + op->ev_n; i++) {
         cev_t *e = &c->evs[a->order[i]];
-        if (!e->dropped)
+        if (e->dropped)
+            continue;
+        if (applied)
             e->done = e->here = true;
+        else
+            e->doubt = true;
     }
 }
 
-void ops_counter_op_in_doubt(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
-    const ops_counter_op_args_t *op = &a->ops[o];
+void ops_counter_op_applied(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
+    mark_op(c, a, o, true);
+}
 
-    for (size_t i = op->ev_from; i < op->ev_from + op->ev_n; i++) {
-        cev_t *e = &c->evs[a->order[i]];
-        if (!e->dropped)
-            e->doubt = true;
-    }
+void ops_counter_op_in_doubt(ops_counter_t *c, const ops_counter_args_t *a, size_t o) {
+    mark_op(c, a, o, false);
 }
 
 void ops_counter_offsets_in_doubt(ops_counter_t *c) {

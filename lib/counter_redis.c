@@ -543,8 +543,23 @@ static ops_counter_step_t refused(const char *key, const char *why, char *errstr
     return OPS_COUNTER_STEP_REFUSED;
 }
 
-static ops_counter_step_t fenced(ops_counter_t *c, const char *f, const char *cur, const char *exp,
-                                 char *errstr, size_t errstr_size) {
+/* Redis holds cur, not exp, for the batch's partition f: another consumer
+ * moved on (FENCED: the batch is dropped), or, when the reply to this
+ * batch's own offsets write was lost, that write landed: cur is the batch's
+ * next offset for f (the write sets every partition or none), and the batch
+ * is APPLIED. */
+static ops_counter_step_t fenced(ops_counter_redis_t *cr, ops_counter_t *c, const char *f,
+                                 const char *cur, const char *exp, char *errstr,
+                                 size_t errstr_size) {
+    const ops_counter_args_t *a = &cr->args;
+
+    /* the offsets call's arguments: per partition, field, expected, next */
+    for (size_t i = a->cas_first + 4; i + 2 < a->cas_first + a->cas_argc; i += 3)
+        if (ops_counter_offsets_doubted(c) && f != NULL && cur != NULL &&
+            strcmp(a->argv[i], f) == 0 && strcmp(a->argv[i + 2], cur) == 0) {
+            ops_counter_applied(c);
+            return OPS_COUNTER_STEP_APPLIED;
+        }
     ops_err_format(errstr, errstr_size,
                    "offsets moved on: %s holds %s in Redis, this consumer expected %s", f ? f : "?",
                    cur && *cur ? cur : "nothing", exp && *exp ? exp : "nothing");
@@ -629,7 +644,7 @@ static int precheck(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
             goto cleanup;
         }
         if (strcmp(cur, exp) != 0) {
-            rc = fenced(c, hargv[2 + i], cur, exp, errstr, errstr_size);
+            rc = fenced(cr, c, hargv[2 + i], cur, exp, errstr, errstr_size);
             goto cleanup;
         }
     }
@@ -660,13 +675,14 @@ typedef struct stream {
     size_t errstr_size;
 } stream_t;
 
-/* The operation calls [0, n) of this round were sent and their replies
- * will not come (the connection is gone): each may have been applied. */
+/* The operation calls [from, to) of this round were sent and their
+ * replies will not come (the connection is gone): each may have been
+ * applied. */
 static void in_doubt(ops_counter_redis_t *cr, ops_counter_t *c, const ops_counter_args_t *a,
-                     size_t n) {
-    for (size_t o = 0; o < n; o++)
+                     size_t from, size_t to) {
+    for (size_t o = from; o < to; o++)
         ops_counter_op_in_doubt(c, a, o);
-    if (n > 0)
+    if (to > from)
         cr->lost = true;
 }
 
@@ -694,7 +710,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
     a->argvlen[op->first + 1] = 40;
     if (ops_redis_link_append(cr->link, a->argv[op->first + 3], (int)op->argc, a->argv + op->first,
                               a->argvlen + op->first, s->errstr, s->errstr_size) != 0) {
-        in_doubt(cr, s->c, a, call); /* the calls before this one went out */
+        in_doubt(cr, s->c, a, 0, call); /* the calls before this one went out */
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -705,7 +721,7 @@ static int stream_call(void *opaque, ops_counter_args_t *a, size_t call) {
         (!ops_redis_link_is_cluster(cr->link) && ops_redis_link_pending(cr->link) != s->sent)) {
         if (s->errstr_size > 0 && s->errstr[0] == '\0')
             ops_err_format(s->errstr, s->errstr_size, "redis: the connection was replaced");
-        in_doubt(cr, s->c, a, call + 1);
+        in_doubt(cr, s->c, a, 0, call + 1);
         s->rc = OPS_COUNTER_STEP_FAILED;
         return 1;
     }
@@ -738,8 +754,7 @@ static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
         cr->state[o] = 0;
         if (r == NULL) {
             /* the link dropped what was pending: calls o and on were sent */
-            for (size_t d = o; d < a->nops; d++)
-                ops_counter_op_in_doubt(c, a, d);
+            in_doubt(cr, c, a, o, a->nops);
             return OPS_COUNTER_STEP_FAILED;
         }
         const char *status = elem_str(r, 0);
@@ -817,60 +832,6 @@ static int read_ops(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr, siz
 static int offsets_lost(ops_counter_t *c) {
     ops_counter_offsets_in_doubt(c);
     return OPS_COUNTER_STEP_FAILED;
-}
-
-/* After the reply to the batch's offsets write was lost: whether that write
- * was applied, i.e. every partition of the batch holds the batch's next
- * offset (the write sets them all or none). 1 applied, 0 not, -1 with
- * errstr when Redis does not answer. */
-static int offsets_landed(ops_counter_redis_t *cr, const ops_counter_t *c, char *errstr,
-                          size_t errstr_size) {
-    char key[OPS_KEY_MAX];
-    size_t np = ops_counter_partitions(c), n = 2;
-    const char **argv = malloc((np + 2) * sizeof(*argv));
-    int64_t *next = malloc((np ? np : 1) * sizeof(*next));
-    redisReply *r = NULL;
-    int rc = -1;
-
-    if (argv == NULL || next == NULL) {
-        ops_err_format(errstr, errstr_size, "redis: out of memory");
-        goto cleanup;
-    }
-    if (ops_key_offsets(ops_counter_group(c), key, sizeof key) < 0) {
-        ops_err_format(errstr, errstr_size, "counter: group name too long for a key");
-        goto cleanup;
-    }
-    argv[0] = "HMGET";
-    argv[1] = key;
-    for (size_t i = 0; i < np; i++)
-        if (ops_counter_partition_next(c, i, &argv[n], &next[n - 2]))
-            n++;
-    if (n == 2) {
-        rc = 0;
-        goto cleanup;
-    }
-    if (ops_redis_link_append(cr->link, key, (int)n, argv, NULL, errstr, errstr_size) != 0 ||
-        (r = step_reply(cr, errstr, errstr_size)) == NULL)
-        goto cleanup;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != n - 2) {
-        ops_err_format(errstr, errstr_size, "redis: HMGET %s: %s", key,
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        goto cleanup;
-    }
-    rc = 1;
-    for (size_t i = 0; i < n - 2 && rc == 1; i++) {
-        const redisReply *e = r->element[i];
-        char want[24];
-        snprintf(want, sizeof want, "%lld", (long long)next[i]);
-        if (e->type != REDIS_REPLY_STRING || strcmp(e->str, want) != 0)
-            rc = 0;
-    }
-cleanup:
-    if (r != NULL)
-        freeReplyObject(r);
-    free(argv);
-    free(next);
-    return rc;
 }
 
 /* Round trip 3: the batch's operations listed (SADD, idempotent), the
@@ -951,7 +912,7 @@ static int write_offsets(ops_counter_redis_t *cr, ops_counter_t *c, char *errstr
         ops_counter_applied(c);
         rc = OPS_COUNTER_STEP_APPLIED;
     } else if (status != NULL && strcmp(status, "FENCED") == 0) {
-        rc = fenced(c, elem_str(r, 1), elem_str(r, 2), elem_str(r, 3), errstr, errstr_size);
+        rc = fenced(cr, c, elem_str(r, 1), elem_str(r, 2), elem_str(r, 3), errstr, errstr_size);
     } else if (status != NULL && strcmp(status, "REFUSED") == 0) {
         rc = refused(elem_str(r, 1), elem_str(r, 2), errstr, errstr_size);
     } else {
@@ -980,16 +941,6 @@ static int apply_once(ops_counter_redis_t *cr, ops_counter_t *c, int64_t now_ms,
     bool checked = false;
     int rc;
 
-    if (ops_counter_offsets_doubted(c)) {
-        /* the reply to this batch's offsets write was lost: if the write
-         * was applied, so was the batch */
-        if ((rc = offsets_landed(cr, c, errstr, errstr_size)) < 0)
-            return OPS_COUNTER_STEP_FAILED;
-        if (rc == 1) {
-            ops_counter_applied(c);
-            return OPS_COUNTER_STEP_APPLIED;
-        }
-    }
     for (;;) {
         stream_t s = {.cr = cr,
                       .c = c,

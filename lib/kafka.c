@@ -392,10 +392,9 @@ rd_kafka_t *ops_kafka_consumer_build(const ops_config_t *cfg, const ops_kafka_co
         snprintf(errstr, errstr_size, "no consumer group: use -g GROUP or -X group.id=GROUP");
         goto cleanup;
     }
-    size_t fetch_bytes = o->fetch_bytes;
-    if (fetch_bytes > 0 && conf_number(conf, "message.max.bytes") > fetch_bytes)
-        fetch_bytes = conf_number(conf, "message.max.bytes"); /* librdkafka wants
-                                                               * fetch.max.bytes >= that */
+    size_t fetch_bytes = o->fetch_bytes, mmb = conf_number(conf, "message.max.bytes");
+    if (fetch_bytes > 0 && mmb > fetch_bytes)
+        fetch_bytes = mmb; /* librdkafka wants fetch.max.bytes >= message.max.bytes */
     if (default_unless_set(conf, cfg, "queued.min.messages", o->prefetch_messages, errstr,
                            errstr_size) != 0 ||
         default_unless_set(conf, cfg, "fetch.max.bytes", fetch_bytes, errstr, errstr_size) != 0)

@@ -68,13 +68,6 @@ int ops_counter_follow(ops_counter_t *dst, const ops_counter_t *src, char *errst
 size_t ops_counter_partitions(const ops_counter_t *c);
 void ops_counter_partition(const ops_counter_t *c, size_t i, const char **topicp,
                            int32_t *partitionp, int64_t *storedp);
-/* The i-th partition's field in the offsets hash ("topic:partition") and the
- * next offset the pending batch takes it to; false when the batch holds
- * nothing of it. */
-bool ops_counter_partition_next(const ops_counter_t *c, size_t i, const char **fieldp,
-                                int64_t *nextp);
-/* The consumer group c counts for (its offsets hash: ops_key_offsets). */
-const char *ops_counter_group(const ops_counter_t *c);
 
 /* ---- the batch ----------------------------------------------------------- */
 

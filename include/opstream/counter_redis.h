@@ -29,8 +29,10 @@ typedef enum ops_counter_step {
     OPS_COUNTER_STEP_APPLIED = 0, /* counters, dedupe marks and next offsets written
                                    * together; the batch is emptied */
     OPS_COUNTER_STEP_FENCED,      /* Redis holds other offsets for a partition of the
-                                   * batch (another consumer moved on, or an earlier
-                                   * attempt whose reply was lost did apply): NOTHING
+                                   * batch (another consumer moved on, or a batch
+                                   * of an earlier run applied before its reply was
+                                   * lost; this batch's own lost offsets write is
+                                   * APPLIED, not FENCED): NOTHING
                                    * was written, the batch is dropped; reload the
                                    * offsets and seek to them */
     OPS_COUNTER_STEP_FAILED,      /* Redis unreachable or an error: the batch is kept
