@@ -29,16 +29,15 @@ profile_start "$EVENTS" "$OPS" >/dev/null
 redis-cli -p "$PORT" config resetstat >/dev/null
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-stored() { redis-cli -p "$PORT" hvals opstream:offsets:opstream-count | awk '{s += $1} END {print s + 0}'; }
 now() { date +%s.%N; }
 
 "$BIN/opstream-count" -b "$BOOT" --redis "redis://127.0.0.1:$PORT/0" --stats-interval 1 "$@" \
     2> "$OUT/count.err" &
 PROG=$!
-while [ "$(stored)" -lt $((EVENTS / 10)) ]; do sleep 0.02; done
-T0=$(now) N0=$(stored) C0=$(cpu "$PROG") R0=$(cpu "$RDS") B0=$(cpu "$BRK")
-while [ "$(stored)" -lt "$EVENTS" ]; do sleep 0.02; done
-T1=$(now) N1=$(stored) C1=$(cpu "$PROG") R1=$(cpu "$RDS") B1=$(cpu "$BRK")
+profile_wait_stored opstream-count $((EVENTS / 10)) 0.02
+T0=$(now) N0=$(profile_stored opstream-count) C0=$(cpu "$PROG") R0=$(cpu "$RDS") B0=$(cpu "$BRK")
+profile_wait_stored opstream-count "$EVENTS" 0.02
+T1=$(now) N1=$(profile_stored opstream-count) C1=$(cpu "$PROG") R1=$(cpu "$RDS") B1=$(cpu "$BRK")
 HWM=$(awk '/VmHWM/ {print $2}' "/proc/$PROG/status")
 kill -INT "$PROG"
 wait "$PROG" || true

@@ -84,6 +84,17 @@ static double median_of(const char *section, const char *name) {
     return -1;
 }
 
+/* Adds num / den of two figures' medians as the figure name (x), when both
+ * have runs; returns whether it did. */
+static bool add_ratio(const char *section, const char *name, const char *num, const char *den) {
+    double a = median_of(section, num), b = median_of(section, den);
+
+    if (a <= 0 || b <= 0)
+        return false;
+    add(section, name, "x", a / b);
+    return true;
+}
+
 static void target(const char *section, const char *name, const char *text, double t,
                    bool higher_is_better) {
     figure_t *f = fig(section, name, "");
@@ -148,8 +159,7 @@ static void json_str(FILE *o, const char *s) {
 }
 
 static int write_json(const char *path, const char *cpu, int cores, const char *libs,
-                      const char *redis_version, const char *redis_settings, bool quick,
-                      int runs) {
+                      const char *redis_version, const char *redis_settings, bool quick, int runs) {
     FILE *o = fopen(path, "w");
 
     if (o == NULL)
@@ -395,8 +405,7 @@ static void bench_growth_server_default(bench_env_t *e, const sizes_t *z) {
         return;
     snprintf(names[0], sizeof names[0], "1 operation: events/s (default %ld)", d);
     snprintf(names[1], sizeof names[1], "100 operations: events/s (default %ld)", d);
-    snprintf(names[2], sizeof names[2],
-             "100 operations: Redis CPU/event (default %ld)", d);
+    snprintf(names[2], sizeof names[2], "100 operations: Redis CPU/event (default %ld)", d);
     snprintf(names[3], sizeof names[3], "100 operations vs one (default %ld)", d);
     if (bench_redis_hash_entries(e, d) != 0)
         return failed("redis hash-max-listpack-entries");
@@ -415,9 +424,7 @@ static void bench_growth_server_default(bench_env_t *e, const sizes_t *z) {
         if (one.checked && !one.exact)
             failed("growth counts exact (Redis default)");
     }
-    double a = median_of("growth", names[0]), b = median_of("growth", names[1]);
-    if (a > 0 && b > 0)
-        add("growth", names[3], "x", b / a);
+    add_ratio("growth", names[3], names[1], names[0]);
     if (bench_redis_hash_entries(e, BENCH_HASH_ENTRIES) != 0)
         failed("redis hash-max-listpack-entries");
 }
@@ -481,6 +488,12 @@ static void bench_growth_ids(bench_env_t *e, const sizes_t *z) {
 #undef ROUND
 }
 
+/* The topic prefix of alert latency run r: each run has topics of its own
+ * (see bench_latency), and bench_readers reads the last run's. */
+static void alert_prefix(char *buf, size_t size, int r) {
+    snprintf(buf, size, "b.alert.%d.", r);
+}
+
 static void bench_latency(bench_env_t *e, const sizes_t *z) {
     static const struct {
         double rate;
@@ -518,7 +531,7 @@ static void bench_latency(bench_env_t *e, const sizes_t *z) {
     target("latency", "10k ev/s: produce->Redis p99", "<= 20", 20, false);
     target("latency", "50k ev/s: produce->Redis p99", "<= 100", 100, false);
     for (int r = 0; r < e->runs; r++) {
-        snprintf(prefix, sizeof prefix, "b.alert.%d.", r);
+        alert_prefix(prefix, sizeof prefix, r);
         if (bench_create_topics(e->broker, prefix) != 0)
             return failed("alert latency topics");
         if (bench_latency_alert(e, prefix, next, 10000, z->latency_s, &l) != 0)
@@ -688,7 +701,7 @@ static long watch_program(const char *const argv[]) {
  * the counter runs counted. Peak RSS only: they are not on the hot path. */
 static void bench_readers(bench_env_t *e, bool alerts, bool stats) {
     long kib;
-    char prefix[64];
+    char topics[32], prefix[64];
     const char *rd[] = {"opstream-alerts",
                         "-b",
                         e->broker->bootstrap,
@@ -699,8 +712,8 @@ static void bench_readers(bench_env_t *e, bool alerts, bool stats) {
                         NULL};
     const char *st[] = {"opstream-stats", "--redis", e->redis->url, "BENCH-001", "--watch", NULL};
 
-    /* the topics of the last alert latency run */
-    snprintf(prefix, sizeof prefix, "opstream.topic.prefix=b.alert.%d.", e->runs - 1);
+    alert_prefix(topics, sizeof topics, e->runs - 1); /* the last alert latency run's */
+    snprintf(prefix, sizeof prefix, "opstream.topic.prefix=%s", topics);
     if (alerts) {
         if (run_program(rd, &kib) <= 0)
             failed("opstream-alerts run");
@@ -833,8 +846,8 @@ int main(int argc, char **argv) {
     }
     snprintf(rset, sizeof rset, "hash-max-listpack-entries %d (\"default\": its own, %ld)",
              BENCH_HASH_ENTRIES, e.hash_entries_default);
-    bench_log("%s, %d cores; %s; redis-server %s, %s; %d runs%s", cpu, cores, libs, rv, rset, e.runs,
-              e.quick ? " (quick)" : "");
+    bench_log("%s, %d cores; %s; redis-server %s, %s; %d runs%s", cpu, cores, libs, rv, rset,
+              e.runs, e.quick ? " (quick)" : "");
 
     if (want(only, "producer"))
         bench_producer(&e, z);
@@ -843,12 +856,9 @@ int main(int argc, char **argv) {
     if (want(only, "growth")) {
         bench_growth_ops(&e, z, 10);
         bench_growth_ops(&e, z, 100);
-        double one = median_of("growth", "1 operation: events/s");
-        double hundred = median_of("growth", "100 operations: events/s");
-        if (one > 0 && hundred > 0) {
-            add("growth", "100 operations vs one (medians)", "x", hundred / one);
+        if (add_ratio("growth", "100 operations vs one (medians)", "100 operations: events/s",
+                      "1 operation: events/s"))
             target("growth", "100 operations vs one (medians)", ">= 0.6", 0.6, true);
-        }
         bench_growth_server_default(&e, z);
         bench_growth_ids(&e, z);
     }

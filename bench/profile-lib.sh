@@ -1,13 +1,15 @@
 # shellcheck shell=sh
-# Shared by bench/profile-count.sh and bench/profile-alert.sh (sourced).
+# Shared by bench/profile-count.sh, bench/profile-alert.sh and
+# bench/catchup.sh (sourced).
 # profile_start EVENTS [OPS]: a throwaway redis-server on a free port (with
 # $REDIS_ARGS, e.g. "--hash-max-listpack-entries 128") and opstream-broker
 # (16 partitions), their files in $OUT, EVENTS events of OPS operations
 # (default 1) loaded; sets PORT and BOOT, and stops both (and $PROG, the profiled
 # program's pid, when set) on exit. profile_prefix: the command that runs
 # the program under $TOOL (perf, callgrind or none), in PRE.
-# profile_wait_stored GROUP EVENTS: until GROUP's stored offsets in Redis
-# add up to EVENTS.
+# profile_stored GROUP: prints the sum of GROUP's stored offsets in Redis.
+# profile_wait_stored GROUP EVENTS [SECONDS]: until that sum is EVENTS or
+# more, looking every SECONDS (default 0.2).
 
 profile_cleanup() {
     [ -n "${PROG:-}" ] && kill "$PROG" 2>/dev/null || true
@@ -40,10 +42,10 @@ profile_prefix() {
     esac
 }
 
+profile_stored() {
+    redis-cli -p "$PORT" hvals "opstream:offsets:$1" | awk '{s += $1} END {print s + 0}'
+}
+
 profile_wait_stored() {
-    while :; do
-        DONE=$(redis-cli -p "$PORT" hvals "opstream:offsets:$1" | awk '{s+=$1} END {print s+0}')
-        [ "$DONE" -ge "$2" ] && break
-        sleep 0.2
-    done
+    while [ "$(profile_stored "$1")" -lt "$2" ]; do sleep "${3:-0.2}"; done
 }

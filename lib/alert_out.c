@@ -499,7 +499,7 @@ int ops_alert_out_mirror_many(ops_redis_link_t *rc, const ops_alert_t *const *al
         bool lost = false;
         rc_out =
             mirror_pipeline(rc, alerts + at, k, m, &added, &answered, &lost, errstr, errstr_size);
-        if (rc_out != 0 && lost && again && ops_redis_link_pending(rc) == 0) {
+        if (lost && again && ops_redis_link_pending(rc) == 0) { /* lost: rc_out is -1 */
             again = false;
             rc_out = 0;
             at += answered;

@@ -27,23 +27,22 @@
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define SERVE_EVERY 16 /* sends between two polls for delivery reports */
 
-/* Frames up to this size are kept inside their slot, larger ones in a heap
- * buffer the slot keeps (and reuses) until the producer is destroyed.
- * Either way librdkafka gets the frame without copying it: the frame
- * outlives the message (a slot is reused only after its delivery report,
- * and the heap buffers are freed after librdkafka is). 192 makes a slot
- * four cache lines (the bookkeeping in the first); the simulator's frames
- * are 117 bytes on average. */
-#define SLOT_FRAME_MAX OPS_PRODUCE_INLINE_FRAME_MAX
+/* Frames of up to OPS_PRODUCE_INLINE_FRAME_MAX bytes (produce.h) are kept
+ * inside their slot, larger ones in the slot's heap buffer. Either way
+ * librdkafka gets the frame without copying it: the frame outlives the
+ * message (a slot is reused only after its delivery report, and the heap
+ * buffers are freed after librdkafka is). 192 makes a slot four cache lines
+ * (the bookkeeping in the first); the simulator's frames are 117 bytes on
+ * average. */
 
 /* A record in flight: what is needed to send it again (frame, topic, key)
  * and to report it (where it came from). Not the event itself: copying the
  * whole ops_event_t into a slot cost more per record than encoding it; the
  * callbacks get the event decoded back from the frame. */
 typedef struct slot {
-    /* frames longer than SLOT_FRAME_MAX: kept while the slot is reused and
-     * freed only after librdkafka is gone (a purged message may still be
-     * read by it after the slot was released) */
+    /* frames longer than OPS_PRODUCE_INLINE_FRAME_MAX: kept while the slot
+     * is reused and freed only after librdkafka is gone (a purged message
+     * may still be read by it after the slot was released) */
     _Alignas(64) unsigned char *heap;
     size_t heap_cap;
     size_t len;
@@ -54,7 +53,7 @@ typedef struct slot {
     unsigned char key_len;
     unsigned char used;
     unsigned char resend; /* unconfirmed when its producer failed fatally */
-    unsigned char inline_frame[SLOT_FRAME_MAX];
+    unsigned char inline_frame[OPS_PRODUCE_INLINE_FRAME_MAX];
 } slot_t;
 
 struct ops_produce {
@@ -97,7 +96,7 @@ static void notice(ops_produce_t *p, const char *fmt, ...) {
 }
 
 static const unsigned char *slot_frame(const slot_t *s) {
-    return s->len > SLOT_FRAME_MAX ? s->heap : s->inline_frame;
+    return s->len > OPS_PRODUCE_INLINE_FRAME_MAX ? s->heap : s->inline_frame;
 }
 
 static void slot_release(ops_produce_t *p, slot_t *s) {

@@ -179,7 +179,7 @@ static int restore_one(const ops_alert_t *a, void *opaque) {
     alerter_t *al = opaque;
     int added = ops_idset_add(&al->published, a->alert_id);
     if (added <= 0)
-        return added; /* known already (0), or out of memory (-1) */
+        return added; /* known already or without an id (0), or out of memory (-1) */
     return ops_rule_engine_restore(al->eng, a);
 }
 

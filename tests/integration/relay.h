@@ -6,7 +6,10 @@
  * the server sends on a connection after a request holding that text is
  * dropped, and that connection closed at both ends. The server ran the
  * request; the program never hears of it, as when a connection dies
- * between a command and its reply. One thread, poll(2); header only.
+ * between a command and its reply. Held (relay_hold), it passes nothing
+ * from the server on (a replica that stops hearing from its primary);
+ * relay_drop closes every connection, held bytes lost. One thread,
+ * poll(2); header only.
  */
 #ifndef OPSTREAM_TEST_RELAY_H
 #define OPSTREAM_TEST_RELAY_H
@@ -27,6 +30,7 @@
 #include <sys/socket.h>
 
 #define RELAY_PAIRS 64
+#define RELAY_HELPER __attribute__((unused)) static
 
 typedef struct relay_pair {
     int from, to; /* the program's end, the server's end; -1 when unused */
@@ -40,6 +44,7 @@ typedef struct relay {
     pthread_mutex_t mu;
     char armed[128]; /* "" when not armed */
     int cuts;
+    bool hold, drop, stop; /* under mu; each change is written to wake */
     relay_pair_t pairs[RELAY_PAIRS];
 } relay_t;
 
@@ -136,6 +141,14 @@ static void *relay_main(void *arg) {
     for (;;) {
         nfds_t n = 0;
         int idx[2 * RELAY_PAIRS];
+        pthread_mutex_lock(&r->mu);
+        bool hold = r->hold, drop = r->drop, stop = r->stop;
+        r->drop = false;
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            break;
+        for (int i = 0; drop && i < RELAY_PAIRS; i++)
+            relay_close(&r->pairs[i]);
         fds[n++] = (struct pollfd){.fd = r->wake[0], .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
         for (int i = 0; i < RELAY_PAIRS; i++) {
@@ -143,13 +156,18 @@ static void *relay_main(void *arg) {
                 continue;
             idx[n - 2] = i;
             fds[n++] = (struct pollfd){.fd = r->pairs[i].from, .events = POLLIN};
+            if (hold)
+                continue;
             idx[n - 2] = i;
             fds[n++] = (struct pollfd){.fd = r->pairs[i].to, .events = POLLIN};
         }
         if (poll(fds, n, 1000) < 0 && errno != EINTR)
             break;
-        if (fds[0].revents != 0)
-            break;
+        if (fds[0].revents != 0) {
+            char b[16];
+            (void)!read(r->wake[0], b, sizeof b);
+            continue;
+        }
         if (fds[1].revents & POLLIN)
             relay_accept(r);
         for (nfds_t k = 2; k < n; k++) {
@@ -163,7 +181,7 @@ static void *relay_main(void *arg) {
 }
 
 /* A relay on a free 127.0.0.1 port to 127.0.0.1:target_port, or NULL. */
-static relay_t *relay_start(int target_port) {
+RELAY_HELPER relay_t *relay_start(int target_port) {
     relay_t *r = calloc(1, sizeof *r);
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof sa;
@@ -197,14 +215,32 @@ static relay_t *relay_start(int target_port) {
 }
 
 /* Arms the relay with text (see the top of this file). */
-static void relay_cut_after(relay_t *r, const char *text) {
+RELAY_HELPER void relay_cut_after(relay_t *r, const char *text) {
     pthread_mutex_lock(&r->mu);
     snprintf(r->armed, sizeof r->armed, "%s", text);
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Sets what the relay's thread reads under mu, and wakes it. */
+static void relay_tell(relay_t *r, bool *flag, bool on) {
+    pthread_mutex_lock(&r->mu);
+    *flag = on;
+    pthread_mutex_unlock(&r->mu);
+    (void)!write(r->wake[1], "x", 1);
+}
+
+/* Holds back (on) or passes on again what the server sends. */
+RELAY_HELPER void relay_hold(relay_t *r, bool on) {
+    relay_tell(r, &r->hold, on);
+}
+
+/* Closes every connection; bytes held back are lost. */
+RELAY_HELPER void relay_drop(relay_t *r) {
+    relay_tell(r, &r->drop, true);
+}
+
 /* Connections cut so far. */
-static int relay_cuts(relay_t *r) {
+RELAY_HELPER int relay_cuts(relay_t *r) {
     pthread_mutex_lock(&r->mu);
     int n = r->cuts;
     pthread_mutex_unlock(&r->mu);
@@ -212,10 +248,10 @@ static int relay_cuts(relay_t *r) {
 }
 
 /* Stops the thread and closes every connection. Accepts NULL. */
-static void relay_free(relay_t *r) {
+RELAY_HELPER void relay_free(relay_t *r) {
     if (r == NULL)
         return;
-    (void)!write(r->wake[1], "x", 1);
+    relay_tell(r, &r->stop, true);
     pthread_join(r->thread, NULL);
     for (int i = 0; i < RELAY_PAIRS; i++)
         relay_close(&r->pairs[i]);

@@ -29,132 +29,17 @@
 #include <hiredis/hiredis.h>
 
 #include "harness.h"
+#include "relay.h"
 
 #define SH_HELPER __attribute__((unused)) static
 #define SH_MASTER "opsmaster"
 #define SH_SENTINELS 3
 
-/* ---- the replication relay --------------------------------------------- */
-
-typedef struct sh_relay {
-    int listen_fd;
-    int port;        /* where the replica connects */
-    int target_port; /* the primary */
-    int down_fd, up_fd; /* replica side, primary side; -1 when none */
-    volatile int hold;  /* 1: the primary's bytes are not passed on */
-    volatile int drop;  /* 1: close both sides, held bytes lost */
-    volatile int stop;
-    pthread_t thread;
-} sh_relay_t;
-
-static void sh_relay_close(sh_relay_t *r) {
-    if (r->down_fd >= 0)
-        close(r->down_fd);
-    if (r->up_fd >= 0)
-        close(r->up_fd);
-    r->down_fd = r->up_fd = -1;
-}
-
-/* Copies what fd `from` has to fd `to`; false when either side is done. */
-static bool sh_relay_pass(int from, int to) {
-    char buf[16384];
-    ssize_t n = read(from, buf, sizeof buf);
-
-    if (n <= 0)
-        return false;
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(to, buf + off, (size_t)(n - off));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        off += w;
-    }
-    return true;
-}
-
-static void *sh_relay_main(void *arg) {
-    sh_relay_t *r = arg;
-
-    while (!r->stop) {
-        struct pollfd p[3];
-        int n = 0;
-
-        if (r->drop) {
-            sh_relay_close(r);
-            r->drop = 0;
-        }
-        p[n++] = (struct pollfd){.fd = r->listen_fd, .events = POLLIN};
-        if (r->down_fd >= 0)
-            p[n++] = (struct pollfd){.fd = r->down_fd, .events = POLLIN};
-        if (r->up_fd >= 0 && !r->hold)
-            p[n++] = (struct pollfd){.fd = r->up_fd, .events = POLLIN};
-        if (poll(p, (nfds_t)n, 20) <= 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            if (p[i].revents == 0)
-                continue;
-            if (p[i].fd == r->listen_fd) {
-                int fd = accept(r->listen_fd, NULL, NULL);
-                if (fd < 0)
-                    continue;
-                struct sockaddr_in a = {.sin_family = AF_INET,
-                                        .sin_port = htons((uint16_t)r->target_port),
-                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-                int up = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (r->down_fd >= 0 || r->drop || up < 0 ||
-                    connect(up, (struct sockaddr *)&a, sizeof a) != 0) {
-                    close(fd); /* one link at a time; a dead primary refuses */
-                    if (up >= 0)
-                        close(up);
-                    continue;
-                }
-                r->down_fd = fd;
-                r->up_fd = up;
-            } else if (p[i].fd == r->down_fd && r->down_fd >= 0) {
-                if (!sh_relay_pass(r->down_fd, r->up_fd))
-                    sh_relay_close(r);
-            } else if (p[i].fd == r->up_fd && r->up_fd >= 0 && !r->hold) {
-                if (!sh_relay_pass(r->up_fd, r->down_fd))
-                    sh_relay_close(r);
-            }
-        }
-    }
-    sh_relay_close(r);
-    return NULL;
-}
-
-SH_HELPER int sh_relay_start(sh_relay_t *r, int target_port) {
-    memset(r, 0, sizeof(*r));
-    r->down_fd = r->up_fd = -1;
-    r->target_port = target_port;
-    r->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    if (r->listen_fd < 0 || bind(r->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(r->listen_fd, 4) != 0 ||
-        getsockname(r->listen_fd, (struct sockaddr *)&a, &alen) != 0) {
-        fprintf(stderr, "harness: relay failed: %s\n", strerror(errno));
-        return -1;
-    }
-    r->port = ntohs(a.sin_port);
-    return pthread_create(&r->thread, NULL, sh_relay_main, r) == 0 ? 0 : -1;
-}
-
-SH_HELPER void sh_relay_stop(sh_relay_t *r) {
-    if (r->listen_fd <= 0)
-        return;
-    r->stop = 1;
-    pthread_join(r->thread, NULL);
-    close(r->listen_fd);
-    r->listen_fd = -1;
-}
-
 /* ---- the deployment ------------------------------------------------------- */
 
 typedef struct sh_deployment {
     harness_redis_t *node[2]; /* node[0] starts as the primary */
-    sh_relay_t relay;         /* node[1] replicates from node[0] through it */
+    relay_t *relay;           /* node[1] replicates from node[0] through it */
     harness_proc_t *sentinel[SH_SENTINELS];
     int sentinel_port[SH_SENTINELS];
     char url[256]; /* redis-sentinel://127.0.0.1:P1,...#opsmaster */
@@ -282,16 +167,16 @@ SH_HELPER int sh_start(sh_deployment_t *d) {
     size_t off;
 
     memset(d, 0, sizeof(*d));
-    d->relay.listen_fd = -1;
     d->node[0] = harness_redis_start(true);
     d->node[1] = harness_redis_start(true);
-    if (d->node[0] == NULL || d->node[1] == NULL || sh_relay_start(&d->relay, d->node[0]->port))
+    if (d->node[0] == NULL || d->node[1] == NULL ||
+        (d->relay = relay_start(d->node[0]->port)) == NULL)
         return -1;
     /* no 5 s wait before the first full sync */
     r = harness_redis_command(d->node[0], "CONFIG SET repl-diskless-sync-delay 0");
     if (r != NULL)
         freeReplyObject(r);
-    r = harness_redis_command(d->node[1], "REPLICAOF 127.0.0.1 %d", d->relay.port);
+    r = harness_redis_command(d->node[1], "REPLICAOF 127.0.0.1 %d", d->relay->port);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "harness: REPLICAOF failed: %s\n", r ? r->str : "no reply");
         if (r != NULL)
@@ -315,7 +200,8 @@ SH_HELPER void sh_free(sh_deployment_t *d) {
         harness_proc_free(d->sentinel[i]);
         d->sentinel[i] = NULL;
     }
-    sh_relay_stop(&d->relay);
+    relay_free(d->relay);
+    d->relay = NULL;
     for (int i = 0; i < 2; i++) {
         harness_redis_free(d->node[i]);
         d->node[i] = NULL;

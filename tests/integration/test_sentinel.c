@@ -149,7 +149,7 @@ static void primary_killed_midstream_counts_exactly_on_the_new_primary(void **st
     /* The replica stops hearing from the primary, which goes on taking
      * steps: those steps exist only on the primary when it dies. */
     harness_redis_t *old = g_dep.node[0];
-    g_dep.relay.hold = 1;
+    relay_hold(g_dep.relay, true);
     cm.past = tc_offsets_sum("opstream-count") + 300;
     assert_int_equal(harness_wait_until(offsets_past, &cm, 30000), 0);
     int64_t count_before = tc_offsets_sum("opstream-count");
@@ -157,7 +157,7 @@ static void primary_killed_midstream_counts_exactly_on_the_new_primary(void **st
     int64_t t_kill = harness_now_ms();
     int old_port = old->port;
     assert_int_equal(harness_redis_kill(old), 0);
-    g_dep.relay.drop = 1;
+    relay_drop(g_dep.relay);
     assert_true(s.produced < s.n); /* mid-stream */
 
     harness_redis_t *now_primary = sh_wait_promotion(&g_dep, old_port, 90000);
