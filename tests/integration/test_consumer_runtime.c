@@ -76,7 +76,7 @@ typedef struct says {
 
 static bool proc_says(void *arg) {
     const says_t *s = arg;
-    return tc_stderr_has(s->p, s->what);
+    return harness_proc_stderr_has(s->p, s->what);
 }
 
 static int occurrences(harness_proc_t *p, const char *what) {
@@ -205,12 +205,7 @@ static void produce_arrests_at_once(int first, int n, int64_t at) {
         unsigned char buf[OPS_CODEC_MAX_FRAME];
         size_t len;
         ops_event_t ev = arrest_frame(&rng, i, at, buf, &len);
-        assert_int_equal(
-            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"), RD_KAFKA_V_PARTITION(0),
-                              RD_KAFKA_V_KEY(ev.country, strlen(ev.country)),
-                              RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_END),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
+        tc_produce_raw_to("opstream.arrests", 0, ev.country, buf, len);
     }
     tc_flush();
 }

@@ -186,13 +186,7 @@ static void a_leader_broker_down_does_not_hold_up_the_partitions_led_by_the_othe
         assert_int_equal(
             ops_codec_encode_event(g_codec, &ev, frame, sizeof frame, &len, err, sizeof err), 0);
         ops_topic_name(NULL, ev.kind, topic, sizeof topic);
-        assert_int_equal(
-            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-                              RD_KAFKA_V_KEY(ev.country, strlen(ev.country)),
-                              RD_KAFKA_V_VALUE(frame, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_poll(g_rk, 0);
+        tc_produce_raw_to(topic, part, ev.country, frame, len);
         tc_model_event(&m, &ev, now);
     }
     tc_flush();
@@ -464,7 +458,7 @@ static void garbage_and_truncated_messages_go_to_dlq_once_and_counts_stay_exact(
 }
 
 static bool says_waiting_for_broker(void *arg) {
-    return tc_stderr_has(arg, "waiting for broker 127.0.0.1:1");
+    return harness_proc_stderr_has(arg, "waiting for broker 127.0.0.1:1");
 }
 
 static void unreachable_broker_is_waited_for_and_reported(void **state) {

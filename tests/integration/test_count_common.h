@@ -132,11 +132,14 @@ TC_HELPER ops_event_t tc_event(uint64_t *rng, const char *op, int i, int64_t at)
     return ev;
 }
 
-TC_HELPER void tc_produce_raw(const char *topic, const char *key, const void *val, size_t len) {
+/* Queues one message on partition of topic (RD_KAFKA_PARTITION_UA: the
+ * partitioner's choice by key; key may be NULL). */
+TC_HELPER void tc_produce_raw_to(const char *topic, int32_t partition, const char *key,
+                                 const void *val, size_t len) {
     rd_kafka_resp_err_t e;
 
     do {
-        e = rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic),
+        e = rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
                               RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
                               RD_KAFKA_V_VALUE((void *)val, len),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
@@ -145,6 +148,10 @@ TC_HELPER void tc_produce_raw(const char *topic, const char *key, const void *va
     } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
     assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_poll(g_rk, 0);
+}
+
+TC_HELPER void tc_produce_raw(const char *topic, const char *key, const void *val, size_t len) {
+    tc_produce_raw_to(topic, RD_KAFKA_PARTITION_UA, key, val, len);
 }
 
 /* Queues one event on its kind's topic, keyed by country. */
@@ -535,23 +542,12 @@ TC_HELPER void tc_behind_retention(const char *group, tc_model_t *m, int64_t *lo
             assert_int_equal(tc_offsets_sum(group), 100);
             memset(pad, 'x', (size_t)junk_size);
             pad[0] = 0x01; /* not a frame: the survivors of it go to the DLQ */
-            for (int j = 0; j < junk; j++) {
-                assert_int_equal(rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"),
-                                                   RD_KAFKA_V_PARTITION(0),
-                                                   RD_KAFKA_V_VALUE(pad, (size_t)junk_size),
-                                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                                   RD_KAFKA_V_END),
-                                 0);
-                rd_kafka_poll(g_rk, 0);
-            }
+            for (int j = 0; j < junk; j++)
+                tc_produce_raw_to("opstream.arrests", 0, NULL, pad, (size_t)junk_size);
             tc_flush();
         }
         tc_model_event(m, &ev, now); /* before the gap, or after it: all survive */
-        assert_int_equal(
-            rd_kafka_producev(g_rk, RD_KAFKA_V_TOPIC("opstream.arrests"), RD_KAFKA_V_PARTITION(0),
-                              RD_KAFKA_V_KEY("NG", 2), RD_KAFKA_V_VALUE(frame, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-            0);
+        tc_produce_raw_to("opstream.arrests", 0, "NG", frame, len);
         tc_flush();
     }
     free(pad);
@@ -663,17 +659,12 @@ TC_HELPER void tc_stream_finish(tc_stream_t *s) {
     free(s->ev);
 }
 
-/* Whether the stderr of p so far holds text. */
-TC_HELPER bool tc_stderr_has(harness_proc_t *p, const char *text) {
-    return harness_proc_stderr_has(p, text);
-}
-
 /* harness_wait_until predicate: arg is {harness_proc_t *, const char *};
  * true once the process's stderr holds the text. */
 TC_HELPER bool tc_says(void *arg) {
     void **a = arg;
 
-    return tc_stderr_has(a[0], a[1]);
+    return harness_proc_stderr_has(a[0], a[1]);
 }
 
 #endif

@@ -37,7 +37,7 @@ TC_HELPER bool offsets_moved(void *arg) {
 }
 
 TC_HELPER bool proc_says_assigned(void *arg) {
-    return tc_stderr_has(arg, "assigned");
+    return harness_proc_stderr_has(arg, "assigned");
 }
 
 #endif

@@ -19,7 +19,7 @@
 #include <signal.h>
 
 static bool proc_says_retrying(void *arg) {
-    return tc_stderr_has(arg, "retrying");
+    return harness_proc_stderr_has(arg, "retrying");
 }
 
 static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
@@ -45,7 +45,7 @@ static void redis_killed_and_restarted_midstream_counts_exactly(void **state) {
 }
 
 static bool proc_says_batch_not_applied(void *arg) {
-    return tc_stderr_has(arg, "batch not applied");
+    return harness_proc_stderr_has(arg, "batch not applied");
 }
 
 /* Whether a consumer's step (an EVALSHA) waits in Redis, held back by
@@ -162,7 +162,7 @@ static void steps_beside_the_next_batch_count_exactly_and_never_fence_themselves
     assert_int_equal(tc_wait_consumed("opstream-count", 60000), 0);
     assert_int_equal(harness_proc_stop(p, 20000), 0);
     assert_int_equal(tc_model_compare(&m, true), 0);
-    assert_false(tc_stderr_has(p, "batch not applied"));
+    assert_false(harness_proc_stderr_has(p, "batch not applied"));
     /* and the steps did run beside the next batch (-v says how many) */
     char *err = harness_proc_stderr(p);
     const char *line = err != NULL ? strstr(err, " steps ran while the next batch took") : NULL;
